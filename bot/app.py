@@ -1,0 +1,272 @@
+"""The bot's HTTP server: slash commands, buttons, dialogs, webhooks, the sync API and probes.
+
+Every request is authenticated before its body is parsed; a body over the limit is refused with
+413 before it is read whole; every answer carries an ``X-Request-Id``; nothing a client sends can
+produce a traceback in a response.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot.interactive import ACTIONS, Press, PressResult, Refused
+from bot.logs import log, request_id_var
+from bot.runtime import Bot
+from bot.slash import SlashCommands, parse_form, token_ok
+from services.errors import ServiceError
+
+logger = logging.getLogger("cpn.http")
+access = logging.getLogger("cpn.access")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class EdgeMiddleware:
+    """Request id, body-size limit, access log and request metrics, for every route."""
+
+    def __init__(self, app: ASGIApp, bot: Bot) -> None:
+        self.app = app
+        self.bot = bot
+        self.limit = bot.config.server.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex[:16]
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            length = headers.get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.limit):
+                await self._too_large(scope, receive, send_with_id)
+                return
+            received = 0
+
+            async def limited_receive() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.limit:
+                        raise BodyTooLarge
+                return message
+
+            try:
+                await self.app(scope, limited_receive, send_with_id)
+            except BodyTooLarge:
+                await self._too_large(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_label(scope)
+            self.bot.metrics.inc("cpn_http_requests_total", route=route, status=str(status))
+            self.bot.metrics.observe("cpn_http_request_seconds", elapsed, route=route)
+            if route != "/metrics":
+                log(
+                    access,
+                    logging.INFO,
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    ms=round(elapsed * 1000, 2),
+                )
+            request_id_var.reset(token)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse({"error": "request body too large", "limit": self.limit}, status_code=413)
+        await response(scope, receive, send)
+
+
+KNOWN_ROUTES = (
+    "/mattermost/command",
+    "/mattermost/actions",
+    "/mattermost/dialogs",
+    "/hooks/gitlab",
+    "/hooks/sonarqube",
+    "/hooks/argocd",
+    "/hooks/trivy",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+)
+
+
+def _route_label(scope: Scope) -> str:
+    path: str = scope.get("path", "")
+    if path in KNOWN_ROUTES:
+        return path
+    if path.startswith("/api/v1/projects/") and path.endswith("/sync"):
+        return "/api/v1/projects/{project}/repositories/{repo}/sync"
+    return "other"
+
+
+def _json_error(status: int, error: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": error, **extra}, status_code=status)
+
+
+def create_app(bot: Bot, manage_lifecycle: bool = True) -> ASGIApp:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            await bot.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                await bot.stop()
+
+    app = FastAPI(title="cpn-bot", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    slash = SlashCommands(bot)
+    command_tokens = [t.get_secret_value() for t in bot.config.mattermost.command_tokens]
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log(logger, logging.ERROR, "unhandled error", path=request.url.path, error=type(exc).__name__)
+        return _json_error(500, "internal error", request_id=request_id_var.get())
+
+    # -- Mattermost ---------------------------------------------------------------------------
+
+    async def command(request: Request) -> Response:
+        if not token_ok(request.headers.get("authorization"), command_tokens):
+            bot.metrics.inc("cpn_command_errors_total", reason="unauthorized")
+            return _json_error(401, "invalid or missing command token")
+        if request.method == "GET":
+            form = {k: request.query_params.getlist(k) for k in request.query_params}
+        else:
+            form = parse_form(await request.body())
+        return JSONResponse(await slash.handle(form))
+
+    app.add_api_route("/mattermost/command", command, methods=["POST", "GET"])
+
+    @app.post("/mattermost/actions")
+    async def actions(request: Request) -> Response:
+        body = await _json_body(request)
+        if body is None:
+            return _json_error(400, "body must be a JSON object")
+        return await _press(bot, body, dialog=False)
+
+    @app.post("/mattermost/dialogs")
+    async def dialogs(request: Request) -> Response:
+        body = await _json_body(request)
+        if body is None:
+            return _json_error(400, "body must be a JSON object")
+        try:
+            state = json.loads(body.get("state") or "null")
+        except (ValueError, TypeError):
+            state = None
+        body["context"] = state
+        return await _press(bot, body, dialog=True)
+
+    # -- webhooks and the sync API (their issues fill them in) ----------------------------------
+
+    for source in ("gitlab", "sonarqube", "argocd", "trivy"):
+        app.add_api_route(f"/hooks/{source}", _not_yet(source), methods=["POST"])
+
+    @app.post("/api/v1/projects/{project}/repositories/{repo}/sync")
+    async def sync_api(project: str, repo: str, request: Request) -> Response:
+        header = request.headers.get("authorization", "")
+        if not header.lower().startswith("bearer ") or len(header) < 16:
+            return _json_error(401, "missing bearer token", hint="Authorization: Bearer <token cpn>")
+        return _json_error(401, "invalid token")
+
+    # -- probes ---------------------------------------------------------------------------------
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        checks: dict[str, str] = {}
+        try:
+            checks["store"] = "ok" if bot.store.ping() else "failed"
+        except Exception:
+            checks["store"] = "failed"
+        try:
+            checks["mattermost"] = "ok" if await bot.mm.ping() else "failed"
+        except ServiceError:
+            checks["mattermost"] = "unreachable"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return PlainTextResponse(bot.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return EdgeMiddleware(app, bot)
+
+
+def _not_yet(source: str) -> Any:
+    async def endpoint() -> Response:
+        return _json_error(501, f"{source} webhooks are not handled yet")
+
+    return endpoint
+
+
+async def _json_body(request: Request) -> dict[str, Any] | None:
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+async def _press(bot: Bot, body: dict[str, Any], dialog: bool) -> Response:
+    """A button press or a dialog submission: verify its signed context, then run its action."""
+    tr = bot.tr
+    user_id = str(body.get("user_id", ""))
+    try:
+        signed = bot.signer.verify(body.get("context"), user_id)
+    except Refused as exc:
+        bot.metrics.inc("cpn_actions_refused_total", reason=exc.key)
+        if exc.forged:
+            return _json_error(401, "invalid action context")
+        result = PressResult(ephemeral=tr(exc.key))
+        return JSONResponse(result.dialog_body() if dialog else result.action_body())
+    handler = ACTIONS.get(signed.action)
+    if handler is None:
+        return JSONResponse(PressResult(ephemeral=tr("actions.unknown")).action_body())
+    press = Press(
+        action=signed.action,
+        data=signed.data,
+        user_id=user_id,
+        user_name=str(body.get("user_name", "")),
+        channel_id=str(body.get("channel_id", "")),
+        team_id=str(body.get("team_id", "")),
+        post_id=str(body.get("post_id", "")),
+        trigger_id=str(body.get("trigger_id", "")),
+        submission=body.get("submission") or {} if dialog else {},
+    )
+    try:
+        result = await handler(press, bot)
+    except ServiceError as exc:
+        result = PressResult(ephemeral=tr("errors.service", service=exc.service))
+    except Exception as exc:
+        log(logger, logging.ERROR, "action crashed", action=signed.action, error=type(exc).__name__)
+        result = PressResult(ephemeral=tr("errors.internal", ref=request_id_var.get()))
+    bot.metrics.inc("cpn_actions_total", action=signed.action)
+    return JSONResponse(result.dialog_body() if dialog else result.action_body())

@@ -1,0 +1,108 @@
+"""``cpn-bot``: serve, sandbox, demo, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from bot.config import ConfigError, load_config
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bot.app import create_app
+    from bot.logs import setup_logging
+    from bot.runtime import Bot
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"configuration refused:\n{exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.logging.level, config.logging.json_format)
+    bot = Bot(config)
+    uvicorn.run(
+        create_app(bot),
+        host=config.server.host,
+        port=config.server.port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from services.health import check_all
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"configuration refused:\n{exc}", file=sys.stderr)
+        return 2
+    print(f"{args.config}: valid")
+    results = asyncio.run(check_all(config))
+    for result in results:
+        print(result.line())
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from bot.sandbox.run import run_sandbox
+
+    return run_sandbox(
+        user=args.as_user,
+        channel=args.channel,
+        headless=args.headless,
+        state_file=args.state_file,
+        language=args.language,
+    )
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.sandbox.demo import run_demo
+
+    return run_demo(language=args.language)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cpn-bot", description="ChatOps bot of Cloud π Native")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the bot (production)")
+    serve.add_argument("--config", required=True, help="TOML configuration file")
+    serve.set_defaults(func=_serve)
+
+    check = sub.add_parser("check-config", help="validate a configuration and reach every service")
+    check.add_argument("--config", required=True)
+    check.set_defaults(func=_check_config)
+
+    sandbox = sub.add_parser("sandbox", help="the bot with every platform service emulated locally")
+    sandbox.add_argument("--as", dest="as_user", default="alice", help="the user you type as")
+    sandbox.add_argument("--channel", default="equipe-alpha", help="the channel you type in")
+    sandbox.add_argument("--headless", action="store_true", help="no terminal chat")
+    sandbox.add_argument("--state-file", help="with --headless: where to write URLs, tokens and ids")
+    sandbox.add_argument("--language", choices=["fr", "en"], default="fr")
+    sandbox.set_defaults(func=_sandbox)
+
+    demo = sub.add_parser("demo", help="a scripted tour in the sandbox; exit 0 if every step passed")
+    demo.add_argument("--language", choices=["fr", "en"], default="fr")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "sandbox" and args.headless and not args.state_file:
+        print("--headless needs --state-file", file=sys.stderr)
+        return 2
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Configuration: one TOML file read into pydantic models.
+
+Secrets are never written in the file: a secret field holds ``env:NAME`` or ``file:PATH`` and is
+resolved at load time into a :class:`pydantic.SecretStr`, whose ``repr`` never shows the value. A bad
+or missing value is refused with the key's dotted name and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names each bad key."""
+
+
+def resolve_secret(value: object) -> SecretStr:
+    """Turn ``env:NAME`` / ``file:PATH`` into the secret it points to.
+
+    A literal value is refused: a secret in a config file ends up in backups and diffs.
+    """
+    if isinstance(value, SecretStr):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a string 'env:NAME' or 'file:PATH'")
+    kind, sep, ref = value.partition(":")
+    if not sep or kind not in ("env", "file") or not ref:
+        raise ValueError("secrets are never written literally: use 'env:NAME' or 'file:PATH'")
+    if kind == "env":
+        secret = os.environ.get(ref)
+        if secret is None or secret == "":
+            raise ValueError(f"environment variable {ref} is not set")
+        return SecretStr(secret)
+    path = Path(ref).expanduser()
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read secret file {ref}: {exc.strerror}") from None
+    if not secret:
+        raise ValueError(f"secret file {ref} is empty")
+    return SecretStr(secret)
+
+
+Secret = Annotated[SecretStr, BeforeValidator(resolve_secret)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: AnyHttpUrl = Field(description="URL at which Mattermost reaches the bot")
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    command_reply_budget_seconds: float = Field(0.8, gt=0, le=2.5)
+
+
+class StoreConfig(Section):
+    path: str = "var/cpn-bot.sqlite"
+
+
+class SecurityConfig(Section):
+    signing_key: Secret
+    action_ttl_seconds: int = Field(300, ge=10, le=86_400)
+
+
+class MattermostConfig(Section):
+    url: AnyHttpUrl
+    bot_token: Secret
+    command_tokens: list[Secret] = Field(min_length=1)
+    allowed_teams: list[str] = Field(default_factory=list, description="team names or ids; empty: any")
+    trigger: str = Field("cpn", pattern=r"^[a-z0-9_-]{1,32}$")
+    timeout_seconds: float = Field(5.0, gt=0, le=60)
+    websocket: bool = True
+
+
+class PlatformConfig(Section):
+    admins: list[str] = Field(default_factory=list, description="usernames or e-mails of platform admins")
+    project_creators: list[str] = Field(default_factory=list, description="empty: anyone may create")
+    root_group: str = "forge/projects"
+    support_channel: str = ""
+
+
+class OutboxConfig(Section):
+    concurrency: int = Field(8, ge=1, le=64)
+    poll_seconds: float = Field(0.5, gt=0, le=30)
+    base_backoff_seconds: float = Field(0.5, gt=0)
+    max_backoff_seconds: float = Field(60.0, gt=0)
+    give_up_after_hours: float = Field(24.0, gt=0)
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = Field(True, alias="json")
+
+
+class ServiceEndpoint(Section):
+    """A platform service the bot reaches with a URL and a token (GitLab, Quay, SonarQube…)."""
+
+    url: AnyHttpUrl
+    token: Secret
+    timeout_seconds: float = Field(10.0, gt=0, le=120)
+    ui_url: AnyHttpUrl | None = None
+
+
+class VaultConfig(ServiceEndpoint):
+    kv_mount: str = "forge-dso"
+
+
+class NexusConfig(Section):
+    url: AnyHttpUrl
+    username: str = "admin"
+    password: Secret
+    timeout_seconds: float = Field(10.0, gt=0, le=120)
+
+
+class ArgoCDConfig(Section):
+    url: AnyHttpUrl
+    username: str = "admin"
+    password: Secret
+    timeout_seconds: float = Field(10.0, gt=0, le=120)
+    webhook_secret: Secret | None = None
+
+
+class Config(Section):
+    language: Literal["fr", "en"] = "fr"
+    server: ServerConfig
+    store: StoreConfig = StoreConfig()
+    security: SecurityConfig
+    mattermost: MattermostConfig
+    platform: PlatformConfig = PlatformConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    logging: LoggingConfig = LoggingConfig()
+    gitlab: ServiceEndpoint | None = None
+    vault: VaultConfig | None = None
+    quay: ServiceEndpoint | None = None
+    nexus: NexusConfig | None = None
+    sonarqube: ServiceEndpoint | None = None
+    argocd: ArgoCDConfig | None = None
+
+    @field_validator("platform")
+    @classmethod
+    def _lower_admins(cls, value: PlatformConfig) -> PlatformConfig:
+        return value.model_copy(update={"admins": [a.lower() for a in value.admins]})
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(root)"
+        message = item["msg"]
+        if item["type"] == "missing":
+            message = "missing (required)"
+        elif item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        lines.append(f"{key}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any]) -> Config:
+    """Validate an already-parsed TOML document."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the TOML file at ``path``; raise :class:`ConfigError` naming each bad key."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data)

@@ -1,0 +1,134 @@
+"""From a slash command's text to a :class:`~bot.context.Reply`: parse, check rights, run.
+
+Everything that can go wrong with what a user typed ends here as an ephemeral message with the
+command's usage; a handler's crash ends as a short apology with a reference, never a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from typing import TYPE_CHECKING
+
+from bot.context import CommandContext, Reply
+from bot.logs import log, request_id_var
+from bot.parser import UsageError, clean, parse_args, tokenize
+from bot.render import help as help_render
+from bot.render.safe import code
+from bot.rights import Access, Role, allows, requirement_label
+from bot.spec import CommandSpec, Registry
+from services.errors import ServiceError
+
+if TYPE_CHECKING:
+    from bot.runtime import Bot
+
+logger = logging.getLogger("cpn.dispatcher")
+
+
+class Dispatcher:
+    def __init__(self, bot: Bot, registry: Registry) -> None:
+        self.bot = bot
+        self.registry = registry
+
+    @property
+    def trigger(self) -> str:
+        return self.bot.config.mattermost.trigger
+
+    async def run(self, ctx: CommandContext, text: str) -> Reply:
+        tr = ctx.tr
+        try:
+            cleaned = clean(text)
+            tokens = tokenize(cleaned)
+            words = [t.word for t in tokens]
+            if not words:
+                words, tokens = ["help"], []
+            spec, used = self.registry.match(words)
+            if spec is None:
+                return Reply(self._unknown(words, ctx))
+            ctx.spec = spec
+            ctx.args = parse_args(spec, tokens[used:], cleaned)
+        except UsageError as exc:
+            message = tr(
+                exc.key,
+                **{k: code(str(v)) if k in ("value", "flag", "extra") else v for k, v in exc.params.items()},
+            )
+            self.bot.metrics.inc("cpn_command_errors_total", reason="usage")
+            return Reply(help_render.usage_error(message, exc.spec, tr, self.trigger))
+
+        refusal = await self.refusal(spec, ctx)
+        if refusal is not None:
+            self.bot.metrics.inc("cpn_command_errors_total", reason="rights")
+            return Reply(refusal)
+        self.bot.metrics.inc("cpn_commands_total", command=spec.name)
+        try:
+            return await spec.handler(ctx)
+        except ServiceError as exc:
+            self.bot.metrics.inc("cpn_command_errors_total", reason="service")
+            return Reply(tr("errors.service", service=exc.service))
+        except Exception as exc:
+            self.bot.metrics.inc("cpn_command_errors_total", reason="internal")
+            log(logger, logging.ERROR, "command crashed", command=spec.name, error=type(exc).__name__)
+            logger.debug("command crash", exc_info=True)
+            return Reply(tr("errors.internal", ref=request_id_var.get() or "-"))
+
+    # -- rights -------------------------------------------------------------------------------
+
+    async def refusal(self, spec: CommandSpec, ctx: CommandContext) -> str | None:
+        """Why the caller may not run ``spec`` on these arguments, or None if they may."""
+        if spec.requires is Access.ANYONE:
+            return None
+        identity = await ctx.identity()
+        role: Role | None = None
+        if spec.scoped and isinstance(spec.requires, Role):
+            project = str(ctx.args.get(spec.project_arg or "", "") or "")
+            if not self.bot.project_exists(project):
+                return ctx.tr("errors.unknown_project", project=code(project))
+            role = self.bot.projects_roles(project, ctx.user_id)
+        elif isinstance(spec.requires, Role):
+            role = self.bot.best_role(ctx.user_id)
+        if allows(
+            spec.requires,
+            is_platform_admin=identity.is_platform_admin,
+            is_creator=self.bot.is_creator(identity),
+            role=role,
+        ):
+            return None
+        return ctx.tr(
+            "errors.forbidden", command=spec.name, required=requirement_label(spec.requires, ctx.lang)
+        )
+
+    async def visible(self, ctx: CommandContext) -> list[CommandSpec]:
+        """The commands ``/cpn help`` shows this caller: those they may run somewhere."""
+        identity = await ctx.identity()
+        best = self.bot.best_role(ctx.user_id)
+        creator = self.bot.is_creator(identity)
+        return [
+            spec
+            for spec in self.registry.all()
+            if not spec.hidden
+            and allows(
+                spec.requires, is_platform_admin=identity.is_platform_admin, is_creator=creator, role=best
+            )
+        ]
+
+    # -- typos --------------------------------------------------------------------------------
+
+    def _unknown(self, words: list[str], ctx: CommandContext) -> str:
+        tr = ctx.tr
+        typed = " ".join(words[:2]).lower()
+        groups = self.registry.groups()
+        if words[0].lower() in groups:
+            verbs = ", ".join(f"`{s.name}`" for s in groups[words[0].lower()])
+            return tr("errors.unknown_verb", group=code(words[0]), verbs=verbs, trigger=self.trigger)
+        names = [s.name for s in self.registry.all() if not s.hidden]
+        candidates = difflib.get_close_matches(typed, names, n=1, cutoff=0.5) or difflib.get_close_matches(
+            words[0].lower(), names + list(groups), n=1, cutoff=0.5
+        )
+        if candidates:
+            return tr(
+                "errors.unknown_command_suggest",
+                typed=code(" ".join(words[:2])),
+                suggestion=f"/{self.trigger} {candidates[0]}",
+                trigger=self.trigger,
+            )
+        return tr("errors.unknown_command", typed=code(" ".join(words[:2])), trigger=self.trigger)

@@ -1,0 +1,150 @@
+"""Inbound events (webhooks) made durable before they are acknowledged, then processed in order.
+
+``accept`` writes the row (deduplicated by the sender's delivery id) and only then may the HTTP
+handler answer ``202``. A worker hands each row to the handler registered for its source; a crash
+between the ``202`` and the processing only delays it: pending rows are picked up at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.logs import log
+from bot.store import Store, now
+
+if TYPE_CHECKING:
+    from bot.runtime import Bot
+
+logger = logging.getLogger("cpn.inbox")
+
+
+@dataclass
+class InboundEvent:
+    id: int
+    source: str
+    delivery_id: str
+    event_type: str
+    project_key: str
+    headers: dict[str, str]
+    body: str
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+EventHandler = Callable[[InboundEvent, "Bot"], Awaitable[None]]
+HANDLERS: dict[str, EventHandler] = {}
+
+
+def inbox_handler(source: str) -> Callable[[EventHandler], EventHandler]:
+    def decorate(handler: EventHandler) -> EventHandler:
+        HANDLERS[source] = handler
+        return handler
+
+    return decorate
+
+
+class Inbox:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def accept(
+        self,
+        source: str,
+        delivery_id: str,
+        event_type: str,
+        body: str,
+        headers: dict[str, str] | None = None,
+        project_key: str = "",
+    ) -> tuple[int, bool]:
+        """Store the event; returns (row id, is_new). A delivery seen before is not stored twice."""
+        try:
+            row_id = (
+                self.store.db.table("inbox")
+                .insert(
+                    {
+                        "source": source,
+                        "delivery_id": delivery_id,
+                        "event_type": event_type,
+                        "project_key": project_key,
+                        "headers": json.dumps(headers or {}),
+                        "body": body,
+                        "status": "pending",
+                        "received_at": now(),
+                    }
+                )
+                .last_pk
+            )
+        except sqlite3.IntegrityError:
+            existing = self.store.db.execute(
+                "SELECT id FROM inbox WHERE source = ? AND delivery_id = ?", (source, delivery_id)
+            ).fetchone()
+            return int(existing[0]), False
+        self._wake.set()
+        return int(row_id or 0), True
+
+    def pending(self) -> int:
+        return self.store.count("inbox", "status = 'pending'")
+
+    async def run(self, bot: Bot) -> None:
+        while not self._stopping:
+            rows = list(
+                self.store.db.table("inbox").rows_where("status = 'pending'", order_by="id", limit=100)
+            )
+            for row in rows:
+                await self._process(row, bot)
+            if rows:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.pending():
+            if time.monotonic() > deadline:
+                raise TimeoutError("inbox still has pending events")
+            await asyncio.sleep(0.01)
+
+    async def _process(self, row: dict[str, Any], bot: Bot) -> None:
+        event = InboundEvent(
+            id=row["id"],
+            source=row["source"],
+            delivery_id=row["delivery_id"],
+            event_type=row["event_type"],
+            project_key=row["project_key"],
+            headers=json.loads(row["headers"]),
+            body=row["body"],
+        )
+        handler = HANDLERS.get(event.source)
+        status, error = "done", ""
+        if handler is None:
+            status = "ignored"
+            bot.metrics.inc("cpn_events_ignored_total", source=event.source, reason="no_handler")
+        else:
+            try:
+                await handler(event, bot)
+            except Exception as exc:
+                status, error = "failed", type(exc).__name__
+                log(logger, logging.ERROR, "event processing failed", event=event.id, error=error)
+                bot.metrics.inc("cpn_event_errors_total", source=event.source)
+        self.store.db.execute(
+            "UPDATE inbox SET status = ?, error = ?, attempts = attempts + 1, processed_at = ? WHERE id = ?",
+            (status, error, now(), event.id),
+        )
+        bot.metrics.inc("cpn_events_processed_total", source=event.source, status=status)

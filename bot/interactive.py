@@ -1,0 +1,168 @@
+"""Buttons and dialogs: signed, expiring contexts bound to the one user allowed to use them.
+
+Mattermost does not sign the requests it sends when a button is pressed or a dialog submitted, and
+any user can craft a post with buttons pointing at the bot. So the bot signs every context it
+hands out (HMAC-SHA256 with its signing key) and checks, on the way back, the signature, the expiry
+and that the presser is the user the button was made for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bot.outbox import Post
+
+if TYPE_CHECKING:
+    from bot.runtime import Bot
+
+Json = dict[str, Any]
+ANY_USER = "*"
+
+
+class Refused(Exception):
+    """A press or submission the bot will not act on; ``key`` is the catalog entry saying why."""
+
+    def __init__(self, key: str, forged: bool = False) -> None:
+        super().__init__(key)
+        self.key = key
+        self.forged = forged
+
+
+@dataclass(frozen=True)
+class Signed:
+    action: str
+    data: Json
+    user_id: str
+    expires: int
+
+
+class Signer:
+    def __init__(self, key: bytes, ttl: int = 300) -> None:
+        self._key = key
+        self.ttl = ttl
+
+    def _mac(self, payload: list[Any]) -> str:
+        raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return hmac.new(self._key, raw, hashlib.sha256).hexdigest()
+
+    def sign(self, action: str, data: Json, user_id: str, ttl: int | None = None) -> Json:
+        expires = int(time.time()) + (ttl or self.ttl)
+        nonce = secrets.token_hex(8)
+        return {
+            "action": action,
+            "data": data,
+            "user": user_id,
+            "exp": expires,
+            "nonce": nonce,
+            "sig": self._mac([action, data, user_id, expires, nonce]),
+        }
+
+    def verify(self, context: Any, presser_id: str) -> Signed:
+        if not isinstance(context, dict):
+            raise Refused("actions.forged", forged=True)
+        try:
+            action, data, user, expires, nonce, sig = (
+                context["action"],
+                context["data"],
+                context["user"],
+                int(context["exp"]),
+                context["nonce"],
+                str(context["sig"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise Refused("actions.forged", forged=True) from None
+        expected = self._mac([action, data, user, expires, nonce])
+        if not hmac.compare_digest(expected, sig):
+            raise Refused("actions.forged", forged=True)
+        if expires < time.time():
+            raise Refused("actions.expired")
+        if user != ANY_USER and user != presser_id:
+            raise Refused("actions.not_yours")
+        return Signed(str(action), dict(data), str(user), expires)
+
+
+@dataclass
+class Press:
+    """A button press or a dialog submission, once its context is verified."""
+
+    action: str
+    data: Json
+    user_id: str
+    user_name: str
+    channel_id: str
+    team_id: str
+    post_id: str
+    trigger_id: str
+    submission: Json = field(default_factory=dict)  # dialogs only; may hold secrets: never log it
+
+
+@dataclass
+class PressResult:
+    """``update`` replaces the post carrying the button; ``ephemeral`` is shown to the presser only;
+    ``errors`` (dialogs) are shown next to the fields."""
+
+    update: Post | None = None
+    ephemeral: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def action_body(self) -> Json:
+        body: Json = {}
+        if self.update is not None:
+            body["update"] = self.update.body()
+        if self.ephemeral:
+            body["ephemeral_text"] = self.ephemeral
+        return body
+
+    def dialog_body(self) -> Json:
+        body: Json = {}
+        if self.errors:
+            body["errors"] = self.errors
+        if self.ephemeral:
+            body["error"] = self.ephemeral  # shown at the bottom of the dialog
+        return body
+
+
+PressHandler = Callable[[Press, "Bot"], Awaitable[PressResult]]
+ACTIONS: dict[str, PressHandler] = {}
+
+
+def action(name: str) -> Callable[[PressHandler], PressHandler]:
+    """Register what a button (or a dialog with this callback) does."""
+
+    def decorate(handler: PressHandler) -> PressHandler:
+        ACTIONS[name] = handler
+        return handler
+
+    return decorate
+
+
+def button(
+    bot_url: str,
+    signer: Signer,
+    *,
+    name: str,
+    label: str,
+    user_id: str,
+    data: Json,
+    style: str = "default",
+    ttl: int | None = None,
+) -> Json:
+    """An interactive message action whose context only ``user_id`` can use, until it expires."""
+    action_id = "".join(ch for ch in f"{name}{label}" if ch.isalnum())[:40] or "action"
+    return {
+        "id": action_id,
+        "name": label,
+        "type": "button",
+        "style": style,
+        "integration": {
+            "url": f"{bot_url}/mattermost/actions",
+            "context": signer.sign(name, data, user_id, ttl),
+        },
+    }

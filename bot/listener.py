@@ -1,0 +1,129 @@
+"""Messages people write to the bot: direct messages and mentions, over Mattermost's websocket.
+
+The websocket client of mattermostautodriver authenticates with the bot token and reconnects on
+its own. Each ``posted`` event that is a DM to the bot or mentions it goes to the registered message
+handler (the support feature answers questions); by default the bot points to ``/cpn help``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mattermostautodriver import Websocket
+
+from bot.outbox import Post
+from services.mattermost import driver_options
+
+if TYPE_CHECKING:
+    from bot.runtime import Bot
+
+logger = logging.getLogger("cpn.listener")
+
+
+@dataclass(frozen=True)
+class Message:
+    post_id: str
+    root_id: str
+    channel_id: str
+    channel_type: str
+    user_id: str
+    sender_name: str
+    text: str
+
+    @property
+    def thread_id(self) -> str:
+        return self.root_id or self.post_id
+
+
+MessageHandler = Callable[[Message, "Bot"], Awaitable[None]]
+HANDLERS: list[MessageHandler] = []
+
+
+def on_message(handler: MessageHandler) -> MessageHandler:
+    """Register the handler of messages addressed to the bot (the last registered wins)."""
+    HANDLERS.append(handler)
+    return handler
+
+
+async def default_handler(message: Message, bot: Bot) -> None:
+    bot.outbox.enqueue(
+        message.channel_id,
+        Post(bot.tr("listener.hello", trigger=bot.config.mattermost.trigger)),
+        root_key=f"mm:{message.thread_id}",
+    )
+
+
+def parse_posted(raw: str, bot_user_id: str, bot_username: str) -> Message | None:
+    """The message of a ``posted`` event if it is addressed to the bot, else None."""
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(event, dict) or event.get("event") != "posted":
+        return None
+    data = event.get("data") or {}
+    try:
+        post = json.loads(data.get("post", "{}"))
+        mentions = json.loads(data["mentions"]) if data.get("mentions") else []
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(post, dict) or post.get("user_id") in ("", None, bot_user_id) or post.get("type"):
+        return None
+    text = str(post.get("message", ""))
+    direct = data.get("channel_type") == "D"
+    mentioned = bot_user_id in mentions or (bot_username and f"@{bot_username}" in text)
+    if not (direct or mentioned):
+        return None
+    if bot_username:
+        text = text.replace(f"@{bot_username}", "").strip()
+    return Message(
+        post_id=str(post.get("id", "")),
+        root_id=str(post.get("root_id", "")),
+        channel_id=str(post.get("channel_id", "")),
+        channel_type=str(data.get("channel_type", "")),
+        user_id=str(post.get("user_id", "")),
+        sender_name=str(data.get("sender_name", "")).lstrip("@"),
+        text=text,
+    )
+
+
+class Listener:
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        self._task: asyncio.Task[None] | None = None
+        self._socket: Websocket | None = None
+        self.received = 0
+
+    def start(self) -> None:
+        config = self.bot.config.mattermost
+        options = driver_options(str(config.url), config.bot_token.get_secret_value(), config.timeout_seconds)
+        options.update({"debug": False, "verify": True, "proxy": None, "websocket_kw_args": None})
+        self._socket = Websocket(options, config.bot_token.get_secret_value())
+        self._task = asyncio.create_task(self._socket.connect(self._on_event))
+
+    async def _on_event(self, raw: Any) -> None:
+        if not isinstance(raw, str):
+            return
+        message = parse_posted(raw, self.bot.mm.bot_user_id, self.bot.mm.bot_username)
+        if message is None:
+            return
+        self.received += 1
+        handler = HANDLERS[-1] if HANDLERS else default_handler
+        try:
+            await handler(message, self.bot)
+        except Exception:
+            logger.exception("message handler failed")
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            self._socket.disconnect()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task

@@ -1,0 +1,328 @@
+"""Every post the bot makes goes through here: durable, retried, ordered per thread, sent once.
+
+A row is written in SQLite before anything is sent, so a crash or a Mattermost outage loses nothing.
+Rows of one *group* (a card and its thread, or one channel's plain posts) are delivered strictly in
+order; groups are delivered concurrently. A transient failure backs off exponentially, a ``429``
+waits for its ``Retry-After``.
+
+Exactly once: every row has a ``uid`` stamped into the post's props. When a row is retried after an
+attempt whose outcome is unknown (timeout, crash between the request and the bookkeeping), the
+channel's recent posts are searched for that uid before creating the post again.
+
+Cards edited in place: a row with a ``post_key`` creates the post the first time and edits it
+afterwards (``posts`` table: key → post id). Replies name their thread with ``root_key``. When several
+edits of one card are pending, only the newest is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.config import OutboxConfig
+from bot.logs import log
+from bot.store import Store, now
+from services.errors import Failure, ServiceError
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
+    from services.mattermost import Mattermost
+
+logger = logging.getLogger("cpn.outbox")
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Post:
+    """What to show: a message and its attachments (pure data, built by renderers)."""
+
+    message: str = ""
+    attachments: tuple[Json, ...] = ()
+    props: tuple[tuple[str, Any], ...] = ()
+
+    def body(self) -> Json:
+        props: Json = dict(self.props)
+        if self.attachments:
+            props["attachments"] = list(self.attachments)
+        return {"message": self.message, "props": props}
+
+
+class Outbox:
+    def __init__(self, store: Store, mattermost: Mattermost, metrics: Metrics, config: OutboxConfig) -> None:
+        self.store = store
+        self.mm = mattermost
+        self.metrics = metrics
+        self.config = config
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._stopping = False
+        self._sem = asyncio.Semaphore(config.concurrency)
+
+    # -- producing ------------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        channel_id: str,
+        post: Post,
+        *,
+        post_key: str = "",
+        root_key: str = "",
+        ephemeral_to: str = "",
+        response_url: str = "",
+    ) -> int:
+        """Queue ``post`` for ``channel_id``; returns the row id. Never blocks on Mattermost."""
+        op = "ephemeral" if ephemeral_to else "post"
+        uid = uuid.uuid4().hex
+        if ephemeral_to:
+            group = f"eph:{uid}"
+        else:
+            group = root_key or post_key or f"ch:{channel_id}"
+        row_id = (
+            self.store.db.table("outbox")
+            .insert(
+                {
+                    "uid": uid,
+                    "group_key": group,
+                    "op": op,
+                    "post_key": post_key,
+                    "root_key": root_key,
+                    "channel_id": channel_id,
+                    "user_id": ephemeral_to,
+                    "payload": json.dumps(post.body(), ensure_ascii=False),
+                    "response_url": response_url,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": 0.0,
+                    "created_at": now(),
+                }
+            )
+            .last_pk
+        )
+        self.metrics.inc("cpn_outbox_enqueued_total", op=op)
+        self.wake()
+        return int(row_id or 0)
+
+    def wake(self) -> None:
+        self._wake.set()
+        self._idle.clear()
+
+    def post_id(self, key: str) -> str | None:
+        row = self.store.db.execute("SELECT post_id FROM posts WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def pending(self) -> int:
+        return self.store.count("outbox", "status = 'pending'")
+
+    # -- the worker -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Deliver until :meth:`stop`; wakes on enqueue, and polls for rows written by others."""
+        while not self._stopping:
+            delivered = await self.deliver_ready()
+            if delivered:
+                continue
+            if self.pending() == 0:
+                self._idle.set()
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._next_wait())
+            except TimeoutError:
+                pass
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        """For tests and the sandbox: until nothing is pending."""
+        deadline = time.monotonic() + timeout
+        while self.pending():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"outbox still has {self.pending()} pending rows")
+            self.wake()
+            await asyncio.sleep(0.01)
+
+    def _next_wait(self) -> float:
+        row = self.store.db.execute(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
+        ).fetchone()
+        if row is None or row[0] is None:
+            return self.config.poll_seconds
+        return max(0.01, min(self.config.poll_seconds, row[0] - now()))
+
+    def _ready_heads(self) -> list[Json]:
+        """The first pending row of each group, if its time has come."""
+        rows = self.store.db.execute(
+            """
+            SELECT o.* FROM outbox o
+            JOIN (SELECT group_key, MIN(id) AS id FROM outbox WHERE status = 'pending' GROUP BY group_key) h
+              ON o.id = h.id
+            WHERE o.next_attempt_at <= ?
+            ORDER BY o.id
+            LIMIT 256
+            """,
+            (now(),),
+        )
+        columns = [c[0] for c in rows.description]
+        return [dict(zip(columns, r, strict=True)) for r in rows.fetchall()]
+
+    async def deliver_ready(self) -> int:
+        heads = self._ready_heads()
+        if not heads:
+            return 0
+        await asyncio.gather(*(self._deliver_guarded(row) for row in heads))
+        return len(heads)
+
+    async def _deliver_guarded(self, row: Json) -> None:
+        async with self._sem:
+            try:
+                await self._deliver(row)
+            except ServiceError as exc:
+                self._failed(row, exc)
+            except Exception:  # a bug must not stop the other deliveries
+                logger.exception("outbox delivery crashed", extra={"fields": {"row": row["id"]}})
+                self._retry_later(row, "internal error", None)
+
+    # -- one delivery ---------------------------------------------------------------------------
+
+    async def _deliver(self, row: Json) -> None:
+        if row["post_key"] and self._superseded(row):
+            self._mark(row, "superseded")
+            return
+        body = json.loads(row["payload"])
+        if row["op"] == "ephemeral":
+            self._attempted(row)
+            await self.mm.create_ephemeral(row["user_id"], row["channel_id"], body["message"], body["props"])
+            self._sent(row)
+            return
+
+        root_id = ""
+        if row["root_key"] and row["root_key"] != row["post_key"]:
+            found = self.post_id(row["root_key"])
+            if found is None and self._root_pending(row["root_key"]):
+                self._retry_later(row, "thread root not delivered yet", 0.05)
+                return
+            root_id = found or ""  # a root that could not be posted: reply at top level
+
+        self._attempted(row)
+        existing = self.post_id(row["post_key"]) if row["post_key"] else None
+        if existing:
+            await self.mm.patch_post(existing, body["message"], body["props"])
+            self._sent(row)
+            return
+        if existing == "":
+            # The card went out through the response URL: it cannot be edited.
+            self._mark(row, "superseded")
+            return
+
+        props = dict(body["props"], cpn_uid=row["uid"])
+        post: Json | None = None
+        if row["attempts"] > 0:
+            post = await self._find_by_uid(row)
+        if post is None:
+            try:
+                post = await self.mm.create_post(
+                    row["channel_id"],
+                    body["message"],
+                    props,
+                    root_id=root_id,
+                    pending_post_id=f"{self.mm.bot_user_id}:{int(row['created_at'] * 1000)}",
+                )
+            except ServiceError as exc:
+                if exc.failure is Failure.FORBIDDEN and row["response_url"]:
+                    await self._via_response_url(row, body)
+                    return
+                raise
+        self._sent(row, post)
+
+    async def _via_response_url(self, row: Json, body: Json) -> None:
+        """The bot cannot post in this channel: answer through the slash command's response URL."""
+        reply = {"response_type": "in_channel", "text": body["message"], "props": body["props"]}
+        await self.mm.post_to_response_url(row["response_url"], reply)
+        self._sent(row, {"id": "", "channel_id": row["channel_id"], "root_id": ""})
+        self.metrics.inc("cpn_outbox_response_url_total")
+
+    async def _find_by_uid(self, row: Json) -> Json | None:
+        since = int((row["created_at"] - 5) * 1000)
+        for post in await self.mm.channel_posts_since(row["channel_id"], since):
+            if (post.get("props") or {}).get("cpn_uid") == row["uid"]:
+                self.metrics.inc("cpn_outbox_recovered_total")
+                return post
+        return None
+
+    def _superseded(self, row: Json) -> bool:
+        newer = self.store.db.execute(
+            "SELECT 1 FROM outbox WHERE status = 'pending' AND post_key = ? AND group_key = ? AND id > ? "
+            "AND op = 'post' LIMIT 1",
+            (row["post_key"], row["group_key"], row["id"]),
+        ).fetchone()
+        # Only an edit can be skipped: the first row must create the post the others edit.
+        return newer is not None and self.post_id(row["post_key"]) is not None
+
+    def _root_pending(self, root_key: str) -> bool:
+        return (
+            self.store.db.execute(
+                "SELECT 1 FROM outbox WHERE status = 'pending' AND post_key = ? LIMIT 1", (root_key,)
+            ).fetchone()
+            is not None
+        )
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+
+    def _attempted(self, row: Json) -> None:
+        """Counted before the request: after a crash, a count above zero means 'look before resending'."""
+        self.store.db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", (row["id"],))
+
+    def _sent(self, row: Json, post: Json | None = None) -> None:
+        with self.store.transaction():
+            self.store.db.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = '' WHERE id = ?",
+                (now(), row["id"]),
+            )
+            if post is not None and row["post_key"]:
+                self.store.db.table("posts").upsert(
+                    {
+                        "key": row["post_key"],
+                        "post_id": post.get("id", ""),
+                        "channel_id": row["channel_id"],
+                        "root_id": post.get("root_id", ""),
+                        "created_at": now(),
+                        "updated_at": now(),
+                    },
+                    pk="key",
+                )
+        self.metrics.inc("cpn_outbox_delivered_total", op=row["op"])
+        self.metrics.observe("cpn_outbox_delivery_seconds", now() - row["created_at"])
+
+    def _mark(self, row: Json, status: str) -> None:
+        self.store.db.execute("UPDATE outbox SET status = ? WHERE id = ?", (status, row["id"]))
+
+    def _failed(self, row: Json, exc: ServiceError) -> None:
+        self.metrics.inc("cpn_outbox_errors_total", failure=exc.failure.value)
+        too_old = now() - row["created_at"] > self.config.give_up_after_hours * 3600
+        if exc.transient and not too_old:
+            self._retry_later(row, str(exc), exc.retry_after)
+            return
+        log(logger, logging.WARNING, "post dropped", row=row["id"], error=str(exc))
+        self.store.db.execute(
+            "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?", (str(exc), row["id"])
+        )
+
+    def _retry_later(self, row: Json, error: str, retry_after: float | None) -> None:
+        if retry_after is None:
+            attempt = max(1, int(row["attempts"]) + 1)
+            backoff = min(
+                self.config.max_backoff_seconds, self.config.base_backoff_seconds * 2 ** (attempt - 1)
+            )
+            retry_after = backoff * (0.5 + random.random() / 2)
+        self.store.db.execute(
+            "UPDATE outbox SET next_attempt_at = ?, last_error = ? WHERE id = ?",
+            (now() + retry_after, error[:200], row["id"]),
+        )

@@ -1,0 +1,1 @@
+"""Renderers: pure functions from domain data to Mattermost posts. They call nothing."""

@@ -1,0 +1,197 @@
+"""The running bot: configuration, store, Mattermost, the workers and the scheduler, wired once.
+
+:class:`Bot` is what handlers, workflows and workers receive. ``start``/``stop`` are called by the
+HTTP app's lifespan, so ``cpn-bot serve``, the sandbox and the tests run the very same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import commands  # noqa: F401  (declares every command)
+from bot.config import Config
+from bot.context import Identity
+from bot.dispatcher import Dispatcher
+from bot.i18n import Translator
+from bot.identity import Identities
+from bot.inbox import Inbox
+from bot.interactive import Signer
+from bot.listener import Listener
+from bot.logs import register_secret
+from bot.metrics import Metrics
+from bot.operations import Operation, Operations
+from bot.outbox import Outbox, Post
+from bot.rights import Role
+from bot.scheduler import Scheduler
+from bot.spec import REGISTRY, Registry
+from bot.store import Store
+from services.errors import ServiceError
+from services.mattermost import Mattermost
+
+logger = logging.getLogger("cpn.runtime")
+
+
+def _secrets_of(config: Config) -> list[str]:
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if hasattr(value, "get_secret_value"):
+            found.append(value.get_secret_value())
+        elif hasattr(value, "__dict__") and hasattr(value, "model_fields"):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(config)
+    return found
+
+
+class Bot:
+    def __init__(self, config: Config, registry: Registry | None = None) -> None:
+        self.config = config
+        for secret in _secrets_of(config):
+            register_secret(secret)
+        self.tr = Translator(config.language)
+        self.store = Store(config.store.path)
+        self.metrics = Metrics()
+        mm = config.mattermost
+        self.mm = Mattermost(str(mm.url), mm.bot_token.get_secret_value(), mm.timeout_seconds)
+        self.outbox = Outbox(self.store, self.mm, self.metrics, config.outbox)
+        self.operations = Operations(self.store)
+        self.inbox = Inbox(self.store)
+        self.identities = Identities(self.store, self.mm, config.platform.admins)
+        self.signer = Signer(
+            config.security.signing_key.get_secret_value().encode(), config.security.action_ttl_seconds
+        )
+        self.registry = registry or REGISTRY
+        self.dispatcher = Dispatcher(self, self.registry)
+        self.scheduler = Scheduler()
+        self.listener = Listener(self)
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = False
+        self._describe_metrics()
+
+    @property
+    def public_url(self) -> str:
+        return str(self.config.server.public_url).rstrip("/")
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        recovered = self.operations.recover()
+        if recovered:
+            logger.info("operations resumed after restart", extra={"fields": {"count": recovered}})
+        await self._login()
+        self._tasks = [
+            asyncio.create_task(self.outbox.run(), name="outbox"),
+            asyncio.create_task(self.operations.run(self), name="operations"),
+            asyncio.create_task(self.inbox.run(self), name="inbox"),
+        ]
+        self.scheduler.start(self)
+        if self.config.mattermost.websocket:
+            self.listener.start()
+        self.started = True
+
+    async def _login(self) -> None:
+        try:
+            await self.mm.login()
+        except ServiceError as exc:
+            # Mattermost may come up after the bot; the outbox retries, identity comes later.
+            logger.warning("Mattermost not reachable at start", extra={"fields": {"error": str(exc)}})
+            self._tasks.append(asyncio.create_task(self._login_later(), name="login"))
+
+    async def _login_later(self) -> None:
+        delay = 1.0
+        while not self.mm.bot_user_id:
+            await asyncio.sleep(delay)
+            with contextlib.suppress(ServiceError):
+                await self.mm.login()
+            delay = min(delay * 2, 30.0)
+
+    async def stop(self) -> None:
+        self.outbox.stop()
+        self.operations.stop()
+        self.inbox.stop()
+        self.scheduler.stop()
+        await self.listener.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.mm.close()
+        self.store.close()
+        self.started = False
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        """Until every queue is empty (tests, the sandbox, the demo)."""
+        await self.inbox.wait_idle(timeout)
+        await self.operations.wait_idle(timeout)
+        await self.outbox.wait_idle(timeout)
+
+    # -- projects and roles (read side, used by the rights check) -------------------------------
+
+    def project_exists(self, name: str) -> bool:
+        return self.store.count("projects", "name = ? AND status != 'archived'", (name,)) > 0
+
+    def projects_roles(self, project: str, user_id: str) -> Role | None:
+        row = self.store.db.execute(
+            "SELECT m.role FROM members m JOIN projects p ON p.id = m.project_id "
+            "WHERE p.name = ? AND m.user_id = ? AND p.status != 'archived'",
+            (project, user_id),
+        ).fetchone()
+        return Role.parse(row[0]) if row else None
+
+    def memberships(self, user_id: str) -> list[tuple[str, Role]]:
+        rows = self.store.db.execute(
+            "SELECT p.name, m.role FROM members m JOIN projects p ON p.id = m.project_id "
+            "WHERE m.user_id = ? AND p.status != 'archived' ORDER BY p.name",
+            (user_id,),
+        ).fetchall()
+        return [(name, Role.parse(role)) for name, role in rows]
+
+    def best_role(self, user_id: str) -> Role | None:
+        roles = [role for _, role in self.memberships(user_id)]
+        return max(roles) if roles else None
+
+    def is_creator(self, identity: Identity) -> bool:
+        allowed = {c.lower() for c in self.config.platform.project_creators}
+        if not allowed:
+            return True
+        return identity.username.lower() in allowed or identity.email.lower() in allowed
+
+    # -- reporting ------------------------------------------------------------------------------
+
+    async def report_operation_crash(self, op: Operation) -> None:
+        if op.channel_id:
+            self.outbox.enqueue(
+                op.channel_id,
+                Post(self.tr("ops.crashed", kind=op.kind, id=op.id)),
+                root_key=op.root_key,
+                response_url=op.response_url,
+            )
+
+    def _describe_metrics(self) -> None:
+        m = self.metrics
+        m.describe("cpn_http_requests_total", "HTTP requests by route and status")
+        m.describe("cpn_http_request_seconds", "HTTP request latency")
+        m.describe("cpn_commands_total", "Slash commands run, by command")
+        m.describe("cpn_command_errors_total", "Slash commands refused or failed, by reason")
+        m.describe("cpn_outbox_delivered_total", "Posts delivered to Mattermost")
+        m.describe("cpn_outbox_errors_total", "Failed delivery attempts, by failure")
+        m.describe("cpn_outbox_delivery_seconds", "Time from enqueue to delivery")
+        m.describe("cpn_events_processed_total", "Inbound events processed")
+
+        def depths() -> dict[tuple[tuple[str, str], ...], float]:
+            return {
+                (("queue", "outbox"),): float(self.outbox.pending()),
+                (("queue", "inbox"),): float(self.inbox.pending()),
+                (("queue", "operations"),): float(self.operations.pending()),
+            }
+
+        m.gauge("cpn_queue_depth", "Rows waiting in each durable queue", depths)

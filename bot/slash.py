@@ -1,0 +1,103 @@
+"""A slash command as Mattermost sends it: check the token, read the form, answer within a second.
+
+The reply must reach Mattermost quickly (it shows an error otherwise); a handler that takes longer
+than the budget goes on in the background and its reply is posted through the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from bot.context import CommandContext, Reply
+from bot.outbox import Post
+
+if TYPE_CHECKING:
+    from bot.runtime import Bot
+
+logger = logging.getLogger("cpn.slash")
+
+
+def token_ok(header: str | None, tokens: list[str]) -> bool:
+    """``Authorization: Token <t>`` against every configured token, in constant time for each."""
+    if not header:
+        return False
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "token" or not given:
+        return False
+    given_bytes = given.strip().encode()
+    ok = False
+    for token in tokens:
+        ok |= hmac.compare_digest(given_bytes, token.encode())
+    return ok
+
+
+def parse_form(body: bytes) -> dict[str, list[str]]:
+    return parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=200)
+
+
+def _first(form: dict[str, list[str]], key: str) -> str:
+    values = form.get(key) or [""]
+    return values[0]
+
+
+def mentions_of(form: dict[str, list[str]]) -> dict[str, str]:
+    """username → user id, from the parallel lists Mattermost adds for @mentions in the text."""
+    names = form.get("user_mentions", [])
+    ids = form.get("user_mentions_ids", [])
+    return {n.lower(): i for n, i in zip(names, ids, strict=False)}
+
+
+class SlashCommands:
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        self._background: set[asyncio.Task[Reply]] = set()
+
+    def team_allowed(self, team_id: str, team_domain: str) -> bool:
+        allowed = self.bot.config.mattermost.allowed_teams
+        return not allowed or team_id in allowed or team_domain in allowed
+
+    def context(self, form: dict[str, list[str]]) -> CommandContext:
+        return CommandContext(
+            bot=self.bot,
+            user_id=_first(form, "user_id"),
+            user_name=_first(form, "user_name"),
+            channel_id=_first(form, "channel_id"),
+            channel_name=_first(form, "channel_name"),
+            team_id=_first(form, "team_id"),
+            team_domain=_first(form, "team_domain"),
+            trigger_id=_first(form, "trigger_id"),
+            response_url=_first(form, "response_url"),
+            mentions=mentions_of(form),
+            lang=self.bot.config.language,
+        )
+
+    async def handle(self, form: dict[str, list[str]]) -> dict[str, Any]:
+        ctx = self.context(form)
+        if not self.team_allowed(ctx.team_id, ctx.team_domain):
+            return Reply(ctx.tr("errors.team_not_allowed")).payload()
+        if not ctx.user_id or not ctx.channel_id:
+            return Reply(ctx.tr("errors.missing_arg", arg="user_id/channel_id")).payload()
+        task = asyncio.create_task(self.bot.dispatcher.run(ctx, _first(form, "text")))
+        budget = self.bot.config.server.command_reply_budget_seconds
+        done, _ = await asyncio.wait({task}, timeout=budget)
+        if done:
+            return task.result().payload()
+        # Too slow for Mattermost's patience: answer now, post the real reply when it comes.
+        self._background.add(task)
+        task.add_done_callback(lambda t: self._late_reply(t, ctx))
+        return Reply(ctx.tr("errors.still_running")).payload()
+
+    def _late_reply(self, task: asyncio.Task[Reply], ctx: CommandContext) -> None:
+        self._background.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            return
+        reply = task.result()
+        post = Post(reply.text, tuple(reply.attachments), tuple(reply.props.items()))
+        if reply.in_channel:
+            self.bot.outbox.enqueue(ctx.channel_id, post, response_url=ctx.response_url)
+        else:
+            self.bot.outbox.enqueue(ctx.channel_id, post, ephemeral_to=ctx.user_id)

@@ -1,0 +1,304 @@
+"""The bot's state in SQLite, through sqlite-utils.
+
+WAL mode lets the HTTP handlers, the workers and an operator's ``sqlite3`` shell read while one writer
+commits. ``synchronous=NORMAL`` in WAL mode keeps every committed transaction across a process crash
+(SIGKILL); only a power loss can drop the last ones, which is the trade the write rate needs.
+
+Migrations are numbered functions applied in order at start; ``PRAGMA user_version`` records the last.
+No secret value is ever stored here: tokens are kept as hashes, credentials go to Vault.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def now() -> float:
+    return time.time()
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.table("projects").create(
+        {
+            "id": int,
+            "name": str,
+            "slug": str,
+            "description": str,
+            "status": str,
+            "visibility": str,
+            "created_by": str,
+            "created_at": float,
+            "updated_at": float,
+            "services": str,  # JSON: service -> {"state", "reason", "ids"}
+        },
+        pk="id",
+        not_null={"name", "slug", "status"},
+        defaults={"description": "", "status": "initializing", "visibility": "private", "services": "{}"},
+    )
+    db.table("projects").create_index(["name"], unique=True)
+    db.table("members").create(
+        {
+            "project_id": int,
+            "user_id": str,
+            "username": str,
+            "email": str,
+            "role": str,
+            "added_by": str,
+            "added_at": float,
+        },
+        pk=("project_id", "user_id"),
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+    db.table("members").create_index(["user_id"])
+    db.table("repositories").create(
+        {
+            "id": int,
+            "project_id": int,
+            "name": str,
+            "external_url": str,
+            "is_private": int,
+            "is_infra": int,
+            "gitlab_id": int,
+            "status": str,
+            "created_by": str,
+            "created_at": float,
+        },
+        pk="id",
+        foreign_keys=[("project_id", "projects", "id")],
+        defaults={"external_url": "", "is_private": 0, "is_infra": 0, "status": "initializing"},
+    )
+    db.table("repositories").create_index(["project_id", "name"], unique=True)
+    db.table("environments").create(
+        {
+            "id": int,
+            "project_id": int,
+            "name": str,
+            "stage": str,
+            "cpu": float,
+            "memory": float,
+            "status": str,
+            "created_by": str,
+            "created_at": float,
+        },
+        pk="id",
+        foreign_keys=[("project_id", "projects", "id")],
+        defaults={"status": "initializing"},
+    )
+    db.table("environments").create_index(["project_id", "name"], unique=True)
+    db.table("channel_links").create(
+        {
+            "channel_id": str,
+            "project_id": int,
+            "team_id": str,
+            "channel_type": str,
+            "linked_by": str,
+            "linked_at": float,
+        },
+        pk=("channel_id", "project_id"),
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+    db.table("channel_links").create_index(["project_id"])
+    db.table("subscriptions").create(
+        {
+            "id": int,
+            "channel_id": str,
+            "project_id": int,
+            "events": str,  # JSON list
+            "branches": str,  # JSON list of globs
+            "failures_only": int,
+            "allow_public": int,
+            "created_by": str,
+            "created_at": float,
+        },
+        pk="id",
+        foreign_keys=[("project_id", "projects", "id")],
+        defaults={"failures_only": 0, "allow_public": 0},
+    )
+    db.table("subscriptions").create_index(["channel_id", "project_id"], unique=True)
+    db.table("operations").create(
+        {
+            "id": int,
+            "kind": str,
+            "status": str,  # pending | running | done | failed
+            "params": str,
+            "channel_id": str,
+            "team_id": str,
+            "user_id": str,
+            "root_key": str,
+            "response_url": str,
+            "attempts": int,
+            "result": str,
+            "error": str,
+            "created_at": float,
+            "started_at": float,
+            "finished_at": float,
+        },
+        pk="id",
+        defaults={"status": "pending", "attempts": 0, "params": "{}", "result": "{}", "error": ""},
+    )
+    db.table("operations").create_index(["status"])
+    db.table("inbox").create(
+        {
+            "id": int,
+            "source": str,
+            "delivery_id": str,
+            "event_type": str,
+            "project_key": str,
+            "headers": str,
+            "body": str,
+            "status": str,  # pending | done | failed | ignored
+            "attempts": int,
+            "error": str,
+            "received_at": float,
+            "processed_at": float,
+        },
+        pk="id",
+        defaults={"status": "pending", "attempts": 0, "error": ""},
+    )
+    db.table("inbox").create_index(["source", "delivery_id"], unique=True)
+    db.table("inbox").create_index(["status"])
+    db.table("outbox").create(
+        {
+            "id": int,
+            "uid": str,  # stamped into the post's props: finds a post whose creation outcome is unknown
+            "group_key": str,  # rows of one group are delivered in order
+            "op": str,  # post | ephemeral | response
+            "post_key": str,  # a card edited in place: created once, then updated
+            "root_key": str,  # the thread this post replies to
+            "channel_id": str,
+            "user_id": str,
+            "payload": str,
+            "response_url": str,
+            "status": str,  # pending | sent | superseded | failed
+            "attempts": int,
+            "next_attempt_at": float,
+            "last_error": str,
+            "created_at": float,
+            "sent_at": float,
+        },
+        pk="id",
+        defaults={"status": "pending", "attempts": 0, "next_attempt_at": 0.0, "last_error": ""},
+    )
+    db.table("outbox").create_index(["status", "group_key"])
+    db.table("outbox").create_index(["uid"], unique=True)
+    db.table("posts").create(
+        {
+            "key": str,
+            "post_id": str,
+            "channel_id": str,
+            "root_id": str,
+            "created_at": float,
+            "updated_at": float,
+        },
+        pk="key",
+    )
+    db.table("posts").create_index(["post_id"])
+    db.table("audit").create(
+        {
+            "id": int,
+            "at": float,
+            "actor_id": str,
+            "actor_name": str,
+            "action": str,
+            "target": str,
+            "outcome": str,
+            "detail": str,
+        },
+        pk="id",
+    )
+    db.table("audit").create_index(["at"])
+    db.table("identities").create(
+        {"user_id": str, "username": str, "email": str, "locale": str, "fetched_at": float},
+        pk="user_id",
+    )
+
+
+MIGRATIONS: list[Migration] = [_v1]
+
+
+class Store:
+    """The SQLite database, migrated on open. One instance per process."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA busy_timeout=10000")
+        self.migrate()
+
+    @property
+    def version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        current = self.version
+        for number, migration in enumerate(MIGRATIONS, start=1):
+            if number <= current:
+                continue
+            with self.transaction():
+                migration(self.db)
+                self.db.execute(f"PRAGMA user_version={number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT: takes the write lock up front so concurrent writers queue."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def ping(self) -> bool:
+        return self.db.execute("SELECT 1").fetchone()[0] == 1
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    def audit(
+        self,
+        actor_id: str,
+        actor_name: str,
+        action: str,
+        target: str,
+        outcome: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record an action taken on the platform. ``detail`` must never hold a secret value."""
+        self.db.table("audit").insert(
+            {
+                "at": now(),
+                "actor_id": actor_id,
+                "actor_name": actor_name,
+                "action": action,
+                "target": target,
+                "outcome": outcome,
+                "detail": json.dumps(detail or {}, ensure_ascii=False),
+            }
+        )
+
+    def count(self, table: str, where: str = "", params: tuple[Any, ...] = ()) -> int:
+        sql = f"SELECT COUNT(*) FROM [{table}]" + (f" WHERE {where}" if where else "")  # noqa: S608
+        return int(self.db.execute(sql, params).fetchone()[0])

@@ -1,0 +1,195 @@
+"""How each platform service is checked (platform-facts §1.8), for ``check-config`` and
+``/cpn services``: OK, degraded, failing or unknown, with the latency.
+
+Each probe reaches the service's own health route and, where the bot has credentials, one
+authenticated call, so that a wrong token shows up before the first user command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+
+import httpx
+
+from bot.config import Config
+
+
+class Health(Enum):
+    OK = "ok"
+    DEGRADED = "degraded"
+    FAILING = "failing"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Check:
+    service: str
+    health: Health
+    latency_ms: float
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.health is Health.OK
+
+    def line(self) -> str:
+        mark = {"ok": "✔", "degraded": "~", "failing": "✘", "unknown": "?"}[self.health.value]
+        detail = f" — {self.detail}" if self.detail else ""
+        return f"{mark} {self.service:<10} {self.health.value:<9} {self.latency_ms:7.1f} ms{detail}"
+
+
+Probe = Callable[[httpx.AsyncClient], Awaitable[tuple[Health, str]]]
+
+
+def _status(response: httpx.Response, what: str) -> tuple[Health, str]:
+    if response.status_code == 200:
+        return Health.OK, ""
+    if response.status_code in (401, 403):
+        return Health.FAILING, f"{what}: credentials refused ({response.status_code})"
+    return Health.FAILING, f"{what}: HTTP {response.status_code}"
+
+
+def mattermost_probe(url: str, token: str) -> Probe:
+    async def probe(client: httpx.AsyncClient) -> tuple[Health, str]:
+        ping = await client.get(f"{url}/api/v4/system/ping")
+        if ping.status_code != 200:
+            return _status(ping, "ping")
+        return _status(
+            await client.get(f"{url}/api/v4/users/me", headers={"Authorization": f"Bearer {token}"}),
+            "bot token",
+        )
+
+    return probe
+
+
+def gitlab_probe(url: str, token: str) -> Probe:
+    async def probe(client: httpx.AsyncClient) -> tuple[Health, str]:
+        ready = await client.get(f"{url}/-/readiness", params={"all": "1"})
+        if ready.status_code != 200:
+            return Health.FAILING, f"readiness: HTTP {ready.status_code}"
+        body = ready.json() if ready.headers.get("content-type", "").startswith("application/json") else {}
+        if body.get("status") not in (None, "ok"):
+            return Health.DEGRADED, "readiness: some components are not ok"
+        return _status(await client.get(f"{url}/api/v4/user", headers={"PRIVATE-TOKEN": token}), "token")
+
+    return probe
+
+
+def vault_probe(url: str, token: str) -> Probe:
+    async def probe(client: httpx.AsyncClient) -> tuple[Health, str]:
+        health = await client.get(f"{url}/v1/sys/health", params={"standbyok": "true"})
+        if health.status_code == 503:
+            return Health.FAILING, "sealed"
+        if health.status_code not in (200, 429, 473):
+            return Health.FAILING, f"sys/health: HTTP {health.status_code}"
+        lookup = await client.get(f"{url}/v1/auth/token/lookup-self", headers={"X-Vault-Token": token})
+        return _status(lookup, "token")
+
+    return probe
+
+
+def sonarqube_probe(url: str, token: str) -> Probe:
+    async def probe(client: httpx.AsyncClient) -> tuple[Health, str]:
+        response = await client.get(f"{url}/api/system/health", headers={"Authorization": f"Bearer {token}"})
+        if response.status_code != 200:
+            return _status(response, "api/system/health")
+        health = response.json().get("health")
+        if health == "GREEN":
+            return Health.OK, ""
+        return (Health.DEGRADED if health == "YELLOW" else Health.FAILING), f"health {health}"
+
+    return probe
+
+
+def nexus_probe(url: str, username: str, password: str) -> Probe:
+    async def probe(client: httpx.AsyncClient) -> tuple[Health, str]:
+        status = await client.get(f"{url}/service/rest/v1/status")
+        if status.status_code != 200:
+            return Health.FAILING, f"status: HTTP {status.status_code}"
+        writable = await client.get(f"{url}/service/rest/v1/status/writable")
+        if writable.status_code != 200:
+            return Health.DEGRADED, "read-only"
+        users = await client.get(f"{url}/service/rest/v1/security/users", auth=(username, password))
+        return _status(users, "credentials")
+
+    return probe
+
+
+def quay_probe(url: str, token: str) -> Probe:
+    async def probe(client: httpx.AsyncClient) -> tuple[Health, str]:
+        health = await client.get(f"{url}/health/instance")
+        if health.status_code != 200:
+            return Health.FAILING, f"health/instance: HTTP {health.status_code}"
+        return _status(
+            await client.get(f"{url}/api/v1/user/", headers={"Authorization": f"Bearer {token}"}), "token"
+        )
+
+    return probe
+
+
+def argocd_probe(url: str, username: str, password: str) -> Probe:
+    async def probe(client: httpx.AsyncClient) -> tuple[Health, str]:
+        health = await client.get(f"{url}/healthz")
+        if health.status_code != 200:
+            return Health.FAILING, f"healthz: HTTP {health.status_code}"
+        session = await client.post(
+            f"{url}/api/v1/session", json={"username": username, "password": password}
+        )
+        return _status(session, "credentials")
+
+    return probe
+
+
+def probes(config: Config) -> dict[str, Probe]:
+    """The probe of every service the configuration names."""
+    found: dict[str, Probe] = {
+        "Mattermost": mattermost_probe(
+            str(config.mattermost.url).rstrip("/"), config.mattermost.bot_token.get_secret_value()
+        ),
+    }
+    if config.gitlab:
+        found["GitLab"] = gitlab_probe(
+            str(config.gitlab.url).rstrip("/"), config.gitlab.token.get_secret_value()
+        )
+    if config.vault:
+        found["Vault"] = vault_probe(str(config.vault.url).rstrip("/"), config.vault.token.get_secret_value())
+    if config.quay:
+        found["Quay"] = quay_probe(str(config.quay.url).rstrip("/"), config.quay.token.get_secret_value())
+    if config.nexus:
+        found["Nexus"] = nexus_probe(
+            str(config.nexus.url).rstrip("/"), config.nexus.username, config.nexus.password.get_secret_value()
+        )
+    if config.sonarqube:
+        found["SonarQube"] = sonarqube_probe(
+            str(config.sonarqube.url).rstrip("/"), config.sonarqube.token.get_secret_value()
+        )
+    if config.argocd:
+        found["ArgoCD"] = argocd_probe(
+            str(config.argocd.url).rstrip("/"),
+            config.argocd.username,
+            config.argocd.password.get_secret_value(),
+        )
+    return found
+
+
+async def run_probe(name: str, probe: Probe, timeout: float = 5.0) -> Check:
+    started = time.perf_counter()
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            health, detail = await probe(client)
+    except httpx.TimeoutException:
+        health, detail = Health.FAILING, f"no answer within {timeout:g} s"
+    except httpx.HTTPError:
+        health, detail = Health.FAILING, "unreachable"
+    except ValueError:
+        health, detail = Health.UNKNOWN, "unexpected answer"
+    return Check(name, health, (time.perf_counter() - started) * 1000, detail)
+
+
+async def check_all(config: Config, timeout: float = 5.0) -> list[Check]:
+    found = probes(config)
+    return list(await asyncio.gather(*(run_probe(name, probe, timeout) for name, probe in found.items())))

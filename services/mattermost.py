@@ -1,0 +1,165 @@
+"""Mattermost, as the bot account sees it: a thin typed layer over mattermostautodriver.
+
+The driver's own retries are switched off (``max_retries=0``): the outbox decides when to retry and
+honours ``Retry-After`` itself, so a slow Mattermost never blocks a request handler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from mattermostautodriver import AsyncTypedDriver
+from mattermostautodriver.exceptions import InvalidMattermostError, MattermostError, TooManyRequests
+
+from services.errors import Failure, ServiceError, failure_for_status
+
+SERVICE = "Mattermost"
+Json = dict[str, Any]
+
+
+def driver_options(url: str, token: str, timeout: float) -> dict[str, Any]:
+    parts = urlsplit(url)
+    scheme = parts.scheme or "https"
+    return {
+        "url": parts.hostname or "localhost",
+        "port": parts.port or (443 if scheme == "https" else 80),
+        "scheme": scheme,
+        "token": token,
+        "timeout": timeout,
+        "request_timeout": timeout,
+        "max_retries": 0,
+        "keepalive": True,
+        "keepalive_delay": 2,
+    }
+
+
+def _status_of(exc: MattermostError) -> int:
+    for attr in ("status_code",):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int):
+            return value
+    names = {
+        "InvalidOrMissingParameters": 400,
+        "NoAccessTokenProvided": 401,
+        "NotEnoughPermissions": 403,
+        "ResourceNotFound": 404,
+        "MethodNotAllowed": 405,
+        "ContentTooLarge": 413,
+        "FeatureDisabled": 501,
+    }
+    return names.get(type(exc).__name__, 500)
+
+
+class Mattermost:
+    def __init__(self, url: str, token: str, timeout: float = 5.0) -> None:
+        self.url = url.rstrip("/")
+        self.driver = AsyncTypedDriver(driver_options(url, token, timeout))
+        self.driver.client.token = token
+        self.bot_user_id = ""
+        self.bot_username = ""
+
+    async def close(self) -> None:
+        await self.driver.close()
+
+    async def _call(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except TooManyRequests as exc:
+            raise ServiceError(SERVICE, Failure.RATE_LIMITED, 429, retry_after=exc.retry_after) from None
+        except InvalidMattermostError as exc:
+            raise ServiceError(SERVICE, failure_for_status(exc.status_code), exc.status_code) from None
+        except MattermostError as exc:
+            status = _status_of(exc)
+            raise ServiceError(SERVICE, failure_for_status(status), status) from None
+        except httpx.HTTPError:
+            raise ServiceError(SERVICE, Failure.UNAVAILABLE) from None
+
+    # -- identity -------------------------------------------------------------------------------
+
+    async def login(self) -> Json:
+        """Who the bot is; remembers its id (it authors the posts)."""
+        me: Json = await self._call(self.driver.users.get_user("me"))
+        self.bot_user_id = me["id"]
+        self.bot_username = me.get("username", "")
+        self.driver.client.userid = me["id"]
+        return me
+
+    async def ping(self) -> bool:
+        result = await self._call(self.driver.system.get_ping())
+        return isinstance(result, dict) and result.get("status") == "OK"
+
+    async def get_user(self, user_id: str) -> Json:
+        result: Json = await self._call(self.driver.users.get_user(user_id))
+        return result
+
+    async def get_user_by_username(self, username: str) -> Json:
+        result: Json = await self._call(self.driver.users.get_user_by_username(username))
+        return result
+
+    async def get_channel(self, channel_id: str) -> Json:
+        result: Json = await self._call(self.driver.channels.get_channel(channel_id))
+        return result
+
+    # -- posts ----------------------------------------------------------------------------------
+
+    async def create_post(
+        self,
+        channel_id: str,
+        message: str,
+        props: Json | None = None,
+        root_id: str = "",
+        pending_post_id: str = "",
+    ) -> Json:
+        body: Json = {"channel_id": channel_id, "message": message, "props": props or {}}
+        if root_id:
+            body["root_id"] = root_id
+        if pending_post_id:
+            # The server returns the already-created post for a pending id it has seen recently.
+            body["pending_post_id"] = pending_post_id
+        result: Json = await self._call(self.driver.client.post("/api/v4/posts", options=body))
+        return result
+
+    async def patch_post(self, post_id: str, message: str, props: Json | None = None) -> Json:
+        result: Json = await self._call(self.driver.posts.patch_post(post_id, message=message, props=props))
+        return result
+
+    async def get_post(self, post_id: str) -> Json:
+        result: Json = await self._call(self.driver.posts.get_post(post_id))
+        return result
+
+    async def create_ephemeral(
+        self, user_id: str, channel_id: str, message: str, props: Json | None = None, root_id: str = ""
+    ) -> Json:
+        post: Json = {"channel_id": channel_id, "message": message, "props": props or {}}
+        if root_id:
+            post["root_id"] = root_id
+        result: Json = await self._call(self.driver.posts.create_post_ephemeral(user_id, post))
+        return result
+
+    async def channel_posts_since(self, channel_id: str, since_ms: int) -> list[Json]:
+        """Posts of a channel created or edited since ``since_ms`` (the real ``{order, posts}`` shape)."""
+        result = await self._call(self.driver.posts.get_posts_for_channel(channel_id, since=since_ms))
+        posts = result.get("posts", {}) if isinstance(result, dict) else {}
+        order = result.get("order", []) if isinstance(result, dict) else []
+        return [posts[pid] for pid in order if pid in posts]
+
+    async def open_dialog(self, trigger_id: str, url: str, dialog: Json) -> None:
+        await self._call(self.driver.integration_actions.open_interactive_dialog(trigger_id, url, dialog))
+
+    async def post_to_response_url(self, response_url: str, body: Json, timeout: float = 5.0) -> None:
+        """The slash command's own reply channel: no token, valid 30 min, at most 5 uses."""
+        try:
+            async with httpx.AsyncClient(timeout=timeout) as client:
+                response = await client.post(response_url, json=body)
+        except httpx.HTTPError:
+            raise ServiceError(SERVICE, Failure.UNAVAILABLE) from None
+        if response.status_code >= 400:
+            retry = response.headers.get("Retry-After")
+            raise ServiceError(
+                SERVICE,
+                failure_for_status(response.status_code),
+                response.status_code,
+                retry_after=float(retry) if retry and retry.isdigit() else None,
+            )
