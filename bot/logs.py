@@ -85,6 +85,16 @@ class PlainFormatter(logging.Formatter):
         return redact(line)
 
 
+class _DropLibraryNoise(logging.Filter):
+    """mattermostautodriver logs "authentication failed" for the OK reply that precedes ``hello``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "Websocket authentication failed"
+
+
+logging.getLogger("mattermostautodriver.websocket").addFilter(_DropLibraryNoise())
+
+
 def setup_logging(level: str = "INFO", json_format: bool = True, stream: Any = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if json_format else PlainFormatter())

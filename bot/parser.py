@@ -6,6 +6,7 @@ flags, control characters, ten kilobytes of text) ends in a usage message, not i
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,9 +47,13 @@ class Token:
     start: int  # offset in the cleaned text: a greedy argument takes the text from there, as typed
 
 
+_GUILLEMETS = re.compile(r"«\s*|\s*»")
+
+
 def clean(text: str) -> str:
     if len(text) > MAX_TEXT:
         raise UsageError("errors.too_long", max=MAX_TEXT)
+    text = _GUILLEMETS.sub('"', text)  # « Mon projet » : French spacing inside guillemets
     return "".join(ch if ch.isprintable() else " " for ch in text.translate(_TYPOGRAPHY))
 
 

@@ -74,6 +74,7 @@ class Bot:
         self.listener = Listener(self)
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._describe_metrics()
 
     @property
@@ -83,6 +84,7 @@ class Bot:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         recovered = self.operations.recover()
         if recovered:
             logger.info("operations resumed after restart", extra={"fields": {"count": recovered}})

@@ -14,13 +14,17 @@ _CHANNEL_REF = re.compile(r"~(?=[\w\-])")
 _AUTOLINK = re.compile(r"(?i)\b(https?|ftp|mailto)(:)")
 
 
-def escape(text: str, max_len: int = 300) -> str:
-    """Inert inline text: markdown escaped, mentions and auto-links broken with a zero-width joiner."""
+def escape(text: str, max_len: int = 300, mentions: bool = True) -> str:
+    """Inert inline text: markdown escaped, mentions and auto-links broken with a word joiner.
+
+    ``mentions=False`` keeps ``@`` as is, for text that cannot hold a mention (an e-mail address).
+    """
     text = text.replace("\r", " ").replace("\n", " ")
     if len(text) > max_len:
         text = text[: max_len - 1] + "…"
     text = _MARKDOWN.sub(r"\\\1", text)
-    text = _MENTION.sub("@\u2060", text)
+    if mentions:
+        text = _MENTION.sub("@\u2060", text)
     text = _CHANNEL_REF.sub("~\u2060", text)
     return _AUTOLINK.sub("\\1\u2060\\2", text)
 

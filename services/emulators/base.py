@@ -131,14 +131,21 @@ class EmulatorServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def bind(self) -> str:
+        """Reserve the port now (the URL is known before the app starts); returns the URL."""
+        if self._sock is None:
+            # proto=IPPROTO_TCP: asyncio then sets TCP_NODELAY on each accepted connection.
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # Without it, small answers on a kept-alive connection wait ~40 ms for Nagle's algorithm.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.bind((self.host, self.port))
+            self.port = sock.getsockname()[1]
+            self._sock = sock
+        return self.url
+
     def start(self, timeout: float = 10.0) -> EmulatorServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Without it, small answers on a kept-alive connection wait ~40 ms for Nagle's algorithm.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        self._sock = sock
+        self.bind()
         config = uvicorn.Config(
             self.app,
             log_level="warning",
@@ -149,7 +156,7 @@ class EmulatorServer:
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name=self.name, daemon=True
+            target=self._server.run, kwargs={"sockets": [self._sock]}, name=self.name, daemon=True
         )
         self._thread.start()
         deadline = time.monotonic() + timeout

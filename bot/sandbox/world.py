@@ -1,0 +1,275 @@
+"""A whole platform on loopback: the emulators, seeded with one cast of users, and the bot.
+
+Used by ``cpn-bot sandbox``, ``cpn-bot demo``, the end-to-end tests and the benchmarks, so that all
+of them exercise the same wiring. Secrets go to files (mode 600) in the sandbox's directory and the
+bot's configuration points at them with ``file:``, exactly as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bot.app import create_app
+from bot.config import Config, parse_config
+from bot.runtime import Bot
+from services.emulators.base import EmulatorServer
+
+T = TypeVar("T")
+
+TEAM = "cloud-pi-native"
+CHANNELS = {
+    # name: (display name, type, bot is a member)
+    "equipe-alpha": ("Équipe Alpha", "O", True),
+    "equipe-beta": ("Équipe Beta", "O", False),
+    "prive-gamma": ("Privé Gamma", "P", True),
+    "support-cpn": ("Support Cloud π Native", "P", True),
+}
+CAST = {
+    # username: (first name, last name, platform admin)
+    "alice": ("Alice", "Martin", True),
+    "bob": ("Bob", "Durand", False),
+    "carol": ("Carole", "Petit", False),
+    "dave": ("David", "Moreau", False),
+}
+
+
+@dataclass
+class User:
+    username: str
+    id: str
+    token: str
+    email: str
+    admin: bool
+
+
+@dataclass
+class Timings:
+    """How long emulated work takes: seconds in the sandbox, milliseconds in tests."""
+
+    pipeline_step: float = 1.5
+    argocd_step: float = 2.0
+
+    @classmethod
+    def fast(cls) -> Timings:
+        return cls(pipeline_step=0.01, argocd_step=0.01)
+
+
+@dataclass
+class World:
+    root: Path
+    language: str = "fr"
+    timings: Timings = field(default_factory=Timings)
+    bot_in_process: bool = True
+    config_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.servers: dict[str, EmulatorServer] = {}
+        self.states: dict[str, Any] = {}
+        self.users: dict[str, User] = {}
+        self.channels: dict[str, str] = {}
+        self.team_id = ""
+        self.bot_user: User | None = None
+        self.bot: Bot | None = None
+        self.bot_server: EmulatorServer | None = None
+        self.bot_url = ""
+        self.slash_token = secrets.token_hex(16)
+        self.config_path = self.root / "cpn-bot.toml"
+        self.config: Config | None = None
+
+    # -- start and stop -------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, **kw: Any) -> World:
+        return cls(Path(tempfile.mkdtemp(prefix="cpn-sandbox-")), **kw)
+
+    def start(self) -> World:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._start_mattermost()
+        self.bot_server_reserve()
+        self._write_config()
+        if self.bot_in_process:
+            self.start_bot()
+        return self
+
+    def bot_server_reserve(self) -> None:
+        """The bot's port is chosen first: the slash command and the config need its URL."""
+        placeholder = EmulatorServer(app=_unused_app, name="cpn-bot")
+        self.bot_url = placeholder.bind()
+        self._bot_placeholder = placeholder
+        mm = self.states["mattermost"]
+        mm.register_command(
+            self.team_id,
+            "cpn",
+            f"{self.bot_url}/mattermost/command",
+            token=self.slash_token,
+            creator_id=self.bot_user.id if self.bot_user else "",
+            auto_complete=True,
+            display_name="cpn-bot",
+            description="Cloud π Native",
+        )
+
+    def start_bot(self) -> Bot:
+        assert self.config is not None
+        self.bot = Bot(self.config)
+        server = self._bot_placeholder
+        server.app = create_app(self.bot)
+        self.bot_server = server.start()
+        return self.bot
+
+    def stop_bot(self) -> None:
+        if self.bot_server is not None:
+            self.bot_server.stop()
+            self.bot_server = None
+            self.bot = None
+
+    def stop(self) -> None:
+        self.stop_bot()
+        for server in self.servers.values():
+            server.stop()
+
+    def __enter__(self) -> World:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- the services ---------------------------------------------------------------------------
+
+    def _serve(self, name: str, state: Any, module: Any) -> EmulatorServer:
+        server = EmulatorServer(module.create_app(state), name=f"emulator-{name}").start()
+        self.servers[name] = server
+        self.states[name] = state
+        return server
+
+    def _start_mattermost(self) -> None:
+        module = importlib.import_module("services.emulators.mattermost")
+        state = module.State()
+        server = self._serve("mattermost", state, module)
+        state.site_url = server.url
+        team = state.add_team(TEAM, "Cloud π Native")
+        self.team_id = team["id"]
+        for username, (first, last, admin) in CAST.items():
+            user, token = state.add_user(username, first_name=first, last_name=last, admin=admin)
+            self.users[username] = User(username, user["id"], token, user["email"], admin)
+            state.add_team_member(team["id"], user["id"])
+        bot_json, bot_token = state.add_user("cpn-bot", first_name="cpn-bot", is_bot=True)
+        self.bot_user = User("cpn-bot", bot_json["id"], bot_token, bot_json["email"], False)
+        state.add_team_member(team["id"], bot_json["id"])
+        for name, (display, kind, bot_member) in CHANNELS.items():
+            channel = state.add_channel(team["id"], name, display, type=kind)
+            self.channels[name] = channel["id"]
+            for user in self.users.values():
+                state.add_member(channel["id"], user.id)
+            if bot_member:
+                state.add_member(channel["id"], bot_json["id"])
+
+    # -- the bot's configuration ----------------------------------------------------------------
+
+    def secret_ref(self, name: str, value: str) -> str:
+        path = self.root / "secrets" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(value)
+        os.chmod(path, 0o600)
+        return f"file:{path}"
+
+    def config_data(self) -> dict[str, Any]:
+        assert self.bot_user is not None
+        admins = [u.username for u in self.users.values() if u.admin]
+        data: dict[str, Any] = {
+            "language": self.language,
+            "server": {"host": "127.0.0.1", "port": 0, "public_url": self.bot_url},
+            "store": {"path": str(self.root / "cpn-bot.sqlite")},
+            "security": {"signing_key": self.secret_ref("signing_key", secrets.token_hex(32))},
+            "mattermost": {
+                "url": self.servers["mattermost"].url,
+                "bot_token": self.secret_ref("mm_bot_token", self.bot_user.token),
+                "command_tokens": [self.secret_ref("mm_slash_token", self.slash_token)],
+                "allowed_teams": [TEAM],
+            },
+            "platform": {"admins": admins, "support_channel": "support-cpn"},
+            "outbox": {"poll_seconds": 0.2, "base_backoff_seconds": 0.05, "max_backoff_seconds": 2.0},
+            "logging": {"level": "WARNING", "json": True},
+        }
+        for key, value in self.config_overrides.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        return data
+
+    def _write_config(self) -> None:
+        data = self.config_data()
+        self.config = parse_config(data)
+        self.config_path.write_text(_to_toml(data))
+
+    # -- for tests and the sandbox --------------------------------------------------------------
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run ``coro`` on the bot's event loop (it lives in its server's thread)."""
+        assert self.bot is not None and self.bot.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.bot.loop).result(timeout)
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        assert self.bot is not None
+        self.run(self.bot.wait_idle(timeout), timeout + 1)
+
+    def state_file(self) -> dict[str, Any]:
+        """The contract of DESIGN.md for ``--headless --state-file``."""
+        mm = self.servers["mattermost"]
+        services: dict[str, Any] = {
+            "mattermost": {
+                "url": mm.url,
+                "token": self.users["alice"].token,
+                "secret": "",
+                "team_id": self.team_id,
+                "team_name": TEAM,
+                "channels": dict(self.channels),
+                "users": {
+                    u.username: {"id": u.id, "token": u.token, "admin": u.admin} for u in self.users.values()
+                },
+            }
+        }
+        for name, info in self.service_credentials().items():
+            services[name] = info
+        return {
+            "bot_url": self.bot_url,
+            "slash_command": "/cpn",
+            "slash_token": self.slash_token,
+            "config_path": str(self.config_path),
+            **services,
+        }
+
+    def service_credentials(self) -> dict[str, dict[str, Any]]:
+        return {}
+
+
+async def _unused_app(scope: Any, receive: Any, send: Any) -> None:  # replaced before start
+    raise RuntimeError("the bot app was not set")
+
+
+def _to_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """Enough TOML for the sandbox's own config (tables of scalars and lists)."""
+    scalars = []
+    tables = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        else:
+            scalars.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
+    out = []
+    if prefix and scalars:
+        out.append(f"[{prefix}]")
+    out += scalars
+    for key, value in tables:
+        out.append("")
+        out.append(_to_toml(value, f"{prefix}.{key}" if prefix else key))
+    return "\n".join(out) + "\n"

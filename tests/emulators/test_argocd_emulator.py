@@ -1,0 +1,395 @@
+"""The Argo CD emulator, driven with httpx exactly as the bot's adapter calls API v1."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.emulators.argocd import State, create_app, repo_permitted
+from services.emulators.base import EmulatorServer
+
+PASSWORD = "argo-admin-password"
+GITLAB = "https://gitlab.cpn.example/forge/shop"
+FIXTURE = Path("/work/shared/fixtures/argocd_app.json")
+
+
+class AppSwitch:
+    """One loopback server per module; each test plugs in a fresh emulator app.
+
+    Starting and stopping uvicorn costs ~0.2 s, too much to pay per test.
+    """
+
+    def __init__(self) -> None:
+        self.app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        assert self.app is not None
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture(scope="module")
+def switch() -> Iterator[tuple[AppSwitch, EmulatorServer]]:
+    app = AppSwitch()
+    with EmulatorServer(app, name="argocd") as running:
+        yield app, running
+
+
+@pytest.fixture
+def state() -> State:
+    return State(admin_password=PASSWORD)
+
+
+@pytest.fixture
+def server(switch: tuple[AppSwitch, EmulatorServer], state: State) -> EmulatorServer:
+    app, running = switch
+    app.app = create_app(state)
+    return running
+
+
+def http(server: EmulatorServer, **kwargs: Any) -> httpx.Client:
+    # No keep-alive: base.EmulatorServer's socket lacks TCP_NODELAY, so a reused connection waits
+    # ~40 ms per request on delayed ACKs (reported to the lead).
+    limits = httpx.Limits(max_keepalive_connections=0)
+    return httpx.Client(base_url=server.url, timeout=5, limits=limits, **kwargs)
+
+
+@pytest.fixture
+def anonymous(server: EmulatorServer) -> Iterator[httpx.Client]:
+    with http(server) as client:
+        yield client
+
+
+@pytest.fixture
+def argo(server: EmulatorServer) -> Iterator[httpx.Client]:
+    """Logged in the way the bot does it: POST /api/v1/session, then a Bearer token."""
+    credentials = {"username": "admin", "password": PASSWORD}
+    with http(server) as login:
+        token = login.post("/api/v1/session", json=credentials).json()["token"]
+    with http(server, headers={"Authorization": f"Bearer {token}"}) as client:
+        yield client
+
+
+def grpc_error(response: httpx.Response) -> tuple[int, str]:
+    body = response.json()
+    assert body["error"] == body["message"]
+    return body["code"], body["message"]
+
+
+def shop_project(state: State) -> None:
+    state.add_project(
+        "shop",
+        source_repos=[f"{GITLAB}/**"],
+        destinations=[{"server": "https://kubernetes.default.svc", "namespace": "shop-*"}],
+    )
+
+
+def application(name: str = "shop-dev-api", **source: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {"dso/project": "shop", "dso/environment": "dev"}},
+        "spec": {
+            "project": "shop",
+            "source": {"repoURL": f"{GITLAB}/infra.git", "path": ".", "targetRevision": "main", **source},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": "shop-dev"},
+        },
+    }
+
+
+# --------------------------------------------------------------------------- health, version, session
+
+
+def test_healthz_and_version(anonymous: httpx.Client, argo: httpx.Client, state: State) -> None:
+    health = anonymous.get("/healthz")
+    assert health.status_code == 200 and health.text == "ok"
+    assert anonymous.get("/api/version").json() == {"Version": state.version}
+    full = argo.get("/api/version").json()
+    assert full["Version"] == state.version and "HelmVersion" in full
+
+
+def test_session_login_and_auth_failures(anonymous: httpx.Client, server: EmulatorServer) -> None:
+    with http(server) as browser:
+        login = browser.post("/api/v1/session", json={"username": "admin", "password": PASSWORD})
+        assert login.status_code == 200
+        token = login.json()["token"]
+        assert token.count(".") == 2
+        assert login.cookies.get("argocd.token") == token
+        assert browser.get("/api/v1/projects").status_code == 200  # the cookie alone authenticates
+
+    wrong = anonymous.post("/api/v1/session", json={"username": "admin", "password": "nope"})
+    assert wrong.status_code == 401
+    assert grpc_error(wrong) == (16, "Invalid username or password")
+    missing = anonymous.get("/api/v1/applications")
+    assert missing.status_code == 401
+    assert grpc_error(missing) == (16, "no session information")
+    with http(server, headers={"Authorization": "Bearer garbage"}) as bad:
+        response = bad.get("/api/v1/applications")
+    assert response.status_code == 401
+    assert grpc_error(response) == (16, "invalid session: token contains an invalid number of segments")
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    with http(server, headers={"Authorization": f"Bearer {forged}"}) as bad:
+        assert bad.get("/api/v1/projects").status_code == 401
+
+
+def test_cookie_auth_userinfo_and_logout(server: EmulatorServer, state: State) -> None:
+    token = state.issue_token("admin")
+    with http(server, cookies={"argocd.token": token}) as by_cookie:
+        assert by_cookie.get("/api/v1/projects").status_code == 200
+        info = by_cookie.get("/api/v1/session/userinfo").json()
+        assert info == {"loggedIn": True, "username": "admin", "iss": "argocd"}
+        assert by_cookie.delete("/api/v1/session").status_code == 200
+        revoked = by_cookie.get("/api/v1/projects")
+    assert revoked.status_code == 401
+    assert grpc_error(revoked)[1] == "invalid session: token is revoked, please re-login"
+    with http(server) as anonymous:
+        assert anonymous.get("/api/v1/session/userinfo").json() == {"loggedIn": False}
+
+
+# --------------------------------------------------------------------------- projects
+
+
+def project_body(description: str = "Shop", namespace: str = "shop-*") -> dict[str, Any]:
+    return {
+        "project": {
+            "metadata": {"name": "shop"},
+            "spec": {
+                "description": description,
+                "sourceRepos": [f"{GITLAB}/**"],
+                "destinations": [{"server": "https://kubernetes.default.svc", "namespace": namespace}],
+            },
+        }
+    }
+
+
+def test_create_get_list_projects(argo: httpx.Client) -> None:
+    created = argo.post("/api/v1/projects", json=project_body())
+    assert created.status_code == 200
+    project = created.json()
+    assert project["metadata"]["name"] == "shop"
+    assert project["metadata"]["namespace"] == "argocd"
+    assert {"uid", "resourceVersion", "creationTimestamp"} <= set(project["metadata"])
+    assert project["spec"]["sourceRepos"] == [f"{GITLAB}/**"]
+    assert argo.get("/api/v1/projects/shop").json() == project
+    names = [p["metadata"]["name"] for p in argo.get("/api/v1/projects").json()["items"]]
+    assert names == ["default", "shop"]
+    missing = argo.get("/api/v1/projects/nope")
+    assert missing.status_code == 404
+    assert grpc_error(missing) == (5, 'appprojects.argoproj.io "nope" not found')
+
+
+def test_create_project_twice_needs_upsert_when_spec_differs(argo: httpx.Client) -> None:
+    first = argo.post("/api/v1/projects", json=project_body()).json()
+    assert argo.post("/api/v1/projects", json=project_body()).json() == first  # idempotent
+    different = argo.post("/api/v1/projects", json=project_body(description="Changed"))
+    assert different.status_code == 400
+    assert grpc_error(different) == (
+        3,
+        "existing project spec is different; use upsert flag to force update; "
+        'difference in keys "Description"',
+    )
+    upserted = argo.post("/api/v1/projects", json={**project_body(description="Changed"), "upsert": True})
+    assert upserted.status_code == 200
+    assert upserted.json()["spec"]["description"] == "Changed"
+
+
+def test_update_project_needs_current_resource_version(argo: httpx.Client) -> None:
+    current = argo.post("/api/v1/projects", json=project_body()).json()
+    body = project_body(namespace="shop-prod")
+    without = argo.put("/api/v1/projects/shop", json=body)
+    assert without.status_code == 400
+    assert "must be specified for an update" in grpc_error(without)[1]
+    body["project"]["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+    updated = argo.put("/api/v1/projects/shop", json=body)
+    assert updated.status_code == 200
+    assert updated.json()["spec"]["destinations"][0]["namespace"] == "shop-prod"
+    stale = argo.put("/api/v1/projects/shop", json=body)
+    assert stale.status_code == 409
+    assert grpc_error(stale)[0] == 10
+
+
+def test_delete_project_refused_while_referenced(argo: httpx.Client, state: State) -> None:
+    shop_project(state)
+    state.add_application(application())
+    refused = argo.delete("/api/v1/projects/shop")
+    assert refused.status_code == 400
+    assert grpc_error(refused) == (3, "project is referenced by 1 applications")
+    assert argo.delete("/api/v1/applications/shop-dev-api").status_code == 200
+    assert argo.delete("/api/v1/projects/shop").json() == {}
+    assert state.project("shop") is None
+
+
+# --------------------------------------------------------------------------- applications
+
+
+def test_create_application_shaped_like_argocd(argo: httpx.Client, state: State) -> None:
+    shop_project(state)
+    created = argo.post("/api/v1/applications", json=application())
+    assert created.status_code == 200
+    app = created.json()
+    fixture = json.loads(FIXTURE.read_text())
+    assert set(app) == set(fixture)
+    assert {"name", "namespace", "uid", "resourceVersion", "creationTimestamp", "labels"} <= set(
+        app["metadata"]
+    )
+    status = app["status"]
+    assert set(status) >= {"sync", "health", "resources", "summary", "reconciledAt", "sourceType"}
+    assert status["sync"]["status"] == "OutOfSync"
+    assert len(status["sync"]["revision"]) == 40
+    assert status["sync"]["comparedTo"]["source"] == app["spec"]["source"]
+    assert status["health"] == {"status": "Missing"}
+    assert status["sourceType"] == "Directory"
+    assert [r["kind"] for r in status["resources"]] == ["Service", "Deployment"]
+    assert argo.get("/api/v1/applications/shop-dev-api").json() == app
+
+
+def test_application_repo_and_destination_must_be_permitted(argo: httpx.Client, state: State) -> None:
+    shop_project(state)
+    evil = application(repoURL="https://github.com/evil/infra.git")
+    refused = argo.post("/api/v1/applications", json=evil)
+    assert refused.status_code == 400
+    code, message = grpc_error(refused)
+    assert code == 3
+    assert "application repo https://github.com/evil/infra.git is not permitted in project 'shop'" in message
+    elsewhere = application()
+    elsewhere["spec"]["destination"]["namespace"] = "kube-system"
+    refused = argo.post("/api/v1/applications", json=elsewhere)
+    assert refused.status_code == 400
+    assert (
+        "application destination server 'https://kubernetes.default.svc' and namespace 'kube-system' do not "
+        "match any of the allowed destinations in project 'shop'"
+    ) in grpc_error(refused)[1]
+    orphan = application()
+    orphan["spec"]["project"] = "ghost"
+    refused = argo.post("/api/v1/applications", json=orphan)
+    assert "application references project ghost which does not exist" in grpc_error(refused)[1]
+    assert state.app("shop-dev-api") is None
+
+
+def test_create_application_twice_and_upsert(argo: httpx.Client, state: State) -> None:
+    shop_project(state)
+    first = argo.post("/api/v1/applications", json=application()).json()
+    assert argo.post("/api/v1/applications", json=application()).json() == first
+    changed = application(targetRevision="release")
+    refused = argo.post("/api/v1/applications", json=changed)
+    assert refused.status_code == 400
+    assert grpc_error(refused) == (
+        3,
+        "existing application spec is different, use upsert flag to force update",
+    )
+    upserted = argo.post("/api/v1/applications", params={"upsert": "true"}, json=changed)
+    assert upserted.status_code == 200
+    assert upserted.json()["spec"]["source"]["targetRevision"] == "release"
+
+
+def test_missing_application_is_403_unless_project_given(argo: httpx.Client, state: State) -> None:
+    denied = argo.get("/api/v1/applications/ghost")
+    assert denied.status_code == 403
+    assert grpc_error(denied) == (7, "permission denied")
+    missing = argo.get("/api/v1/applications/ghost", params={"project": "shop"})
+    assert missing.status_code == 404
+    assert grpc_error(missing) == (5, 'applications.argoproj.io "ghost" not found')
+    assert argo.delete("/api/v1/applications/ghost").status_code == 403
+
+
+def test_list_applications_by_project_and_selector(argo: httpx.Client, state: State) -> None:
+    shop_project(state)
+    state.add_application(application("shop-dev-api"))
+    prod = application("shop-prod-api")
+    prod["metadata"]["labels"]["dso/environment"] = "prod"
+    prod["spec"]["destination"]["namespace"] = "shop-prod"
+    state.add_application(prod)
+    other = application("tools")
+    other["spec"]["project"] = "default"
+    state.add_application(other)
+
+    def names(**params: Any) -> list[str]:
+        body = argo.get("/api/v1/applications", params=params).json()
+        assert "resourceVersion" in body["metadata"]
+        return [a["metadata"]["name"] for a in body["items"]]
+
+    assert names() == ["shop-dev-api", "shop-prod-api", "tools"]
+    assert names(projects="shop") == ["shop-dev-api", "shop-prod-api"]
+    assert names(selector="dso/environment=prod") == ["shop-prod-api"]
+    assert names(selector="dso/project=shop,dso/environment!=prod") == ["shop-dev-api", "tools"]
+    assert names(projects="nope") == []
+
+
+def test_update_and_delete_application(argo: httpx.Client, state: State) -> None:
+    shop_project(state)
+    app = argo.post("/api/v1/applications", json=application()).json()
+    app["spec"]["source"]["path"] = "overlays/dev"
+    updated = argo.put("/api/v1/applications/shop-dev-api", json=app)
+    assert updated.status_code == 200
+    assert updated.json()["spec"]["source"]["path"] == "overlays/dev"
+    assert int(updated.json()["metadata"]["resourceVersion"]) > int(app["metadata"]["resourceVersion"])
+    app["spec"]["source"]["repoURL"] = "https://github.com/evil/x.git"
+    assert argo.put("/api/v1/applications/shop-dev-api", json=app).status_code == 400
+
+    deleted = argo.delete("/api/v1/applications/shop-dev-api", params={"cascade": "false"})
+    assert deleted.status_code == 200 and deleted.json() == {}
+    assert state.deletions == [("shop-dev-api", False)]
+    assert state.app("shop-dev-api") is None
+
+
+def test_refresh_reads_the_revision_the_test_pushed(argo: httpx.Client, state: State) -> None:
+    shop_project(state)
+    before = argo.post("/api/v1/applications", json=application()).json()
+    pushed = "c0ffee" * 6 + "c0ff"
+    state.set_target_revision("shop-dev-api", pushed)
+    # Without a refresh Argo CD still shows what it compared last time.
+    assert argo.get("/api/v1/applications/shop-dev-api").json()["status"]["sync"]["revision"] != pushed
+    refreshed = argo.get("/api/v1/applications/shop-dev-api", params={"refresh": "normal"}).json()
+    assert refreshed["status"]["sync"]["revision"] == pushed
+    assert refreshed["status"]["sync"]["status"] == "OutOfSync"
+    assert refreshed["status"]["reconciledAt"] >= before["status"]["reconciledAt"]
+
+
+def test_destination_by_cluster_name(argo: httpx.Client, state: State) -> None:
+    state.add_cluster("ovh-prod", "https://ovh-prod.example:6443")
+    state.add_project("shop", source_repos=["*"], destinations=[{"name": "ovh-*", "namespace": "*"}])
+    app = application()
+    app["spec"]["destination"] = {"name": "ovh-prod", "namespace": "shop-prod"}
+    assert argo.post("/api/v1/applications", json=app).status_code == 200
+    app = application("other")
+    app["spec"]["destination"] = {"name": "nowhere", "namespace": "shop-prod"}
+    refused = argo.post("/api/v1/applications", json=app)
+    assert "there are no clusters with this name: nowhere" in grpc_error(refused)[1]
+
+
+def test_source_repo_globs() -> None:
+    patterns = [f"{GITLAB}/**", "https://gitlab.cpn.example/forge/shared/*"]
+    assert repo_permitted(patterns, f"{GITLAB}/infra.git")
+    assert repo_permitted(patterns, f"{GITLAB}/group/deep/infra.git")
+    assert repo_permitted(patterns, "https://gitlab.cpn.example/forge/shared/charts.git")
+    assert not repo_permitted(patterns, "https://gitlab.cpn.example/forge/shared/a/b.git")
+    assert not repo_permitted(patterns, "https://github.com/evil/infra.git")
+    assert repo_permitted(["*"], "https://anything.example/a/b/c.git")
+    assert not repo_permitted(["*", "!https://gitlab.cpn.example/x/**"], "https://gitlab.cpn.example/x/y.git")
+    assert repo_permitted(["*", "!https://gitlab.cpn.example/x/**"], "https://gitlab.cpn.example/z/y.git")
+    assert repo_permitted(["https://GitLab.cpn.example/forge/shop/infra"], f"{GITLAB}/infra.git")
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_fault_switches(argo: httpx.Client, state: State) -> None:
+    state.faults.down = True
+    down = argo.get("/api/v1/applications")
+    assert down.status_code == 503
+    assert grpc_error(down)[0] == 14
+    state.faults.clear()
+    state.faults.fail("GET /api/v1/projects", 500, times=1)
+    assert argo.get("/api/v1/projects").status_code == 500
+    assert argo.get("/api/v1/projects").status_code == 200

@@ -1,0 +1,550 @@
+"""The GitLab emulator driven by the real python-gitlab client (and httpx for raw HTTP checks)."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import re
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import gitlab
+import httpx
+import pytest
+from gitlab import exceptions as glexc
+
+from services.emulators.base import EmulatorServer
+from services.emulators.gitlab import State, create_app
+
+_names = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{next(_names)}"
+
+
+@pytest.fixture(scope="module")
+def state() -> State:
+    return State()
+
+
+@pytest.fixture(scope="module")
+def server(state: State) -> Iterator[EmulatorServer]:
+    with EmulatorServer(create_app(state), name="gitlab-emulator") as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _clean_faults(state: State) -> Iterator[None]:
+    yield
+    state.faults.clear()
+    state.unhealthy.clear()
+
+
+@pytest.fixture
+def admin(server: EmulatorServer, state: State) -> gitlab.Gitlab:
+    return gitlab.Gitlab(server.url, private_token=state.root_token)
+
+
+def client(server: EmulatorServer, token: str) -> gitlab.Gitlab:
+    return gitlab.Gitlab(server.url, private_token=token)
+
+
+def new_user(state: State, admin: bool = False) -> tuple[dict[str, Any], str]:
+    name = unique("user")
+    return state.add_user(name, f"{name}@interieur.gouv.fr", name.title(), admin=admin)
+
+
+def raw(
+    server: EmulatorServer, method: str, path: str, token: str | None = None, **kwargs: Any
+) -> httpx.Response:
+    headers = {"PRIVATE-TOKEN": token} if token else {}
+    return httpx.request(method, server.url + path, headers=headers, timeout=5, **kwargs)
+
+
+# --- health, version, authentication ---------------------------------------------------------
+
+
+def test_health_routes_follow_faults(server: EmulatorServer, state: State) -> None:
+    ready = raw(server, "GET", "/-/readiness?all=1")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["status"] == "ok" and body["master_check"] == [{"status": "ok"}]
+    assert body["gitaly_check"][0]["labels"] == {"shard": "default"}
+    assert raw(server, "GET", "/-/liveness").json() == {"status": "ok"}
+
+    state.unhealthy.add("gitaly_check")
+    failing = raw(server, "GET", "/-/readiness?all=1")
+    assert failing.status_code == 503
+    assert failing.json()["status"] == "failed"
+    assert failing.json()["gitaly_check"][0]["status"] == "failed"
+
+    state.faults.down = True
+    down = raw(server, "GET", "/-/readiness?all=1")
+    assert down.status_code == 503
+    assert down.json() == {"message": "503 Service Unavailable"}
+
+
+def test_version_and_current_user(admin: gitlab.Gitlab) -> None:
+    assert admin.version() == ("18.2.1", "c4f8e0a9c7b")
+    admin.auth()
+    assert admin.user is not None
+    assert admin.user.username == "root" and admin.user.is_admin is True
+
+
+def test_missing_and_bad_tokens_are_401(server: EmulatorServer) -> None:
+    anonymous = raw(server, "GET", "/api/v4/user")
+    assert anonymous.status_code == 401
+    assert anonymous.json() == {"message": "401 Unauthorized"}
+    with pytest.raises(glexc.GitlabAuthenticationError) as caught:
+        client(server, "glpat-not-a-real-token").auth()
+    assert caught.value.response_code == 401
+
+
+def test_bearer_header_is_accepted(server: EmulatorServer, state: State) -> None:
+    answer = httpx.get(
+        server.url + "/api/v4/user", headers={"Authorization": f"Bearer {state.root_token}"}, timeout=5
+    )
+    assert answer.status_code == 200 and answer.json()["username"] == "root"
+
+
+def test_expired_revoked_and_read_only_tokens(server: EmulatorServer, state: State) -> None:
+    user, _ = new_user(state)
+    expired = state.create_token(user["id"], "old", ["api"], (date.today() - timedelta(days=1)).isoformat())
+    answer = raw(server, "GET", "/api/v4/user", expired.token)
+    assert answer.status_code == 401
+    assert answer.json() == {"error": "invalid_token", "error_description": "Token has expired."}
+
+    revoked = state.create_token(user["id"], "gone", ["api"], None)
+    revoked.revoked = True
+    assert raw(server, "GET", "/api/v4/user", revoked.token).json()["error"] == "invalid_token"
+
+    read_only = state.create_token(user["id"], "ro", ["read_api"], None)
+    assert raw(server, "GET", "/api/v4/user", read_only.token).status_code == 200
+    denied = raw(server, "POST", "/api/v4/groups", read_only.token, json={"name": "x", "path": "x"})
+    assert denied.status_code == 403
+    assert denied.json()["error"] == "insufficient_scope"
+
+
+def test_unknown_route_is_grape_404(server: EmulatorServer, state: State) -> None:
+    answer = raw(server, "GET", "/api/v4/nothing/here", state.root_token)
+    assert answer.status_code == 404 and answer.json() == {"error": "404 Not Found"}
+
+
+# --- users -----------------------------------------------------------------------------------
+
+
+def test_users_lookup_and_admin_only_email_search(
+    server: EmulatorServer, state: State, admin: gitlab.Gitlab
+) -> None:
+    user, token = new_user(state)
+    found = admin.users.list(username=user["username"])
+    assert [u.id for u in found] == [user["id"]]
+    assert [u.username for u in admin.users.list(search=user["email"])] == [user["username"]]
+    assert admin.users.get(user["id"]).email == user["email"]
+
+    regular = client(server, token)
+    assert regular.users.list(search=user["email"]) == []
+    assert not hasattr(regular.users.get(user["id"]), "email")
+    with pytest.raises(glexc.GitlabGetError) as caught:
+        admin.users.get(999999)
+    assert caught.value.response_code == 404
+    assert caught.value.error_message == "404 User Not Found"
+
+
+def test_create_user_is_admin_only_and_unique(
+    server: EmulatorServer, state: State, admin: gitlab.Gitlab
+) -> None:
+    name = unique("newcomer")
+    data = {"username": name, "email": f"{name}@x.fr", "name": "New Comer", "reset_password": True}
+    created = admin.users.create(data)
+    assert created.username == name and created.state == "active"
+    with pytest.raises(glexc.GitlabCreateError) as duplicate:
+        admin.users.create(data)
+    assert duplicate.value.response_code == 409
+
+    _, token = new_user(state)
+    with pytest.raises(glexc.GitlabCreateError) as caught:
+        client(server, token).users.create({**data, "username": unique("x"), "email": "y@x.fr"})
+    assert caught.value.response_code == 403
+    missing = raw(server, "POST", "/api/v4/users", state.root_token, json={"username": "z"})
+    assert missing.status_code == 400 and "email is missing" in missing.json()["error"]
+
+
+# --- groups and members ----------------------------------------------------------------------
+
+
+def make_group(admin: gitlab.Gitlab, parent_id: int | None = None) -> Any:
+    path = unique("grp")
+    data: dict[str, Any] = {"name": path, "path": path}
+    if parent_id is not None:
+        data["parent_id"] = parent_id
+    return admin.groups.create(data)
+
+
+def test_group_crud_by_id_and_encoded_path(admin: gitlab.Gitlab, state: State) -> None:
+    root = make_group(admin)
+    sub = make_group(admin, parent_id=root.id)
+    assert sub.full_path == f"{root.path}/{sub.path}" and sub.parent_id == root.id
+    assert admin.groups.get(sub.full_path).id == sub.id  # python-gitlab sends root%2Fsub
+    assert state.group_by_path(sub.full_path) is not None
+
+    sub.description = "projet cpn"
+    sub.save()
+    assert admin.groups.get(sub.id).description == "projet cpn"
+    assert [g.id for g in root.subgroups.list()] == [sub.id]
+    assert [g.id for g in admin.groups.list(search=sub.path)] == [sub.id]
+
+    with pytest.raises(glexc.GitlabCreateError) as duplicate:
+        admin.groups.create({"name": sub.path, "path": sub.path, "parent_id": root.id})
+    assert duplicate.value.response_code == 400
+    assert "has already been taken" in str(duplicate.value.error_message)
+
+    admin.groups.delete(sub.id)
+    with pytest.raises(glexc.GitlabGetError) as gone:
+        admin.groups.get(sub.full_path)
+    assert gone.value.response_code == 404
+    assert gone.value.error_message == "404 Group Not Found"
+
+
+def test_group_members_and_access_levels(server: EmulatorServer, state: State, admin: gitlab.Gitlab) -> None:
+    group = make_group(admin)
+    sub = make_group(admin, parent_id=group.id)
+    dev, dev_token = new_user(state)
+    member = group.members.create({"user_id": dev["id"], "access_level": 30})
+    assert member.access_level == 30 and member.username == dev["username"]
+    with pytest.raises(glexc.GitlabCreateError) as duplicate:
+        group.members.create({"user_id": dev["id"], "access_level": 30})
+    assert duplicate.value.response_code == 409
+    assert duplicate.value.error_message == "Member already exists"
+    with pytest.raises(glexc.GitlabCreateError) as invalid:
+        group.members.create({"user_id": dev["id"], "access_level": 35})
+    assert invalid.value.response_code == 400
+
+    # Inherited membership shows in members/all of the subgroup, not in its direct members.
+    assert dev["id"] in [m.id for m in sub.members_all.list()]
+    assert dev["id"] not in [m.id for m in sub.members.list()]
+
+    # A developer cannot manage members (403) and cannot see groups it is not in (404).
+    as_dev = client(server, dev_token)
+    with pytest.raises(glexc.GitlabCreateError) as forbidden:
+        as_dev.groups.get(group.id).members.create({"user_id": 1, "access_level": 10})
+    assert forbidden.value.response_code == 403
+    other = make_group(admin)
+    with pytest.raises(glexc.GitlabGetError) as hidden:
+        as_dev.groups.get(other.id)
+    assert hidden.value.response_code == 404
+
+    member.access_level = 40
+    member.save()
+    assert group.members.get(dev["id"]).access_level == 40
+    group.members.delete(dev["id"])
+    with pytest.raises(glexc.GitlabGetError):
+        group.members.get(dev["id"])
+
+
+# --- projects --------------------------------------------------------------------------------
+
+
+def make_project(admin: gitlab.Gitlab, group: Any, path: str | None = None, **extra: Any) -> Any:
+    path = path or unique("repo")
+    return admin.projects.create({"name": path, "path": path, "namespace_id": group.id, **extra})
+
+
+def test_project_crud_and_shape(admin: gitlab.Gitlab, state: State, server: EmulatorServer) -> None:
+    group = make_group(admin)
+    project = make_project(admin, group, ci_config_path=".gitlab-ci-dso.yml", description="app")
+    assert project.path_with_namespace == f"{group.full_path}/{project.path}"
+    assert project.namespace == {
+        **project.namespace,
+        "id": group.id,
+        "full_path": group.full_path,
+        "kind": "group",
+    }
+    assert project.default_branch == "main" and project.ci_config_path == ".gitlab-ci-dso.yml"
+    assert project.web_url == f"{server.url}/{project.path_with_namespace}"
+    assert project.http_url_to_repo == project.web_url + ".git"
+    assert project.empty_repo is True
+
+    fetched = admin.projects.get(project.path_with_namespace)
+    assert fetched.id == project.id and "permissions" in fetched.attributes
+    fetched.description = "nouvelle description"
+    fetched.save()
+    assert admin.projects.get(project.id).description == "nouvelle description"
+    assert [p.id for p in admin.projects.list(search=project.path)] == [project.id]
+    assert [p.id for p in group.projects.list()] == [project.id]
+    assert state.project_by_path(project.path_with_namespace) is not None
+
+    with pytest.raises(glexc.GitlabCreateError) as duplicate:
+        make_project(admin, group, path=project.path)
+    assert duplicate.value.response_code == 400
+    body = raw(
+        server,
+        "POST",
+        "/api/v4/projects",
+        state.root_token,
+        json={"name": project.path, "path": project.path, "namespace_id": group.id},
+    ).json()
+    assert body == {"message": {"name": ["has already been taken"], "path": ["has already been taken"]}}
+
+    admin.projects.delete(project.id)
+    with pytest.raises(glexc.GitlabGetError) as gone:
+        admin.projects.get(project.id)
+    assert gone.value.error_message == "404 Project Not Found"
+
+
+def test_project_permissions(server: EmulatorServer, state: State, admin: gitlab.Gitlab) -> None:
+    group = make_group(admin)
+    project = make_project(admin, group)
+    reporter, reporter_token = new_user(state)
+    project.members.create({"user_id": reporter["id"], "access_level": 20})
+    as_reporter = client(server, reporter_token)
+    assert as_reporter.projects.get(project.id).id == project.id
+    with pytest.raises(glexc.GitlabCreateError) as no_write:
+        as_reporter.projects.get(project.id, lazy=True).files.create(
+            {"file_path": "a", "branch": "main", "content": "x", "commit_message": "m"}
+        )
+    assert no_write.value.response_code == 403
+    with pytest.raises(glexc.GitlabCreateError) as no_create:
+        as_reporter.projects.create({"name": "nope", "namespace_id": group.id})
+    assert no_create.value.response_code == 403
+    stranger = client(server, new_user(state)[1])
+    with pytest.raises(glexc.GitlabGetError) as hidden:
+        stranger.projects.get(project.id)
+    assert hidden.value.response_code == 404
+
+
+def test_project_and_group_hooks_hide_token(admin: gitlab.Gitlab, state: State) -> None:
+    group = make_group(admin)
+    project = make_project(admin, group)
+    hook = project.hooks.create(
+        {
+            "url": "http://127.0.0.1:9/hooks/gitlab",
+            "token": "s3cret",
+            "pipeline_events": True,
+            "job_events": True,
+        }
+    )
+    assert hook.pipeline_events is True and hook.push_events is True and hook.project_id == project.id
+    assert "token" not in hook.attributes
+    listed = project.hooks.list()
+    assert [h.id for h in listed] == [hook.id] and "token" not in listed[0].attributes
+    assert state.hooks[hook.id].token == "s3cret"
+    hook.push_events = False
+    hook.save()
+    assert project.hooks.get(hook.id).push_events is False
+
+    group_hook = group.hooks.create({"url": "http://127.0.0.1:9/g", "token": "t", "pipeline_events": True})
+    assert group_hook.group_id == group.id and "token" not in group_hook.attributes
+    group.hooks.delete(group_hook.id)
+    project.hooks.delete(hook.id)
+    assert project.hooks.list() == [] and group.hooks.list() == []
+    with pytest.raises(glexc.GitlabCreateError) as invalid:
+        project.hooks.create({"url": "ftp://nowhere"})
+    assert invalid.value.response_code == 422
+
+
+# --- repository ------------------------------------------------------------------------------
+
+
+def test_files_api(admin: gitlab.Gitlab, state: State, server: EmulatorServer) -> None:
+    project = make_project(admin, make_group(admin))
+    created = project.files.create(
+        {
+            "file_path": "deploy/values.yaml",
+            "branch": "main",
+            "content": "replicas: 1\n",
+            "commit_message": "add",
+        }
+    )
+    assert created.file_path == "deploy/values.yaml"
+    got = project.files.get("deploy/values.yaml", ref="main")
+    assert got.decode() == b"replicas: 1\n" and got.encoding == "base64"
+    assert re.fullmatch(r"[0-9a-f]{40}", got.last_commit_id) and re.fullmatch(r"[0-9a-f]{40}", got.blob_id)
+    assert project.files.raw("deploy/values.yaml", ref="main") == b"replicas: 1\n"
+    assert project.files.head("deploy/values.yaml", ref="main")["X-Gitlab-Size"] == "12"
+
+    got.content = base64.b64encode(b"replicas: 2\n").decode()
+    got.encoding = "base64"
+    got.save(branch="main", commit_message="scale")
+    assert state.file_content(project.id, "deploy/values.yaml") == "replicas: 2\n"
+    with pytest.raises(glexc.GitlabCreateError) as exists:
+        project.files.create(
+            {"file_path": "deploy/values.yaml", "branch": "main", "content": "x", "commit_message": "m"}
+        )
+    assert exists.value.error_message == "A file with this name already exists"
+
+    project.files.delete("deploy/values.yaml", branch="main", commit_message="rm")
+    with pytest.raises(glexc.GitlabGetError) as missing:
+        project.files.get("deploy/values.yaml", ref="main")
+    assert missing.value.error_message == "404 File Not Found"
+    no_ref = raw(server, "GET", f"/api/v4/projects/{project.id}/repository/files/README.md", state.root_token)
+    assert no_ref.status_code == 400 and no_ref.json() == {"error": "ref is missing"}
+
+
+def test_commits_branches_and_revert(admin: gitlab.Gitlab, state: State) -> None:
+    project = make_project(admin, make_group(admin), initialize_with_readme=True)
+    commit = project.commits.create(
+        {
+            "branch": "main",
+            "commit_message": "mirror files",
+            "author_name": "cpn-bot",
+            "author_email": "bot@cpn.fr",
+            "actions": [
+                {"action": "create", "file_path": ".gitlab-ci.yml", "content": "include: mirror.yml\n"},
+                {
+                    "action": "create",
+                    "file_path": "mirror.sh",
+                    "content": "#!/bin/sh\n",
+                    "execute_filemode": True,
+                },
+                {"action": "update", "file_path": "README.md", "content": "# Mirror\n"},
+            ],
+        }
+    )
+    assert re.fullmatch(r"[0-9a-f]{40}", commit.id) and commit.title == "mirror files"
+    assert commit.author_name == "cpn-bot" and len(commit.parent_ids) == 1
+    assert project.commits.list(ref_name="main")[0].id == commit.id
+    assert project.commits.get(commit.id).stats["total"] == 3
+    assert project.files.get("mirror.sh", ref="main").execute_filemode is True
+
+    reverted = project.commits.get(commit.id).revert(branch="main")
+    assert reverted["message"].startswith('Revert "mirror files"')
+    assert state.file_content(project.id, ".gitlab-ci.yml") is None
+    assert state.file_content(project.id, "README.md") == f"# {project.name}\n"
+    with pytest.raises(glexc.GitlabRevertError):
+        project.commits.get(commit.id).revert(branch="main")
+
+    branch = project.branches.create({"branch": "feature/x", "ref": "main"})
+    assert branch.commit["id"] == reverted["id"] and branch.default is False
+    assert project.branches.get("feature/x").name == "feature/x"
+    assert sorted(b.name for b in project.branches.list()) == ["feature/x", "main"]
+    with pytest.raises(glexc.GitlabCreateError) as exists:
+        project.branches.create({"branch": "feature/x", "ref": "main"})
+    assert exists.value.error_message == "Branch already exists"
+    with pytest.raises(glexc.GitlabGetError) as missing:
+        project.branches.get("nope")
+    assert missing.value.error_message == "404 Branch Not Found"
+    with pytest.raises(glexc.GitlabCreateError) as bad_action:
+        project.commits.create(
+            {"branch": "main", "commit_message": "m", "actions": [{"action": "update", "file_path": "nope"}]}
+        )
+    assert bad_action.value.error_message == "A file with this name doesn't exist"
+
+
+# --- triggers and access tokens --------------------------------------------------------------
+
+
+def ci_project(admin: gitlab.Gitlab, group: Any, path: str = "mirror") -> Any:
+    project = make_project(admin, group, path=path)
+    project.files.create(
+        {
+            "file_path": ".gitlab-ci.yml",
+            "branch": "main",
+            "content": "include: mirror.yml\n",
+            "commit_message": "ci",
+        }
+    )
+    return project
+
+
+def test_trigger_tokens_and_trigger_pipeline(
+    server: EmulatorServer, state: State, admin: gitlab.Gitlab
+) -> None:
+    group = make_group(admin)
+    mirror = ci_project(admin, group)
+    trigger = mirror.triggers.create({"description": "mirroring-from-external-repo"})
+    assert trigger.token.startswith("glptt-") and len(trigger.token) > 20
+    assert mirror.triggers.list()[0].token == trigger.token  # the owner sees it in full
+
+    maintainer, maintainer_token = new_user(state)
+    mirror.members.create({"user_id": maintainer["id"], "access_level": 40})
+    seen = client(server, maintainer_token).projects.get(mirror.id, lazy=True).triggers.list()
+    assert seen[0].token == trigger.token[:4]
+
+    pipeline = mirror.trigger_pipeline("main", trigger.token, variables={"PROJECT_NAME": "app"})
+    assert pipeline.source == "trigger" and pipeline.ref == "main" and pipeline.status == "created"
+    # The documented curl form: form fields with ``variables[KEY]=value``.
+    form = httpx.post(
+        f"{server.url}/api/v4/projects/{mirror.id}/trigger/pipeline",
+        data={"token": trigger.token, "ref": "main", "variables[GIT_BRANCH_DEPLOY]": "develop"},
+        timeout=5,
+    )
+    assert form.status_code == 201
+    created = state.pipelines[form.json()["id"]]
+    assert created.variable("GIT_BRANCH_DEPLOY") == "develop"
+
+    bad = httpx.post(
+        f"{server.url}/api/v4/projects/{mirror.id}/trigger/pipeline",
+        data={"token": "nope", "ref": "main"},
+        timeout=5,
+    )
+    assert bad.status_code == 404 and bad.json() == {"message": "404 Not Found"}
+    unknown_ref = httpx.post(
+        f"{server.url}/api/v4/projects/{mirror.id}/trigger/pipeline",
+        data={"token": trigger.token, "ref": "nope"},
+        timeout=5,
+    )
+    assert unknown_ref.status_code == 400
+    assert unknown_ref.json() == {"message": {"base": ["Reference not found"]}}
+
+    mirror.triggers.delete(trigger.id)
+    assert mirror.triggers.list() == []
+
+
+def test_group_access_tokens(server: EmulatorServer, state: State, admin: gitlab.Gitlab) -> None:
+    group = make_group(admin)
+    project = make_project(admin, group)
+    expires = (date.today() + timedelta(days=300)).isoformat()
+    token = group.access_tokens.create(
+        {
+            "name": "proj-bot",
+            "scopes": ["write_repository", "read_api"],
+            "access_level": 40,
+            "expires_at": expires,
+        }
+    )
+    assert token.token.startswith("glpat-") and token.expires_at == expires and token.active is True
+    listed = group.access_tokens.list()
+    assert [t.id for t in listed] == [token.id] and "token" not in listed[0].attributes
+
+    as_bot = client(server, token.token)
+    assert as_bot.projects.get(project.id).id == project.id  # the bot is a maintainer of the group
+    bot_user = admin.users.get(token.user_id)
+    assert bot_user.bot is True
+
+    rotated = group.access_tokens.rotate(token.id)
+    assert rotated["token"] != token.token
+    assert raw(server, "GET", "/api/v4/user", token.token).status_code == 401
+    group.access_tokens.delete(rotated["id"])
+    assert raw(server, "GET", "/api/v4/user", rotated["token"]).status_code == 401
+    with pytest.raises(glexc.GitlabCreateError) as bad_scope:
+        group.access_tokens.create({"name": "x", "scopes": ["everything"]})
+    assert bad_scope.value.response_code == 400
+
+
+# --- pagination ------------------------------------------------------------------------------
+
+
+def test_pagination_headers_and_get_all(server: EmulatorServer, state: State, admin: gitlab.Gitlab) -> None:
+    group = make_group(admin)
+    for _ in range(25):
+        make_project(admin, group)
+    assert len(group.projects.list(get_all=True, per_page=10)) == 25
+    assert len(list(group.projects.list(iterator=True, per_page=7))) == 25
+    page = group.projects.list(page=3, per_page=10)
+    assert len(page) == 5
+
+    answer = raw(server, "GET", f"/api/v4/groups/{group.id}/projects?per_page=10&page=2", state.root_token)
+    headers = answer.headers
+    assert (headers["X-Page"], headers["X-Per-Page"], headers["X-Total"], headers["X-Total-Pages"]) == (
+        "2",
+        "10",
+        "25",
+        "3",
+    )
+    assert (headers["X-Next-Page"], headers["X-Prev-Page"]) == ("3", "1")
+    assert 'rel="next"' in headers["Link"] and 'rel="prev"' in headers["Link"] and "page=3" in headers["Link"]
+    last = raw(server, "GET", f"/api/v4/groups/{group.id}/projects?per_page=10&page=3", state.root_token)
+    assert last.headers["X-Next-Page"] == "" and 'rel="next"' not in last.headers["Link"]

@@ -1,0 +1,514 @@
+"""The Mattermost emulator driven by the real client, mattermostautodriver (httpx + aiohttp)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import aiohttp
+import httpx
+import pytest
+from mattermostautodriver import AsyncTypedDriver, TypedDriver
+from mattermostautodriver.exceptions import (
+    InvalidOrMissingParameters,
+    NoAccessTokenProvided,
+    NotEnoughPermissions,
+    ResourceNotFound,
+    TooManyRequests,
+    UnknownMattermostError,
+)
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from services.emulators.base import EmulatorServer
+from services.emulators.mattermost import State, create_app
+
+FIXTURE = Path("/work/shared/fixtures/mattermost_slash_command.txt")
+
+
+@dataclass
+class Capture:
+    """A tiny integration server: records raw requests, answers what the test configured."""
+
+    received: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    answers: dict[str, tuple[int, bytes, str]] = field(default_factory=dict)
+
+    def answer(self, path: str, body: Any, status: int = 200, content_type: str = "application/json") -> None:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.answers[path] = (status, raw, content_type)
+
+    def last(self, path: str) -> tuple[dict[str, str], bytes]:
+        for got_path, headers, body in reversed(self.received):
+            if got_path == path:
+                return headers, body
+        raise AssertionError(f"nothing received on {path}")
+
+    async def handle(self, request: Request) -> Response:
+        self.received.append((request.url.path, dict(request.headers), await request.body()))
+        status, body, content_type = self.answers.get(request.url.path, (200, b"{}", "application/json"))
+        return Response(body, status_code=status, headers={"Content-Type": content_type})
+
+
+@dataclass
+class World:
+    state: State
+    url: str
+    port: int
+    capture: Capture
+    capture_url: str
+    team: dict[str, Any]
+    town: dict[str, Any]
+    other: dict[str, Any]
+    users: dict[str, tuple[dict[str, Any], str]]
+
+    def driver(self, name: str, token: str | None = None) -> AsyncTypedDriver:
+        options = {
+            "url": "127.0.0.1",
+            "port": self.port,
+            "scheme": "http",
+            "token": token or self.users[name][1],
+            "max_retries": 0,
+        }
+        driver = AsyncTypedDriver(options)
+        driver.client.token = options["token"]  # what login() does, without the round trip
+        return driver
+
+    def uid(self, name: str) -> str:
+        return str(self.users[name][0]["id"])
+
+
+@dataclass
+class CaptureServer:
+    """One capture server for the module (starting servers is the slow part); fresh Capture per test."""
+
+    url: str
+    current: Capture
+
+    async def handle(self, request: Request) -> Response:
+        return await self.current.handle(request)
+
+
+@pytest.fixture(scope="module")
+def capture_server() -> Iterator[CaptureServer]:
+    holder = CaptureServer("", Capture())
+    capture_app = Starlette(routes=[Route("/{path:path}", holder.handle, methods=["GET", "POST"])])
+    with EmulatorServer(capture_app, name="capture") as server:
+        holder.url = server.url
+        yield holder
+
+
+@pytest.fixture
+def world(capture_server: CaptureServer) -> Iterator[World]:
+    capture = capture_server.current = Capture()
+    state = State()
+    state.integration_timeout = 2.0
+    users = {
+        "cpn-bot": state.add_user("cpn-bot", is_bot=True),
+        "alice": state.add_user("alice", first_name="Alice", last_name="Martin"),
+        "bob": state.add_user("bob"),
+        "root": state.add_user("root", admin=True),
+    }
+    team = state.add_team("ministere", "Ministère")
+    town = state.add_channel(team["id"], "projet-alpha", "Projet Alpha")
+    other = state.add_channel(team["id"], "projet-beta", "Projet Beta", type="P")
+    for name in ("cpn-bot", "alice"):
+        state.add_member(town["id"], users[name][0]["id"])
+    state.add_member(other["id"], users["cpn-bot"][0]["id"])
+    state.add_team_member(team["id"], users["bob"][0]["id"])
+    with EmulatorServer(create_app(state), name="mattermost") as server:
+        state.site_url = server.url
+        yield World(state, server.url, server.port, capture, capture_server.url, team, town, other, users)
+
+
+# ------------------------------------------------------------------------------ auth
+async def test_login_with_token_and_401_without(world: World) -> None:
+    driver = world.driver("alice")
+    me = await driver.login()
+    assert me["username"] == "alice" and me["roles"] == "system_user"
+    assert len(me["id"]) == 26 and me["id"].isalnum() and me["id"] == me["id"].lower()
+    bad = world.driver("alice", token="not-a-token")
+    with pytest.raises(NoAccessTokenProvided) as err:
+        await bad.login()
+    assert err.value.error_id == "api.context.session_expired.app_error"
+    async with httpx.AsyncClient(base_url=world.url, trust_env=False) as raw:
+        anonymous = await raw.get("/api/v4/users/me")
+        ping = await raw.get("/api/v4/system/ping")
+        missing = await raw.get("/api/v4/nowhere")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"] == "application/json"
+    assert set(anonymous.json()) >= {"id", "message", "detailed_error", "request_id", "status_code"}
+    assert ping.status_code == 200 and ping.json()["status"] == "OK"
+    assert missing.status_code == 404 and missing.json()["id"] == "api.context.404.app_error"
+    recorded = [(r.path, r.auth_ok) for r in world.state.requests]
+    assert ("/api/v4/users/me", False) in recorded and ("/api/v4/system/ping", None) in recorded
+
+
+async def test_users_teams_and_channels(world: World) -> None:
+    alice = world.driver("alice")
+    bob = await alice.users.get_user_by_username("bob")
+    assert bob["email"] == "bob@interieur.gouv.fr"  # ShowEmailAddress = true
+    assert "notify_props" not in bob  # other users' profiles are sanitized
+    assert (await alice.users.get_user_by_email("alice@interieur.gouv.fr"))["first_name"] == "Alice"
+    listed = await alice.users.get_users_by_ids([world.uid("bob"), world.uid("root")])
+    assert {u["username"] for u in listed} == {"bob", "root"}
+    teams = await alice.teams.get_teams_for_user("me")
+    assert [t["name"] for t in teams] == ["ministere"]
+    channel = await alice.channels.get_channel_by_name(world.team["id"], "projet-alpha")
+    assert channel["id"] == world.town["id"] and channel["type"] == "O"
+    with pytest.raises(ResourceNotFound):  # private channel alice is not in: reported missing
+        await alice.channels.get_channel_by_name(world.team["id"], "projet-beta")
+    member = await alice.channels.get_channel_member(world.town["id"], world.uid("alice"))
+    assert member["roles"] == "channel_user"
+    with pytest.raises(ResourceNotFound) as err:
+        await alice.channels.get_channel_member(world.town["id"], world.uid("bob"))
+    assert err.value.error_id == "app.channel.get_member.missing.app_error"
+    dm = await alice.channels.create_direct_channel([world.uid("alice"), world.uid("cpn-bot")])
+    assert dm["type"] == "D" and dm["name"] == "__".join(sorted([world.uid("alice"), world.uid("cpn-bot")]))
+    with pytest.raises(ResourceNotFound):
+        await alice.users.get_user("a" * 26)
+
+
+# ------------------------------------------------------------------------------ posts
+async def test_create_get_patch_update_delete_and_thread(world: World) -> None:
+    bot, alice = world.driver("cpn-bot"), world.driver("alice")
+    root = await bot.posts.create_post(world.town["id"], "Synchronisation lancée #sync")
+    assert root["type"] == "" and root["props"]["from_bot"] == "true" and root["hashtags"] == "#sync"
+    assert {"id", "create_at", "update_at", "edit_at", "delete_at", "is_pinned", "metadata"} <= set(root)
+    reply = await bot.posts.create_post(world.town["id"], "étape 1", root_id=root["id"])
+    thread = await alice.posts.get_post_thread(reply["id"])
+    assert thread["order"] == [reply["id"], root["id"]] and set(thread["posts"]) == {root["id"], reply["id"]}
+    patched = await bot.posts.patch_post(root["id"], message="Synchronisation terminée")
+    assert patched["message"] == "Synchronisation terminée" and patched["edit_at"] > 0
+    assert patched["props"]["from_bot"] == "true"  # patch keeps what it does not change
+    updated = await bot.posts.update_post(root["id"], id=root["id"], message="fini")
+    assert updated["message"] == "fini" and updated["props"] == {}
+    with pytest.raises(NotEnoughPermissions):
+        await alice.posts.patch_post(root["id"], message="hack")
+    with pytest.raises(InvalidOrMissingParameters):
+        await bot.posts.update_post(root["id"], id=reply["id"], message="wrong id")
+    assert (await bot.posts.delete_post(root["id"])) == {"status": "OK"}
+    with pytest.raises(ResourceNotFound):
+        await alice.posts.get_post(reply["id"])  # replies go with their root
+    assert world.state.thread(root["id"]) == []
+
+
+async def test_channel_posts_shape_and_paging(world: World) -> None:
+    bot = world.driver("cpn-bot")
+    ids = [(await bot.posts.create_post(world.town["id"], f"message {i}"))["id"] for i in range(5)]
+    page = await bot.posts.get_posts_for_channel(world.town["id"], page=0, per_page=2)
+    assert set(page) == {"order", "posts", "next_post_id", "prev_post_id", "has_next"}
+    assert page["order"] == [ids[4], ids[3]] and page["has_next"] is True
+    assert page["prev_post_id"] == ids[2] and page["next_post_id"] == ""
+    last = await bot.posts.get_posts_for_channel(world.town["id"], page=2, per_page=2)
+    assert last["order"] == [ids[0]] and last["has_next"] is False
+    before = await bot.posts.get_posts_for_channel(world.town["id"], before=ids[2], per_page=10)
+    assert before["order"] == [ids[1], ids[0]]
+    after = await bot.posts.get_posts_for_channel(world.town["id"], after=ids[2])
+    assert after["order"] == [ids[4], ids[3]]
+    stamp = world.state.posts[ids[3]]["update_at"]
+    since = await bot.posts.get_posts_for_channel(world.town["id"], since=stamp - 1)
+    assert {ids[3], ids[4]} <= set(since["order"])
+    assert all(p["update_at"] >= stamp for p in since["posts"].values())
+    with pytest.raises(NotEnoughPermissions):
+        await world.driver("bob").posts.get_posts_for_channel(world.other["id"])
+
+
+async def test_pending_post_id_deduplicates_within_ttl(world: World) -> None:
+    bot = world.driver("cpn-bot")
+    body = {"channel_id": world.town["id"], "message": "une fois", "pending_post_id": "bot:outbox-42"}
+    first = await bot.client.post("/api/v4/posts", options=body)
+    second = await bot.client.post("/api/v4/posts", options=body)
+    assert first["id"] == second["id"] and first["pending_post_id"] == "bot:outbox-42"
+    assert len(world.state.channel_posts(world.town["id"])) == 1
+    world.state.pending_post_ttl = 0.05
+    third_body = dict(body, pending_post_id="bot:outbox-43")
+    await bot.client.post("/api/v4/posts", options=third_body)
+    await asyncio.sleep(0.1)
+    fourth = await bot.client.post("/api/v4/posts", options=third_body)  # TTL over: a new post
+    assert len(world.state.channel_posts(world.town["id"])) == 3 and fourth["id"] != first["id"]
+
+
+async def test_non_member_gets_403_and_bad_root_400(world: World) -> None:
+    with pytest.raises(NotEnoughPermissions) as err:
+        await world.driver("bob").posts.create_post(world.town["id"], "intrus")
+    assert err.value.error_id == "api.context.permissions.app_error"
+    bot = world.driver("cpn-bot")
+    elsewhere = await bot.posts.create_post(world.other["id"], "ailleurs")
+    with pytest.raises(InvalidOrMissingParameters):
+        await bot.posts.create_post(world.town["id"], "réponse", root_id=elsewhere["id"])
+    with pytest.raises(InvalidOrMissingParameters):
+        await bot.posts.create_post(world.town["id"], "réponse", root_id="b" * 26)
+
+
+async def test_ephemeral_only_for_bots_and_admins(world: World) -> None:
+    post = {"channel_id": world.town["id"], "message": "Seulement pour vous"}
+    sent = await world.driver("cpn-bot").posts.create_post_ephemeral(world.uid("alice"), post)
+    assert sent["type"] == "system_ephemeral" and sent["user_id"] == world.uid("cpn-bot")
+    assert world.state.ephemeral_for(world.uid("alice"))[0]["message"] == "Seulement pour vous"
+    assert world.state.channel_posts(world.town["id"]) == []  # never stored as a post
+    with pytest.raises(NotEnoughPermissions):
+        await world.driver("alice").posts.create_post_ephemeral(world.uid("bob"), post)
+
+
+# ------------------------------------------------------------------------------ slash commands
+def _fixture_body() -> str:
+    lines = FIXTURE.read_text(encoding="utf-8").splitlines()
+    return next(line for line in lines if line.startswith("channel_id="))
+
+
+async def test_execute_command_forwards_a_form_like_the_real_server(world: World) -> None:
+    command = world.state.register_command(
+        world.team["id"], "cpn", world.capture_url + "/cmd", token="cmdtoken123", creator_id=world.uid("root")
+    )
+    world.capture.answer("/cmd", {"response_type": "ephemeral", "text": "Projet <https://x.fr|créé>"})
+    alice = world.driver("alice")
+    text = "projet créer démo/x @bob. @nobody ~projet-alpha ~projet-beta a=b:c"
+    result = await alice.commands.execute_command(world.town["id"], "/CPN " + text)
+    headers, raw = world.capture.last("/cmd")
+    body = raw.decode()
+    pairs = parse_qsl(body, keep_blank_values=True)
+    keys = [k for k, _ in pairs]
+    assert keys == sorted(keys)  # Go's url.Values.Encode sorts keys
+    fixture_keys = [k for k, _ in parse_qsl(_fixture_body())]
+    assert [k for k in keys if k in fixture_keys] == fixture_keys  # same fields, same order
+    assert "text=projet+cr%C3%A9er+d%C3%A9mo%2Fx+%40bob.+%40nobody" in body  # '+' for spaces, QueryEscape
+    values = dict(pairs)
+    assert values["command"] == "/cpn" and values["text"] == text and values["token"] == "cmdtoken123"
+    assert values["team_domain"] == "ministere" and values["channel_name"] == "projet-alpha"
+    assert values["user_name"] == "alice" and values["user_id"] == world.uid("alice")
+    assert [v for k, v in pairs if k == "user_mentions"] == ["bob"]  # trailing '.' trimmed, unknown dropped
+    assert [v for k, v in pairs if k == "user_mentions_ids"] == [world.uid("bob")]
+    assert [v for k, v in pairs if k == "channel_mentions"] == ["projet-alpha"]  # private one dropped
+    assert values["response_url"].startswith(world.url + "/hooks/commands/")
+    assert headers["authorization"] == "Token cmdtoken123" and headers["accept"] == "application/json"
+    assert headers["content-type"] == "application/x-www-form-urlencoded"
+    assert headers["user-agent"] == "Mattermost-Bot/1.1"
+    assert result["text"] == "Projet <https://x.fr|créé>" and len(result["trigger_id"]) == 26
+    shown = world.state.ephemeral_for(world.uid("alice"))
+    assert (
+        shown[0]["message"] == "Projet [créé](https://x.fr)" and shown[0]["props"]["from_webhook"] == "true"
+    )
+    assert command["token"] not in json.dumps(result)
+
+
+async def test_in_channel_answer_unknown_trigger_and_integration_down(world: World) -> None:
+    world.state.register_command(world.team["id"], "cpn", world.capture_url + "/cmd", token="t")
+    world.capture.answer("/cmd", {"response_type": "in_channel", "text": "Bonjour à tous"})
+    alice = world.driver("alice")
+    await alice.commands.execute_command(world.town["id"], "/cpn aide")
+    posted = world.state.channel_posts(world.town["id"])
+    assert [p["message"] for p in posted] == ["Bonjour à tous"] and posted[0]["user_id"] == world.uid("alice")
+    with pytest.raises(ResourceNotFound) as err:
+        await alice.commands.execute_command(world.town["id"], "/inconnu x")
+    assert err.value.error_id == "api.command.execute_command.not_found.app_error"
+    world.capture.answer("/cmd", {"message": "boom"}, status=503)
+    with pytest.raises(UnknownMattermostError) as down:
+        await alice.commands.execute_command(world.town["id"], "/cpn aide")
+    assert down.value.status_code == 500
+    assert down.value.error_id == "api.command.execute_command.failed_resp.app_error"
+    with pytest.raises(NotEnoughPermissions):  # bob is not in the channel
+        await world.driver("bob").commands.execute_command(world.town["id"], "/cpn aide")
+
+
+async def test_response_url_allows_five_answers(world: World) -> None:
+    world.state.register_command(world.team["id"], "cpn", world.capture_url + "/cmd", token="t")
+    await world.driver("alice").commands.execute_command(world.town["id"], "/cpn sync")
+    _, raw = world.capture.last("/cmd")
+    response_url = dict(parse_qsl(raw.decode()))["response_url"]
+    async with httpx.AsyncClient(trust_env=False) as client:
+        answers = [
+            await client.post(response_url, json={"response_type": "in_channel", "text": f"étape {i}"})
+            for i in range(6)
+        ]
+    assert [a.status_code for a in answers] == [200] * 5 + [400]
+    assert answers[0].text == "ok" and answers[0].headers["content-type"] == "text/plain"
+    assert answers[5].json()["id"] == "web.command_webhook.general.app_error"
+    assert len(world.state.channel_posts(world.town["id"])) == 5
+    unknown = urlsplit(response_url)._replace(path="/hooks/commands/" + "c" * 26).geturl()
+    async with httpx.AsyncClient(trust_env=False) as client:
+        assert (await client.post(unknown, json={"text": "x"})).status_code == 404
+
+
+# ------------------------------------------------------------------------------ buttons, dialogs
+async def test_post_action_round_trip(world: World) -> None:
+    integration = {"url": world.capture_url + "/action", "context": {"op": "sync", "repo": "api"}}
+    props = {
+        "attachments": [{"text": "Relancer ?", "actions": [{"name": "Relancer", "integration": integration}]}]
+    }
+    bot, alice = world.driver("cpn-bot"), world.driver("alice")
+    post = await bot.posts.create_post(world.town["id"], "Échec du pipeline", props=props)
+    action = post["props"]["attachments"][0]["actions"][0]
+    assert len(action["id"]) == 26 and "integration" not in action  # never shown to clients
+    world.capture.answer(
+        "/action", {"update": {"message": "Relancé", "props": {}}, "ephemeral_text": "C'est parti"}
+    )
+    answer = await alice.posts.do_post_action(post["id"], action["id"])
+    assert answer["status"] == "OK" and answer["trigger_id"]
+    headers, raw = world.capture.last("/action")
+    sent = json.loads(raw)
+    assert headers["content-type"] == "application/json"
+    assert sent["context"] == {"op": "sync", "repo": "api"} and sent["user_name"] == "alice"
+    assert sent["post_id"] == post["id"] and sent["team_domain"] == "ministere"
+    assert {"channel_id", "channel_name", "team_id", "trigger_id", "type", "data_source"} <= set(sent)
+    stored = await alice.posts.get_post(post["id"])
+    assert stored["message"] == "Relancé" and stored["edit_at"] > 0
+    assert stored["props"] == {}  # the update's props replace the post's
+    eph = world.state.ephemeral_for(world.uid("alice"))[-1]
+    assert eph["message"] == "C'est parti" and eph["root_id"] == post["id"]
+    world.capture.answer("/action", {"error": "x"}, status=500)
+    again = await bot.posts.create_post(world.town["id"], "bis", props=props)
+    with pytest.raises(InvalidOrMissingParameters) as err:
+        await alice.posts.do_post_action(again["id"], again["props"]["attachments"][0]["actions"][0]["id"])
+    assert err.value.error_id == "api.post.do_action.action_integration.app_error"
+    with pytest.raises(ResourceNotFound):
+        await alice.posts.do_post_action(again["id"], "d" * 26)
+
+
+def _dialog(title: str = "Nouveau secret") -> dict[str, Any]:
+    element = {"display_name": "Valeur", "name": "value", "type": "text", "subtype": "password"}
+    return {"callback_id": "secret-set", "title": title, "elements": [element], "submit_label": "Enregistrer"}
+
+
+async def test_dialog_open_needs_a_live_trigger_and_submit_reaches_the_url(world: World) -> None:
+    world.state.register_command(world.team["id"], "cpn", world.capture_url + "/cmd", token="t")
+    alice, bot = world.driver("alice"), world.driver("cpn-bot")
+    await alice.commands.execute_command(world.town["id"], "/cpn secret set")
+    _, raw = world.capture.last("/cmd")
+    trigger_id = dict(parse_qsl(raw.decode()))["trigger_id"]
+    dialog_url = world.capture_url + "/dialog"
+    assert await bot.integration_actions.open_interactive_dialog(trigger_id, dialog_url, _dialog()) == {
+        "status": "OK"
+    }
+    opened = world.state.dialogs_opened[-1]
+    assert opened["user_id"] == world.uid("alice") and opened["dialog"]["title"] == "Nouveau secret"
+    with pytest.raises(InvalidOrMissingParameters):
+        await bot.integration_actions.open_interactive_dialog(trigger_id, dialog_url, _dialog(title=""))
+    with pytest.raises(InvalidOrMissingParameters) as bad:
+        await bot.integration_actions.open_interactive_dialog("Zm9v", dialog_url, _dialog())
+    assert bad.value.error_id.startswith("interactive_message.decode_trigger_id.")
+    world.state.trigger_ttl = 0.05
+    await asyncio.sleep(0.1)
+    with pytest.raises(InvalidOrMissingParameters) as expired:
+        await bot.integration_actions.open_interactive_dialog(trigger_id, dialog_url, _dialog())
+    assert expired.value.error_id == "interactive_message.decode_trigger_id.expired"
+    world.capture.answer("/dialog", {"errors": {"value": "Trop court"}})
+    answer = await alice.integration_actions.submit_interactive_dialog(
+        dialog_url, world.town["id"], {"value": "s3cr3t"}, callback_id="secret-set", state="projet-alpha"
+    )
+    assert answer == {"errors": {"value": "Trop court"}}
+    sent = json.loads(world.capture.last("/dialog")[1])
+    assert sent == {
+        "type": "dialog_submission",
+        "callback_id": "secret-set",
+        "state": "projet-alpha",
+        "user_id": world.uid("alice"),
+        "channel_id": world.town["id"],
+        "team_id": world.team["id"],
+        "submission": {"value": "s3cr3t"},
+        "cancelled": False,
+    }
+
+
+# ------------------------------------------------------------------------------ websocket
+async def _until(events: list[dict[str, Any]], predicate: Any, timeout: float = 3.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in events:
+            if predicate(event):
+                return event
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no matching event in {events}")
+
+
+async def test_websocket_hello_posted_and_private_events(world: World) -> None:
+    alice = world.driver("alice")
+    await alice.login()
+    events: list[dict[str, Any]] = []
+
+    async def handler(message: str) -> None:
+        events.append(json.loads(message))
+
+    task = asyncio.create_task(alice.init_websocket(handler))
+    try:
+        hello = await _until(events, lambda e: e.get("event") == "hello")
+        assert hello["seq"] == 0 and hello["broadcast"]["user_id"] == world.uid("alice")
+        assert {"status": "OK", "seq_reply": 1} in events
+        bot = world.driver("cpn-bot")
+        await bot.posts.create_post(world.town["id"], "Salut @alice")
+        await bot.posts.create_post(world.other["id"], "pas pour alice")
+        await bot.posts.create_post_ephemeral(
+            world.uid("alice"), {"channel_id": world.town["id"], "message": "psst"}
+        )
+        posted = await _until(events, lambda e: e.get("event") == "posted")
+        post = json.loads(posted["data"]["post"])
+        assert post["message"] == "Salut @alice" and posted["seq"] == 1
+        assert (
+            posted["data"]["channel_name"] == "projet-alpha" and posted["data"]["sender_name"] == "@cpn-bot"
+        )
+        assert json.loads(posted["data"]["mentions"]) == [world.uid("alice")]
+        assert posted["broadcast"]["channel_id"] == world.town["id"]
+        eph = await _until(events, lambda e: e.get("event") == "ephemeral_message")
+        assert json.loads(eph["data"]["post"])["message"] == "psst" and eph["seq"] == 2
+        assert not [e for e in events if "pas pour alice" in json.dumps(e)]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_websocket_rejects_a_bad_token(world: World) -> None:
+    ws_url = world.url.replace("http://", "ws://") + "/api/v4/websocket"
+    async with aiohttp.ClientSession(trust_env=False) as session, session.ws_connect(ws_url) as ws:
+        challenge = {"seq": 1, "action": "authentication_challenge", "data": {"token": "wrong"}}
+        await ws.send_str(json.dumps(challenge))
+        reply = json.loads(await ws.receive_str())
+        assert reply["status"] == "FAIL" and reply["seq_reply"] == 1 and reply["error"]["status_code"] == 401
+        closing = await ws.receive()
+        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+
+
+# ------------------------------------------------------------------------------ admin, faults
+async def test_create_command_route_for_system_admins(world: World) -> None:
+    root = world.driver("root")
+    created = await root.commands.create_command(world.team["id"], "P", "cpn", world.capture_url + "/cmd")
+    assert (
+        created["trigger"] == "cpn"
+        and len(created["token"]) == 26
+        and created["creator_id"] == world.uid("root")
+    )
+    with pytest.raises(InvalidOrMissingParameters) as dup:
+        await root.commands.create_command(world.team["id"], "P", "cpn", world.capture_url + "/cmd")
+    assert dup.value.error_id == "api.command.duplicate_trigger.app_error"
+    with pytest.raises(NotEnoughPermissions):
+        await world.driver("alice").commands.create_command(world.team["id"], "P", "x", "http://h/")
+
+
+async def test_faults_down_and_rate_limit(world: World) -> None:
+    sync_driver = TypedDriver(
+        {
+            "url": "127.0.0.1",
+            "port": world.port,
+            "scheme": "http",
+            "token": world.users["bob"][1],
+            "max_retries": 0,
+        }
+    )
+    assert sync_driver.login()["username"] == "bob"
+    world.state.faults.down = True
+    with pytest.raises(UnknownMattermostError) as down:
+        await world.driver("alice").users.get_user("me")
+    assert down.value.status_code == 503
+    world.state.faults.down = False
+    world.state.faults.fail("POST /api/v4/posts", 429, times=1, headers={"Retry-After": "1"})
+    with pytest.raises(TooManyRequests) as limited:
+        await world.driver("cpn-bot").posts.create_post(world.town["id"], "trop vite")
+    assert limited.value.retry_after == 1.0
+    assert (await world.driver("cpn-bot").posts.create_post(world.town["id"], "ok"))["message"] == "ok"
+    sync_driver.close()

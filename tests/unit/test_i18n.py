@@ -1,0 +1,37 @@
+"""The French and English catalogs stay in step."""
+
+from __future__ import annotations
+
+import commands  # noqa: F401  (declares every command)
+from bot.i18n import catalog, placeholders, t
+from bot.spec import REGISTRY
+
+
+def test_both_catalogs_have_the_same_keys() -> None:
+    assert set(catalog("fr")) == set(catalog("en"))
+
+
+def test_both_catalogs_use_the_same_placeholders() -> None:
+    fr, en = catalog("fr"), catalog("en")
+    mismatched = [key for key in fr if placeholders(fr[key]) != placeholders(en[key])]
+    assert mismatched == []
+
+
+def test_french_is_the_default_and_a_missing_placeholder_does_not_crash() -> None:
+    assert t("help.title") == "Commandes de cpn-bot"
+    assert t("help.title", "en") == "cpn-bot commands"
+    assert "{trigger}" in t("help.intro", "fr", unrelated=1) or t("help.intro")
+
+
+def test_every_command_has_help_in_both_languages() -> None:
+    for spec in REGISTRY.all():
+        assert spec.summary.fr and spec.summary.en, spec.name
+        for arg in spec.args:
+            assert arg.help.fr and arg.help.en, (spec.name, arg.name)
+        for flag in spec.flags:
+            assert flag.help.fr and flag.help.en, (spec.name, flag.name)
+
+
+def test_every_rule_key_used_by_validators_exists() -> None:
+    for key in ("rules.too_long", "rules.integer", "rules.range", "rules.choice", "rules.date", "rules.mention"):
+        assert key in catalog("fr")

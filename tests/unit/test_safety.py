@@ -1,0 +1,69 @@
+"""User text and secrets: echoed inert, never leaked."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bot.interactive import Refused, Signer
+from bot.logs import redact, register_secret
+from bot.render.safe import code, escape
+
+
+def test_mentions_links_and_markdown_are_inert() -> None:
+    shown = escape("@all @channel [clique](https://evil.example) **gras** ~town-square")
+    assert "@all" not in shown and "@channel" not in shown
+    assert "](" not in shown.replace("\\](", "")
+    assert "https://" not in shown
+    assert "~town" not in shown
+
+
+def test_long_text_is_cut_and_code_spans_cannot_be_closed() -> None:
+    assert len(escape("x" * 10_000)) <= 300
+    assert code("a`b") == "`aʼb`"
+
+
+def test_known_secrets_and_token_shapes_are_redacted() -> None:
+    register_secret("very-secret-value-123")
+    line = redact(
+        "token very-secret-value-123 glpat-abcdefghijklmnopqrstu hvs.ABCDEFGHIJKLMNOPQRSTUVWXYZ "
+        "password=hunter22 https://user:pass@host/x Authorization: Bearer abcdefghijklmnop"
+    )
+    for leaked in ("very-secret-value-123", "abcdefghijklmnopqrstu", "ABCDEFGHIJKLMNOP", "hunter22", "user:pass"):
+        assert leaked not in line
+
+
+def test_signed_context_round_trip() -> None:
+    signer = Signer(b"k" * 32, ttl=60)
+    context = signer.sign("delete", {"project": "alpha"}, "user1")
+    signed = signer.verify(context, "user1")
+    assert signed.action == "delete" and signed.data == {"project": "alpha"}
+
+
+def test_another_user_an_expired_or_a_forged_context_is_refused() -> None:
+    signer = Signer(b"k" * 32, ttl=60)
+    context = signer.sign("delete", {"project": "alpha"}, "user1")
+    with pytest.raises(Refused) as caught:
+        signer.verify(context, "user2")
+    assert caught.value.key == "actions.not_yours"
+
+    forged = dict(context, data={"project": "beta"})
+    with pytest.raises(Refused) as caught:
+        signer.verify(forged, "user1")
+    assert caught.value.forged
+
+    with pytest.raises(Refused) as caught:
+        Signer(b"other-key" * 4).verify(context, "user1")
+    assert caught.value.forged
+
+    old = signer.sign("delete", {}, "user1", ttl=1)
+    old["exp"] = int(time.time()) - 1
+    old["sig"] = signer._mac([old["action"], old["data"], old["user"], old["exp"], old["nonce"]])
+    with pytest.raises(Refused) as caught:
+        signer.verify(old, "user1")
+    assert caught.value.key == "actions.expired"
+
+    for junk in (None, "x", {"action": "a"}, {"action": "a", "data": {}, "user": "u", "exp": "soon"}):
+        with pytest.raises(Refused):
+            signer.verify(junk, "user1")
