@@ -29,10 +29,6 @@ logger = logging.getLogger("cpn.http")
 access = logging.getLogger("cpn.access")
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class EdgeMiddleware:
     """Request id, body-size limit, access log and request metrics, for every route."""
 
@@ -64,21 +60,28 @@ class EdgeMiddleware:
             if length is not None and (not length.isdigit() or int(length) > self.limit):
                 await self._too_large(scope, receive, send_with_id)
                 return
-            received = 0
-
-            async def limited_receive() -> Message:
-                nonlocal received
+            # Read the body up to the limit before the app sees it: a 413 then never races a reply.
+            body = bytearray()
+            more = scope["method"] not in ("GET", "HEAD")
+            while more:
                 message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > self.limit:
-                        raise BodyTooLarge
-                return message
+                if message["type"] != "http.request":
+                    return
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > self.limit:
+                    await self._too_large(scope, receive, send_with_id)
+                    return
+            replayed = False
 
-            try:
-                await self.app(scope, limited_receive, send_with_id)
-            except BodyTooLarge:
-                await self._too_large(scope, receive, send_with_id)
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": bytes(body), "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_label(scope)

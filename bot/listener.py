@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mattermostautodriver import Websocket
 
-from bot.outbox import Post
+from bot.outbox import Post, thread_of
 from services.mattermost import driver_options
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ async def default_handler(message: Message, bot: Bot) -> None:
     bot.outbox.enqueue(
         message.channel_id,
         Post(bot.tr("listener.hello", trigger=bot.config.mattermost.trigger)),
-        root_key=f"mm:{message.thread_id}",
+        root_key=thread_of(message.thread_id),
     )
 
 

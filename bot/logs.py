@@ -102,8 +102,11 @@ def setup_logging(level: str = "INFO", json_format: bool = True, stream: Any = N
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Client libraries log request URLs and bodies at DEBUG; keep them quiet.
-    for noisy in ("httpx", "httpcore", "mattermostautodriver", "apscheduler", "uvicorn.access"):
+    for noisy in ("httpx", "httpcore", "apscheduler", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # The driver logs every error answer it raises, and we handle (and log) each of them ourselves.
+    for name in ("mattermostautodriver", "mattermostautodriver.websocket", "mattermostautodriver.api"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def log(logger: logging.Logger, level: int, msg: str, **fields: Any) -> None:

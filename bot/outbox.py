@@ -10,7 +10,8 @@ attempt whose outcome is unknown (timeout, crash between the request and the boo
 channel's recent posts are searched for that uid before creating the post again.
 
 Cards edited in place: a row with a ``post_key`` creates the post the first time and edits it
-afterwards (``posts`` table: key → post id). Replies name their thread with ``root_key``. When several
+afterwards (``posts`` table: key → post id). Replies name their thread with ``root_key``: the key
+of a card, or :func:`thread_of` a post somebody else wrote. When several
 edits of one card are pending, only the newest is sent.
 """
 
@@ -37,6 +38,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger("cpn.outbox")
 
 Json = dict[str, Any]
+
+# A root key naming a post the bot did not make (a user's question): "mm:<mattermost post id>".
+MM_POST = "mm:"
+
+
+def thread_of(post_id: str) -> str:
+    """The root key of the thread of an existing Mattermost post."""
+    return MM_POST + post_id
 
 
 @dataclass(frozen=True)
@@ -204,7 +213,9 @@ class Outbox:
             return
 
         root_id = ""
-        if row["root_key"] and row["root_key"] != row["post_key"]:
+        if row["root_key"].startswith(MM_POST):
+            root_id = row["root_key"].removeprefix(MM_POST)
+        elif row["root_key"] and row["root_key"] != row["post_key"]:
             found = self.post_id(row["root_key"])
             if found is None and self._root_pending(row["root_key"]):
                 self._retry_later(row, "thread root not delivered yet", 0.05)
@@ -233,7 +244,7 @@ class Outbox:
                     body["message"],
                     props,
                     root_id=root_id,
-                    pending_post_id=f"{self.mm.bot_user_id}:{int(row['created_at'] * 1000)}",
+                    pending_post_id=f"{self.mm.bot_user_id}:{row['uid']}",
                 )
             except ServiceError as exc:
                 if exc.failure is Failure.FORBIDDEN and row["response_url"]:

@@ -22,7 +22,11 @@ def whoami_card(identity: Identity, memberships: list[tuple[str, Role]], tr: Tra
         "title": tr("whoami.title"),
         "fields": [
             {"title": tr("whoami.user"), "value": f"@{escape(identity.username)}", "short": True},
-            {"title": tr("whoami.email"), "value": escape(identity.email, mentions=False) or "—", "short": True},
+            {
+                "title": tr("whoami.email"),
+                "value": escape(identity.email, mentions=False) or "—",
+                "short": True,
+            },
             {
                 "title": tr("whoami.platform_admin"),
                 "value": tr("whoami.yes") if identity.is_platform_admin else tr("whoami.no"),

@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import secrets
+import sys
 import tempfile
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 from bot.app import create_app
 from bot.config import Config, parse_config
 from bot.runtime import Bot
+from bot.spec import Registry
 from services.emulators.base import EmulatorServer
 
 T = TypeVar("T")
@@ -70,6 +72,8 @@ class World:
     timings: Timings = field(default_factory=Timings)
     bot_in_process: bool = True
     config_overrides: dict[str, Any] = field(default_factory=dict)
+    registry: Registry | None = None  # tests add their own commands to a copy of the real one
+    slash_token: str = field(default_factory=lambda: secrets.token_hex(13))
 
     def __post_init__(self) -> None:
         self.servers: dict[str, EmulatorServer] = {}
@@ -81,7 +85,6 @@ class World:
         self.bot: Bot | None = None
         self.bot_server: EmulatorServer | None = None
         self.bot_url = ""
-        self.slash_token = secrets.token_hex(16)
         self.config_path = self.root / "cpn-bot.toml"
         self.config: Config | None = None
 
@@ -117,9 +120,21 @@ class World:
             description="Cloud π Native",
         )
 
+    def serve_command(self) -> list[str]:
+        """``cpn-bot serve`` for this world, to run the bot in its own process.
+
+        The port reserved for the bot is released first, so that the process can bind it.
+        """
+        self._bot_placeholder.stop()
+        return [sys.executable, "-m", "bot.cli", "serve", "--config", str(self.config_path)]
+
+    @property
+    def bot_port(self) -> int:
+        return self._bot_placeholder.port
+
     def start_bot(self) -> Bot:
         assert self.config is not None
-        self.bot = Bot(self.config)
+        self.bot = Bot(self.config, registry=self.registry)
         server = self._bot_placeholder
         server.app = create_app(self.bot)
         self.bot_server = server.start()
@@ -186,7 +201,7 @@ class World:
         admins = [u.username for u in self.users.values() if u.admin]
         data: dict[str, Any] = {
             "language": self.language,
-            "server": {"host": "127.0.0.1", "port": 0, "public_url": self.bot_url},
+            "server": {"host": "127.0.0.1", "port": self._bot_placeholder.port, "public_url": self.bot_url},
             "store": {"path": str(self.root / "cpn-bot.sqlite")},
             "security": {"signing_key": self.secret_ref("signing_key", secrets.token_hex(32))},
             "mattermost": {

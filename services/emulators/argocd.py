@@ -14,6 +14,12 @@ Faithful to Argo CD 2.x (``argoproj/argo-cd`` ``server/session``, ``server/proje
 - An application's repo must match its project's ``sourceRepos`` globs and its destination the
   project's ``destinations``, else 400 "application repo … is not permitted in project …".
 
+Operations: ``POST …/sync`` (or ``…/rollback``, or automated sync when git moves) sets
+``operation`` and a Running ``operationState``; a worker thread then ends it Succeeded or Failed
+after ``timings.sync_seconds`` (``State.scenarios`` decides), appends a ``history`` entry, and
+moves health from Progressing to Healthy or Degraded after ``timings.health_seconds``. Each step
+may POST a notification to ``State.notification_webhooks`` (template in :func:`notify`).
+
 Everything lives in memory behind one lock, so tests may read the state from their own thread.
 """
 
@@ -34,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -191,8 +198,11 @@ class App:
     """An Application object plus the emulator's bookkeeping for its running operation."""
 
     data: dict[str, Any]
-    worker: threading.Thread | None = None
     terminate: threading.Event = field(default_factory=threading.Event)
+    # Bumped at each operation so that a late step of an older operation changes nothing.
+    operation_id: int = 0
+    # The revision automated sync last tried, which Argo CD does not retry after a failure.
+    auto_synced: str | None = None
 
 
 class State:
@@ -299,6 +309,27 @@ class State:
         with self.lock:
             found = self.projects.get(name)
             return copy.deepcopy(found) if found else None
+
+    def wait_until(
+        self, name: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """Poll application ``name`` until ``predicate(app)`` holds; its JSON, or TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            app = self.app(name)
+            if app is not None and predicate(app):
+                return app
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"application {name} did not reach the expected state")
+            time.sleep(0.005)
+
+    def wait_idle(self, name: str, timeout: float = 5.0) -> dict[str, Any]:
+        """Wait until no operation runs and the health is no longer Progressing."""
+        return self.wait_until(
+            name,
+            lambda a: "operation" not in a and a["status"]["health"]["status"] != "Progressing",
+            timeout,
+        )
 
     # ----------------------------------------------------------------- internals
 
@@ -517,7 +548,7 @@ def update_application(state: State, app: App, new: dict[str, Any]) -> dict[str,
             data["metadata"][key] = new["metadata"][key]
     data["metadata"]["resourceVersion"] = state.next_resource_version()
     data["metadata"]["generation"] = data["metadata"].get("generation", 1) + 1
-    reconcile(state, app)
+    reconcile(state, app.data)
     after_change(state, data["metadata"]["name"])
     return copy.deepcopy(data)
 
@@ -527,9 +558,8 @@ def deployed_revision(app: dict[str, Any]) -> str | None:
     return history[-1]["revision"] if history else None
 
 
-def reconcile(state: State, app: App) -> None:
+def reconcile(state: State, data: dict[str, Any]) -> None:
     """A refresh: re-read git (the test-set revision) and compare it with what is deployed."""
-    data = app.data
     name = data["metadata"]["name"]
     source = data["spec"].get("source", {})
     sync = data["status"]["sync"]
@@ -545,8 +575,220 @@ def reconcile(state: State, app: App) -> None:
 
 
 def after_change(state: State, name: str) -> None:
-    """Hook run after create, update and refresh (phase 2 starts automated syncs here)."""
-    del state, name
+    """After create, update and refresh: automated sync starts when git moved ahead.
+
+    Like Argo CD, automated sync does not retry a revision whose sync it already attempted.
+    """
+    app = state.apps[name]
+    data = app.data
+    automated = (data["spec"].get("syncPolicy") or {}).get("automated")
+    revision = data["status"]["sync"]["revision"]
+    if automated is None or "operation" in data or data["status"]["sync"]["status"] != "OutOfSync":
+        return
+    if app.auto_synced == revision:
+        return
+    app.auto_synced = revision
+    sync = {"revision": revision, "prune": bool(automated.get("prune"))}
+    start_operation(state, app, sync, {"username": "automated", "automated": True})
+
+
+# --------------------------------------------------------------------------- operations
+
+
+@dataclass
+class Outcome:
+    """What a finished sync step produced, computed under the lock and acted on outside it."""
+
+    events: list[str] = field(default_factory=list)
+    watch_health: bool = False
+
+
+def start_operation(state: State, app: App, sync: dict[str, Any], initiated_by: dict[str, Any]) -> None:
+    """Set ``operation`` and a Running ``operationState``, then let a worker thread play it."""
+    data = app.data
+    sync.setdefault("syncStrategy", {"hook": {}})
+    options = (data["spec"].get("syncPolicy") or {}).get("syncOptions")
+    if options:
+        sync.setdefault("syncOptions", list(options))
+    operation = {"sync": sync, "initiatedBy": initiated_by, "retry": {}}
+    data["operation"] = operation
+    data["status"]["operationState"] = {
+        "operation": copy.deepcopy(operation),
+        "phase": "Running",
+        "message": "",
+        "startedAt": now_iso(),
+    }
+    data["metadata"]["resourceVersion"] = state.next_resource_version()
+    app.operation_id += 1
+    app.terminate = threading.Event()
+    worker = threading.Thread(target=play_operation, args=(state, app, app.operation_id), daemon=True)
+    worker.start()
+
+
+def play_operation(state: State, app: App, operation_id: int) -> None:
+    """Running for ``sync_seconds``, then Succeeded or Failed; then Progressing to Healthy/Degraded."""
+    terminated = app.terminate.wait(state.timings.sync_seconds)
+    with state.lock:
+        if not current(state, app, operation_id):
+            return
+        outcome = finish_operation(state, app, terminated)
+    notify(state, app, outcome.events)
+    if not outcome.watch_health:
+        return
+    time.sleep(state.timings.health_seconds)
+    with state.lock:
+        if not current(state, app, operation_id):
+            return
+        events = settle_health(state, app)
+    notify(state, app, events)
+
+
+def current(state: State, app: App, operation_id: int) -> bool:
+    name = app.data["metadata"]["name"]
+    return state.apps.get(name) is app and app.operation_id == operation_id
+
+
+def finish_operation(state: State, app: App, terminated: bool) -> Outcome:
+    data = app.data
+    name = data["metadata"]["name"]
+    op_state = data["status"]["operationState"]
+    sync = data["operation"]["sync"]
+    source = sync.get("source") or data["spec"].get("source", {})
+    revision = sync["revision"]
+    scenario = state.scenarios.get(name, "healthy")
+    op_state["finishedAt"] = now_iso()
+    del data["operation"]
+    data["metadata"]["resourceVersion"] = state.next_resource_version()
+    if terminated:
+        op_state.update(phase="Failed", message="Operation terminated")
+        return Outcome(events=["on-sync-failed"])
+    if scenario == "sync_failed" and not sync.get("dryRun"):
+        op_state.update(phase="Failed", message=failure_message(data))
+        op_state["syncResult"] = sync_result(data, revision, source, failed=True)
+        return Outcome(events=["on-sync-failed"])
+    op_state.update(phase="Succeeded", message="successfully synced (all tasks run)")
+    op_state["syncResult"] = sync_result(data, revision, source, failed=False)
+    if sync.get("dryRun"):
+        return Outcome()
+    deploy(state, data, revision, source, op_state)
+    return Outcome(events=["on-sync-succeeded"], watch_health=True)
+
+
+def failure_message(data: dict[str, Any]) -> str:
+    name = data["metadata"]["name"]
+    return (
+        f'one or more objects failed to apply, reason: Deployment.apps "{name}" is invalid: '
+        "spec.template.spec.containers[0].image: Required value"
+    )
+
+
+def sync_result(
+    data: dict[str, Any], revision: str, source: dict[str, Any], *, failed: bool
+) -> dict[str, Any]:
+    resources = []
+    for resource in desired_resources(data):
+        kind = resource["kind"].lower() + ("." + resource["group"] if resource.get("group") else "")
+        broken = failed and resource["kind"] == "Deployment"
+        resources.append(
+            {
+                "group": resource.get("group", ""),
+                "version": resource["version"],
+                "kind": resource["kind"],
+                "namespace": resource["namespace"],
+                "name": resource["name"],
+                "status": "SyncFailed" if broken else "Synced",
+                "message": failure_message(data) if broken else f"{kind}/{resource['name']} configured",
+                "hookPhase": "Failed" if broken else "Running",
+                "syncPhase": "Sync",
+            }
+        )
+    return {"resources": resources, "revision": revision, "source": copy.deepcopy(source)}
+
+
+def deploy(
+    state: State, data: dict[str, Any], revision: str, source: dict[str, Any], op_state: dict[str, Any]
+) -> None:
+    """A successful sync: history entry, Synced resources, health Progressing."""
+    status = data["status"]
+    history = status.setdefault("history", [])
+    history.append(
+        {
+            "deployStartedAt": op_state["startedAt"],
+            "deployedAt": op_state["finishedAt"],
+            "id": history[-1]["id"] + 1 if history else 0,
+            "initiatedBy": copy.deepcopy(op_state["operation"]["initiatedBy"]),
+            "revision": revision,
+            "source": copy.deepcopy(source),
+        }
+    )
+    del history[:-10]  # revisionHistoryLimit defaults to 10
+    reconcile(state, data)
+    status["health"] = {"status": "Progressing"}
+    for resource in status["resources"]:
+        progressing = resource["kind"] == "Deployment"
+        resource["health"] = {"status": "Progressing" if progressing else "Healthy"}
+    image = f"registry.cpn.example/{data['metadata']['name']}:{revision[:8]}"
+    status["summary"] = {"images": [image]}
+
+
+def settle_health(state: State, app: App) -> list[str]:
+    data = app.data
+    degraded = state.scenarios.get(data["metadata"]["name"], "healthy") == "degraded"
+    health = "Degraded" if degraded else "Healthy"
+    data["status"]["health"] = {"status": health}
+    for resource in data["status"]["resources"]:
+        if resource["kind"] == "Deployment":
+            resource["health"] = {"status": health}
+            if degraded:
+                resource["health"]["message"] = (
+                    f'Deployment "{resource["name"]}" exceeded its progress deadline'
+                )
+    data["metadata"]["resourceVersion"] = state.next_resource_version()
+    return ["on-health-degraded"] if degraded else ["on-deployed"]
+
+
+def notify(state: State, app: App, events: list[str]) -> None:
+    """POST one Argo CD Notifications-style JSON per event to every configured webhook.
+
+    The template (ours; Argo CD Notifications lets each platform define its own)::
+
+        {"app": <name>, "event": "on-sync-succeeded" | "on-sync-failed" | "on-health-degraded"
+         | "on-deployed", "revision": <commit>, "syncStatus": "Synced" | "OutOfSync",
+         "healthStatus": "Healthy" | "Progressing" | "Degraded" | "Missing", "at": <RFC 3339>}
+
+    Each webhook's headers (e.g. a shared-secret header) are sent as configured.
+    """
+    if not events:
+        return
+    with state.lock:
+        data = app.data
+        op_state = data["status"].get("operationState") or {}
+        revision = (op_state.get("syncResult") or {}).get("revision") or op_state["operation"]["sync"][
+            "revision"
+        ]
+        payloads = [
+            {
+                "app": data["metadata"]["name"],
+                "event": event,
+                "revision": revision,
+                "syncStatus": data["status"]["sync"]["status"],
+                "healthStatus": data["status"]["health"]["status"],
+                "at": now_iso(),
+            }
+            for event in events
+        ]
+        targets = list(state.notification_webhooks)
+    for payload in payloads:
+        for url, headers in targets:
+            record: dict[str, Any] = {"url": url, "payload": payload}
+            try:
+                with httpx.Client(timeout=state.timings.notification_timeout, trust_env=False) as client:
+                    record["status"] = client.post(url, json=payload, headers=headers).status_code
+            except httpx.HTTPError as exc:
+                record["status"] = None
+                record["error"] = type(exc).__name__
+            with state.lock:
+                state.notifications.append(record)
 
 
 def label_selector_matches(selector: str, labels: dict[str, str]) -> bool:
@@ -829,7 +1071,7 @@ def get_application(call: Call) -> dict[str, Any]:
     app = find_app(call, call.path("name"))
     # "normal" and "hard" both re-read git here: the emulator has no manifest cache to drop.
     if call.query("refresh"):
-        reconcile(call.state, app)
+        reconcile(call.state, app.data)
         app.data["metadata"]["resourceVersion"] = call.state.next_resource_version()
         after_change(call.state, app.data["metadata"]["name"])
     return copy.deepcopy(app.data)
@@ -858,6 +1100,120 @@ def delete_application(call: Call) -> dict[str, Any]:
     return {}
 
 
+def sync_application(call: Call) -> dict[str, Any]:
+    name = call.path("name")
+    app = find_app(call, name)
+    data = app.data
+    requested = str(call.body.get("revision") or "")
+    source = data["spec"].get("source", {})
+    target = source.get("targetRevision") or "HEAD"
+    automated = (data["spec"].get("syncPolicy") or {}).get("automated")
+    if automated is not None and not call.body.get("dryRun") and requested and requested != target:
+        raise ArgoError(
+            FAILED_PRECONDITION, f"Cannot sync to {requested}: auto-sync currently set to {target}"
+        )
+    check_no_operation(data)
+    sync: dict[str, Any] = {
+        "revision": resolve_revision(call.state, name, source, requested),
+        "prune": bool(call.body.get("prune")),
+    }
+    if call.body.get("dryRun"):
+        sync["dryRun"] = True
+    if call.body.get("strategy"):
+        sync["syncStrategy"] = call.body["strategy"]
+    start_operation(call.state, app, sync, {"username": call.username or "admin"})
+    return copy.deepcopy(data)
+
+
+def check_no_operation(data: dict[str, Any]) -> None:
+    if "operation" in data:
+        raise ArgoError(
+            FAILED_PRECONDITION,
+            "error setting app operation: rpc error: code = FailedPrecondition desc = another operation is "
+            "already in progress",
+        )
+
+
+def rollback_application(call: Call) -> dict[str, Any]:
+    name = call.path("name")
+    app = find_app(call, name)
+    data = app.data
+    if (data["spec"].get("syncPolicy") or {}).get("automated") is not None:
+        raise ArgoError(FAILED_PRECONDITION, "rollback cannot be initiated when auto-sync is enabled")
+    wanted = call.body.get("id")
+    entry = next((h for h in data["status"].get("history") or [] if h["id"] == wanted), None)
+    if entry is None:
+        raise ArgoError(INVALID_ARGUMENT, f"application {name} does not have deployment with id {wanted}")
+    check_no_operation(data)
+    sync: dict[str, Any] = {
+        "revision": entry["revision"],
+        "prune": bool(call.body.get("prune")),
+        "syncStrategy": {"apply": {}},
+        "source": copy.deepcopy(entry["source"]),
+    }
+    if call.body.get("dryRun"):
+        sync["dryRun"] = True
+    start_operation(call.state, app, sync, {"username": call.username or "admin"})
+    return copy.deepcopy(data)
+
+
+def terminate_operation(call: Call) -> dict[str, Any]:
+    app = find_app(call, call.path("name"))
+    if "operation" not in app.data:
+        raise ArgoError(INVALID_ARGUMENT, "Unable to terminate operation. No operation is in progress")
+    app.data["status"]["operationState"]["phase"] = "Terminating"
+    app.terminate.set()
+    return {}
+
+
+def resource_tree(call: Call) -> dict[str, Any]:
+    """Service, Deployment → ReplicaSet → Pod, once something has been deployed."""
+    data = find_app(call, call.path("name")).data
+    history = data["status"].get("history") or []
+    if not history:
+        return {}
+    revision = history[-1]["revision"]
+    created = history[0]["deployedAt"]
+    nodes = []
+    for resource in data["status"]["resources"]:
+        nodes.append(tree_node(resource, created))
+        if resource["kind"] == "Deployment":
+            replica_set = {**resource, "kind": "ReplicaSet", "name": f"{resource['name']}-{revision[:10]}"}
+            pod = {**resource, "group": "", "kind": "Pod", "name": f"{replica_set['name']}-x7k2p"}
+            nodes.append(tree_node(replica_set, created, parent=resource))
+            pod_node = tree_node(pod, created, parent=replica_set)
+            pod_node["images"] = list(data["status"].get("summary", {}).get("images", []))
+            nodes.append(pod_node)
+    return {"nodes": nodes}
+
+
+def tree_node(resource: dict[str, Any], created: str, parent: dict[str, Any] | None = None) -> dict[str, Any]:
+    group = resource.get("group", "") if resource["kind"] not in ("Pod", "Service") else ""
+    node: dict[str, Any] = {
+        "group": group,
+        "version": resource["version"],
+        "kind": resource["kind"],
+        "namespace": resource["namespace"],
+        "name": resource["name"],
+        "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{resource['kind']}/{resource['name']}")),
+        "resourceVersion": "1",
+        "createdAt": created,
+    }
+    if "health" in resource:
+        node["health"] = dict(resource["health"])
+    if parent is not None:
+        node["parentRefs"] = [
+            {
+                "group": parent.get("group", ""),
+                "kind": parent["kind"],
+                "namespace": parent["namespace"],
+                "name": parent["name"],
+                "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{parent['kind']}/{parent['name']}")),
+            }
+        ]
+    return node
+
+
 # --------------------------------------------------------------------------- app
 
 
@@ -884,6 +1240,10 @@ def create_app(state: State) -> ASGIApp:
         route("/api/v1/applications/{name}", get_application, ["GET"]),
         route("/api/v1/applications/{name}", put_application, ["PUT"]),
         route("/api/v1/applications/{name}", delete_application, ["DELETE"]),
+        route("/api/v1/applications/{name}/sync", sync_application, ["POST"]),
+        route("/api/v1/applications/{name}/rollback", rollback_application, ["POST"]),
+        route("/api/v1/applications/{name}/operation", terminate_operation, ["DELETE"]),
+        route("/api/v1/applications/{name}/resource-tree", resource_tree, ["GET"]),
     ]
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -9,6 +9,7 @@ tokens; members and hooks are in ``gitlab_members``, projects and repositories i
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import date
 from typing import Any
@@ -59,6 +60,8 @@ from services.emulators.gitlab_state import (
 from services.emulators.gitlab_views import group_json, token_json, user_json
 
 __all__ = ["State", "create_app"]
+
+log = logging.getLogger(__name__)
 
 READ_SCOPES = ("api", "read_api")
 
@@ -467,6 +470,10 @@ class GitLabApp:
             response = await route.handler(ctx, state)
         except ApiError as exc:
             response = json_response(exc.body, status=exc.status)
+        except Exception:
+            # An emulator bug must look like GitLab's 500, never a traceback page.
+            log.exception("GitLab emulator failed on %s %s", method, request.url.path)
+            response = json_response(error_body(500), status=500)
         if method == "HEAD":
             response.body = b""
             response.headers["content-length"] = "0"

@@ -2,7 +2,7 @@
 
 Payload keys match the examples of GitLab's ``webhook_events.md`` (the fixtures in
 ``/work/shared/fixtures``); headers match ``lib/gitlab/web_hooks.rb``. Deliveries go through one
-queue so a receiver sees a pipeline's events in order; a 4xx answer is final, a 5xx or a
+queue per hook so a receiver sees a pipeline's events in order; a 4xx answer is final, a 5xx or a
 connection error is retried a few times with back-off, every attempt is recorded in
 ``State.hook_deliveries``.
 """
@@ -250,7 +250,9 @@ def job_payload(state: State, job: Job) -> dict[str, Any]:
         "build_finished_at": job.finished_at,
         "build_finished_at_iso": iso_seconds(job.finished_at),
         "build_duration": duration(job.started_at, job.finished_at),
-        "build_queued_duration": duration(job.queued_at, job.started_at or now_iso()) if job.queued_at else None,
+        "build_queued_duration": duration(job.queued_at, job.started_at or now_iso())
+        if job.queued_at
+        else None,
         "build_allow_failure": False,
         "build_failure_reason": job.failure_reason,
         "retries_count": retries - 1,
@@ -316,7 +318,9 @@ class Delivery:
 
 def hooks_for(state: State, project: Project, event_attr: str, branch: str | None = None) -> list[Hook]:
     """Project hooks and hooks of every group above the project that subscribed to the event."""
-    group_ids = {ns.id for ns in state.ancestors(state.namespaces[project.namespace_id]) if ns.kind == "group"}
+    group_ids = {
+        ns.id for ns in state.ancestors(state.namespaces[project.namespace_id]) if ns.kind == "group"
+    }
     found = []
     for hook in state.hooks.values():
         if hook.project_id != project.id and hook.group_id not in group_ids:
@@ -331,42 +335,45 @@ def hooks_for(state: State, project: Project, event_attr: str, branch: str | Non
 
 
 class Dispatcher:
-    """Sends deliveries one after another from a queue on the server's event loop."""
+    """One queue and worker per hook, on the server's event loop.
+
+    Each receiver gets its events in order, and a slow or dead receiver (retries, timeouts) does
+    not hold back the others, as with GitLab's background delivery.
+    """
 
     def __init__(self, state: State) -> None:
         self.state = state
-        self.queue: asyncio.Queue[Delivery] | None = None
-        self.worker: asyncio.Task[None] | None = None
+        self.queues: dict[int, asyncio.Queue[Delivery]] = {}
+        self.workers: dict[int, asyncio.Task[None]] = {}
+        self.client: httpx.AsyncClient | None = None
 
     def submit(self, event: str, hooks: list[Hook], payload: dict[str, Any]) -> None:
-        if not hooks:
-            return
-        if self.queue is None:
-            self.queue = asyncio.Queue()
-            self.worker = asyncio.get_running_loop().create_task(self._run())
         event_uuid = str(uuid.uuid4())
         for hook in hooks:
-            self.queue.put_nowait(Delivery(hook, event, payload, event_uuid))
-
-    async def drain(self) -> None:
-        if self.queue is not None:
-            await self.queue.join()
+            queue = self.queues.get(hook.id)
+            if queue is None:
+                queue = self.queues[hook.id] = asyncio.Queue()
+                self.workers[hook.id] = asyncio.get_running_loop().create_task(self._run(queue))
+            queue.put_nowait(Delivery(hook, event, payload, event_uuid))
 
     async def shutdown(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
+        for worker in self.workers.values():
+            worker.cancel()
+        if self.client is not None:
+            await self.client.aclose()
 
-    async def _run(self) -> None:
-        assert self.queue is not None
-        async with httpx.AsyncClient(trust_env=False) as client:
-            while True:
-                delivery = await self.queue.get()
-                try:
-                    await self._deliver(client, delivery)
-                except Exception:  # a broken receiver must never stop the queue
-                    log.exception("webhook delivery crashed")
-                finally:
-                    self.queue.task_done()
+    async def _run(self, queue: asyncio.Queue[Delivery]) -> None:
+        if self.client is None:
+            # trust_env=False: loopback receivers must not go through a configured proxy.
+            self.client = httpx.AsyncClient(trust_env=False)
+        while True:
+            delivery = await queue.get()
+            try:
+                await self._deliver(self.client, delivery)
+            except Exception:  # a broken receiver must never stop its queue
+                log.exception("webhook delivery crashed")
+            finally:
+                queue.task_done()
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
         timings = self.state.timings

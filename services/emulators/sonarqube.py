@@ -14,6 +14,11 @@ actions and their ``*-example.json`` files):
 - ``api/system/health`` takes the ``X-Sonar-Passcode`` header or a system administrator.
 
 The seeded ``admin`` user is a system administrator whose token is ``State(admin_token=…)``.
+
+Analyses (``State.run_analysis``) record measures per project and branch, evaluate the project's
+quality gate (default "Sonar way") for ``api/qualitygates/project_status`` and
+``api/measures/component``, and POST SonarQube's webhook payload to the matching webhooks, signed
+with ``X-Sonar-Webhook-HMAC-SHA256`` when the webhook has a secret.
 Everything lives in memory behind one lock, so tests may read the state from their own thread.
 """
 
@@ -34,7 +39,6 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
-
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -395,7 +399,9 @@ class State:
         if outcome not in ("passed", "failed"):
             raise ValueError(f"outcome must be 'passed' or 'failed', not {outcome!r}")
         with self.lock:
-            project = self.projects[project_key]
+            project = self.projects.get(project_key)
+            if project is None:
+                raise KeyError(f"no SonarQube project {project_key!r}")
             found = dict(PASSED_MEASURES if outcome == "passed" else FAILED_MEASURES)
             found.update(measures or {})
             gate = self.project_gates.get(project_key, self.default_gate)
@@ -1204,16 +1210,17 @@ def check_browse(call: Call, project: Project) -> None:
 def qualitygates_project_status(call: Call) -> dict[str, Any]:
     analysis_id = call.opt("analysisId")
     key = call.opt("projectKey")
+    by_id: Analysis | None = None
     if analysis_id:
-        found = next((a for a in call.state.analyses if a.key == analysis_id), None)
-        if found is None:
+        by_id = next((a for a in call.state.analyses if a.key == analysis_id), None)
+        if by_id is None:
             raise not_found(f"Analysis with id '{analysis_id}' is not found")
-        key = found.project_key
+        key = by_id.project_key
     if not key:
         raise bad_request("Either 'analysisId', 'projectId' or 'projectKey' must be provided")
     project = call.project(key)
     check_browse(call, project)
-    analysis = found if analysis_id else branch_analysis(call, project, call.opt("branch"))
+    analysis = by_id or branch_analysis(call, project, call.opt("branch"))
     if analysis is None:
         status: dict[str, Any] = {"status": "NONE", "conditions": [], "ignoredConditions": False}
         return {"projectStatus": {**status, "caycStatus": "compliant"}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,7 @@ def server(switch: tuple[AppSwitch, EmulatorServer], state: State) -> EmulatorSe
 
 
 def http(server: EmulatorServer, **kwargs: Any) -> httpx.Client:
-    # No keep-alive: base.EmulatorServer's socket lacks TCP_NODELAY, so a reused connection waits
-    # ~40 ms per request on delayed ACKs (reported to the lead).
-    limits = httpx.Limits(max_keepalive_connections=0)
-    return httpx.Client(base_url=server.url, timeout=5, limits=limits, **kwargs)
+    return httpx.Client(base_url=server.url, timeout=5, **kwargs)
 
 
 @pytest.fixture
@@ -393,3 +391,237 @@ def test_fault_switches(argo: httpx.Client, state: State) -> None:
     state.faults.fail("GET /api/v1/projects", 500, times=1)
     assert argo.get("/api/v1/projects").status_code == 500
     assert argo.get("/api/v1/projects").status_code == 200
+
+
+# --------------------------------------------------------------------------- phase 2: operations
+
+
+class Receiver:
+    """Stands in for the bot's ``POST /hooks/argocd``: records the notifications."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await AppSwitch()(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.received.append((headers, json.loads(body)))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.fixture(scope="module")
+def receiver_server() -> Iterator[tuple[Receiver, EmulatorServer]]:
+    receiver = Receiver()
+    with EmulatorServer(receiver, name="hook-receiver") as running:
+        yield receiver, running
+
+
+@pytest.fixture
+def hooks(receiver_server: tuple[Receiver, EmulatorServer], state: State) -> Receiver:
+    receiver, running = receiver_server
+    receiver.received.clear()
+    state.notification_webhooks.append((f"{running.url}/hooks/argocd", {"X-Cpn-Webhook-Secret": "s3cr3t"}))
+    return receiver
+
+
+@pytest.fixture
+def fast(state: State) -> State:
+    state.timings.sync_seconds = 0.02
+    state.timings.health_seconds = 0.02
+    return state
+
+
+REV1 = "1" * 40
+REV2 = "2" * 40
+
+
+def events(receiver: Receiver) -> list[str]:
+    return [payload["event"] for _, payload in receiver.received]
+
+
+def wait_events(receiver: Receiver, count: int) -> None:
+    deadline = time.monotonic() + 3
+    while len(receiver.received) < count and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def test_sync_runs_succeeds_and_becomes_healthy(argo: httpx.Client, state: State, hooks: Receiver) -> None:
+    state.timings.sync_seconds = 0.2
+    state.timings.health_seconds = 0.3
+    shop_project(state)
+    state.add_application(application())
+    state.set_target_revision("shop-dev-api", REV1)
+
+    started = argo.post("/api/v1/applications/shop-dev-api/sync", json={"prune": True})
+    assert started.status_code == 200
+    body = started.json()
+    assert body["operation"]["sync"]["revision"] == REV1
+    assert body["operation"]["initiatedBy"] == {"username": "admin"}
+    assert body["status"]["operationState"]["phase"] == "Running"
+    busy = argo.post("/api/v1/applications/shop-dev-api/sync", json={})
+    assert busy.status_code == 400
+    code, message = grpc_error(busy)
+    assert code == 9 and message.endswith("another operation is already in progress")
+
+    progressing = state.wait_until(
+        "shop-dev-api", lambda a: a["status"].get("operationState", {}).get("phase") == "Succeeded"
+    )
+    assert progressing["status"]["health"]["status"] == "Progressing"
+    app = state.wait_idle("shop-dev-api")
+    fixture = json.loads(FIXTURE.read_text())["status"]
+    status = app["status"]
+    assert status["health"] == {"status": "Healthy"}
+    assert status["sync"]["status"] == "Synced" and status["sync"]["revision"] == REV1
+    op_state = status["operationState"]
+    assert set(fixture["operationState"]) <= set(op_state)
+    assert op_state["message"] == "successfully synced (all tasks run)"
+    assert op_state["syncResult"]["revision"] == REV1
+    assert {r["status"] for r in op_state["syncResult"]["resources"]} == {"Synced"}
+    entry = status["history"][0]
+    assert set(fixture["history"][0]) <= set(entry)
+    assert entry["id"] == 0 and entry["revision"] == REV1
+    assert entry["source"] == app["spec"]["source"]
+    assert {r["health"]["status"] for r in status["resources"]} == {"Healthy"}
+    assert status["summary"]["images"]
+
+    wait_events(hooks, 2)
+    assert events(hooks) == ["on-sync-succeeded", "on-deployed"]
+    headers, payload = hooks.received[1]
+    assert headers["x-cpn-webhook-secret"] == "s3cr3t"
+    assert headers["content-type"] == "application/json"
+    assert set(payload) == {"app", "event", "revision", "syncStatus", "healthStatus", "at"}
+    assert payload["app"] == "shop-dev-api" and payload["revision"] == REV1
+    assert (payload["syncStatus"], payload["healthStatus"]) == ("Synced", "Healthy")
+
+
+def test_degraded_scenario(argo: httpx.Client, fast: State, hooks: Receiver) -> None:
+    shop_project(fast)
+    fast.add_application(application())
+    fast.scenarios["shop-dev-api"] = "degraded"
+    argo.post("/api/v1/applications/shop-dev-api/sync", json={})
+    app = fast.wait_idle("shop-dev-api")
+    assert app["status"]["operationState"]["phase"] == "Succeeded"
+    assert app["status"]["health"]["status"] == "Degraded"
+    deployment = next(r for r in app["status"]["resources"] if r["kind"] == "Deployment")
+    assert deployment["health"]["status"] == "Degraded"
+    wait_events(hooks, 2)
+    assert events(hooks) == ["on-sync-succeeded", "on-health-degraded"]
+    assert hooks.received[1][1]["healthStatus"] == "Degraded"
+
+
+def test_sync_failed_scenario(argo: httpx.Client, fast: State, hooks: Receiver) -> None:
+    shop_project(fast)
+    fast.add_application(application())
+    fast.scenarios["shop-dev-api"] = "sync_failed"
+    argo.post("/api/v1/applications/shop-dev-api/sync", json={})
+    app = fast.wait_idle("shop-dev-api")
+    op_state = app["status"]["operationState"]
+    assert op_state["phase"] == "Failed"
+    assert op_state["message"].startswith("one or more objects failed to apply")
+    assert "SyncFailed" in {r["status"] for r in op_state["syncResult"]["resources"]}
+    assert "history" not in app["status"]
+    assert app["status"]["sync"]["status"] == "OutOfSync"
+    wait_events(hooks, 1)
+    assert events(hooks) == ["on-sync-failed"]
+
+
+def test_rollback(argo: httpx.Client, fast: State) -> None:
+    shop_project(fast)
+    fast.add_application(application())
+    for revision in (REV1, REV2):
+        argo.post("/api/v1/applications/shop-dev-api/sync", json={"revision": revision})
+        fast.wait_idle("shop-dev-api")
+    fast.set_target_revision("shop-dev-api", REV2)
+    argo.get("/api/v1/applications/shop-dev-api", params={"refresh": "normal"})
+
+    unknown = argo.post("/api/v1/applications/shop-dev-api/rollback", json={"id": 7})
+    assert unknown.status_code == 400
+    assert grpc_error(unknown) == (3, "application shop-dev-api does not have deployment with id 7")
+    rolled = argo.post("/api/v1/applications/shop-dev-api/rollback", json={"id": 0})
+    assert rolled.status_code == 200
+    assert rolled.json()["operation"]["sync"]["revision"] == REV1
+    app = fast.wait_idle("shop-dev-api")
+    assert [h["revision"] for h in app["status"]["history"]] == [REV1, REV2, REV1]
+    assert [h["id"] for h in app["status"]["history"]] == [0, 1, 2]
+    assert app["status"]["sync"]["status"] == "OutOfSync"  # git still says REV2
+
+
+def test_terminate_a_running_operation(argo: httpx.Client, state: State, hooks: Receiver) -> None:
+    state.timings.sync_seconds = 5
+    shop_project(state)
+    state.add_application(application())
+    nothing = argo.delete("/api/v1/applications/shop-dev-api/operation")
+    assert nothing.status_code == 400
+    assert grpc_error(nothing) == (3, "Unable to terminate operation. No operation is in progress")
+    argo.post("/api/v1/applications/shop-dev-api/sync", json={})
+    stopped = argo.delete("/api/v1/applications/shop-dev-api/operation")
+    assert stopped.status_code == 200 and stopped.json() == {}
+    app = state.wait_idle("shop-dev-api", timeout=2)
+    assert app["status"]["operationState"]["phase"] == "Failed"
+    assert app["status"]["operationState"]["message"] == "Operation terminated"
+    wait_events(hooks, 1)
+    assert events(hooks) == ["on-sync-failed"]
+
+
+def test_resource_tree(argo: httpx.Client, fast: State) -> None:
+    shop_project(fast)
+    fast.add_application(application())
+    assert argo.get("/api/v1/applications/shop-dev-api/resource-tree").json() == {}
+    argo.post("/api/v1/applications/shop-dev-api/sync", json={"revision": REV1})
+    fast.wait_idle("shop-dev-api")
+    nodes = argo.get("/api/v1/applications/shop-dev-api/resource-tree").json()["nodes"]
+    assert [n["kind"] for n in nodes] == ["Service", "Deployment", "ReplicaSet", "Pod"]
+    by_kind = {n["kind"]: n for n in nodes}
+    assert by_kind["ReplicaSet"]["parentRefs"][0]["uid"] == by_kind["Deployment"]["uid"]
+    assert by_kind["Pod"]["parentRefs"][0]["name"] == by_kind["ReplicaSet"]["name"]
+    assert by_kind["Pod"]["health"] == {"status": "Healthy"}
+    assert by_kind["Pod"]["images"][0].endswith(REV1[:8])
+    assert argo.get("/api/v1/applications/ghost/resource-tree").status_code == 403
+
+
+def test_automated_sync_follows_git(argo: httpx.Client, fast: State) -> None:
+    shop_project(fast)
+    fast.set_target_revision("shop-dev-api", REV1)
+    auto = application()
+    auto["spec"]["syncPolicy"] = {"automated": {"prune": True, "selfHeal": True}}
+    argo.post("/api/v1/applications", json=auto)
+    app = fast.wait_until("shop-dev-api", lambda a: a["status"]["health"]["status"] == "Healthy")
+    assert app["status"]["history"][0]["initiatedBy"]["automated"] is True
+    assert app["status"]["sync"] == {**app["status"]["sync"], "status": "Synced", "revision": REV1}
+
+    fast.set_target_revision("shop-dev-api", REV2)
+    argo.get("/api/v1/applications/shop-dev-api", params={"refresh": "normal"})
+    app = fast.wait_until("shop-dev-api", lambda a: len(a["status"].get("history", [])) == 2)
+    assert app["status"]["history"][1]["revision"] == REV2
+    refused = argo.post("/api/v1/applications/shop-dev-api/sync", json={"revision": "release"})
+    assert grpc_error(refused) == (9, "Cannot sync to release: auto-sync currently set to main")
+    assert argo.post("/api/v1/applications/shop-dev-api/rollback", json={"id": 0}).status_code == 400
+
+
+def test_dry_run_changes_nothing(argo: httpx.Client, fast: State) -> None:
+    shop_project(fast)
+    fast.add_application(application())
+    argo.post("/api/v1/applications/shop-dev-api/sync", json={"dryRun": True})
+    app = fast.wait_idle("shop-dev-api")
+    assert app["status"]["operationState"]["phase"] == "Succeeded"
+    assert app["status"]["operationState"]["operation"]["sync"]["dryRun"] is True
+    assert "history" not in app["status"]
+    assert app["status"]["health"]["status"] == "Missing"
+
+
+def test_delete_during_a_sync(argo: httpx.Client, fast: State) -> None:
+    shop_project(fast)
+    fast.add_application(application())
+    argo.post("/api/v1/applications/shop-dev-api/sync", json={})
+    assert argo.delete("/api/v1/applications/shop-dev-api").status_code == 200
+    time.sleep(0.05)
+    assert fast.app("shop-dev-api") is None

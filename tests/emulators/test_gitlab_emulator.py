@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import base64
 import itertools
+import json
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import gitlab
 import httpx
 import pytest
 from gitlab import exceptions as glexc
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse as PlainResponse
+from starlette.responses import Response
+from starlette.routing import Route
 
 from services.emulators.base import EmulatorServer
 from services.emulators.gitlab import State, create_app
@@ -26,7 +34,12 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture(scope="module")
 def state() -> State:
-    return State()
+    created = State()
+    # Pipelines and webhook retries in milliseconds.
+    created.timings.job_seconds = 0.005
+    created.timings.stuck_timeout_seconds = 0.1
+    created.timings.hook_retry_seconds = 0.005
+    return created
 
 
 @pytest.fixture(scope="module")
@@ -548,3 +561,302 @@ def test_pagination_headers_and_get_all(server: EmulatorServer, state: State, ad
     assert 'rel="next"' in headers["Link"] and 'rel="prev"' in headers["Link"] and "page=3" in headers["Link"]
     last = raw(server, "GET", f"/api/v4/groups/{group.id}/projects?per_page=10&page=3", state.root_token)
     assert last.headers["X-Next-Page"] == "" and 'rel="next"' not in last.headers["Link"]
+
+
+# --- pipelines, engine and webhooks (phase 2) ------------------------------------------------
+
+FIXTURES = Path("/work/shared/fixtures")
+needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared GitLab fixtures not available")
+
+
+class Capture:
+    """A webhook receiver on loopback answering ``status`` and keeping what it got."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.status = 200
+        app = Starlette(routes=[Route("/hooks/gitlab", self.receive, methods=["POST"])])
+        self.server = EmulatorServer(app, name="gitlab-hook-capture")
+
+    async def receive(self, request: Request) -> Response:
+        self.received.append({"headers": dict(request.headers), "body": json.loads(await request.body())})
+        return PlainResponse("ok", status_code=self.status)
+
+    @property
+    def url(self) -> str:
+        return self.server.url + "/hooks/gitlab"
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in self.received if r["headers"]["x-gitlab-event"] == kind]
+
+
+@pytest.fixture(scope="module")
+def capture() -> Iterator[Capture]:
+    receiver = Capture()
+    receiver.server.start()
+    yield receiver
+    receiver.server.stop()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+def finished(state: State, pipeline_id: int) -> bool:
+    with state.lock:
+        return state.pipelines[pipeline_id].status in ("success", "failed", "canceled")
+
+
+def platform_project(admin: gitlab.Gitlab, ci_file: bool = True) -> tuple[Any, Any, Any, str]:
+    """A CPiN-like project group: ``mirror`` (with its CI) and an internal repo ``app``."""
+    group = make_group(admin)
+    mirror = ci_project(admin, group)
+    app = make_project(admin, group, path="app", ci_config_path=".gitlab-ci-dso.yml")
+    trigger = mirror.triggers.create({"description": "mirroring-from-external-repo"})
+    return group, mirror, app, trigger.token
+
+
+def assert_same_shape(ours: Any, reference: Any, where: str = "$") -> None:
+    """Same keys as the fixture at every level where both sides hold an object."""
+    if isinstance(reference, dict) and isinstance(ours, dict):
+        assert set(ours) == set(reference), f"{where}: {set(ours) ^ set(reference)}"
+        for key, value in reference.items():
+            assert_same_shape(ours[key], value, f"{where}.{key}")
+    elif isinstance(reference, list) and reference and isinstance(ours, list) and ours:
+        assert_same_shape(ours[0], reference[0], f"{where}[0]")
+
+
+def fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+@needs_fixtures
+def test_trigger_runs_mirror_then_internal_pipeline_with_hooks(
+    server: EmulatorServer, state: State, admin: gitlab.Gitlab, capture: Capture
+) -> None:
+    group, mirror, app, trigger_token = platform_project(admin)
+    hook = group.hooks.create(
+        {
+            "url": capture.url,
+            "token": "hook-secret",
+            "push_events": True,
+            "pipeline_events": True,
+            "job_events": True,
+        }
+    )
+    capture.received.clear()
+    answer = httpx.post(
+        f"{server.url}/api/v4/projects/{mirror.id}/trigger/pipeline",
+        data={
+            "token": trigger_token,
+            "ref": "main",
+            "variables[PROJECT_NAME]": "app",
+            "variables[GIT_BRANCH_DEPLOY]": "main",
+            "variables[SYNC_ALL]": "false",
+        },
+        timeout=5,
+    )
+    assert answer.status_code == 201 and answer.json()["source"] == "trigger"
+    mirror_pipeline = answer.json()["id"]
+    wait_for(lambda: finished(state, mirror_pipeline))
+    internal = wait_for(lambda: state.pipelines_of(app.path_with_namespace))
+    wait_for(lambda: finished(state, internal[0].id))
+
+    # What the bot sees through the API.
+    pipeline = app.pipelines.get(internal[0].id)
+    assert (pipeline.status, pipeline.source, pipeline.ref) == ("success", "push", "main")
+    jobs = pipeline.jobs.list(get_all=True)
+    assert sorted((j.stage, j.status) for j in jobs) == sorted(
+        (stage, "success") for stage in ("test", "sonar", "build", "trivy", "push")
+    )
+    assert admin.projects.get(mirror.id).pipelines.get(mirror_pipeline).status == "success"
+    assert state.file_content(app.id, ".gitlab-ci-dso.yml") is not None
+
+    trivy = next(j for j in jobs if j.name == "trivy")
+    job = app.jobs.get(trivy.id)
+    trace = job.trace().decode()
+    assert "Using token glpat-XXXXXXXXXXXXXXXXXXXX" in trace and trace.rstrip().endswith("Job succeeded")
+    report = job.artifact("trivy-report.json")
+    assert json.loads(report) == fixture("trivy_image_report.json")
+
+    # Deliveries: a Push Hook for app, Pipeline and Job Hooks for both pipelines, in order.
+    wait_for(
+        lambda: any(
+            r["body"]["object_attributes"]["status"] == "success"
+            for r in capture.events("Pipeline Hook")
+            if r["body"]["project"]["id"] == app.id
+        )
+    )
+    pushes = capture.events("Push Hook")
+    assert [p["body"]["project"]["path_with_namespace"] for p in pushes] == [app.path_with_namespace]
+    assert_same_shape(pushes[0]["body"], fixture("gitlab_push_event.json"))
+    assert pushes[0]["body"]["ref"] == "refs/heads/main"
+
+    statuses = [
+        r["body"]["object_attributes"]["status"]
+        for r in capture.events("Pipeline Hook")
+        if r["body"]["project"]["id"] == app.id
+    ]
+    assert statuses == ["pending", "running", "success"]
+    for received in capture.events("Pipeline Hook"):
+        assert_same_shape(received["body"], fixture("gitlab_pipeline_event.json"))
+    for received in capture.events("Job Hook"):
+        assert_same_shape(received["body"], fixture("gitlab_job_event.json"))
+    sync_states = [
+        r["body"]["build_status"] for r in capture.events("Job Hook") if r["body"]["build_name"] == "sync"
+    ]
+    assert sync_states == ["created", "pending", "running", "success"]
+
+    headers = fixture("gitlab_webhook_headers.json")
+    first = capture.received[0]["headers"]
+    for name in [*headers["common"], "X-Gitlab-Event"]:
+        assert name.lower() in first
+    assert first["x-gitlab-token"] == "hook-secret"
+    assert first["user-agent"].startswith("GitLab/") and first["content-type"] == "application/json"
+    assert first["x-gitlab-webhook-uuid"] == state.hooks[hook.id].uuid
+    keys = [r["headers"]["idempotency-key"] for r in capture.received]
+    assert len(set(keys)) == len(keys)
+    recorded = state.deliveries("Push Hook")
+    assert recorded[-1]["status"] == 200 and recorded[-1]["headers"]["X-Gitlab-Token"] == "[REDACTED]"
+
+
+def test_sync_of_unknown_repository_fails(state: State, admin: gitlab.Gitlab) -> None:
+    _, mirror, _, trigger_token = platform_project(admin)
+    pipeline = mirror.trigger_pipeline("main", trigger_token, variables={"PROJECT_NAME": "ghost"})
+    wait_for(lambda: finished(state, pipeline.id))
+    job = mirror.pipelines.get(pipeline.id).jobs.list()[0]
+    assert (job.name, job.status, job.failure_reason) == ("sync", "failed", "script_failure")
+    trace = mirror.jobs.get(job.id).trace().decode()
+    assert "could not be found" in trace and "ERROR: Job failed: exit code 1" in trace
+
+
+def test_sync_all_and_ci_skip(state: State, admin: gitlab.Gitlab) -> None:
+    _, mirror, app, trigger_token = platform_project(admin)
+    first = mirror.trigger_pipeline("main", trigger_token, variables={"PROJECT_NAME": "app"})
+    wait_for(lambda: finished(state, first.id))
+    app.branches.create({"branch": "develop", "ref": "main"})
+    before = len(state.pipelines_of(app.path_with_namespace))
+    sync_all = mirror.trigger_pipeline(
+        "main", trigger_token, variables={"PROJECT_NAME": "app", "SYNC_ALL": "true", "CI_SKIP": "true"}
+    )
+    wait_for(lambda: finished(state, sync_all.id))
+    assert mirror.pipelines.get(sync_all.id).status == "success"
+    assert len(state.pipelines_of(app.path_with_namespace)) == before  # ci.skip: no build
+    heads = {b.name: b.commit["title"] for b in app.branches.list()}
+    assert heads == {
+        "develop": "Synchronise develop from the external repository",
+        "main": "Synchronise main from the external repository",
+    }
+
+
+def test_failing_job_skips_the_rest_then_retry(state: State, admin: gitlab.Gitlab) -> None:
+    group = make_group(admin)
+    app = make_project(admin, group, path="app", initialize_with_readme=True)
+    state.scenarios[app.path_with_namespace] = "fail:sonar"
+    app.files.create(
+        {"file_path": ".gitlab-ci.yml", "branch": "main", "content": "x", "commit_message": "ci"}
+    )
+    pipeline_id = wait_for(lambda: state.pipelines_of(app.path_with_namespace))[0].id
+    wait_for(lambda: finished(state, pipeline_id))
+    pipeline = app.pipelines.get(pipeline_id)
+    assert pipeline.status == "failed"
+    jobs = {j.name: j for j in pipeline.jobs.list()}
+    assert {name: j.status for name, j in jobs.items()} == {
+        "test": "success",
+        "sonar": "failed",
+        "build": "skipped",
+        "trivy": "skipped",
+        "push": "skipped",
+    }
+    assert jobs["sonar"].failure_reason == "script_failure"
+    assert app.jobs.get(jobs["sonar"].id).trace().decode().rstrip().endswith("ERROR: Job failed: exit code 1")
+    assert [j.name for j in pipeline.jobs.list(scope="failed")] == ["sonar"]
+
+    del state.scenarios[app.path_with_namespace]
+    pipeline.retry()
+    wait_for(lambda: finished(state, pipeline_id))
+    assert app.pipelines.get(pipeline_id).status == "success"
+    assert len(pipeline.jobs.list(include_retried=True)) == 9  # 5 current + 4 retried
+
+
+def test_stuck_job_times_out_and_cancel(state: State, admin: gitlab.Gitlab) -> None:
+    group = make_group(admin)
+    app = ci_project(admin, group, path="app")
+    state.scenarios[app.path_with_namespace] = "stuck:build"
+    pipeline = app.pipelines.create({"ref": "main", "variables": [{"key": "DEPLOY", "value": "yes"}]})
+    assert pipeline.source == "api"
+    assert app.pipelines.get(pipeline.id).variables.list()[0].key == "DEPLOY"
+    build = wait_for(
+        lambda: next(
+            (
+                j
+                for j in app.pipelines.get(pipeline.id).jobs.list()
+                if j.name == "build" and j.status == "running"
+            ),
+            None,
+        )
+    )
+    assert build.status == "running"
+    wait_for(lambda: finished(state, pipeline.id))
+    job = app.jobs.get(build.id)
+    assert (job.status, job.failure_reason) == ("failed", "job_execution_timeout")
+
+    state.timings.stuck_timeout_seconds = 30
+    try:
+        second = app.pipelines.create({"ref": "main"})
+        wait_for(lambda: any(j.status == "running" and j.name == "build" for j in second.jobs.list()))
+        second.cancel()
+        assert app.pipelines.get(second.id).status == "canceled"
+        assert {j.name: j.status for j in second.jobs.list()}["build"] == "canceled"
+    finally:
+        state.timings.stuck_timeout_seconds = 0.1
+
+
+def test_pipeline_errors_and_listing(server: EmulatorServer, state: State, admin: gitlab.Gitlab) -> None:
+    group = make_group(admin)
+    bare = make_project(admin, group, initialize_with_readme=True)
+    with pytest.raises(glexc.GitlabCreateError) as no_ci:
+        bare.pipelines.create({"ref": "main"})
+    assert no_ci.value.response_code == 400
+    assert no_ci.value.error_message == {"base": ["Missing CI config file"]}
+
+    app = ci_project(admin, group, path="app")  # committing the CI file starts a push pipeline
+    pushed = wait_for(lambda: state.pipelines_of(app.path_with_namespace))[0].id
+    app.branches.create({"branch": "develop", "ref": "main"})
+    ids = [pushed, *(app.pipelines.create({"ref": ref}).id for ref in ("develop", "main"))]
+    for pipeline_id in ids:
+        wait_for(lambda pid=pipeline_id: finished(state, pid))
+    assert [p.id for p in app.pipelines.list(ref="main")] == [ids[2], ids[0]]
+    assert [p.source for p in app.pipelines.list(sort="asc", get_all=True)] == ["push", "api", "api"]
+    assert [p.id for p in app.pipelines.list(status="success", get_all=True)] == ids[::-1]
+    assert app.pipelines.latest(ref="develop").id == ids[1]
+    answer = raw(server, "GET", f"/api/v4/projects/{app.id}/pipelines?per_page=2", state.root_token)
+    assert answer.headers["X-Total"] == "3" and answer.headers["X-Next-Page"] == "2"
+    missing = raw(server, "GET", f"/api/v4/projects/{app.id}/jobs/999999/trace", state.root_token)
+    assert missing.status_code == 404
+
+
+def test_webhook_failures_are_recorded_and_5xx_retried(
+    state: State, admin: gitlab.Gitlab, capture: Capture
+) -> None:
+    group = make_group(admin)
+    app = make_project(admin, group, initialize_with_readme=True)
+    hook = app.hooks.create({"url": capture.url, "push_events": True})
+    capture.status = 400
+    try:
+        app.files.create({"file_path": "a.txt", "branch": "main", "content": "a", "commit_message": "a"})
+        rejected = wait_for(lambda: [d for d in state.deliveries("Push Hook") if d["hook_id"] == hook.id])
+        assert [d["status"] for d in rejected] == [400]
+        capture.status = 503
+        app.files.create({"file_path": "b.txt", "branch": "main", "content": "b", "commit_message": "b"})
+        wait_for(lambda: len([d for d in state.deliveries() if d["hook_id"] == hook.id]) == 4)
+        attempts = [(d["status"], d["attempt"]) for d in state.deliveries() if d["hook_id"] == hook.id]
+        assert attempts == [(400, 1), (503, 1), (503, 2), (503, 3)]
+    finally:
+        capture.status = 200

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import re
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -59,10 +65,7 @@ def server(switch: tuple[AppSwitch, EmulatorServer], state: State) -> EmulatorSe
 
 
 def http(server: EmulatorServer, **kwargs: Any) -> httpx.Client:
-    # No keep-alive: base.EmulatorServer's socket lacks TCP_NODELAY, so a reused connection waits
-    # ~40 ms per request on delayed ACKs (reported to the lead).
-    limits = httpx.Limits(max_keepalive_connections=0)
-    return httpx.Client(base_url=server.url, timeout=5, limits=limits, **kwargs)
+    return httpx.Client(base_url=server.url, timeout=5, **kwargs)
 
 
 @pytest.fixture
@@ -424,3 +427,253 @@ def test_fault_switches(admin: httpx.Client, state: State) -> None:
     state.faults.fail("POST /api/projects/create", 500, times=1)
     assert admin.post("/api/projects/create", data={"project": "p", "name": "p"}).status_code == 500
     assert admin.post("/api/projects/create", data={"project": "p", "name": "p"}).status_code == 200
+
+
+# --------------------------------------------------------------------------- phase 2: analyses
+
+
+class Receiver:
+    """Stands in for the bot's ``POST /hooks/sonarqube``: records raw deliveries."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.status = 200
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await AppSwitch()(scope, receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.received.append((headers, body))
+        await send({"type": "http.response.start", "status": self.status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.fixture(scope="module")
+def receiver_server() -> Iterator[tuple[Receiver, EmulatorServer]]:
+    receiver = Receiver()
+    with EmulatorServer(receiver, name="hook-receiver") as running:
+        yield receiver, running
+
+
+@pytest.fixture
+def receiver(receiver_server: tuple[Receiver, EmulatorServer]) -> tuple[Receiver, str]:
+    hooks, running = receiver_server
+    hooks.received.clear()
+    hooks.status = 200
+    return hooks, f"{running.url}/hooks/sonarqube"
+
+
+FIXTURE = json.loads(Path("/work/shared/fixtures/sonarqube_webhook.json").read_text())
+SECRET = "webhook-shared-secret"
+
+
+def test_analysis_webhook_is_shaped_like_sonarqube(state: State, receiver: tuple[Receiver, str]) -> None:
+    hooks, url = receiver
+    state.add_project("aws", "aws")
+    state.add_webhook("cpn-bot", url, project_key="aws", secret=SECRET)
+    analysis = state.run_analysis("aws", "feature/payments-refactor", "7f3a1c9d" * 5, outcome="failed")
+
+    assert len(hooks.received) == 1
+    headers, raw = hooks.received[0]
+    assert headers["content-type"] == FIXTURE["headers"]["Content-Type"]
+    assert headers["x-sonarqube-project"] == "aws"
+    assert (
+        headers["x-sonar-webhook-hmac-sha256"] == hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    )
+    body = json.loads(raw)
+    expected = FIXTURE["error"]
+    assert list(body) == list(expected)
+    for part in ("project", "branch", "qualityGate"):
+        assert list(body[part]) == list(expected[part])
+    assert body["taskId"] == analysis.task_id and body["revision"] == "7f3a1c9d" * 5
+    assert body["serverUrl"] == state.server_url and body["status"] == "SUCCESS"
+    assert body["project"] == {"key": "aws", "name": "aws", "url": "http://localhost:9000/dashboard?id=aws"}
+    assert body["branch"] == {
+        "name": "feature/payments-refactor",
+        "type": "BRANCH",
+        "isMain": False,
+        "url": "http://localhost:9000/dashboard?id=aws&branch=feature%2Fpayments-refactor",
+    }
+    gate = body["qualityGate"]
+    assert gate["name"] == "Sonar way" and gate["status"] == "ERROR"
+    coverage = gate["conditions"][0]
+    assert list(coverage) == list(expected["qualityGate"]["conditions"][0])
+    assert coverage == {
+        "metric": "new_coverage",
+        "operator": "LESS_THAN",
+        "value": "42.5",
+        "status": "ERROR",
+        "errorThreshold": "80",
+    }
+    assert [c["metric"] for c in gate["conditions"]] == [
+        "new_coverage",
+        "new_duplicated_lines_density",
+        "new_security_hotspots_reviewed",
+        "new_reliability_rating",
+        "new_security_rating",
+        "new_maintainability_rating",
+    ]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", body["analysedAt"])
+    assert body["properties"]["sonar.analysis.detectedscm"] == "git"
+
+
+def test_webhooks_reached_and_recorded(
+    admin: httpx.Client, state: State, receiver: tuple[Receiver, str]
+) -> None:
+    hooks, url = receiver
+    state.add_project("shop-api", "shop-api")
+    state.add_project("other")
+    state.add_webhook("project", url + "?p", project_key="shop-api")
+    state.add_webhook("global", url + "?g")
+    state.add_webhook("elsewhere", url + "?o", project_key="other")
+    state.run_analysis("shop-api", revision="a" * 40)
+
+    assert len(hooks.received) == 2
+    for headers, raw in hooks.received:
+        assert "x-sonar-webhook-hmac-sha256" not in headers  # no secret, no signature
+        body = json.loads(raw)
+        assert body["branch"]["isMain"] is True
+        assert body["branch"]["url"] == body["project"]["url"]
+        assert body["qualityGate"]["status"] == "OK"
+    assert [d["status"] for d in state.delivered()] == [200, 200]
+    listed = admin.get("/api/webhooks/list", params={"project": "shop-api"}).json()["webhooks"][0]
+    assert listed["latestDelivery"]["success"] is True
+    assert listed["latestDelivery"]["httpStatus"] == 200
+
+
+def test_failed_deliveries_are_recorded_not_raised(state: State, receiver: tuple[Receiver, str]) -> None:
+    hooks, url = receiver
+    hooks.status = 500
+    state.add_project("shop-api")
+    state.add_webhook("bot", url, project_key="shop-api")
+    state.add_webhook("dead", "http://127.0.0.1:9/nothing", project_key="shop-api")
+    state.run_analysis("shop-api")
+    outcomes = {d["url"]: d["status"] for d in state.delivered()}
+    assert outcomes == {url: 500, "http://127.0.0.1:9/nothing": None}
+
+
+def test_project_status_before_and_after_analyses(admin: httpx.Client, state: State) -> None:
+    state.add_project("shop-api")
+    none = admin.get("/api/qualitygates/project_status", params={"projectKey": "shop-api"}).json()
+    assert none["projectStatus"]["status"] == "NONE"
+
+    state.run_analysis("shop-api", "main", "b" * 40, outcome="passed")
+    state.run_analysis("shop-api", "feature/x", "c" * 40, outcome="failed")
+    main = admin.get("/api/qualitygates/project_status", params={"projectKey": "shop-api"}).json()
+    assert main["projectStatus"]["status"] == "OK"
+    feature = admin.get(
+        "/api/qualitygates/project_status", params={"projectKey": "shop-api", "branch": "feature/x"}
+    ).json()["projectStatus"]
+    assert feature["status"] == "ERROR"
+    assert feature["conditions"][0] == {
+        "status": "ERROR",
+        "metricKey": "new_coverage",
+        "comparator": "LT",
+        "errorThreshold": "80",
+        "actualValue": "42.5",
+    }
+    assert {c["metricKey"] for c in feature["conditions"] if c["status"] == "ERROR"} == {
+        "new_coverage",
+        "new_duplicated_lines_density",
+        "new_security_hotspots_reviewed",
+        "new_reliability_rating",
+    }
+    assert "period" in feature
+
+
+def test_project_status_errors(admin: httpx.Client, server: EmulatorServer, state: State) -> None:
+    state.add_project("shop-api")
+    unknown_branch = admin.get(
+        "/api/qualitygates/project_status", params={"projectKey": "shop-api", "branch": "nope"}
+    )
+    assert unknown_branch.status_code == 404
+    assert errors(unknown_branch) == ["Component 'shop-api' on branch 'nope' not found"]
+    missing = admin.get("/api/qualitygates/project_status", params={"projectKey": "ghost"})
+    assert missing.status_code == 404
+    assert admin.get("/api/qualitygates/project_status").status_code == 400
+    with client_for(server, make_user(state, "alice")) as alice:
+        private = alice.get("/api/qualitygates/project_status", params={"projectKey": "shop-api"})
+        assert private.status_code == 403
+        state.grant("alice", "user", "shop-api")
+        assert (
+            alice.get("/api/qualitygates/project_status", params={"projectKey": "shop-api"}).status_code
+            == 200
+        )
+
+
+def test_measures_component(admin: httpx.Client, state: State) -> None:
+    state.add_project("shop-api", "shop-api")
+    state.run_analysis("shop-api", "develop", outcome="failed")
+    response = admin.get(
+        "/api/measures/component",
+        params={
+            "component": "shop-api",
+            "branch": "develop",
+            "metricKeys": "new_coverage,bugs,alert_status,ncloc",
+        },
+    )
+    assert response.status_code == 200
+    component = response.json()["component"]
+    assert {k: component[k] for k in ("key", "name", "qualifier", "branch")} == {
+        "key": "shop-api",
+        "name": "shop-api",
+        "qualifier": "TRK",
+        "branch": "develop",
+    }
+    assert component["measures"] == [
+        {"metric": "alert_status", "value": "ERROR"},
+        {"metric": "bugs", "value": "3", "bestValue": False},
+        {"metric": "ncloc", "value": "4210"},
+        {"metric": "new_coverage", "period": {"value": "42.5", "bestValue": False}},
+    ]
+    never = admin.get("/api/measures/component", params={"component": "shop-api", "metricKeys": "bugs"})
+    assert never.json()["component"]["measures"] == []  # main branch not analysed yet
+    unknown = admin.get("/api/measures/component", params={"component": "shop-api", "metricKeys": "bugs,foo"})
+    assert unknown.status_code == 404
+    assert errors(unknown) == ["The following metric keys are not found: foo"]
+    ghost = admin.get("/api/measures/component", params={"component": "ghost", "metricKeys": "bugs"})
+    assert errors(ghost) == ["Component key 'ghost' not found"]
+
+
+def test_custom_gate_and_measure_overrides(admin: httpx.Client, state: State) -> None:
+    state.add_project("shop-api")
+    state.add_quality_gate("strict", [("new_violations", "GT", "0"), ("coverage", "LT", "90")])
+    state.set_project_gate("shop-api", "strict")
+    analysis = state.run_analysis("shop-api", outcome="passed", measures={"coverage": "95"})
+    assert analysis.gate == "strict" and analysis.status == "OK"
+    analysis = state.run_analysis("shop-api", measures={"new_violations": "2", "coverage": "95"})
+    assert analysis.status == "ERROR"
+    status = admin.get("/api/qualitygates/project_status", params={"projectKey": "shop-api"}).json()
+    assert [c["status"] for c in status["projectStatus"]["conditions"]] == ["ERROR", "OK"]
+
+
+def test_search_shows_last_analysis(admin: httpx.Client, state: State) -> None:
+    state.add_project("shop-api")
+    state.run_analysis("shop-api", revision="d" * 40)
+    state.run_analysis("shop-api", "feature/y", revision="e" * 40)
+    component = admin.get("/api/projects/search").json()["components"][0]
+    assert component["revision"] == "d" * 40
+    assert "lastAnalysisDate" in component
+
+
+def test_background_processing_takes_the_configured_time(
+    state: State, receiver: tuple[Receiver, str]
+) -> None:
+    hooks, url = receiver
+    state.timings.analysis_seconds = 0.2
+    state.add_project("shop-api")
+    state.add_webhook("bot", url, project_key="shop-api")
+    state.run_analysis("shop-api", wait=False)
+    assert state.analyses_of("shop-api") == [] and hooks.received == []
+    deadline = time.monotonic() + 3
+    while not hooks.received and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(state.analyses_of("shop-api")) == 1
+    assert len(hooks.received) == 1

@@ -33,5 +33,12 @@ def test_every_command_has_help_in_both_languages() -> None:
 
 
 def test_every_rule_key_used_by_validators_exists() -> None:
-    for key in ("rules.too_long", "rules.integer", "rules.range", "rules.choice", "rules.date", "rules.mention"):
+    for key in (
+        "rules.too_long",
+        "rules.integer",
+        "rules.range",
+        "rules.choice",
+        "rules.date",
+        "rules.mention",
+    ):
         assert key in catalog("fr")

@@ -41,7 +41,13 @@ def parse(text: str, s: CommandSpec | None = None) -> dict[str, object]:
 
 def test_positional_and_flags_in_any_order() -> None:
     values = parse('--private alpha --description "Mon beau projet" --cpu=4')
-    assert values == {"name": "alpha", "description": "Mon beau projet", "private": True, "cpu": 4, "stage": None}
+    assert values == {
+        "name": "alpha",
+        "description": "Mon beau projet",
+        "private": True,
+        "cpu": 4,
+        "stage": None,
+    }
 
 
 def test_french_apostrophes_are_letters_not_quotes() -> None:
@@ -87,7 +93,9 @@ def test_bad_input_names_the_rule(text: str, key: str) -> None:
 
 def test_greedy_argument_keeps_the_text_as_typed() -> None:
     s = spec(name="ask", args=(Arg("question", Text("q", "q"), greedy=True),), flags=())
-    assert parse("Comment j'ajoute   un dépôt ? --vite", s)["question"] == "Comment j'ajoute   un dépôt ? --vite"
+    assert (
+        parse("Comment j'ajoute   un dépôt ? --vite", s)["question"] == "Comment j'ajoute   un dépôt ? --vite"
+    )
 
 
 def test_control_characters_and_huge_text_are_refused_cleanly() -> None:

@@ -30,7 +30,13 @@ def test_known_secrets_and_token_shapes_are_redacted() -> None:
         "token very-secret-value-123 glpat-abcdefghijklmnopqrstu hvs.ABCDEFGHIJKLMNOPQRSTUVWXYZ "
         "password=hunter22 https://user:pass@host/x Authorization: Bearer abcdefghijklmnop"
     )
-    for leaked in ("very-secret-value-123", "abcdefghijklmnopqrstu", "ABCDEFGHIJKLMNOP", "hunter22", "user:pass"):
+    for leaked in (
+        "very-secret-value-123",
+        "abcdefghijklmnopqrstu",
+        "ABCDEFGHIJKLMNOP",
+        "hunter22",
+        "user:pass",
+    ):
         assert leaked not in line
 
 

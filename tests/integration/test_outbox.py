@@ -1,0 +1,141 @@
+"""Posts survive outages, rate limits and crashes, and arrive exactly once, in order."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from bot.config import OutboxConfig
+from bot.metrics import Metrics
+from bot.outbox import Outbox, Post
+from bot.sandbox.world import World
+from bot.store import Store
+from tests.conftest import wait_for
+from tests.support.mattermost import channel_posts
+
+
+def enqueue(world: World, *posts: tuple[str, dict[str, str]]) -> None:
+    bot = world.bot
+    assert bot is not None
+
+    async def go() -> None:
+        for message, keys in posts:
+            bot.outbox.enqueue(world.channels["equipe-alpha"], Post(message), **keys)
+
+    world.run(go())
+
+
+def messages(world: World) -> list[str]:
+    return [p["message"] for p in channel_posts(world, "equipe-alpha")]
+
+
+def test_a_post_queued_while_mattermost_is_down_is_delivered_once_when_it_is_back(world: World) -> None:
+    mm = world.states["mattermost"]
+    mm.faults.down = True
+    enqueue(world, ("pendant la panne", {}))
+    time.sleep(0.3)  # several attempts fail meanwhile
+    assert messages(world) == []
+    mm.faults.down = False
+    wait_for(lambda: messages(world) == ["pendant la panne"], what="delivery after the outage")
+    world.wait_idle()
+    assert messages(world) == ["pendant la panne"]
+
+
+def test_a_429_is_retried_after_its_retry_after(world: World) -> None:
+    mm = world.states["mattermost"]
+    mm.faults.fail(
+        "POST /api/v4/posts", 429, times=1, headers={"Retry-After": "1"}, body={"message": "limit exceeded"}
+    )
+    started = time.monotonic()
+    enqueue(world, ("limité", {}))
+    wait_for(lambda: messages(world) == ["limité"], timeout=5)
+    assert time.monotonic() - started >= 0.9
+
+
+def test_a_card_and_its_thread_stay_in_order_and_edits_land_on_the_same_post(world: World) -> None:
+    enqueue(
+        world,
+        ("carte v1", {"post_key": "card:1"}),
+        ("réponse 1", {"root_key": "card:1"}),
+        ("carte v2", {"post_key": "card:1"}),
+        ("réponse 2", {"root_key": "card:1"}),
+        ("carte v3", {"post_key": "card:1"}),
+    )
+    world.wait_idle()
+    posts = channel_posts(world, "equipe-alpha")
+    cards = [p for p in posts if p["message"].startswith("carte")]
+    replies = [p for p in posts if p["message"].startswith("réponse")]
+    assert [c["message"] for c in cards] == ["carte v3"]
+    assert [r["message"] for r in replies] == ["réponse 1", "réponse 2"]
+    assert all(r["root_id"] == cards[0]["id"] for r in replies)
+
+
+def test_a_post_whose_creation_outcome_is_unknown_is_not_sent_twice(world: World) -> None:
+    """A crash after Mattermost created the post but before the row was marked sent."""
+    bot = world.bot
+    assert bot is not None
+    mm = world.states["mattermost"]
+    mm.faults.down = True
+    enqueue(world, ("une seule fois", {}))
+    row = wait_for(lambda: next(iter(bot.store.db.table("outbox").rows_where("attempts > 0")), None))
+    # What the lost attempt had done on the server: the post exists, stamped with the row's uid.
+    mm.create_post(
+        world.bot_user.id,
+        world.channels["equipe-alpha"],
+        "une seule fois",  # type: ignore[union-attr]
+        props={"cpn_uid": row["uid"]},
+    )
+    mm.faults.down = False
+    world.wait_idle()
+    assert messages(world) == ["une seule fois"]
+    assert bot.metrics.value("cpn_outbox_recovered_total") == 1
+
+
+def test_a_bot_killed_while_posts_are_queued_delivers_each_exactly_once_after_restart(tmp_path: Path) -> None:
+    world = World(tmp_path, bot_in_process=False).start()
+    try:
+        mm = world.states["mattermost"]
+        mm.faults.down = True
+        port = world.bot_port
+        command = world.serve_command()
+        env = dict(os.environ, NO_PROXY="127.0.0.1,localhost")
+        first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: _healthy(port), timeout=20, what="the bot process")
+            store = Store(world.root / "cpn-bot.sqlite")
+            outbox = Outbox(store, None, Metrics(), OutboxConfig())  # type: ignore[arg-type]
+            channel = world.channels["equipe-alpha"]
+            for n in range(20):
+                outbox.enqueue(channel, Post(f"message {n}"), post_key=f"k{n % 3}" if n % 2 else "")
+            wait_for(lambda: store.count("outbox", "attempts > 0") >= 4, timeout=10, what="failed attempts")
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+        mm.faults.down = False
+        second = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(
+                lambda: store.count("outbox", "status = 'pending'") == 0, timeout=30, what="the queue drained"
+            )
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(10)
+        posted = [p["message"] for p in channel_posts(world, "equipe-alpha")]
+        plain = sorted(m for m in posted if int(m.split()[1]) % 2 == 0)
+        assert plain == sorted(f"message {n}" for n in range(0, 20, 2))
+        assert len(posted) == len(set(posted))  # nothing twice
+        assert len([m for m in posted if int(m.split()[1]) % 2]) == 3  # one card per key, edited in place
+    finally:
+        world.stop()
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

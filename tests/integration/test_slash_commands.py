@@ -1,0 +1,181 @@
+"""Slash commands exactly as Mattermost sends them, and what the user sees."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.sandbox.world import World
+from tests.conftest import wait_for
+from tests.support import commands as test_commands
+from tests.support.mattermost import User, channel_posts, text_of
+
+FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "mattermost_slash_command.txt"
+FIXTURE_TOKEN = "qzgakf1nx3yt9dr4n8585ihbxy"
+
+
+def fixture_request() -> tuple[dict[str, str], bytes]:
+    """Headers and body of Example 1, byte for byte."""
+    lines = FIXTURE.read_text().split("===== Example 1")[1].splitlines()[1:]
+    head, body = [], b""
+    for i, line in enumerate(lines):
+        if line == "":
+            body = lines[i + 1].encode()
+            break
+        head.append(line)
+    headers = dict(h.split(": ", 1) for h in head[1:])
+    return headers, body
+
+
+@pytest.fixture
+def fixture_world(make_world) -> World:  # type: ignore[no-untyped-def]
+    # The fixture's token (same length as any of ours) and its team are this bot's.
+    return make_world(slash_token=FIXTURE_TOKEN, config_overrides={"mattermost": {"allowed_teams": []}})
+
+
+def test_the_fixture_request_is_accepted_byte_for_byte(fixture_world: World) -> None:
+    headers, body = fixture_request()
+    assert int(headers["Content-Length"]) == len(body)
+    headers.pop("Host")
+    response = httpx.post(f"{fixture_world.bot_url}/mattermost/command", headers=headers, content=body)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    answer = response.json()
+    assert answer["response_type"] == "ephemeral"
+    assert "toronto" in answer["text"] and "/cpn help" in answer["text"]
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "Token wrong-token-0000000000", "Bearer " + FIXTURE_TOKEN, "Token"]
+)
+def test_a_wrong_or_missing_token_is_refused_and_runs_nothing(
+    fixture_world: World, authorization: str | None
+) -> None:
+    headers, body = fixture_request()
+    headers.pop("Host")
+    headers.pop("Authorization")
+    if authorization:
+        headers["Authorization"] = authorization
+    bot = fixture_world.bot
+    assert bot is not None
+    response = httpx.post(f"{fixture_world.bot_url}/mattermost/command", headers=headers, content=body)
+    assert response.status_code == 401
+    assert bot.metrics.value("cpn_commands_total", command="help") == 0
+    assert "text" not in response.json()
+
+
+def test_help_and_whoami_through_mattermost(world: World) -> None:
+    alice = User(world, "alice")
+    started = time.monotonic()
+    answer = alice.run("/cpn help")
+    assert time.monotonic() - started < 1.0
+    assert "Commandes de cpn-bot" in answer["text"]
+    assert "/cpn whoami" in answer["text"]
+    me = text_of(alice.run("/cpn whoami"))
+    assert "@alice" in me and "alice@interieur.gouv.fr" in me and "Administrateur de la plateforme: oui" in me
+
+
+def test_help_of_one_command_shows_usage_rights_and_examples(world: World) -> None:
+    text = User(world, "bob").run("/cpn help help")["text"]
+    assert "/cpn help [<command…>]" in text
+    assert "Droits requis" in text and "Exemples" in text
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("/cpn helpp", "Vouliez-vous dire `/cpn help`"),
+        ("/cpn whoamii", "Vouliez-vous dire `/cpn whoami`"),
+        ("/cpn whoami --verbose", "Option inconnue"),
+        ("/cpn whoami extra", "Argument en trop"),
+        ('/cpn help "unbalanced', "Guillemets non refermés"),
+        ("/cpn zzzzzz", "Commande inconnue"),
+    ],
+)
+def test_mistakes_get_a_usage_message_never_an_error(world: World, typed: str, expected: str) -> None:
+    answer = User(world, "bob").run(typed)
+    assert answer["response_type"] == "ephemeral"
+    assert expected in answer["text"]
+
+
+def test_help_lists_only_what_the_caller_may_run(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(registry=test_commands.registry())
+    admin_help = User(world, "alice").run("/cpn help")["text"]
+    dev_help = User(world, "bob").run("/cpn help")["text"]
+    assert "/cpn test admin" in admin_help and "/cpn test devops" in admin_help
+    assert "/cpn test admin" not in dev_help
+    assert "/cpn test devops" not in dev_help  # bob has no project where he is devops
+    assert "/cpn whoami" in dev_help
+    refused = User(world, "bob").run("/cpn test admin")["text"]
+    assert "réservé" in refused
+
+
+def test_rights_are_checked_on_the_named_project(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(registry=test_commands.registry())
+    bot = world.bot
+    assert bot is not None
+    bob, carol = world.users["bob"], world.users["carol"]
+
+    async def seed() -> None:
+        project = bot.store.db.table("projects").insert(
+            {"name": "alpha", "slug": "alpha", "status": "created"}
+        )
+        pid = project.last_pk
+        bot.store.db.table("members").insert_all(
+            [
+                {"project_id": pid, "user_id": bob.id, "username": "bob", "role": "devops"},
+                {"project_id": pid, "user_id": carol.id, "username": "carol", "role": "readonly"},
+            ]
+        )
+
+    world.run(seed())
+    assert User(world, "bob").run("/cpn test devops alpha")["text"] == "devops ok on alpha"
+    assert "réservé" in User(world, "carol").run("/cpn test devops alpha")["text"]
+    assert "Projet inconnu" in User(world, "bob").run("/cpn test devops nope")["text"]
+    assert "/cpn test devops" in User(world, "bob").run("/cpn help")["text"]
+
+
+def test_a_slow_command_answers_within_a_second_and_posts_later(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(registry=test_commands.registry())
+    bob = User(world, "bob")
+    started = time.monotonic()
+    answer = bob.run("/cpn test slow")
+    assert time.monotonic() - started < 1.0
+    assert "plus long que prévu" in answer["text"]
+    mm = world.states["mattermost"]
+    wait_for(lambda: any(p["message"] == "slow done" for p in mm.ephemeral_for(bob.me.id)), 5)
+
+
+def test_a_crashing_command_apologises_without_leaking(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(registry=test_commands.registry())
+    answer = User(world, "bob").run("/cpn test crash")
+    assert "erreur interne" in answer["text"]
+    assert "glpat" not in answer["text"] and "Traceback" not in answer["text"]
+
+
+def test_long_work_is_acknowledged_then_posted_in_a_thread(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(registry=test_commands.registry())
+    answer = User(world, "bob").run("/cpn test long bonjour")
+    assert "C'est parti" in answer["text"]
+    posts = wait_for(
+        lambda: len(channel_posts(world, "equipe-alpha")) >= 2 and channel_posts(world, "equipe-alpha")
+    )
+    root = next(p for p in posts if p["message"] == "début bonjour")
+    reply = next(p for p in posts if p["message"] == "réponse bonjour")
+    assert reply["root_id"] == root["id"]
+    assert root["user_id"] == world.bot_user.id  # type: ignore[union-attr]
+
+
+def test_where_the_bot_is_not_a_member_it_answers_through_the_response_url(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(registry=test_commands.registry())
+    User(world, "bob").run("/cpn test long ailleurs", channel="equipe-beta")
+    posts = wait_for(lambda: channel_posts(world, "equipe-beta"), what="a post in equipe-beta")
+    assert posts[0]["message"] == "début ailleurs"
+
+
+def test_a_team_not_allowed_gets_a_polite_refusal(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(config_overrides={"mattermost": {"allowed_teams": ["some-other-team"]}})
+    assert "pas ouvert à cette équipe" in User(world, "bob").run("/cpn help")["text"]

@@ -1,0 +1,49 @@
+"""A Mattermost user in tests, through the real client library against the emulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mattermostautodriver import TypedDriver
+
+from bot.sandbox.world import World
+from services.mattermost import driver_options
+
+
+class User:
+    def __init__(self, world: World, username: str) -> None:
+        self.world = world
+        self.me = world.users[username]
+        self.driver = TypedDriver(driver_options(world.servers["mattermost"].url, self.me.token, 10))
+        self.driver.login()
+
+    def run(self, command: str, channel: str = "equipe-alpha") -> dict[str, Any]:
+        """Type ``command`` (e.g. ``/cpn help``) in ``channel``; the command's answer."""
+        result: dict[str, Any] = self.driver.commands.execute_command(self.world.channels[channel], command)
+        return result
+
+    def say(self, message: str, channel: str = "equipe-alpha", root_id: str = "") -> dict[str, Any]:
+        post: dict[str, Any] = self.driver.posts.create_post(
+            self.world.channels[channel], message, root_id=root_id or None
+        )
+        return post
+
+    def press(self, post_id: str, action_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.driver.posts.do_post_action(post_id, action_id)
+        return result
+
+
+def text_of(answer: dict[str, Any]) -> str:
+    """Everything a person reads in a command's answer: text and attachments."""
+    parts = [answer.get("text") or ""]
+    props = answer.get("props") or {}
+    for attachment in (props.get("attachments") or []) + (answer.get("attachments") or []):
+        parts += [attachment.get("title", ""), attachment.get("text", ""), attachment.get("pretext", "")]
+        parts += [f"{f.get('title')}: {f.get('value')}" for f in attachment.get("fields") or []]
+    return "\n".join(p for p in parts if p)
+
+
+def channel_posts(world: World, channel: str) -> list[dict[str, Any]]:
+    """The channel's posts, oldest first, as the emulator holds them."""
+    posts: list[dict[str, Any]] = world.states["mattermost"].channel_posts(world.channels[channel])
+    return posts
