@@ -221,6 +221,23 @@ def test_group_crud_by_id_and_encoded_path(admin: gitlab.Gitlab, state: State) -
     assert gone.value.error_message == "404 Group Not Found"
 
 
+def test_delayed_group_deletion(admin: gitlab.Gitlab, state: State) -> None:
+    group = make_group(admin)
+    make_project(admin, group)
+    state.timings.deletion_seconds = 0.05
+    try:
+        admin.groups.delete(group.id)
+        marked = admin.groups.get(group.id)
+        assert marked.marked_for_deletion_on is not None
+        assert marked.path == f"{group.path}-deletion_scheduled-{group.id}"
+        assert state.group_by_path(group.full_path) is None  # the path is free again
+        wait_for(lambda: group.id not in state.namespaces)
+    finally:
+        state.timings.deletion_seconds = 0.0
+    with pytest.raises(glexc.GitlabGetError):
+        admin.groups.get(group.id)
+
+
 def test_group_members_and_access_levels(server: EmulatorServer, state: State, admin: gitlab.Gitlab) -> None:
     group = make_group(admin)
     sub = make_group(admin, parent_id=group.id)
@@ -824,14 +841,13 @@ def test_pipeline_errors_and_listing(server: EmulatorServer, state: State, admin
     with pytest.raises(glexc.GitlabCreateError) as no_ci:
         bare.pipelines.create({"ref": "main"})
     assert no_ci.value.response_code == 400
-    assert no_ci.value.error_message == {"base": ["Missing CI config file"]}
+    assert json.loads(no_ci.value.response_body or b"{}") == {"message": {"base": ["Missing CI config file"]}}
 
     app = ci_project(admin, group, path="app")  # committing the CI file starts a push pipeline
     pushed = wait_for(lambda: state.pipelines_of(app.path_with_namespace))[0].id
     app.branches.create({"branch": "develop", "ref": "main"})
     ids = [pushed, *(app.pipelines.create({"ref": ref}).id for ref in ("develop", "main"))]
-    for pipeline_id in ids:
-        wait_for(lambda pid=pipeline_id: finished(state, pid))
+    wait_for(lambda: all(finished(state, pipeline_id) for pipeline_id in ids))
     assert [p.id for p in app.pipelines.list(ref="main")] == [ids[2], ids[0]]
     assert [p.source for p in app.pipelines.list(sort="asc", get_all=True)] == ["push", "api", "api"]
     assert [p.id for p in app.pipelines.list(status="success", get_all=True)] == ids[::-1]
