@@ -2,9 +2,10 @@
 
 The bot runs as ``cpn-bot serve --config …`` in its own process, wired to the sandbox's Mattermost
 emulator (in this process). The baseline is a one-route FastAPI app served by uvicorn with the
-same settings, in its own process too. Both are driven by the same load generator, in turn.
+same settings, in its own process too. Both are driven by the same load generator, in
+alternating rounds.
 
-    .venv/bin/python bench/bench_slash.py [--concurrency 32] [--requests 3000] [--warmup 300]
+    .venv/bin/python bench/bench_slash.py [--concurrency 32] [--requests 3000] [--warmup 300] [--rounds 6]
 
 Exit 0 when every request got a good answer (targets missed are printed, not fatal); 1 otherwise.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 import time
@@ -127,6 +129,10 @@ async def drive(targets: list[Target], args: argparse.Namespace) -> None:
         ]
         for load in loads:
             await load.run(args.warmup, max_seconds=args.warmup_seconds)
+        # What exists now lives to the end: keep the collector from walking it in the middle of a
+        # round (its pauses would count as the server's latency).
+        gc.collect()
+        gc.freeze()
         for _ in range(rounds):
             for target, load in zip(targets, loads, strict=True):
                 wanted = min(per_round, args.requests - target.result.sent)
@@ -136,6 +142,7 @@ async def drive(targets: list[Target], args: argparse.Namespace) -> None:
                 one = await load.run(wanted, max_seconds=args.max_seconds / rounds)
                 one.server_cpu = target.server.cpu_seconds() - cpu
                 target.result.add(one)
+        gc.unfreeze()
 
 
 def run(args: argparse.Namespace) -> int:

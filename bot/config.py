@@ -94,6 +94,11 @@ class PlatformConfig(Section):
     project_creators: list[str] = Field(default_factory=list, description="empty: anyone may create")
     root_group: str = "forge/projects"
     support_channel: str = ""
+    allowed_repo_hosts: list[str] = Field(
+        default_factory=list,
+        description="repository hosts allowed even if they resolve to an internal address",
+    )
+    protected_environments: list[str] = Field(default_factory=lambda: ["prod"])
 
 
 class OutboxConfig(Section):
@@ -116,6 +121,8 @@ class ServiceEndpoint(Section):
     token: Secret
     timeout_seconds: float = Field(10.0, gt=0, le=120)
     ui_url: AnyHttpUrl | None = None
+    # Master secret of the service's webhooks to the bot; each project's is derived from it.
+    webhook_secret: Secret | None = None
 
 
 class VaultConfig(ServiceEndpoint):
@@ -135,6 +142,7 @@ class ArgoCDConfig(Section):
     password: Secret
     timeout_seconds: float = Field(10.0, gt=0, le=120)
     webhook_secret: Secret | None = None
+    destination_server: str = "https://kubernetes.default.svc"
 
 
 class Config(Section):

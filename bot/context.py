@@ -38,11 +38,11 @@ class Reply:
             "response_type": "in_channel" if self.in_channel else "ephemeral",
             "text": self.text,
         }
-        props = dict(self.props)
+        # Top-level "attachments": Mattermost shows an ephemeral answer only with text or these.
         if self.attachments:
-            props["attachments"] = self.attachments
-        if props:
-            body["props"] = props
+            body["attachments"] = self.attachments
+        if self.props:
+            body["props"] = dict(self.props)
         return body
 
 

@@ -93,9 +93,7 @@ class Dispatcher:
             role=role,
         ):
             return None
-        return ctx.tr(
-            "errors.forbidden", command=spec.name, required=requirement_label(spec.requires, ctx.lang)
-        )
+        return ctx.tr("errors.forbidden", command=spec.name, required=requirement_label(spec.requires, ctx.lang))
 
     async def visible(self, ctx: CommandContext) -> list[CommandSpec]:
         """The commands ``/cpn help`` shows this caller: those they may run somewhere."""
@@ -106,9 +104,7 @@ class Dispatcher:
             spec
             for spec in self.registry.all()
             if not spec.hidden
-            and allows(
-                spec.requires, is_platform_admin=identity.is_platform_admin, is_creator=creator, role=best
-            )
+            and allows(spec.requires, is_platform_admin=identity.is_platform_admin, is_creator=creator, role=best)
         ]
 
     # -- typos --------------------------------------------------------------------------------

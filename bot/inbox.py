@@ -97,9 +97,7 @@ class Inbox:
 
     async def run(self, bot: Bot) -> None:
         while not self._stopping:
-            rows = list(
-                self.store.db.table("inbox").rows_where("status = 'pending'", order_by="id", limit=100)
-            )
+            rows = list(self.store.db.table("inbox").rows_where("status = 'pending'", order_by="id", limit=100))
             for row in rows:
                 await self._process(row, bot)
             if rows:

@@ -184,12 +184,9 @@ class Operations:
         finally:
             self._running.discard(op.id)
 
-    def _finish(
-        self, op: Operation, status: str, *, error: str = "", result: dict[str, Any] | None = None
-    ) -> None:
+    def _finish(self, op: Operation, status: str, *, error: str = "", result: dict[str, Any] | None = None) -> None:
         # The response URL is a capability valid 30 minutes: not kept once the work is over.
         self.store.db.execute(
-            "UPDATE operations SET status = ?, error = ?, result = ?, finished_at = ?, response_url = '' "
-            "WHERE id = ?",
+            "UPDATE operations SET status = ?, error = ?, result = ?, finished_at = ?, response_url = '' WHERE id = ?",
             (status, error, json.dumps(result or {}, ensure_ascii=False), now(), op.id),
         )

@@ -159,9 +159,7 @@ class Outbox:
             await asyncio.sleep(0.01)
 
     def _next_wait(self) -> float:
-        row = self.store.db.execute(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
-        ).fetchone()
+        row = self.store.db.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'").fetchone()
         if row is None or row[0] is None:
             return self.config.poll_seconds
         return max(0.01, min(self.config.poll_seconds, row[0] - now()))
@@ -322,16 +320,12 @@ class Outbox:
             self._retry_later(row, str(exc), exc.retry_after)
             return
         log(logger, logging.WARNING, "post dropped", row=row["id"], error=str(exc))
-        self.store.db.execute(
-            "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?", (str(exc), row["id"])
-        )
+        self.store.db.execute("UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?", (str(exc), row["id"]))
 
     def _retry_later(self, row: Json, error: str, retry_after: float | None) -> None:
         if retry_after is None:
             attempt = max(1, int(row["attempts"]) + 1)
-            backoff = min(
-                self.config.max_backoff_seconds, self.config.base_backoff_seconds * 2 ** (attempt - 1)
-            )
+            backoff = min(self.config.max_backoff_seconds, self.config.base_backoff_seconds * 2 ** (attempt - 1))
             retry_after = backoff * (0.5 + random.random() / 2)
         self.store.db.execute(
             "UPDATE outbox SET next_attempt_at = ?, last_error = ? WHERE id = ?",

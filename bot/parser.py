@@ -134,6 +134,8 @@ def parse_args(spec: CommandSpec, tokens: list[Token], text: str) -> dict[str, A
         i += 1
 
     for flag in spec.flags:
+        if flag.required and flag.name not in values:
+            raise UsageError("errors.missing_flag", spec, flag=f"--{flag.name}")
         for other in flag.excludes:
             if values.get(flag.name) and values.get(other):
                 raise UsageError("errors.exclusive_flags", spec, a=f"--{flag.name}", b=f"--{other}")

@@ -22,12 +22,15 @@ from bot.interactive import Signer
 from bot.listener import Listener
 from bot.logs import register_secret
 from bot.metrics import Metrics
+from bot.model import Projects
 from bot.operations import Operation, Operations
 from bot.outbox import Outbox, Post
 from bot.rights import Role
 from bot.scheduler import Scheduler
 from bot.spec import REGISTRY, Registry
 from bot.store import Store
+from bot.workflows.naming import derive
+from bot.workflows.platform import Platform
 from services.errors import ServiceError
 from services.mattermost import Mattermost
 
@@ -70,6 +73,8 @@ class Bot:
         )
         self.registry = registry or REGISTRY
         self.dispatcher = Dispatcher(self, self.registry)
+        self.projects = Projects(self.store)
+        self.platform = Platform.from_config(config)
         self.scheduler = Scheduler()
         self.listener = Listener(self)
         self._tasks: list[asyncio.Task[None]] = []
@@ -127,6 +132,7 @@ class Bot:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.mm.close()
+        await self.platform.close()
         self.store.close()
         self.started = False
 
@@ -135,6 +141,15 @@ class Bot:
         await self.inbox.wait_idle(timeout)
         await self.operations.wait_idle(timeout)
         await self.outbox.wait_idle(timeout)
+
+    def webhook_secret(self, service: str, slug: str) -> str:
+        """The secret ``service`` signs this project's webhooks with, derived (never stored).
+
+        From the service's ``webhook_secret`` when configured, else from the signing key.
+        """
+        section = getattr(self.config, service, None)
+        master = getattr(section, "webhook_secret", None) or self.config.security.signing_key
+        return derive(master.get_secret_value().encode(), service, slug)
 
     # -- projects and roles (read side, used by the rights check) -------------------------------
 

@@ -47,9 +47,7 @@ class Scheduler:
             seconds = self.intervals.get(spec.id, spec.seconds)
             if seconds <= 0:
                 continue
-            self.scheduler.add_job(
-                spec.job, "interval", seconds=seconds, id=spec.id, args=[bot], replace_existing=True
-            )
+            self.scheduler.add_job(spec.job, "interval", seconds=seconds, id=spec.id, args=[bot], replace_existing=True)
         self.scheduler.start()
 
     def stop(self) -> None:

@@ -152,9 +152,13 @@ class Flag:
     value: Kind | None = None  # None: a boolean switch
     default: Any = None
     excludes: tuple[str, ...] = ()
+    required: bool = False
 
     def usage(self) -> str:
-        return f"[--{self.name}]" if self.value is None else f"[--{self.name} {self.value.placeholder}]"
+        if self.value is None:
+            return f"[--{self.name}]"
+        shown = f"--{self.name} {self.value.placeholder}"
+        return shown if self.required else f"[{shown}]"
 
 
 Handler = Callable[["CommandContext"], Awaitable["Reply"]]

@@ -223,7 +223,27 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """Tokens of the sync API: only a hash is kept, the token is shown once."""
+    db.table("api_tokens").create(
+        {
+            "id": int,
+            "project_id": int,
+            "name": str,
+            "token_hash": str,
+            "prefix": str,
+            "created_by": str,
+            "created_at": float,
+            "last_used_at": float,
+            "revoked_at": float,
+        },
+        pk="id",
+        foreign_keys=[("project_id", "projects", "id")],
+    )
+    db.table("api_tokens").create_index(["token_hash"], unique=True)
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2]
 
 
 class Store:

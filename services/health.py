@@ -124,9 +124,7 @@ def quay_probe(url: str, token: str) -> Probe:
         health = await client.get(f"{url}/health/instance")
         if health.status_code != 200:
             return Health.FAILING, f"health/instance: HTTP {health.status_code}"
-        return _status(
-            await client.get(f"{url}/api/v1/user/", headers={"Authorization": f"Bearer {token}"}), "token"
-        )
+        return _status(await client.get(f"{url}/api/v1/user/", headers={"Authorization": f"Bearer {token}"}), "token")
 
     return probe
 
@@ -136,9 +134,7 @@ def argocd_probe(url: str, username: str, password: str) -> Probe:
         health = await client.get(f"{url}/healthz")
         if health.status_code != 200:
             return Health.FAILING, f"healthz: HTTP {health.status_code}"
-        session = await client.post(
-            f"{url}/api/v1/session", json={"username": username, "password": password}
-        )
+        session = await client.post(f"{url}/api/v1/session", json={"username": username, "password": password})
         return _status(session, "credentials")
 
     return probe
@@ -152,9 +148,7 @@ def probes(config: Config) -> dict[str, Probe]:
         ),
     }
     if config.gitlab:
-        found["GitLab"] = gitlab_probe(
-            str(config.gitlab.url).rstrip("/"), config.gitlab.token.get_secret_value()
-        )
+        found["GitLab"] = gitlab_probe(str(config.gitlab.url).rstrip("/"), config.gitlab.token.get_secret_value())
     if config.vault:
         found["Vault"] = vault_probe(str(config.vault.url).rstrip("/"), config.vault.token.get_secret_value())
     if config.quay:

@@ -10,9 +10,7 @@ from typing import Any
 import pytest
 
 # Tests talk to emulators on loopback only; a proxy from the environment must not intercept them.
-os.environ["NO_PROXY"] = "127.0.0.1,localhost" + (
-    f",{os.environ['NO_PROXY']}" if os.environ.get("NO_PROXY") else ""
-)
+os.environ["NO_PROXY"] = "127.0.0.1,localhost" + (f",{os.environ['NO_PROXY']}" if os.environ.get("NO_PROXY") else "")
 os.environ["no_proxy"] = os.environ["NO_PROXY"]
 
 from bot.sandbox.world import Timings, World

@@ -34,7 +34,7 @@ def command_help(spec: CommandSpec, tr: Translator, trigger: str) -> str:
         lines += [f"- `{arg.usage()}` — {arg.help(lang)}" for arg in spec.args]
     if spec.flags:
         lines += ["", f"**{tr('help.options')}**"]
-        lines += [f"- `{flag.usage()[1:-1]}` — {flag.help(lang)}" for flag in spec.flags]
+        lines += [f"- `{flag.usage().strip('[]')}` — {flag.help(lang)}" for flag in spec.flags]
     lines += ["", f"**{tr('help.rights')}** {requirement_label(spec.requires, lang)}"]
     if spec.examples:
         lines += ["", f"**{tr('help.examples')}**"]

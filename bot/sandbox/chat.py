@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 from urllib.parse import urlsplit
@@ -111,7 +110,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "ws_down": "Connexion temps réel indisponible : les messages n'arriveront qu'avec `:history`.",
         "dialog_pending": "Un formulaire s'est ouvert : appuyez sur Entrée pour le remplir.",
         "dialog_title": "Formulaire : {title}",
-        "dialog_hint": "(Entrée : valeur par défaut ; `:annuler` pour abandonner le formulaire)",
+        "dialog_hint": "(Entrée : valeur par défaut ; « :annuler » pour abandonner le formulaire)",
         "optional": "facultatif",
         "default": "défaut",
         "required": "Ce champ est requis.",
@@ -158,8 +157,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "edited": "(edited)",
         "ephemeral": "(only visible to you)",
         "http_only": (
-            "(only in the command's HTTP answer: Mattermost would not show it, "
-            "neither as ephemeral nor in the channel)"
+            "(only in the command's HTTP answer: Mattermost would not show it, neither as ephemeral nor in the channel)"
         ),
         "reply_to": "reply to",
         "deleted": "{ref} deleted",
@@ -190,7 +188,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "ws_down": "Real-time connection unavailable: posts will only show with `:history`.",
         "dialog_pending": "A dialog opened: press Enter to fill it in.",
         "dialog_title": "Dialog: {title}",
-        "dialog_hint": "(Enter: default value; `:cancel` to give up the dialog)",
+        "dialog_hint": "(Enter: default value; “:cancel” to give up the dialog)",
         "optional": "optional",
         "default": "default",
         "required": "This field is required.",
@@ -281,7 +279,7 @@ class EventStream:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="sandbox-chat-ws", daemon=True)
         self.thread.start()
-        self._future: Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
         self._socket: Websocket | None = None
         self.ready = threading.Event()
 
@@ -304,19 +302,26 @@ class EventStream:
             elif event.get("event"):
                 on_event(event)
 
-        self._future = asyncio.run_coroutine_threadsafe(socket.connect(handler), self.loop)
+        async def spawn() -> asyncio.Task[None]:
+            return asyncio.create_task(socket.connect(handler))
+
+        self._task = asyncio.run_coroutine_threadsafe(spawn(), self.loop).result(5.0)
         return self.ready.wait(5.0)
 
     def disconnect(self) -> None:
         if self._socket is not None:
             self._socket.disconnect()
             self._socket = None
-        if self._future is not None:
-            future = self._future
-            self.loop.call_soon_threadsafe(future.cancel)
+        task, self._task = self._task, None
+        if task is not None:
+
+            async def cancel() -> None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
             with contextlib.suppress(Exception):
-                future.exception(timeout=2)
-            self._future = None
+                asyncio.run_coroutine_threadsafe(cancel(), self.loop).result(3.0)
 
     def close(self) -> None:
         self.disconnect()
@@ -1024,9 +1029,7 @@ class Chat:
         self.say(self.t("required"), markdown=False)
         return self._ask_bool({"default": None})
 
-    def _choose(
-        self, options: list[tuple[str, str]], data_source: str, element: Mapping[str, Any] | None
-    ) -> str:
+    def _choose(self, options: list[tuple[str, str]], data_source: str, element: Mapping[str, Any] | None) -> str:
         """A value from numbered options, or a username / channel name for a dynamic menu."""
         default = str((element or {}).get("default") or "")
         optional = bool((element or {}).get("optional"))

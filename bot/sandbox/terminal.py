@@ -138,9 +138,7 @@ def render_inline(text: str, style: Style) -> str:
         return f"\x00{len(spans) - 1}\x00"
 
     out = _CODE_SPAN_RE.sub(keep_code, text)
-    out = _LINK_RE.sub(
-        lambda m: m.group(1) if m.group(1) == m.group(2) else f"{m.group(1)} <{m.group(2)}>", out
-    )
+    out = _LINK_RE.sub(lambda m: m.group(1) if m.group(1) == m.group(2) else f"{m.group(1)} <{m.group(2)}>", out)
     out = _BOLD_RE.sub(lambda m: style.wrap(BOLD, m.group(1) or m.group(2)), out)
     out = _ITALIC_RE.sub(lambda m: style.wrap(ITALIC, m.group(1) or m.group(2)), out)
     return re.sub(r"\x00(\d+)\x00", lambda m: spans[int(m.group(1))], out)

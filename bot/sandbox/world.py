@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 from collections.abc import Coroutine
@@ -74,6 +75,7 @@ class World:
     config_overrides: dict[str, Any] = field(default_factory=dict)
     registry: Registry | None = None  # tests add their own commands to a copy of the real one
     slash_token: str = field(default_factory=lambda: secrets.token_hex(13))
+    keep_files: bool = False
 
     def __post_init__(self) -> None:
         self.servers: dict[str, EmulatorServer] = {}
@@ -97,6 +99,7 @@ class World:
     def start(self) -> World:
         self.root.mkdir(parents=True, exist_ok=True)
         self._start_mattermost()
+        self._start_services()
         self.bot_server_reserve()
         self._write_config()
         if self.bot_in_process:
@@ -150,6 +153,9 @@ class World:
         self.stop_bot()
         for server in self.servers.values():
             server.stop()
+        if not self.keep_files:
+            # The directory holds the services' secrets and the bot's database.
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> World:
         return self.start()
@@ -187,6 +193,56 @@ class World:
             if bot_member:
                 state.add_member(channel["id"], bot_json["id"])
 
+    def _start_services(self) -> None:
+        """GitLab, Vault, Quay, Nexus, SonarQube and ArgoCD, seeded with the same people."""
+        self.service_tokens: dict[str, str] = {}
+        self.webhook_secrets = {name: secrets.token_hex(20) for name in ("gitlab", "sonarqube", "argocd")}
+        gitlab = importlib.import_module("services.emulators.gitlab")
+        gl = gitlab.State()
+        gl.timings.job_seconds = self.timings.pipeline_step
+        gl.timings.stuck_timeout_seconds = max(30 * self.timings.pipeline_step, 0.3)
+        self._serve("gitlab", gl, gitlab)
+        root = gl.add_group("forge")
+        gl.add_group("projects", parent_id=root["id"])
+        for user in self.users.values():
+            first, last, _ = CAST[user.username]
+            gl.add_user(user.username, user.email, f"{first} {last}")
+        self.service_tokens["gitlab"] = gl.root_token
+
+        vault = importlib.import_module("services.emulators.vault")
+        vault_token = secrets.token_hex(16)
+        vs = vault.State(root_token=vault_token)
+        vs.enable_kv2("forge-dso")
+        self._serve("vault", vs, vault)
+        self.service_tokens["vault"] = vault_token
+
+        quay = importlib.import_module("services.emulators.quay")
+        qs = quay.State()
+        quay_token = secrets.token_hex(20)
+        qs.add_token(quay_token, superuser=True)
+        self._serve("quay", qs, quay)
+        self.service_tokens["quay"] = quay_token
+
+        nexus = importlib.import_module("services.emulators.nexus")
+        nexus_password = secrets.token_hex(12)
+        self._serve("nexus", nexus.State(admin_password=nexus_password), nexus)
+        self.service_tokens["nexus"] = nexus_password
+
+        sonar = importlib.import_module("services.emulators.sonarqube")
+        sonar_token = "squ_" + secrets.token_hex(20)
+        ss = sonar.State(admin_token=sonar_token)
+        self._serve("sonarqube", ss, sonar)
+        ss.server_url = self.servers["sonarqube"].url
+        self.service_tokens["sonarqube"] = sonar_token
+
+        argocd = importlib.import_module("services.emulators.argocd")
+        argo_password = secrets.token_hex(12)
+        ar = argocd.State(admin_password=argo_password)
+        ar.timings.sync_seconds = self.timings.argocd_step
+        ar.timings.health_seconds = self.timings.argocd_step
+        self._serve("argocd", ar, argocd)
+        self.service_tokens["argocd"] = argo_password
+
     # -- the bot's configuration ----------------------------------------------------------------
 
     def secret_ref(self, name: str, value: str) -> str:
@@ -213,6 +269,32 @@ class World:
             "platform": {"admins": admins, "support_channel": "support-cpn"},
             "outbox": {"poll_seconds": 0.2, "base_backoff_seconds": 0.05, "max_backoff_seconds": 2.0},
             "logging": {"level": "WARNING", "json": True},
+            "gitlab": {
+                "url": self.servers["gitlab"].url,
+                "token": self.secret_ref("gitlab", self.service_tokens["gitlab"]),
+            },
+            "vault": {
+                "url": self.servers["vault"].url,
+                "token": self.secret_ref("vault", self.service_tokens["vault"]),
+                "kv_mount": "forge-dso",
+            },
+            "quay": {"url": self.servers["quay"].url, "token": self.secret_ref("quay", self.service_tokens["quay"])},
+            "nexus": {
+                "url": self.servers["nexus"].url,
+                "username": "admin",
+                "password": self.secret_ref("nexus", self.service_tokens["nexus"]),
+            },
+            "sonarqube": {
+                "url": self.servers["sonarqube"].url,
+                "token": self.secret_ref("sonarqube", self.service_tokens["sonarqube"]),
+                "webhook_secret": self.secret_ref("sonarqube_hooks", self.webhook_secrets["sonarqube"]),
+            },
+            "argocd": {
+                "url": self.servers["argocd"].url,
+                "username": "admin",
+                "password": self.secret_ref("argocd", self.service_tokens["argocd"]),
+                "webhook_secret": self.secret_ref("argocd_hooks", self.webhook_secrets["argocd"]),
+            },
         }
         for key, value in self.config_overrides.items():
             if isinstance(value, dict) and isinstance(data.get(key), dict):
@@ -248,9 +330,7 @@ class World:
                 "team_id": self.team_id,
                 "team_name": TEAM,
                 "channels": dict(self.channels),
-                "users": {
-                    u.username: {"id": u.id, "token": u.token, "admin": u.admin} for u in self.users.values()
-                },
+                "users": {u.username: {"id": u.id, "token": u.token, "admin": u.admin} for u in self.users.values()},
             }
         }
         for name, info in self.service_credentials().items():
@@ -264,7 +344,20 @@ class World:
         }
 
     def service_credentials(self) -> dict[str, dict[str, Any]]:
-        return {}
+        """Per service: its URL, its admin token (or password) and its webhooks' master secret.
+
+        A project's webhook secret is derived from the master one:
+        ``hex(HMAC-SHA256(secret, "<service>:<project slug>"))[:48]`` (``bot.workflows.naming.derive``).
+        """
+        return {
+            name: {
+                "url": self.servers[name].url,
+                "token": self.service_tokens.get(name, ""),
+                "secret": self.webhook_secrets.get(name, ""),
+            }
+            for name in ("gitlab", "vault", "quay", "nexus", "sonarqube", "argocd")
+            if name in self.servers
+        }
 
 
 async def _unused_app(scope: Any, receive: Any, send: Any) -> None:  # replaced before start

@@ -10,7 +10,8 @@ Behaviour taken from the real server (mattermost/mattermost, server/channels/api
   signed trigger id authorises a dialog), everything else answers 401 without a valid token;
 - e-mail addresses of other users are shown, as with ``PrivacySettings.ShowEmailAddress = true``
   (what an on-premise ministry instance sets);
-- posts sent to clients never carry the ``integration`` (URL, context) of their buttons;
+- posts sent to clients never carry the ``integration`` (URL, context) of their buttons; the
+  buttons of ephemeral posts carry a signed ``cookie`` instead, to send back when pressed;
 - ``pending_post_id`` de-duplicates post creation for ``State.pending_post_ttl`` seconds.
 
 Routes of slash commands, buttons and dialogs are in ``mattermost_integrations``; the websocket
@@ -274,11 +275,7 @@ class _CoreRoutes:
         ids, bad = await read_json(request, "user_ids")
         if bad:
             return bad
-        if (
-            not isinstance(ids, list)
-            or len(ids) != 2
-            or not all(isinstance(i, str) and is_valid_id(i) for i in ids)
-        ):
+        if not isinstance(ids, list) or len(ids) != 2 or not all(isinstance(i, str) and is_valid_id(i) for i in ids):
             return invalid_param("user_ids")
         if me["id"] not in ids and not self.state.is_admin(me):
             return forbidden()
@@ -418,7 +415,7 @@ class _CoreRoutes:
             return forbidden()
         post = dict(body["post"], user_id=me["id"], type="")
         sent = self.state.send_ephemeral(str(body["user_id"]), post)
-        return ok(strip_action_integrations(sent), status=201)
+        return ok(sent, status=201)
 
     async def channel_posts(self, request: Request, me: JsonDict) -> Response:
         if bad := check_ids(request, "channel_id"):

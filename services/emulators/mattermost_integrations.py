@@ -4,6 +4,11 @@ Outgoing requests (to a command's URL, a button's integration URL, a dialog's UR
 way the real server builds them (server/channels/app/command.go, integration_action.go): the slash
 command is a form sorted by key with ``+`` for spaces (Go's ``url.Values.Encode``), the others
 are compact JSON; every one has ``State.integration_timeout``.
+
+Buttons of ephemeral posts (never stored) are pressed with the ``cookie`` the client received on the
+action (api4 doPostAction, App.DoPostActionWithCookie): the server takes channel, type and
+integration from the verified cookie, a bad one is a 400, and the integration's ``update`` is sent
+back to the presser only, as ``post_edited`` of an ephemeral post (App.UpdateEphemeralPost).
 """
 
 from __future__ import annotations
@@ -171,9 +176,7 @@ class IntegrationRoutes:
             Route("/api/v4/commands", authed(s, self.create_command), methods=["POST"]),
             Route("/api/v4/commands", authed(s, self.list_commands), methods=["GET"]),
             Route("/hooks/commands/{hook_id}", public(s, self.command_hook), methods=["POST"]),
-            Route(
-                "/api/v4/posts/{post_id}/actions/{action_id}", authed(s, self.post_action), methods=["POST"]
-            ),
+            Route("/api/v4/posts/{post_id}/actions/{action_id}", authed(s, self.post_action), methods=["POST"]),
             Route("/api/v4/actions/dialogs/open", public(s, self.open_dialog), methods=["POST"]),
             Route("/api/v4/actions/dialogs/submit", authed(s, self.submit_dialog), methods=["POST"]),
         ]
@@ -197,9 +200,7 @@ class IntegrationRoutes:
         except (httpx.HTTPError, ValueError):
             return app_error(400, "api.post.do_action.action_integration.app_error")
         if answer.status_code != 200:
-            return app_error(
-                400, "api.post.do_action.action_integration.app_error", f"status={answer.status_code}"
-            )
+            return app_error(400, "api.post.do_action.action_integration.app_error", f"status={answer.status_code}")
         return answer
 
     # ------------------------------------------------------------------ commands
@@ -224,9 +225,7 @@ class IntegrationRoutes:
         with self.state.lock:
             if team_id not in self.state.db.teams:
                 return "model.command.is_valid.team_id.app_error"
-            taken = any(
-                c["trigger"] == trigger and c["team_id"] == team_id for c in self.state.db.commands.values()
-            )
+            taken = any(c["trigger"] == trigger and c["team_id"] == team_id for c in self.state.db.commands.values())
         if not trigger or len(trigger) > 128 or trigger.startswith("/") or " " in trigger:
             return "model.command.is_valid.trigger.app_error"
         if not str(body.get("url") or "").startswith(("http://", "https://")):
@@ -306,9 +305,7 @@ class IntegrationRoutes:
         return ok(response)
 
     def _new_hook(self, command_id: str, args: _CommandArgs) -> CommandHook:
-        hook = CommandHook(
-            new_id(), command_id, args.user_id, args.channel_id, args.root_id, time.monotonic()
-        )
+        hook = CommandHook(new_id(), command_id, args.user_id, args.channel_id, args.root_id, time.monotonic())
         with self.state.lock:
             self.state.db.hooks[hook.id] = hook
         return hook
@@ -387,9 +384,7 @@ class IntegrationRoutes:
         items = [response, *(response.get("extra_responses") or [])]
         failed = [item for item in items if not isinstance(item, dict) or not self._command_post(args, item)]
         if failed:
-            return app_error(
-                500, "api.command.execute_command.create_post_failed.app_error", Trigger=args.trigger
-            )
+            return app_error(500, "api.command.execute_command.create_post_failed.app_error", Trigger=args.trigger)
         return None
 
     def _command_post(self, args: _CommandArgs, raw: JsonDict) -> bool:
@@ -427,13 +422,9 @@ class IntegrationRoutes:
         with self.state.lock:
             hook = self.state.db.hooks.get(request.path_params["hook_id"])
             if hook is None or time.monotonic() - hook.created > self.state.response_url_ttl:
-                return app_error(
-                    404, "web.command_webhook.general.app_error", "app.command_webhook.get.missing"
-                )
+                return app_error(404, "web.command_webhook.general.app_error", "app.command_webhook.get.missing")
             if hook.use_count >= self.state.response_url_max_uses:
-                return app_error(
-                    400, "web.command_webhook.general.app_error", "app.command_webhook.try_use.invalid"
-                )
+                return app_error(400, "web.command_webhook.general.app_error", "app.command_webhook.try_use.invalid")
             hook.use_count += 1
             command = self.state.db.commands.get(hook.command_id)
             team_id = command["team_id"] if command else ""
@@ -451,18 +442,67 @@ class IntegrationRoutes:
             body = json.loads(await request.body() or b"{}")
         except ValueError:
             body = {}  # The real server only logs an undecodable body.
-        selected = str(body.get("selected_option") or "") if isinstance(body, dict) else ""
+        body = body if isinstance(body, dict) else {}
+        selected = str(body.get("selected_option") or "")
+        raw_cookie = body.get("cookie") if isinstance(body.get("cookie"), str) else ""
+        cookie: JsonDict | None = None
+        if raw_cookie:
+            cookie = self.state.open_action_cookie(raw_cookie)
+            if cookie is None:
+                return app_error(400, "api.post.do_action.action_integration.app_error")
+            cookie_channel = self.state.db.channels.get(str(cookie.get("channel_id") or ""))
+            if cookie_channel is None:
+                return app_error(404, "app.channel.get.existing.app_error")
+            if not self.state.can_read_channel(me, cookie_channel):
+                return forbidden()
+        post_id, action_id = request.path_params["post_id"], request.path_params["action_id"]
         with self.state.lock:
-            post = self.state.posts.get(request.path_params["post_id"])
+            post = self.state.posts.get(post_id)
             post = json.loads(json.dumps(post)) if post and not post["delete_at"] else None
         if post is None:
-            return app_error(404, "app.post.get.app_error")
+            # Not in the database: an ephemeral post, known only through the cookie.
+            if cookie is None:
+                return app_error(404, "app.post.get.app_error")
+            return await self._ephemeral_action(me, post_id, cookie, selected)
         channel = self.state.db.channels[post["channel_id"]]
-        if not self.state.can_read_channel(me, channel):
+        if cookie is None and not self.state.can_read_channel(me, channel):
             return forbidden()
-        action = find_action(post, request.path_params["action_id"])
+        action = find_action(post, action_id)
         if action is None or not isinstance(action.get("integration"), dict):
             return app_error(404, "api.post.do_action.action_id.app_error")
+        answer = await self._call_action(me, post, channel, action, selected)
+        if isinstance(answer, Response):
+            return answer
+        client_trigger_id, result = answer
+        self._apply_action_result(me, post, result)
+        return ok({"status": "OK", "trigger_id": client_trigger_id})
+
+    async def _ephemeral_action(self, me: JsonDict, post_id: str, cookie: JsonDict, selected: str) -> Response:
+        """A press on an ephemeral post: everything comes from the cookie (setupFromLegacyCookie)."""
+        integration = cookie.get("integration")
+        if not isinstance(integration, dict):
+            return app_error(400, "api.post.do_action.action_integration.app_error", "no Integration in action cookie")
+        if cookie.get("post_id") != post_id:
+            return app_error(400, "api.post.do_action.action_integration.app_error", "postId doesn't match")
+        channel = self.state.db.channels[str(cookie["channel_id"])]
+        root_post_id = str(cookie.get("root_post_id") or "")
+        post = {"id": post_id, "channel_id": channel["id"], "root_id": "" if root_post_id == post_id else root_post_id}
+        action = {
+            "type": cookie.get("type") or "",
+            "data_source": cookie.get("data_source") or "",
+            "integration": integration,
+        }
+        answer = await self._call_action(me, post, channel, action, selected)
+        if isinstance(answer, Response):
+            return answer
+        client_trigger_id, result = answer
+        self._apply_ephemeral_result(me, post, cookie, result)
+        return ok({"status": "OK", "trigger_id": client_trigger_id})
+
+    async def _call_action(
+        self, me: JsonDict, post: JsonDict, channel: JsonDict, action: JsonDict, selected: str
+    ) -> tuple[str, JsonDict] | Response:
+        """POST to the action's integration; (client trigger id, decoded answer) or the AppError."""
         client_trigger_id, trigger_id = self.state.new_trigger_id(me["id"])
         payload = self._action_payload(me, post, channel, action, trigger_id, selected)
         answer = await self._post_json(str(action["integration"].get("url") or ""), payload)
@@ -472,8 +512,7 @@ class IntegrationRoutes:
             result = json.loads(answer.content) if answer.content.strip() else {}
         except ValueError:
             return app_error(400, "api.post.do_action.action_integration.app_error")
-        self._apply_action_result(me, post, result if isinstance(result, dict) else {})
-        return ok({"status": "OK", "trigger_id": client_trigger_id})
+        return client_trigger_id, result if isinstance(result, dict) else {}
 
     def _action_payload(
         self,
@@ -519,15 +558,41 @@ class IntegrationRoutes:
             else:
                 props = original
             self.state.update_post(post["id"], str(update.get("message") or ""), props)
+        self._send_ephemeral_text(me, post["channel_id"], post["root_id"] or post["id"], retained, result)
+
+    def _apply_ephemeral_result(self, me: JsonDict, post: JsonDict, cookie: JsonDict, result: JsonDict) -> None:
+        """``update`` replaces the ephemeral post for the presser only (applyPostActionUpdate)."""
+        retained = cookie.get("retain_props")
+        retained = dict(retained) if isinstance(retained, dict) else {}
+        removed = cookie.get("remove_props")
+        removed = set(removed) if isinstance(removed, list) else set()
+        update = result.get("update")
+        if isinstance(update, dict):
+            props = update.get("props")
+            if isinstance(props, dict):
+                props = {k: v for k, v in props.items() if k not in removed} | retained
+            else:
+                props = retained
+            changed = dict(update, id=post["id"], channel_id=post["channel_id"], props=props, is_pinned=False)
+            if not changed.get("root_id") and post["root_id"]:
+                changed["root_id"] = post["root_id"]
+            if not changed.get("user_id"):
+                changed["user_id"] = me["id"]
+            self.state.update_ephemeral(me["id"], changed)
+        self._send_ephemeral_text(me, post["channel_id"], post["root_id"] or post["id"], retained, result)
+
+    def _send_ephemeral_text(
+        self, me: JsonDict, channel_id: str, root_id: str, retained: JsonDict, result: JsonDict
+    ) -> None:
         text = result.get("ephemeral_text")
         if isinstance(text, str) and text:
             message = text if result.get("skip_slack_parsing") else slack_to_markdown(text)
             ephemeral = {
                 "user_id": me["id"],
-                "channel_id": post["channel_id"],
-                "root_id": post["root_id"] or post["id"],
+                "channel_id": channel_id,
+                "root_id": root_id,
                 "message": message,
-                "props": retained,
+                "props": dict(retained),
             }
             self.state.send_ephemeral(me["id"], ephemeral)
 

@@ -19,6 +19,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ _CHANNEL_MENTION_RE = re.compile(r"\B~([A-Za-z0-9\-_]+)")
 # Props a post action keeps from the original post when the integration replaces the props
 # (model.PostActionRetainPropKeys).
 RETAINED_PROP_KEYS = ("from_webhook", "override_username", "override_icon_url")
+_MAC_SIZE = hashlib.sha256().digest_size
 
 
 def new_id() -> str:
@@ -131,7 +133,9 @@ class State:
     valid, the real server uses OutgoingIntegrationRequestsTimeout = 30 s), ``pending_post_ttl``
     (de-duplication window of ``pending_post_id``, 30 s in app/post.go), ``integration_timeout``
     (outgoing requests to slash commands, buttons and dialogs, 30 s), ``response_url_ttl`` and
-    ``response_url_max_uses`` (30 min and 5 uses, model.CommandWebhook).
+    ``response_url_max_uses`` (30 min and 5 uses, model.CommandWebhook), ``action_cookie_ttl``
+    (seconds the button cookie of an ephemeral post stays valid; None, the default, is the real
+    server's behaviour: its cookies never expire).
     """
 
     server_version = "10.11.0"
@@ -145,14 +149,18 @@ class State:
         self.integration_timeout = 30.0
         self.response_url_ttl = 30 * 60.0
         self.response_url_max_uses = 5
+        self.action_cookie_ttl: float | None = None
         self.posts: dict[str, JsonDict] = {}
-        self.ephemeral: list[JsonDict] = []  # {"user_id": target, "post": post}
+        # {"user_id": target, "post": post as the client sees it}; an update replaces its post.
+        self.ephemeral: list[JsonDict] = []
         self.dialogs_opened: list[JsonDict] = []  # {"user_id": target, "request": open request}
         self.requests: list[RecordedRequest] = []
         self.db = _Store()
         self._sockets: list[_Socket] = []
         # Signs trigger ids; the real server signs them with its asymmetric key (ECDSA).
         self._signing_key = secrets.token_bytes(32)
+        # Signs button cookies; the real server encrypts them with AES-GCM (PostActionCookieSecret).
+        self._cookie_key = secrets.token_bytes(32)
 
     # ----------------------------------------------------------------- seeding
     def add_user(
@@ -351,34 +359,87 @@ class State:
             return copy.deepcopy(post)
 
     def send_ephemeral(self, user_id: str, post: JsonDict) -> JsonDict:
-        """Deliver an ephemeral post to one user (App.SendEphemeralPost): recorded, pushed, not stored."""
+        """Deliver an ephemeral post to one user (App.SendEphemeralPost): recorded, pushed, not stored.
+
+        Actions get ids and a signed ``cookie`` replacing their ``integration``
+        (model.AddPostActionCookies): the server keeps nothing, the client sends the cookie back
+        when a button is pressed. Returns the post as the client sees it.
+        """
         stamp = now_ms()
-        eph: JsonDict = {
-            "id": new_id(),
-            "create_at": stamp,
-            "update_at": stamp,
-            "edit_at": 0,
-            "delete_at": 0,
-            "is_pinned": False,
-            "user_id": post.get("user_id", ""),
-            "channel_id": post.get("channel_id", ""),
-            "root_id": post.get("root_id", ""),
-            "original_id": "",
-            "message": post.get("message", ""),
-            "type": post.get("type") or "system_ephemeral",
-            "props": dict(post.get("props") or {}),
-            "hashtags": "",
-            "pending_post_id": "",
-            "reply_count": 0,
-            "last_reply_at": 0,
-            "participants": None,
-            "metadata": {},
-        }
+        eph = _ephemeral_json(post)
+        eph["create_at"] = eph["create_at"] or stamp
+        eph["update_at"] = stamp
+        return self._deliver_ephemeral(user_id, eph, "ephemeral_message")
+
+    def update_ephemeral(self, user_id: str, post: JsonDict) -> JsonDict:
+        """Replace an ephemeral post for its user (App.UpdateEphemeralPost): ``post_edited`` to them only."""
+        eph = _ephemeral_json(post)
+        eph["type"] = "system_ephemeral"
+        eph["update_at"] = now_ms()
+        return self._deliver_ephemeral(user_id, eph, "post_edited")
+
+    def _deliver_ephemeral(self, user_id: str, eph: JsonDict, event: str) -> JsonDict:
+        generate_action_ids(eph)
+        shown = strip_action_integrations(self.add_action_cookies(eph))
         with self.lock:
-            self.ephemeral.append({"user_id": user_id, "post": copy.deepcopy(eph)})
-        data = {"post": post_to_client_json(eph)}
-        self.publish("ephemeral_message", data, {"user_id": user_id}, {user_id})
-        return eph
+            records = [r for r in self.ephemeral if r["user_id"] == user_id and r["post"]["id"] == shown["id"]]
+            if records:
+                records[0]["post"] = copy.deepcopy(shown)
+            else:
+                self.ephemeral.append({"user_id": user_id, "post": copy.deepcopy(shown)})
+        data = {"post": post_to_client_json(shown)}
+        self.publish(event, data, {"channel_id": shown["channel_id"], "user_id": user_id}, {user_id})
+        return shown
+
+    def add_action_cookies(self, post: JsonDict) -> JsonDict:
+        """A copy whose actions carry a ``cookie`` (model.AddPostActionCookies, PostActionCookie)."""
+        marked = copy.deepcopy(post)
+        props = marked.get("props") or {}
+        retain = {key: props[key] for key in RETAINED_PROP_KEYS if key in props}
+        remove = [key for key in RETAINED_PROP_KEYS if key not in props]
+        for action in iter_actions(marked):
+            cookie = {
+                "type": action.get("type") or "",
+                "post_id": marked["id"],
+                "root_post_id": marked.get("root_id") or marked["id"],
+                "channel_id": marked.get("channel_id") or "",
+                "data_source": action.get("data_source") or "",
+                "integration": action.get("integration"),
+                "retain_props": retain,
+                "remove_props": remove,
+                "iat": now_ms(),  # emulator only: lets action_cookie_ttl expire it
+            }
+            action["cookie"] = self._seal({key: value for key, value in cookie.items() if value})
+        return marked
+
+    def open_action_cookie(self, cookie: str) -> JsonDict | None:
+        """The PostActionCookie of a cookie this server signed and not expired, else None."""
+        try:
+            raw = base64.b64decode(cookie, validate=True)
+        except ValueError:
+            return None
+        body, tag = raw[:-_MAC_SIZE], raw[-_MAC_SIZE:]
+        if not body or not hmac.compare_digest(tag, self._cookie_mac(body)):
+            return None
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(payload, dict):
+            return None
+        issued = payload.get("iat")
+        if self.action_cookie_ttl is not None and (
+            not isinstance(issued, int) or now_ms() - issued > self.action_cookie_ttl * 1000
+        ):
+            return None
+        return payload
+
+    def _seal(self, payload: JsonDict) -> str:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        return base64.b64encode(body + self._cookie_mac(body)).decode()
+
+    def _cookie_mac(self, body: bytes) -> bytes:
+        return hmac.new(self._cookie_key, body, hashlib.sha256).digest()
 
     def update_post(self, post_id: str, message: str, props: JsonDict | None, **fields: Any) -> JsonDict:
         """Replace message/props of a stored post, set edit_at, push ``post_edited``."""
@@ -465,9 +526,7 @@ class State:
         """Live posts of a channel, oldest first (deep copies)."""
         with self.lock:
             return [
-                copy.deepcopy(p)
-                for p in self.posts.values()
-                if p["channel_id"] == channel_id and not p["delete_at"]
+                copy.deepcopy(p) for p in self.posts.values() if p["channel_id"] == channel_id and not p["delete_at"]
             ]
 
     def thread(self, root_id: str) -> list[JsonDict]:
@@ -494,9 +553,20 @@ class State:
         return None
 
     def ephemeral_for(self, user_id: str) -> list[JsonDict]:
-        """Ephemeral posts delivered to one user, oldest first."""
+        """Ephemeral posts delivered to one user as the client sees them, oldest first."""
         with self.lock:
             return [copy.deepcopy(e["post"]) for e in self.ephemeral if e["user_id"] == user_id]
+
+    def ephemeral_actions(self, user_id: str) -> list[tuple[str, str, str, str]]:
+        """(post id, action id, cookie, name) of the buttons of the user's ephemeral posts, oldest first.
+
+        Press one with ``POST /api/v4/posts/{post id}/actions/{action id}`` and ``{"cookie": …}``.
+        """
+        return [
+            (post["id"], str(action.get("id") or ""), str(action.get("cookie") or ""), str(action.get("name") or ""))
+            for post in self.ephemeral_for(user_id)
+            for action in iter_actions(post)
+        ]
 
     # ----------------------------------------------------------------- internals used by the app
     def user_for_token(self, token: str | None) -> JsonDict | None:
@@ -535,9 +605,7 @@ class State:
             self.db.channel_members[channel["id"]].update({user_a, user_b})
             return channel, True
 
-    def _new_channel(
-        self, team_id: str, name: str, display_name: str, type_: str, creator_id: str
-    ) -> JsonDict:
+    def _new_channel(self, team_id: str, name: str, display_name: str, type_: str, creator_id: str) -> JsonDict:
         stamp = now_ms()
         channel: JsonDict = {
             "id": new_id(),
@@ -650,10 +718,7 @@ class State:
     def _mentioned_members(self, message: str, candidates: set[str]) -> list[str]:
         names = possible_at_mentions(message)
         mentioned = [
-            uid
-            for name in names
-            for uid in candidates
-            if self.db.users[uid]["username"] == name.rstrip(".-_")
+            uid for name in names for uid in candidates if self.db.users[uid]["username"] == name.rstrip(".-_")
         ]
         if {"channel", "all", "here"} & set(names):
             mentioned += [uid for uid in candidates if uid not in mentioned]
@@ -674,13 +739,21 @@ def broadcast_shape(partial: JsonDict) -> JsonDict:
     return shape
 
 
+def iter_actions(post: JsonDict) -> Iterator[JsonDict]:
+    """The attachment actions of a post (model.Post.Attachments()[*].Actions), in order."""
+    attachments = (post.get("props") or {}).get("attachments")
+    for attachment in attachments if isinstance(attachments, list) else []:
+        actions = attachment.get("actions") if isinstance(attachment, dict) else None
+        for action in actions if isinstance(actions, list) else []:
+            if isinstance(action, dict):
+                yield action
+
+
 def strip_action_integrations(post: JsonDict) -> JsonDict:
     """A copy without ``integration`` in attachment actions: the server never shows them to clients."""
     clean = copy.deepcopy(post)
-    for attachment in clean.get("props", {}).get("attachments") or []:
-        for action in attachment.get("actions") or []:
-            if isinstance(action, dict):
-                action.pop("integration", None)
+    for action in iter_actions(clean):
+        action.pop("integration", None)
     return clean
 
 
@@ -691,18 +764,39 @@ def post_to_client_json(post: JsonDict) -> str:
 
 def generate_action_ids(post: JsonDict) -> None:
     """Give every attachment action an id, as Post.GenerateActionIds does before saving."""
-    attachments = post.get("props", {}).get("attachments")
-    if not isinstance(attachments, list):
-        return
-    for attachment in attachments:
-        for action in attachment.get("actions") or [] if isinstance(attachment, dict) else []:
-            if isinstance(action, dict) and not action.get("id"):
-                action["id"] = new_id()
+    for action in iter_actions(post):
+        if not action.get("id"):
+            action["id"] = new_id()
 
 
 def find_action(post: JsonDict, action_id: str) -> JsonDict | None:
-    for attachment in post.get("props", {}).get("attachments") or []:
-        for action in attachment.get("actions") or [] if isinstance(attachment, dict) else []:
-            if isinstance(action, dict) and action.get("id") == action_id:
-                return action
-    return None
+    return next((a for a in iter_actions(post) if a.get("id") == action_id), None)
+
+
+def _ephemeral_json(post: JsonDict) -> JsonDict:
+    """A model.Post of type system_ephemeral from the fields given (missing ones zero, like Go)."""
+    return {
+        "id": str(post.get("id") or "") or new_id(),
+        "create_at": _int(post.get("create_at")),
+        "update_at": _int(post.get("update_at")),
+        "edit_at": _int(post.get("edit_at")),
+        "delete_at": 0,
+        "is_pinned": bool(post.get("is_pinned")),
+        "user_id": str(post.get("user_id") or ""),
+        "channel_id": str(post.get("channel_id") or ""),
+        "root_id": str(post.get("root_id") or ""),
+        "original_id": "",
+        "message": str(post.get("message") or ""),
+        "type": str(post.get("type") or "") or "system_ephemeral",
+        "props": copy.deepcopy(post["props"]) if isinstance(post.get("props"), dict) else {},
+        "hashtags": "",
+        "pending_post_id": "",
+        "reply_count": 0,
+        "last_reply_at": 0,
+        "participants": None,
+        "metadata": {},
+    }
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

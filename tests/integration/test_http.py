@@ -33,10 +33,7 @@ def test_health_readiness_and_request_ids(world: World) -> None:
     health = httpx.get(f"{world.bot_url}/healthz")
     assert health.status_code == 200 and health.json() == {"status": "ok"}
     assert health.headers["x-request-id"]
-    assert (
-        httpx.get(f"{world.bot_url}/healthz", headers={"X-Request-Id": "abc123"}).headers["x-request-id"]
-        == "abc123"
-    )
+    assert httpx.get(f"{world.bot_url}/healthz", headers={"X-Request-Id": "abc123"}).headers["x-request-id"] == "abc123"
     assert httpx.get(f"{world.bot_url}/readyz").json() == {
         "ready": True,
         "checks": {"store": "ok", "mattermost": "ok"},
@@ -124,16 +121,9 @@ def test_direct_messages_and_mentions_get_an_answer_in_their_thread(world: World
     mm = world.states["mattermost"]
     alice = User(world, "alice")
     question = alice.say("@cpn-bot bonjour, tu fais quoi ?")
-    reply = wait_for(
-        lambda: [p for p in mm.thread(question["id"]) if p["id"] != question["id"]], what="a reply"
-    )
+    reply = wait_for(lambda: [p for p in mm.thread(question["id"]) if p["id"] != question["id"]], what="a reply")
     assert "/cpn help" in reply[0]["message"] and reply[0]["root_id"] == question["id"]
     assert not any(p["root_id"] == question["id"] for p in mm.channel_posts(world.channels["equipe-beta"]))
     alice.say("un message qui ne concerne pas le bot")
     world.wait_idle()
-    assert (
-        len(
-            [p for p in mm.channel_posts(world.channels["equipe-alpha"]) if p["user_id"] == world.bot_user.id]
-        )
-        == 1
-    )  # type: ignore[union-attr]
+    assert len([p for p in mm.channel_posts(world.channels["equipe-alpha"]) if p["user_id"] == world.bot_user.id]) == 1  # type: ignore[union-attr]

@@ -51,16 +51,14 @@ def test_another_user_is_refused(make_world) -> None:  # type: ignore[no-untyped
 
 
 def test_an_expired_button_is_refused(make_world) -> None:  # type: ignore[no-untyped-def]
-    world = make_world(
-        registry=test_commands.registry(), config_overrides={"security": {"action_ttl_seconds": 10}}
-    )
+    world = make_world(registry=test_commands.registry(), config_overrides={"security": {"action_ttl_seconds": 10}})
     test_commands.received.clear()
     bob = User(world, "bob")
     bob.run("/cpn test button")
     post = card(world)
-    context = world.states["mattermost"].posts[post["id"]]["props"]["attachments"][0]["actions"][0][
-        "integration"
-    ]["context"]
+    context = world.states["mattermost"].posts[post["id"]]["props"]["attachments"][0]["actions"][0]["integration"][
+        "context"
+    ]
     assert world.bot is not None
     # The same context, re-signed by the bot's key but with its expiry in the past.
     expired = dict(context, exp=context["exp"] - 3600)
@@ -82,9 +80,9 @@ def test_a_forged_context_is_refused(make_world) -> None:  # type: ignore[no-unt
     bob = User(world, "bob")
     bob.run("/cpn test button")
     post = card(world)
-    context = world.states["mattermost"].posts[post["id"]]["props"]["attachments"][0]["actions"][0][
-        "integration"
-    ]["context"]
+    context = world.states["mattermost"].posts[post["id"]]["props"]["attachments"][0]["actions"][0]["integration"][
+        "context"
+    ]
     for forged in (
         dict(context, user=world.users["carol"].id),
         dict(context, data={"n": 2}),
@@ -92,9 +90,7 @@ def test_a_forged_context_is_refused(make_world) -> None:  # type: ignore[no-unt
         {"action": "test.pressed", "data": {}, "user": bob.me.id},
         "not a dict",
     ):
-        answer = httpx.post(
-            f"{world.bot_url}/mattermost/actions", json={"user_id": bob.me.id, "context": forged}
-        )
+        answer = httpx.post(f"{world.bot_url}/mattermost/actions", json={"user_id": bob.me.id, "context": forged})
         assert answer.status_code == 401
     assert httpx.post(f"{world.bot_url}/mattermost/actions", content=b"{not json").status_code == 400
     assert "pressed_by" not in test_commands.received

@@ -48,9 +48,7 @@ def test_a_post_queued_while_mattermost_is_down_is_delivered_once_when_it_is_bac
 
 def test_a_429_is_retried_after_its_retry_after(world: World) -> None:
     mm = world.states["mattermost"]
-    mm.faults.fail(
-        "POST /api/v4/posts", 429, times=1, headers={"Retry-After": "1"}, body={"message": "limit exceeded"}
-    )
+    mm.faults.fail("POST /api/v4/posts", 429, times=1, headers={"Retry-After": "1"}, body={"message": "limit exceeded"})
     started = time.monotonic()
     enqueue(world, ("limité", {}))
     wait_for(lambda: messages(world) == ["limité"], timeout=5)
@@ -119,9 +117,7 @@ def test_a_bot_killed_while_posts_are_queued_delivers_each_exactly_once_after_re
         mm.faults.down = False
         second = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_for(
-                lambda: store.count("outbox", "status = 'pending'") == 0, timeout=30, what="the queue drained"
-            )
+            wait_for(lambda: store.count("outbox", "status = 'pending'") == 0, timeout=30, what="the queue drained")
         finally:
             second.send_signal(signal.SIGTERM)
             second.wait(10)

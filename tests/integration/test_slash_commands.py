@@ -48,12 +48,8 @@ def test_the_fixture_request_is_accepted_byte_for_byte(fixture_world: World) -> 
     assert "toronto" in answer["text"] and "/cpn help" in answer["text"]
 
 
-@pytest.mark.parametrize(
-    "authorization", [None, "Token wrong-token-0000000000", "Bearer " + FIXTURE_TOKEN, "Token"]
-)
-def test_a_wrong_or_missing_token_is_refused_and_runs_nothing(
-    fixture_world: World, authorization: str | None
-) -> None:
+@pytest.mark.parametrize("authorization", [None, "Token wrong-token-0000000000", "Bearer " + FIXTURE_TOKEN, "Token"])
+def test_a_wrong_or_missing_token_is_refused_and_runs_nothing(fixture_world: World, authorization: str | None) -> None:
     headers, body = fixture_request()
     headers.pop("Host")
     headers.pop("Authorization")
@@ -120,9 +116,7 @@ def test_rights_are_checked_on_the_named_project(make_world) -> None:  # type: i
     bob, carol = world.users["bob"], world.users["carol"]
 
     async def seed() -> None:
-        project = bot.store.db.table("projects").insert(
-            {"name": "alpha", "slug": "alpha", "status": "created"}
-        )
+        project = bot.store.db.table("projects").insert({"name": "alpha", "slug": "alpha", "status": "created"})
         pid = project.last_pk
         bot.store.db.table("members").insert_all(
             [
@@ -160,9 +154,7 @@ def test_long_work_is_acknowledged_then_posted_in_a_thread(make_world) -> None: 
     world = make_world(registry=test_commands.registry())
     answer = User(world, "bob").run("/cpn test long bonjour")
     assert "C'est parti" in answer["text"]
-    posts = wait_for(
-        lambda: len(channel_posts(world, "equipe-alpha")) >= 2 and channel_posts(world, "equipe-alpha")
-    )
+    posts = wait_for(lambda: len(channel_posts(world, "equipe-alpha")) >= 2 and channel_posts(world, "equipe-alpha"))
     root = next(p for p in posts if p["message"] == "début bonjour")
     reply = next(p for p in posts if p["message"] == "réponse bonjour")
     assert reply["root_id"] == root["id"]

@@ -99,9 +99,7 @@ def registry() -> Registry:
 @operation("test.echo")
 async def echo(op: Operation, bot: Bot) -> dict[str, Any]:
     text = op.params["text"]
-    bot.outbox.enqueue(
-        op.channel_id, Post(f"début {text}"), post_key=op.root_key, response_url=op.response_url
-    )
+    bot.outbox.enqueue(op.channel_id, Post(f"début {text}"), post_key=op.root_key, response_url=op.response_url)
     bot.outbox.enqueue(op.channel_id, Post(f"réponse {text}"), root_key=op.root_key)
     return {"ok": True}
 

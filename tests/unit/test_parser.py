@@ -93,9 +93,7 @@ def test_bad_input_names_the_rule(text: str, key: str) -> None:
 
 def test_greedy_argument_keeps_the_text_as_typed() -> None:
     s = spec(name="ask", args=(Arg("question", Text("q", "q"), greedy=True),), flags=())
-    assert (
-        parse("Comment j'ajoute   un dépôt ? --vite", s)["question"] == "Comment j'ajoute   un dépôt ? --vite"
-    )
+    assert parse("Comment j'ajoute   un dépôt ? --vite", s)["question"] == "Comment j'ajoute   un dépôt ? --vite"
 
 
 def test_control_characters_and_huge_text_are_refused_cleanly() -> None:

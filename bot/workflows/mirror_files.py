@@ -1,0 +1,57 @@
+"""The files committed into each project's ``mirror`` repository (platform-facts §2.3).
+
+The pipeline pulls the external repository named by ``PROJECT_NAME`` and pushes it into the
+internal one; ``mirror.sh`` is what a team's own CI can call instead of the bot's sync API.
+"""
+
+from __future__ import annotations
+
+GITLAB_CI = """\
+# Managed by cpn-bot: changes are overwritten at the next reconciliation.
+variables:
+  PROJECT_NAME:
+    description: "Internal repository to synchronise"
+    value: ""
+  GIT_BRANCH_DEPLOY:
+    description: "Branch to synchronise"
+    value: "main"
+  SYNC_ALL:
+    description: "Synchronise every branch and tag"
+    value: "false"
+
+include:
+  - project: "$CATALOG_PATH"
+    file: mirror.yml
+    ref: main
+
+repo_pull_sync:
+  extends: .repo_pull_sync
+  only:
+    - api
+    - triggers
+    - web
+    - schedules
+"""
+
+MIRROR_SH = """\
+#!/bin/sh
+# Trigger the synchronisation of an internal repository from the team's own CI.
+# Usage: ./mirror.sh -a GITLAB_URL -i MIRROR_PROJECT_ID -g TRIGGER_TOKEN -r REPOSITORY [-b BRANCH]
+set -eu
+BRANCH=main
+while getopts a:b:g:i:r: opt; do
+  case $opt in
+    a) API_URL=$OPTARG ;;
+    b) BRANCH=$OPTARG ;;
+    g) TOKEN=$OPTARG ;;
+    i) PROJECT_ID=$OPTARG ;;
+    r) REPOSITORY=$OPTARG ;;
+    *) exit 2 ;;
+  esac
+done
+curl -X POST --fail -F "token=$TOKEN" -F ref=main \\
+  -F "variables[GIT_BRANCH_DEPLOY]=$BRANCH" -F "variables[PROJECT_NAME]=$REPOSITORY" \\
+  "$API_URL/api/v4/projects/$PROJECT_ID/trigger/pipeline"
+"""
+
+FILES = {".gitlab-ci.yml": GITLAB_CI, "mirror.sh": MIRROR_SH}

@@ -1,0 +1,331 @@
+"""A project's provisioning across the platform, as one idempotent reconciliation.
+
+Each service is one step made of "ensure" calls that change nothing already right. The whole
+reconciliation runs when a project is created, when anything of it changes (a repository, an
+environment, a member) and on ``/cpn project replay``; it is safe to run again after a crash or
+an outage, and what it changed is reported.
+
+Secrets the steps create (trigger token, group token, robot tokens, Nexus password, Sonar token)
+go straight to Vault; nothing secret is kept by the bot. Webhook secrets are derived from the
+service's master webhook secret (:meth:`bot.runtime.Bot.webhook_secret`), so they are never stored.
+
+Order matters: Vault first (the other steps store their secrets there), then GitLab, the
+registry, Nexus, SonarQube and ArgoCD. SonarQube and Nexus are not critical: their failure leaves
+the project ``warning`` (usable), any other failure ``failed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bot.logs import log
+from bot.model import Environment, Member, Project, Repository
+from bot.rights import GITLAB_ACCESS
+from bot.workflows import mirror_files
+from bot.workflows.naming import CI_CONFIG_PATH, MIRROR_REPO, MIRROR_TRIGGER, Names
+from bot.workflows.platform import Platform
+from bot.workflows.rules import without_scheme
+from services.base import Ensured
+from services.errors import ServiceError
+from services.registry import robot_secret
+
+if TYPE_CHECKING:
+    from bot.runtime import Bot
+
+logger = logging.getLogger("cpn.onboarding")
+
+SERVICES = ("vault", "gitlab", "registry", "nexus", "sonarqube", "argocd")
+NON_CRITICAL = ("nexus", "sonarqube")
+NEEDS_VAULT = ("gitlab", "registry", "nexus", "sonarqube")
+
+
+@dataclass
+class Step:
+    """One service's part of the reconciliation, as the checklist shows it."""
+
+    service: str
+    state: str = "pending"  # pending | running | ok | warning | failed | skipped
+    reason: str = ""  # catalog key explaining a failure
+    params: dict[str, str] = field(default_factory=dict)
+    changes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # non-fatal remarks (a member GitLab does not know)
+
+    def record(self, ensured: Ensured[Any]) -> Any:
+        if ensured.changed:
+            self.changes.append(ensured.what)
+        return ensured.value
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "reason": self.reason,
+            "params": self.params,
+            "changes": self.changes,
+            "notes": self.notes,
+        }
+
+
+Progress = Callable[[list[Step]], Awaitable[None]]
+
+
+def overall_status(steps: list[Step]) -> str:
+    failed = [s.service for s in steps if s.state == "failed"]
+    if any(service not in NON_CRITICAL for service in failed):
+        return "failed"
+    if failed or any(s.state == "warning" for s in steps):
+        return "warning"
+    return "created"
+
+
+@dataclass
+class Context:
+    bot: Bot
+    platform: Platform
+    project: Project
+    names: Names
+    members: list[Member]
+    repositories: list[Repository]
+    environments: list[Environment]
+
+
+class Reconciliation:
+    """Runs every step for one project and reports each one's outcome through ``progress``."""
+
+    def __init__(self, bot: Bot, project: Project) -> None:
+        projects = bot.projects
+        self.ctx = Context(
+            bot=bot,
+            platform=bot.platform,
+            project=project,
+            names=Names(bot.config.platform.root_group, project.slug),
+            members=projects.members(project.id),
+            repositories=projects.repositories(project.id),
+            environments=projects.environments(project.id),
+        )
+        self.steps = [Step(service) for service in SERVICES]
+
+    async def run(self, progress: Progress) -> str:
+        await progress(self.steps)
+        for step in self.steps:
+            runner = STEPS[step.service]
+            if not _configured(self.ctx.platform, step.service):
+                step.state = "skipped"
+                continue
+            vault = self.steps[0]
+            if step.service in NEEDS_VAULT and vault.state == "failed":
+                step.state, step.reason = "failed", "onboarding.reason.needs_vault"
+                await progress(self.steps)
+                continue
+            step.state = "running"
+            await progress(self.steps)
+            try:
+                await runner(self.ctx, step)
+                step.state = "warning" if step.notes else "ok"
+            except ServiceError as exc:
+                step.state = "failed"
+                step.reason = f"onboarding.reason.{exc.failure.value}"
+                step.params = {"service": exc.service, "detail": exc.detail}
+            except Exception as exc:  # a bug in one step must not hide the others' outcome
+                log(
+                    logger,
+                    logging.ERROR,
+                    "onboarding step crashed",
+                    service=step.service,
+                    error=type(exc).__name__,
+                )
+                logger.debug("step crash", exc_info=True)
+                step.state, step.reason = "failed", "onboarding.reason.internal"
+            await progress(self.steps)
+        status = overall_status(self.steps)
+        self.ctx.bot.projects.set_status(self.ctx.project.id, status, {s.service: s.as_json() for s in self.steps})
+        for repo in self.ctx.repositories:
+            if repo.status == "initializing":
+                self.ctx.bot.projects.set_repository_status(self.ctx.project.id, repo.name, "created")
+        for env in self.ctx.environments:
+            if env.status == "initializing":
+                self.ctx.bot.projects.set_environment_status(self.ctx.project.id, env.name, "created")
+        return status
+
+
+def _configured(platform: Platform, service: str) -> bool:
+    return getattr(platform, service) is not None
+
+
+# -- the steps ------------------------------------------------------------------------------------
+
+
+async def vault_step(ctx: Context, step: Step) -> None:
+    vault = ctx.platform.vault
+    assert vault is not None
+    names = ctx.names
+    step.record(await vault.ensure_kv2_mount(names.app_mount, f"Application secrets of {names.slug}"))
+    step.record(
+        await vault.ensure_policy(
+            names.admin_policy,
+            f'path "{names.app_mount}/*" {{\n  capabilities = ["create", "read", "update", "delete", "list"]\n}}\n',
+        )
+    )
+    step.record(
+        await vault.ensure_policy(
+            names.ro_policy,
+            f'path "{vault.kv_mount}/data/{names.vault("REGISTRY/ro-robot")}" {{\n  capabilities = ["read"]\n}}\n',
+        )
+    )
+
+
+async def gitlab_step(ctx: Context, step: Step) -> None:
+    gitlab, vault = ctx.platform.gitlab, ctx.platform.vault
+    assert gitlab is not None and vault is not None
+    names = ctx.names
+    group = step.record(await gitlab.ensure_group(names.group, names.slug, ctx.project.description))
+    mirror = step.record(await gitlab.ensure_project(group, MIRROR_REPO, description="Synchronisation des dépôts"))
+    for path, content in mirror_files.FILES.items():
+        step.record(await gitlab.ensure_file(mirror.id, path, content, f"cpn-bot: {path}"))
+
+    stored = await vault.read(names.vault("GITLAB")) or {}
+    trigger = step.record(await gitlab.ensure_trigger(mirror.id, MIRROR_TRIGGER))
+    if trigger is None and not stored.get("GIT_MIRROR_TOKEN"):
+        trigger = await gitlab.rotate_trigger(mirror.id, MIRROR_TRIGGER)
+        step.changes.append("rotated the mirror trigger token")
+    step.record(
+        await vault.merge(
+            names.vault("GITLAB"),
+            {"GIT_MIRROR_PROJECT_ID": str(mirror.id), "PROJECT_SLUG": names.slug}
+            | ({"GIT_MIRROR_TOKEN": trigger} if trigger else {}),
+        )
+    )
+
+    mirror_secret = await vault.read(names.vault("tech/GITLAB_MIRROR")) or {}
+    token = step.record(
+        await gitlab.ensure_group_access_token(
+            group.id, names.bot_token, ["write_repository", "read_repository", "read_api"], 40
+        )
+    )
+    if token is None and not mirror_secret.get("MIRROR_TOKEN"):
+        token = await gitlab.rotate_group_access_token(
+            group.id, names.bot_token, ["write_repository", "read_repository", "read_api"], 40
+        )
+        step.changes.append(f"rotated the group token {names.bot_token}")
+    if token:
+        step.record(
+            await vault.ensure(
+                names.vault("tech/GITLAB_MIRROR"), {"MIRROR_USER": names.bot_token, "MIRROR_TOKEN": token}
+            )
+        )
+        mirror_secret = {"MIRROR_USER": names.bot_token, "MIRROR_TOKEN": token}
+
+    step.record(
+        await gitlab.ensure_group_hook(
+            group.id, f"{ctx.bot.public_url}/hooks/gitlab", ctx.bot.webhook_secret("gitlab", names.slug)
+        )
+    )
+
+    for member in ctx.members:
+        user = await gitlab.find_user_by_email(member.email) if member.email else None
+        if user is None:
+            step.notes.append(f"@{member.username}")
+            continue
+        step.record(await gitlab.ensure_group_member(group.id, user.id, GITLAB_ACCESS[member.role]))
+
+    for repo in ctx.repositories:
+        internal = step.record(
+            await gitlab.ensure_project(group, repo.name, ci_config_path=CI_CONFIG_PATH if repo.external_url else None)
+        )
+        if repo.external_url:
+            step.record(
+                await vault.merge(
+                    names.mirror_secret(repo.name),
+                    {
+                        "GIT_INPUT_URL": without_scheme(repo.external_url),
+                        "GIT_OUTPUT_URL": without_scheme(internal.http_url_to_repo),
+                        "GIT_OUTPUT_USER": mirror_secret.get("MIRROR_USER", names.bot_token),
+                        "GIT_OUTPUT_PASSWORD": mirror_secret.get("MIRROR_TOKEN", ""),
+                    },
+                )
+            )
+
+
+async def registry_step(ctx: Context, step: Step) -> None:
+    registry, vault = ctx.platform.registry, ctx.platform.vault
+    assert registry is not None and vault is not None
+    names = ctx.names
+    step.record(await registry.ensure_namespace(names.slug))
+    for short, write in (("ro", False), ("rw", True)):
+        creds = step.record(await registry.ensure_robot(names.slug, short, write))
+        step.record(await vault.ensure(names.vault(f"REGISTRY/{short}-robot"), robot_secret(registry, creds)))
+
+
+async def nexus_step(ctx: Context, step: Step) -> None:
+    nexus, vault = ctx.platform.nexus, ctx.platform.vault
+    assert nexus is not None and vault is not None
+    names = ctx.names
+    step.record(await nexus.ensure_maven(names.slug))
+    step.record(await nexus.ensure_npm(names.slug))
+    stored = await vault.read(names.vault("NEXUS")) or {}
+    password = stored.get("NEXUS_PASSWORD") or secrets.token_urlsafe(24)
+    step.record(await nexus.ensure_access(names.slug, password, reset_password="NEXUS_PASSWORD" not in stored))
+    step.record(await vault.ensure(names.vault("NEXUS"), {"NEXUS_USERNAME": names.slug, "NEXUS_PASSWORD": password}))
+
+
+async def sonarqube_step(ctx: Context, step: Step) -> None:
+    sonar, vault = ctx.platform.sonarqube, ctx.platform.vault
+    assert sonar is not None and vault is not None
+    names = ctx.names
+    step.record(await sonar.ensure_user(names.slug, f"Projet {names.slug}"))
+    stored = await vault.read(names.vault("SONAR")) or {}
+    if not stored.get("SONAR_TOKEN"):
+        token = await sonar.generate_token(names.slug, "cpn-bot")
+        step.record(await vault.ensure(names.vault("SONAR"), {"SONAR_USERNAME": names.slug, "SONAR_TOKEN": token}))
+    secret = ctx.bot.webhook_secret("sonarqube", names.slug)
+    for repo in ctx.repositories:
+        key = names.sonar_key(repo.name)
+        step.record(await sonar.ensure_project(key, key))
+        step.record(await sonar.ensure_user_permissions(names.slug, key))
+        step.record(await sonar.ensure_webhook(key, "cpn-bot", f"{ctx.bot.public_url}/hooks/sonarqube", secret))
+
+
+async def argocd_step(ctx: Context, step: Step) -> None:
+    argocd = ctx.platform.argocd
+    assert argocd is not None
+    names = ctx.names
+    config = ctx.bot.config.argocd
+    server = config.destination_server if config else "https://kubernetes.default.svc"
+    group_url = f"{ctx.platform.gitlab_url}/{names.group}"
+    step.record(
+        await argocd.ensure_project(
+            names.argocd_project,
+            [f"{group_url}/*", f"{group_url}/*.git"],
+            [(server, f"{names.slug}-*")],
+            f"Cloud π Native project {names.slug}",
+        )
+    )
+    for env in ctx.environments:
+        for repo in ctx.repositories:
+            if not repo.is_infra:
+                continue
+            step.record(
+                await argocd.ensure_application(
+                    names.argocd_app(env.name, repo.name),
+                    names.argocd_project,
+                    f"{group_url}/{repo.name}.git",
+                    ".",
+                    "HEAD",
+                    names.namespace(env.name),
+                    server=server,
+                    value_files=[f"values-{env.name}.yaml"],
+                )
+            )
+
+
+STEPS: dict[str, Callable[[Context, Step], Awaitable[None]]] = {
+    "vault": vault_step,
+    "gitlab": gitlab_step,
+    "registry": registry_step,
+    "nexus": nexus_step,
+    "sonarqube": sonarqube_step,
+    "argocd": argocd_step,
+}

@@ -1,0 +1,74 @@
+"""The platform's services as the bot reaches them: one adapter each, built from the config."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from bot.config import Config
+from services.argocd import ArgoCD
+from services.gitlab import GitLab
+from services.nexus import Nexus
+from services.quay import Quay
+from services.registry import ContainerRegistry
+from services.sonarqube import SonarQube
+from services.vault import Vault
+
+
+@dataclass
+class Platform:
+    gitlab: GitLab | None = None
+    vault: Vault | None = None
+    registry: ContainerRegistry | None = None
+    nexus: Nexus | None = None
+    sonarqube: SonarQube | None = None
+    argocd: ArgoCD | None = None
+    gitlab_url: str = ""
+
+    @classmethod
+    def from_config(cls, config: Config) -> Platform:
+        platform = cls()
+        if config.gitlab:
+            url = str(config.gitlab.url).rstrip("/")
+            platform.gitlab = GitLab(url, config.gitlab.token.get_secret_value(), config.gitlab.timeout_seconds)
+            platform.gitlab_url = url
+        if config.vault:
+            platform.vault = Vault(
+                str(config.vault.url).rstrip("/"),
+                config.vault.token.get_secret_value(),
+                config.vault.kv_mount,
+                config.vault.timeout_seconds,
+            )
+        if config.quay:
+            platform.registry = Quay(
+                str(config.quay.url).rstrip("/"),
+                config.quay.token.get_secret_value(),
+                config.quay.timeout_seconds,
+            )
+        if config.nexus:
+            platform.nexus = Nexus(
+                str(config.nexus.url).rstrip("/"),
+                config.nexus.username,
+                config.nexus.password.get_secret_value(),
+                config.nexus.timeout_seconds,
+            )
+        if config.sonarqube:
+            platform.sonarqube = SonarQube(
+                str(config.sonarqube.url).rstrip("/"),
+                config.sonarqube.token.get_secret_value(),
+                config.sonarqube.timeout_seconds,
+            )
+        if config.argocd:
+            platform.argocd = ArgoCD(
+                str(config.argocd.url).rstrip("/"),
+                config.argocd.username,
+                config.argocd.password.get_secret_value(),
+                config.argocd.timeout_seconds,
+            )
+        return platform
+
+    async def close(self) -> None:
+        for client in (self.registry, self.nexus, self.sonarqube, self.argocd):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.close()

@@ -1,0 +1,76 @@
+"""The platform's naming rules (platform-facts §1.3), in one place.
+
+Command declarations use these as argument kinds, so a bad name is refused with the rule before
+anything runs; workflows use them again as a last check.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from bot.spec import ArgError, Kind, named
+
+PROJECT_NAME = named(r"[a-z0-9]+", 2, 20, "rules.project_name", "nom")
+REPO_NAME_PATTERN = r"[a-z0-9][a-z0-9-]*[a-z0-9]"
+RESERVED_REPOS = ("mirror", "infra-apps", "infra-observability")
+ENV_NAME = named(r"[a-z0-9]+", 2, 11, "rules.env_name", "env")
+SECRET_KEY = named(r"[A-Za-z_][A-Za-z0-9_.\-]*", 1, 64, "rules.secret_key", "CLÉ")
+STAGES = ("dev", "staging", "integration", "prod")
+DESCRIPTION_MAX = 280
+
+_repo = named(REPO_NAME_PATTERN, 2, 20, "rules.repo_name", "dépôt")
+
+
+def _repo_name(value: str) -> str:
+    name = _repo.validate(value)
+    if name in RESERVED_REPOS:
+        raise ArgError("rules.repo_reserved", value=value, reserved=", ".join(RESERVED_REPOS))
+    return name
+
+
+REPO_NAME = Kind("dépôt", _repo_name)
+
+
+def _repo_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or not parts.path.endswith(".git") or parts.username:
+        raise ArgError("rules.repo_url", value=value)
+    return value
+
+
+REPO_URL = Kind("https://….git", _repo_url)
+
+
+def host_is_internal(host: str, timeout: float = 2.0) -> bool:
+    """Whether ``host`` resolves to a loopback, private, link-local or otherwise internal address.
+
+    The mirror job clones the URL from inside the platform: such a host would let anyone probe
+    the platform's own network (SSRF). A host that does not resolve is treated as internal.
+    """
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        infos = socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return True
+    finally:
+        socket.setdefaulttimeout(previous)
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if (
+            address.is_loopback
+            or address.is_private
+            or address.is_link_local
+            or address.is_reserved
+            or address.is_multicast
+            or address.is_unspecified
+        ):
+            return True
+    return False
+
+
+def without_scheme(url: str) -> str:
+    """``https://github.com/org/repo.git`` → ``github.com/org/repo.git`` (what the mirror job expects)."""
+    return url.split("://", 1)[-1]

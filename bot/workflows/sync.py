@@ -1,0 +1,36 @@
+"""Repository synchronisation: the project's ``mirror`` pipeline (platform-facts §2.3).
+
+The trigger token lives in Vault (``GITLAB``), written there by the provisioning; the bot reads
+it when it needs it and keeps it nowhere.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.model import Project
+from bot.workflows.naming import Names
+from services.errors import Failure, ServiceError
+from services.gitlab import Pipeline
+
+if TYPE_CHECKING:
+    from bot.runtime import Bot
+
+
+async def trigger(
+    bot: Bot, project: Project, repo: str, branch: str | None = None, all_branches: bool = False
+) -> Pipeline:
+    gitlab, vault = bot.platform.gitlab, bot.platform.vault
+    if gitlab is None or vault is None:
+        raise ServiceError("GitLab", Failure.UNAVAILABLE, detail="not configured")
+    names = Names(bot.config.platform.root_group, project.slug)
+    stored = await vault.read(names.vault("GITLAB")) or {}
+    project_id, token = stored.get("GIT_MIRROR_PROJECT_ID"), stored.get("GIT_MIRROR_TOKEN")
+    if not project_id or not token:
+        raise ServiceError("Vault", Failure.NOT_FOUND, detail="mirror trigger not provisioned")
+    variables = {
+        "PROJECT_NAME": repo,
+        "GIT_BRANCH_DEPLOY": "" if all_branches else (branch or "main"),
+        "SYNC_ALL": "true" if all_branches else "false",
+    }
+    return await gitlab.trigger_pipeline(int(project_id), token, "main", variables)

@@ -1,0 +1,103 @@
+"""Pieces the command modules share: confirmations, mentions, progress cards."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.context import CommandContext
+from bot.i18n import Translator
+from bot.interactive import Press, PressResult, action, button
+from bot.model import Project
+from bot.operations import Operation
+from bot.outbox import Post
+from bot.render.projects import checklist
+from bot.workflows.onboarding import Step
+from services.errors import ServiceError
+
+if TYPE_CHECKING:
+    from bot.runtime import Bot
+
+
+@dataclass(frozen=True)
+class Person:
+    user_id: str
+    username: str
+    email: str
+
+
+async def resolve_mention(ctx: CommandContext, username: str) -> Person | None:
+    """``@name`` → the Mattermost user, from the ids the slash command carries or the API."""
+    user_id = ctx.mentions.get(username.lower())
+    try:
+        user = await ctx.bot.mm.get_user(user_id) if user_id else await ctx.bot.mm.get_user_by_username(username)
+    except ServiceError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return Person(user["id"], user.get("username", username), user.get("email", ""))
+
+
+def confirmation(
+    ctx: CommandContext, name: str, data: dict[str, Any], question: str, danger: bool = True
+) -> dict[str, Any]:
+    """An attachment asking the caller, and only them, to confirm within the buttons' lifetime."""
+    bot = ctx.bot
+    return {
+        "color": "#CE0500" if danger else "#0063CB",
+        "text": question,
+        "actions": [
+            button(
+                bot.public_url,
+                bot.signer,
+                name=name,
+                label=ctx.tr("common.confirm"),
+                user_id=ctx.user_id,
+                data=data,
+                style="danger" if danger else "primary",
+            ),
+            button(
+                bot.public_url,
+                bot.signer,
+                name="common.cancel",
+                label=ctx.tr("common.cancel"),
+                user_id=ctx.user_id,
+                data={},
+            ),
+        ],
+    }
+
+
+@action("common.cancel")
+async def cancel(press: Press, bot: Bot) -> PressResult:
+    return PressResult(update=Post(bot.tr("common.cancelled")))
+
+
+def submit_from_press(bot: Bot, press: Press, kind: str, params: dict[str, Any], root_key: str = "") -> int:
+    return bot.operations.submit(
+        kind,
+        params,
+        channel_id=press.channel_id,
+        team_id=press.team_id,
+        user_id=press.user_id,
+        root_key=root_key,
+    )
+
+
+def progress_card(bot: Bot, op: Operation, project: Project, mode: str) -> Callable[[list[Step]], Awaitable[None]]:
+    """The checklist card of one operation, edited in place after each step."""
+    tr: Translator = bot.tr
+    key = op.root_key or f"op:{op.id}"
+
+    async def progress(steps: list[Step]) -> None:
+        status = "initializing"
+        if steps and all(s.state not in ("pending", "running") for s in steps):
+            current = bot.projects.get(project.name, include_archived=True)
+            status = current.status if current else "failed"
+            if mode in ("delete", "remove"):
+                status = "archived" if all(s.state == "ok" for s in steps) else "failed"
+        card = checklist(project, steps, mode, status, tr)
+        bot.outbox.enqueue(op.channel_id, Post("", (card,)), post_key=key, response_url=op.response_url)
+
+    return progress

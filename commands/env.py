@@ -1,0 +1,122 @@
+"""``/cpn env …``: the project's environments (an ArgoCD application per infra repository)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bot.context import CommandContext, Reply
+from bot.i18n import Text
+from bot.interactive import Press, PressResult, action
+from bot.operations import Operation, operation
+from bot.outbox import Post
+from bot.render.safe import code
+from bot.rights import Role
+from bot.spec import Arg, Flag, choice, command, integer
+from bot.workflows import teardown
+from bot.workflows.rules import ENV_NAME, STAGES
+from commands.common import confirmation, progress_card, submit_from_press
+from commands.project import PROJECT
+
+if TYPE_CHECKING:
+    from bot.runtime import Bot
+
+ENV = Arg("env", Text("nom de l'environnement", "environment name"), ENV_NAME)
+
+
+@command(
+    "env add",
+    summary=Text("Ajoute un environnement", "Adds an environment"),
+    args=[PROJECT, ENV],
+    flags=[
+        Flag("stage", Text("type d'environnement", "environment type"), choice(*STAGES), required=True),
+        Flag("cpu", Text("cœurs de CPU", "CPU cores"), integer(0, 256)),
+        Flag("memory", Text("mémoire en Gio", "memory in GiB"), integer(0, 1024)),
+    ],
+    requires=Role.DEVOPS,
+    examples=["env add alpha dev --stage dev --cpu 2 --memory 4", "env add alpha prod --stage prod"],
+)
+async def add(ctx: CommandContext) -> Reply:
+    bot, name = ctx.bot, ctx.args["env"]
+    project = bot.projects.get(ctx.args["project"])
+    assert project is not None
+    if bot.projects.environment(project.id, name) is not None:
+        return Reply(ctx.tr("env.taken", env=code(name)))
+    bot.projects.add_environment(
+        project.id,
+        name,
+        ctx.args["stage"],
+        float(ctx.args["cpu"] or 0),
+        float(ctx.args["memory"] or 0),
+        ctx.user_id,
+    )
+    ctx.submit("project.reconcile", {"project": project.name, "mode": "update"})
+    bot.store.audit(ctx.user_id, ctx.user_name, "env.add", f"{project.name}/{name}", "ok", {"stage": ctx.args["stage"]})
+    return Reply(ctx.tr("env.adding", env=code(name), project=code(project.name)))
+
+
+@command(
+    "env list",
+    summary=Text("Liste les environnements", "Lists the environments"),
+    args=[PROJECT],
+    requires=Role.READONLY,
+)
+async def list_environments(ctx: CommandContext) -> Reply:
+    bot = ctx.bot
+    project = bot.projects.get(ctx.args["project"])
+    assert project is not None
+    environments = bot.projects.environments(project.id)
+    if not environments:
+        return Reply(ctx.tr("project.no_environments"))
+    lines = [f"#### {ctx.tr('env.list_title', project=project.name)}"]
+    for env in environments:
+        quota = ctx.tr("env.quota", cpu=f"{env.cpu:g}", memory=f"{env.memory:g}") if env.cpu or env.memory else ""
+        protected = " 🔒" if env.name in bot.config.platform.protected_environments or env.stage == "prod" else ""
+        lines.append(f"- {code(env.name)} ({env.stage}){protected} {quota}".rstrip())
+    return Reply("\n".join(lines))
+
+
+@command(
+    "env remove",
+    summary=Text("Supprime un environnement", "Removes an environment"),
+    args=[PROJECT, ENV],
+    requires=Role.DEVOPS,
+)
+async def remove(ctx: CommandContext) -> Reply:
+    bot = ctx.bot
+    project = bot.projects.get(ctx.args["project"])
+    assert project is not None
+    if bot.projects.environment(project.id, ctx.args["env"]) is None:
+        return Reply(
+            ctx.tr(
+                "env.unknown",
+                env=code(ctx.args["env"]),
+                known=", ".join(code(e.name) for e in bot.projects.environments(project.id)) or "—",
+            )
+        )
+    question = ctx.tr("env.remove_confirm", env=code(ctx.args["env"]), project=code(project.name))
+    return Reply(
+        attachments=[confirmation(ctx, "env.remove", {"project": project.name, "env": ctx.args["env"]}, question)]
+    )
+
+
+@action("env.remove")
+async def remove_confirmed(press: Press, bot: Bot) -> PressResult:
+    project_name, env = str(press.data["project"]), str(press.data["env"])
+    identity = await bot.identities.get(press.user_id)
+    role = bot.projects_roles(project_name, press.user_id)
+    if not identity.is_platform_admin and (role is None or role < Role.DEVOPS):
+        return PressResult(ephemeral=bot.tr("actions.not_yours"))
+    submit_from_press(bot, press, "env.remove", {"project": project_name, "env": env})
+    bot.store.audit(press.user_id, press.user_name, "env.remove", f"{project_name}/{env}", "confirmed")
+    return PressResult(update=Post(bot.tr("env.removing", env=code(env))))
+
+
+@operation("env.remove")
+async def remove_environment(op: Operation, bot: Bot) -> dict[str, Any]:
+    project = bot.projects.get(op.params["project"])
+    if project is None:
+        return {"status": "gone"}
+    complete = await teardown.remove_environment(
+        bot, project, op.params["env"], progress_card(bot, op, project, "remove")
+    )
+    return {"complete": complete}

@@ -1,0 +1,149 @@
+"""``/cpn member …``: who is in a project, with which role (mapped to GitLab access levels)."""
+
+from __future__ import annotations
+
+from bot.context import CommandContext, Reply
+from bot.i18n import Text
+from bot.render.safe import code
+from bot.rights import GITLAB_ACCESS, ROLE_NAMES, Role
+from bot.spec import Arg, Flag, choice, command, mention
+from bot.workflows.naming import Names
+from commands.common import Person, resolve_mention
+from commands.project import PROJECT
+
+ROLES = choice("admin", "devops", "developer", "readonly")
+USER = Arg("user", Text("la personne, mentionnée avec @", "the person, mentioned with @"), mention())
+
+
+async def _gitlab_apply(ctx: CommandContext, person: Person, role: Role | None) -> str:
+    """Apply the membership to the project's GitLab group; a note for the reply ('' if none)."""
+    gitlab = ctx.bot.platform.gitlab
+    if gitlab is None:
+        return ""
+    project = ctx.bot.projects.get(ctx.args["project"])
+    assert project is not None
+    group = await gitlab.find_group(Names(ctx.bot.config.platform.root_group, project.slug).group)
+    user = await gitlab.find_user_by_email(person.email) if person.email else None
+    if user is None:
+        return ctx.tr("member.unknown_in_gitlab", user=f"@{person.username}")
+    if group is None:
+        return ""
+    if role is None:
+        await gitlab.remove_group_member(group.id, user.id)
+    else:
+        await gitlab.ensure_group_member(group.id, user.id, GITLAB_ACCESS[role])
+    return ""
+
+
+@command(
+    "member add",
+    summary=Text("Ajoute une personne au projet", "Adds a person to the project"),
+    args=[PROJECT, USER],
+    flags=[
+        Flag(
+            "role",
+            Text("rôle (developer par défaut)", "role (developer by default)"),
+            ROLES,
+            default="developer",
+        )
+    ],
+    requires=Role.ADMIN,
+    examples=["member add alpha @bob --role devops"],
+)
+async def add(ctx: CommandContext) -> Reply:
+    bot = ctx.bot
+    person = await resolve_mention(ctx, ctx.args["user"])
+    if person is None:
+        return Reply(ctx.tr("member.unknown_user", user=code("@" + ctx.args["user"])))
+    project = bot.projects.get(ctx.args["project"])
+    assert project is not None
+    existing = bot.projects.member(project.id, person.user_id)
+    if existing is not None and existing.role is Role.OWNER:
+        return Reply(ctx.tr("member.owner_fixed"))
+    role = Role.parse(ctx.args["role"])
+    note = await _gitlab_apply(ctx, person, role)
+    bot.projects.set_member(project.id, person.user_id, person.username, person.email, role, ctx.user_id)
+    bot.store.audit(
+        ctx.user_id,
+        ctx.user_name,
+        "member.add",
+        project.name,
+        "ok",
+        {"user": person.username, "role": role.label},
+    )
+    text = ctx.tr(
+        "member.added",
+        user=f"@{person.username}",
+        project=code(project.name),
+        role=ROLE_NAMES[role](ctx.lang),
+    )
+    return Reply("\n".join(filter(None, [text, note])), in_channel=not note)
+
+
+@command(
+    "member remove",
+    summary=Text("Retire une personne du projet", "Removes a person from the project"),
+    args=[PROJECT, USER],
+    requires=Role.ADMIN,
+)
+async def remove(ctx: CommandContext) -> Reply:
+    bot = ctx.bot
+    person = await resolve_mention(ctx, ctx.args["user"])
+    project = bot.projects.get(ctx.args["project"])
+    assert project is not None
+    member = bot.projects.member(project.id, person.user_id) if person else None
+    if person is None or member is None:
+        return Reply(ctx.tr("member.not_member", user=code("@" + ctx.args["user"]), project=code(project.name)))
+    if member.role is Role.OWNER:
+        return Reply(ctx.tr("member.owner_fixed"))
+    await _gitlab_apply(ctx, person, None)
+    bot.projects.remove_member(project.id, person.user_id)
+    bot.store.audit(ctx.user_id, ctx.user_name, "member.remove", project.name, "ok", {"user": person.username})
+    return Reply(ctx.tr("member.removed", user=f"@{person.username}", project=code(project.name)), in_channel=True)
+
+
+@command(
+    "member role",
+    summary=Text("Change le rôle d'une personne", "Changes a person's role"),
+    args=[PROJECT, USER, Arg("role", Text("nouveau rôle", "new role"), ROLES)],
+    requires=Role.ADMIN,
+    examples=["member role alpha @bob readonly"],
+)
+async def set_role(ctx: CommandContext) -> Reply:
+    bot = ctx.bot
+    person = await resolve_mention(ctx, ctx.args["user"])
+    project = bot.projects.get(ctx.args["project"])
+    assert project is not None
+    member = bot.projects.member(project.id, person.user_id) if person else None
+    if person is None or member is None:
+        return Reply(ctx.tr("member.not_member", user=code("@" + ctx.args["user"]), project=code(project.name)))
+    if member.role is Role.OWNER:
+        return Reply(ctx.tr("member.owner_fixed"))
+    role = Role.parse(ctx.args["role"])
+    note = await _gitlab_apply(ctx, person, role)
+    bot.projects.set_member(project.id, person.user_id, person.username, person.email, role, ctx.user_id)
+    bot.store.audit(
+        ctx.user_id,
+        ctx.user_name,
+        "member.role",
+        project.name,
+        "ok",
+        {"user": person.username, "role": role.label},
+    )
+    text = ctx.tr("member.role_set", user=f"@{person.username}", role=ROLE_NAMES[role](ctx.lang))
+    return Reply("\n".join(filter(None, [text, note])), in_channel=not note)
+
+
+@command(
+    "member list",
+    summary=Text("Liste les membres du projet", "Lists the project's members"),
+    args=[PROJECT],
+    requires=Role.READONLY,
+)
+async def list_members(ctx: CommandContext) -> Reply:
+    bot = ctx.bot
+    project = bot.projects.get(ctx.args["project"])
+    assert project is not None
+    lines = [f"#### {ctx.tr('member.list_title', project=project.name)}"]
+    lines += [f"- @{m.username} — {ROLE_NAMES[m.role](ctx.lang)}" for m in bot.projects.members(project.id)]
+    return Reply("\n".join(lines))

@@ -1,0 +1,230 @@
+"""``/cpn project …``: create, list, show, link, replay and delete projects."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bot.context import CommandContext, Reply
+from bot.i18n import Text
+from bot.interactive import Press, PressResult, action
+from bot.model import Project
+from bot.operations import Operation, operation
+from bot.outbox import Post
+from bot.render import projects as render
+from bot.render.safe import code
+from bot.rights import Access, Role, allows
+from bot.spec import Arg, Flag, command, free_text
+from bot.workflows import sync, teardown
+from bot.workflows.naming import Names
+from bot.workflows.onboarding import Reconciliation
+from bot.workflows.rules import DESCRIPTION_MAX, PROJECT_NAME
+from commands.common import confirmation, progress_card, submit_from_press
+from services.errors import ServiceError
+
+if TYPE_CHECKING:
+    from bot.runtime import Bot
+
+PROJECT = Arg("project", Text("nom du projet", "project name"), PROJECT_NAME)
+
+
+def _audit(bot: Bot, ctx: CommandContext, action_name: str, target: str, outcome: str = "ok", **detail: Any) -> None:
+    bot.store.audit(ctx.user_id, ctx.user_name, action_name, target, outcome, detail)
+
+
+@command(
+    "project create",
+    summary=Text("Crée un projet sur toute la plateforme", "Creates a project across the platform"),
+    description=Text(
+        "Crée le groupe GitLab et le dépôt mirror, les secrets Vault, l'organisation Quay, les dépôts Nexus, "
+        "l'utilisateur SonarQube et le projet ArgoCD. Vous en devenez propriétaire et ce canal y est lié.",
+        "Creates the GitLab group and mirror repository, Vault secrets, Quay organization, Nexus repositories, "
+        "SonarQube user and ArgoCD project. You become its owner and this channel is linked to it.",
+    ),
+    args=[
+        Arg(
+            "name",
+            Text(
+                "nom du projet : 2 à 20 minuscules ou chiffres",
+                "project name: 2-20 lowercase letters or digits",
+            ),
+            PROJECT_NAME,
+        )
+    ],
+    flags=[
+        Flag(
+            "description",
+            Text("description (280 caractères au plus)", "description (280 characters max)"),
+            free_text(DESCRIPTION_MAX),
+        )
+    ],
+    requires=Access.CREATOR,
+    examples=['project create alpha --description "Application de gestion des titres"'],
+)
+async def create(ctx: CommandContext) -> Reply:
+    bot, name = ctx.bot, ctx.args["name"]
+    if bot.projects.get(name) is not None:
+        return Reply(ctx.tr("project.taken", project=code(name)))
+    identity = await ctx.identity()
+    project = bot.projects.create(name, ctx.args["description"] or "", ctx.user_id)
+    bot.projects.set_member(project.id, ctx.user_id, identity.username, identity.email, Role.OWNER, ctx.user_id)
+    channel_type = "O"
+    bot.projects.link(project.id, ctx.channel_id, ctx.team_id, channel_type, ctx.user_id)
+    ctx.submit("project.reconcile", {"project": name, "mode": "create"})
+    _audit(bot, ctx, "project.create", name)
+    return Reply(ctx.tr("project.creating", project=code(name)))
+
+
+@command("project list", summary=Text("Liste vos projets", "Lists your projects"), project_arg=None)
+async def list_projects(ctx: CommandContext) -> Reply:
+    identity = await ctx.identity()
+    bot = ctx.bot
+    entries: list[tuple[Project, Role | None]]
+    if identity.is_platform_admin:
+        roles = {p.id: r for p, r in bot.projects.of_user(ctx.user_id)}
+        entries = [(p, roles.get(p.id)) for p in bot.projects.all()]
+    else:
+        entries = [(p, r) for p, r in bot.projects.of_user(ctx.user_id)]
+    return Reply(render.project_list(entries, ctx.tr))
+
+
+def service_links(bot: Bot, project: Project) -> dict[str, str]:
+    names = Names(bot.config.platform.root_group, project.slug)
+    platform, links = bot.platform, {}
+    if platform.gitlab:
+        links["gitlab"] = platform.gitlab.ui_url(names.group)
+    if platform.registry:
+        links["registry"] = platform.registry.ui_url(project.slug)
+    if platform.nexus:
+        links["nexus"] = platform.nexus.ui_url(project.slug)
+    if platform.sonarqube:
+        links["sonarqube"] = platform.sonarqube.ui_url(project.slug)
+    if platform.argocd:
+        links["argocd"] = platform.argocd.ui_url(names.argocd_project)
+    return links
+
+
+@command(
+    "project show",
+    summary=Text("Montre l'état d'un projet", "Shows a project's state"),
+    args=[PROJECT],
+    requires=Role.READONLY,
+    examples=["project show alpha"],
+)
+async def show(ctx: CommandContext) -> Reply:
+    bot = ctx.bot
+    project = bot.projects.get(ctx.args["project"])
+    assert project is not None  # the rights check has seen it
+    card = render.project_page(
+        project,
+        service_links(bot, project),
+        bot.projects.members(project.id),
+        bot.projects.repositories(project.id),
+        bot.projects.environments(project.id),
+        ctx.tr,
+    )
+    return Reply(attachments=[card])
+
+
+@command(
+    "project link",
+    summary=Text("Lie ce canal au projet", "Links this channel to the project"),
+    args=[PROJECT],
+    requires=Role.ADMIN,
+)
+async def link(ctx: CommandContext) -> Reply:
+    bot = ctx.bot
+    project = bot.projects.get(ctx.args["project"])
+    assert project is not None
+    try:
+        channel = await bot.mm.get_channel(ctx.channel_id)
+        channel_type = str(channel.get("type", "O"))
+    except Exception:
+        channel_type = "O"
+    if not bot.projects.link(project.id, ctx.channel_id, ctx.team_id, channel_type, ctx.user_id):
+        return Reply(ctx.tr("project.already_linked", project=code(project.name)))
+    _audit(bot, ctx, "project.link", project.name, channel=ctx.channel_id)
+    return Reply(ctx.tr("project.linked", project=code(project.name)), in_channel=True)
+
+
+@command(
+    "project replay",
+    summary=Text("Relance le provisionnement et répare les écarts", "Runs the provisioning again and repairs drift"),
+    args=[PROJECT],
+    requires=Role.READONLY,
+)
+async def replay(ctx: CommandContext) -> Reply:
+    ctx.submit("project.reconcile", {"project": ctx.args["project"], "mode": "replay"})
+    _audit(ctx.bot, ctx, "project.replay", ctx.args["project"])
+    return Reply(ctx.tr("project.replaying", project=code(ctx.args["project"])))
+
+
+@command(
+    "project delete",
+    summary=Text("Supprime un projet de toute la plateforme", "Deletes a project from the whole platform"),
+    description=Text(
+        "Irréversible : dépôts, images, artefacts, secrets et applications sont détruits.",
+        "Irreversible: repositories, images, artifacts, secrets and applications are destroyed.",
+    ),
+    args=[PROJECT],
+    requires=Role.OWNER,
+)
+async def delete(ctx: CommandContext) -> Reply:
+    name = ctx.args["project"]
+    question = ctx.tr("project.delete_confirm", project=code(name))
+    return Reply(attachments=[confirmation(ctx, "project.delete", {"project": name}, question)])
+
+
+@action("project.delete")
+async def delete_confirmed(press: Press, bot: Bot) -> PressResult:
+    name = str(press.data.get("project", ""))
+    identity = await bot.identities.get(press.user_id)
+    role = bot.projects_roles(name, press.user_id)
+    if not allows(Role.OWNER, is_platform_admin=identity.is_platform_admin, is_creator=False, role=role):
+        return PressResult(
+            ephemeral=bot.tr("errors.forbidden", command="project delete", required=bot.tr("roles.owner"))
+        )
+    submit_from_press(bot, press, "project.delete", {"project": name})
+    bot.store.audit(press.user_id, press.user_name, "project.delete", name, "confirmed")
+    return PressResult(update=Post(bot.tr("project.deleting", project=code(name))))
+
+
+# -- operations ---------------------------------------------------------------------------------
+
+
+@operation("project.reconcile")
+async def reconcile(op: Operation, bot: Bot) -> dict[str, Any]:
+    project = bot.projects.get(op.params["project"])
+    if project is None:
+        return {"status": "gone"}
+    mode = op.params.get("mode", "update")
+    status = await Reconciliation(bot, project).run(progress_card(bot, op, project, mode))
+    bot.store.audit(op.user_id, "", f"project.{mode}", project.name, status)
+    first_sync = op.params.get("first_sync")
+    if first_sync and status != "failed":
+        await announce_first_sync(bot, op, project, first_sync)
+    return {"status": status}
+
+
+async def announce_first_sync(bot: Bot, op: Operation, project: Project, repo: str) -> None:
+    """A repository created from an external URL is synchronised at once, all branches."""
+    key = op.root_key or f"op:{op.id}"
+    try:
+        pipeline = await sync.trigger(bot, project, repo, all_branches=True)
+    except ServiceError as exc:
+        bot.outbox.enqueue(op.channel_id, Post(bot.tr("errors.service", service=exc.service)), root_key=key)
+        return
+    bot.outbox.enqueue(
+        op.channel_id,
+        Post(bot.tr("sync.first", repo=code(repo), pipeline=pipeline.id, url=pipeline.web_url)),
+        root_key=key,
+    )
+
+
+@operation("project.delete")
+async def delete_project(op: Operation, bot: Bot) -> dict[str, Any]:
+    project = bot.projects.get(op.params["project"])
+    if project is None:
+        return {"status": "gone"}
+    complete = await teardown.delete_project(bot, project, progress_card(bot, op, project, "delete"))
+    bot.store.audit(op.user_id, "", "project.delete", project.name, "archived" if complete else "incomplete")
+    return {"complete": complete}

@@ -1,0 +1,381 @@
+"""``cpn-bot sandbox``: the terminal rendering, the chat driven by scripted input, the headless mode."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bot.sandbox.chat import Chat
+from bot.sandbox.terminal import Labels, Style, detect_style, render_markdown, render_post, strip_ansi
+from bot.sandbox.world import Timings, World
+from services.emulators.base import EmulatorServer
+from tests.conftest import wait_for
+
+CARD: dict[str, Any] = {
+    "id": "p" * 26,
+    "user_id": "u" * 26,
+    "channel_id": "c" * 26,
+    "root_id": "",
+    "message": "#### Déploiement\nVoulez-vous **vraiment** déployer `alpha` ?",
+    "props": {
+        "attachments": [
+            {
+                "color": "#000091",
+                "title": "Projet alpha",
+                "text": "Branche _main_",
+                "fields": [
+                    {"title": "Environnement", "value": "production", "short": True},
+                    {"title": "Version", "value": "`1.2.3`", "short": True},
+                ],
+                "actions": [
+                    {"id": "a1", "name": "Confirmer", "type": "button"},
+                    {"id": "a2", "name": "Annuler", "type": "button"},
+                ],
+            }
+        ]
+    },
+}
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+# -- terminal.py ---------------------------------------------------------------------------------
+
+
+def test_post_with_attachment_fields_and_buttons_in_colour() -> None:
+    text = render_post(CARD, author="@cpn-bot", style=Style(color=True, truecolor=True), ref="#4")
+    assert "\x1b[38;2;0;0;145m▌" in text  # the bar in the attachment's colour
+    assert "\x1b[1mvraiment\x1b[0m" in text  # bold
+    assert "\x1b[36malpha\x1b[0m" in text  # code span
+    plain = strip_ansi(text)
+    lines = plain.splitlines()
+    assert lines[0] == "#4 @cpn-bot"
+    assert "Déploiement" in lines[1]
+    assert "▌ Projet alpha" in plain
+    assert "▌ Environnement : production" in plain
+    assert "▌ Version : 1.2.3" in plain
+    assert "▌ [1] Confirmer  [2] Annuler" in plain
+
+
+def test_256_colours_when_the_terminal_has_no_truecolor() -> None:
+    text = render_post(CARD, author="@cpn-bot", style=Style(color=True, truecolor=False))
+    assert "\x1b[38;5;" in text and "\x1b[38;2;" not in text
+
+
+def test_no_color_is_respected() -> None:
+    env = {"NO_COLOR": "1", "FORCE_COLOR": "1", "TERM": "xterm-256color", "COLORTERM": "truecolor"}
+    style = detect_style(_Tty(), env)
+    assert style.color is False
+    text = render_post(CARD, author="@cpn-bot", style=style, edited=True)
+    assert "\x1b" not in text
+    assert "| [1] Confirmer  [2] Annuler" in text
+    assert "| Version : `1.2.3`" in text  # code spans keep their backticks without colours
+    assert "(modifié)" in text.splitlines()[0]
+    assert detect_style(_Tty(), {"TERM": "xterm"}).color is True
+    assert detect_style(io.StringIO(), {"TERM": "xterm"}).color is False
+
+
+def test_markdown_lightly_rendered_without_colours() -> None:
+    out = render_markdown("## Titre\n- un **gras** et [lien](http://x)\n```\ncode\n```", Style())
+    assert out.splitlines() == ["TITRE", "• un gras et lien <http://x>", "    code"]
+
+
+def test_thread_reply_indented_under_its_root() -> None:
+    reply = {**CARD, "root_id": "r" * 26, "message": "une réponse", "props": {}}
+    text = render_post(
+        reply, author="@bob", style=Style(), ref="#7", root=("#2", "la question"), labels=Labels()
+    )
+    lines = text.splitlines()
+    assert lines[0] == "↳ en réponse à #2 « la question »"
+    assert lines[1] == "    #7 @bob"
+    assert lines[2] == "      une réponse"
+
+
+# -- the chat against a real World ----------------------------------------------------------------
+
+
+class Script:
+    """Fake input: returns the scripted lines; a callable in the script is run (e.g. a wait) first."""
+
+    def __init__(self, *items: str | Callable[[], Any]) -> None:
+        self.items = list(items)
+        self.prompts: list[str] = []
+
+    def __call__(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        while self.items:
+            item = self.items.pop(0)
+            if callable(item):
+                item()
+                continue
+            return item
+        raise EOFError
+
+
+class Integration:
+    """A tiny integration behind buttons and a dialog, as the bot would be (on loopback)."""
+
+    def __init__(self, mm_url: str) -> None:
+        self.mm_url = mm_url
+        self.submissions: list[dict[str, Any]] = []
+        app = Starlette(
+            routes=[
+                Route("/action", self.action, methods=["POST"]),
+                Route("/dialog", self.dialog, methods=["POST"]),
+            ]
+        )
+        self.server = EmulatorServer(app, name="test-integration").start()
+
+    def button(self, name: str, do: str) -> dict[str, Any]:
+        return {"name": name, "integration": {"url": f"{self.server.url}/action", "context": {"do": do}}}
+
+    async def action(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        if body["context"]["do"] == "confirm":
+            card = {"title": "Confirmé", "actions": [self.button("Formulaire", "dialog")]}
+            return JSONResponse(
+                {"update": {"message": "Déploiement confirmé", "props": {"attachments": [card]}}}
+            )
+        dialog = {
+            "callback_id": "deploy",
+            "title": "Déployer",
+            "introduction_text": "Un **jeton** est demandé.",
+            "notify_on_cancel": False,
+            "elements": [
+                {"name": "name", "display_name": "Nom", "type": "text"},
+                {"name": "token", "display_name": "Jeton", "type": "text", "subtype": "password"},
+                {
+                    "name": "env",
+                    "display_name": "Environnement",
+                    "type": "select",
+                    "options": [{"text": "Dev", "value": "dev"}, {"text": "Prod", "value": "prod"}],
+                },
+                {"name": "notify", "display_name": "Prévenir", "type": "bool", "optional": True},
+                {"name": "note", "display_name": "Note", "type": "textarea", "optional": True},
+            ],
+        }
+        payload = {"trigger_id": body["trigger_id"], "url": f"{self.server.url}/dialog", "dialog": dialog}
+        async with httpx.AsyncClient(trust_env=False) as client:
+            opened = await client.post(f"{self.mm_url}/api/v4/actions/dialogs/open", json=payload)
+        assert opened.status_code == 200, opened.text
+        return JSONResponse({})
+
+    async def dialog(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        self.submissions.append(body)
+        if len(body["submission"].get("name", "")) < 3:
+            return JSONResponse({"errors": {"name": "au moins 3 caractères"}})
+        return JSONResponse({})
+
+
+@pytest.fixture(scope="module")
+def chat_world() -> Iterator[World]:
+    w = World.create(timings=Timings.fast()).start()
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+def _chat(world: World, script: Script, **kw: Any) -> tuple[Chat, io.StringIO]:
+    out = io.StringIO()
+    chat = Chat(world.state_file(), "alice", "equipe-alpha", input_fn=script, output=out, **kw)
+    return chat, out
+
+
+def test_chat_help_whoami_and_switching_user(chat_world: World) -> None:
+    script = Script("/cpn help", "/cpn whoami", ":as bob", "/cpn whoami", ":users", ":quit")
+    chat, out = _chat(chat_world, script)
+    try:
+        assert chat.run() == 0
+    finally:
+        chat.close()
+    text = out.getvalue()
+    assert "/cpn help" in text and "Bienvenue" in text
+    assert script.prompts[0] == "@alice ~equipe-alpha> "
+    assert script.prompts[3] == "@bob ~equipe-alpha> "
+    help_part = text.split("@alice ~equipe-alpha> /cpn help", 1)[1]
+    assert "/cpn whoami" in help_part and "COMMANDES DE CPN-BOT" in help_part
+    alice_part = text.split("@alice ~equipe-alpha> /cpn whoami", 1)[1].split(":as bob")[0]
+    assert "Utilisateur : @alice" in alice_part
+    assert "Vous êtes maintenant @bob" in text
+    bob_part = text.split("@bob ~equipe-alpha> /cpn whoami", 1)[1]
+    assert "Utilisateur : @bob" in bob_part.split(":users")[0]
+    assert "@bob — Bob Durand (vous)" in bob_part
+    assert "\x1b" not in text  # not a terminal: no colours
+
+
+def test_chat_message_to_the_bot_channels_and_history(chat_world: World) -> None:
+    holder: dict[str, io.StringIO] = {}
+    script = Script(
+        "bonjour @cpn-bot",
+        lambda: wait_for(
+            lambda: "@cpn-bot" in holder["out"].getvalue().split("bonjour @cpn-bot")[-1],
+            what="the bot's answer",
+        ),
+        ":c equipe-beta",
+        ":c ~nulle-part",
+        ":c equipe-alpha",
+        ":history 2",
+        ":channels",
+        ":nope",
+    )
+    chat, out = _chat(chat_world, script, language="en")
+    holder["out"] = out
+    try:
+        chat.run()
+    finally:
+        chat.close()
+    text = out.getvalue()
+    assert "Welcome" in text
+    assert "You are in ~equipe-beta." in text
+    assert "Channel not found or not readable: ~nulle-part." in text
+    history = text.split(":history 2", 1)[1].split(":channels")[0]
+    assert "@alice" in history and "bonjour @cpn-bot" in history and "@cpn-bot" in history
+    assert "→ ~equipe-alpha — Équipe Alpha (public)" in text
+    assert "Unknown terminal command: :nope" in text
+
+
+def test_chat_buttons_edits_and_a_dialog_with_a_password(chat_world: World) -> None:
+    mm = chat_world.states["mattermost"]
+    integration = Integration(chat_world.servers["mattermost"].url)
+    secrets: list[str] = []
+
+    def secret(prompt: str) -> str:
+        secrets.append(prompt)
+        return "s3cr3t-jeton"
+
+    holder: dict[str, io.StringIO] = {}
+
+    def post_card() -> None:
+        assert chat_world.bot_user is not None
+        card = {
+            "color": "good",
+            "title": "Déploiement de alpha",
+            "fields": [{"title": "Version", "value": "1.2.3", "short": True}],
+            "actions": [
+                integration.button("Confirmer", "confirm"),
+                integration.button("Formulaire", "dialog"),
+            ],
+        }
+        root = mm.create_post(chat_world.bot_user.id, chat_world.channels["equipe-alpha"], "Une question ?")
+        mm.create_post(
+            chat_world.bot_user.id,
+            chat_world.channels["equipe-alpha"],
+            "",
+            root_id=root["id"],
+            props={"attachments": [card]},
+        )
+        wait_for(lambda: "[2] Formulaire" in holder["out"].getvalue(), what="the card")
+
+    script = Script(
+        post_card,
+        ":press 1",
+        lambda: wait_for(lambda: "Déploiement confirmé" in holder["out"].getvalue(), what="the edit"),
+        ":press 2 1",  # the card is #2 (#1 is the thread's root); its only button is now Formulaire
+        "ab",  # Nom: refused by the integration, asked again
+        "2",  # Environnement: Prod
+        "o",  # Prévenir
+        "ligne 1",
+        ".",
+        "alpha-ok",  # Nom again
+        ":quit",
+    )
+    chat, out = _chat(chat_world, script, secret_fn=secret)
+    holder["out"] = out
+    try:
+        chat.run()
+    finally:
+        chat.close()
+        integration.server.stop()
+    text = out.getvalue()
+    assert "↳ en réponse à #1 « Une question ? »" in text
+    assert "    | [1] Confirmer  [2] Formulaire" in text
+    edited = [line for line in text.splitlines() if "(modifié)" in line]
+    assert edited and "#2" in edited[0]
+    assert "    | Confirmé" in text and "    | [1] Formulaire" in text
+    assert "Formulaire : Déployer" in text and "Un jeton est demandé." in text
+    assert "[2] Prod" in text
+    assert "Nom : au moins 3 caractères" in text
+    assert "Formulaire envoyé." in text
+    assert len(secrets) == 1  # the password was read with the secret reader, once
+    assert "s3cr3t-jeton" not in text
+    assert [s["submission"]["name"] for s in integration.submissions] == ["ab", "alpha-ok"]
+    final = integration.submissions[-1]["submission"]
+    assert final == {
+        "name": "alpha-ok",
+        "token": "s3cr3t-jeton",
+        "env": "prod",
+        "notify": True,
+        "note": "ligne 1",
+    }
+    assert integration.submissions[-1]["channel_id"] == chat_world.channels["equipe-alpha"]
+
+
+# -- headless ---------------------------------------------------------------------------------------
+
+
+def test_headless_state_file_healthz_slash_and_sigterm(tmp_path: Path) -> None:
+    state_file = tmp_path / "state" / "sandbox.json"
+    cli = Path(sys.executable).parent / "cpn-bot"
+    env = dict(os.environ, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    proc = subprocess.Popen(
+        [str(cli), "sandbox", "--headless", "--state-file", str(state_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        wait_for(lambda: state_file.exists() or proc.poll() is not None, timeout=20, what="the state file")
+        assert proc.poll() is None, proc.communicate()
+        assert state_file.stat().st_mode & 0o077 == 0
+        state = json.loads(state_file.read_text())
+        assert state["slash_command"] == "/cpn" and state["slash_token"]
+        mm = state["mattermost"]
+        for key in ("url", "token", "team_id", "team_name", "channels", "users"):
+            assert mm[key], key
+        assert mm["team_name"] == "cloud-pi-native"
+        assert "equipe-alpha" in mm["channels"]
+        assert mm["users"]["alice"]["admin"] is True and mm["users"]["bob"]["admin"] is False
+        assert all({"id", "token", "admin"} <= set(u) for u in mm["users"].values())
+
+        with httpx.Client(trust_env=False, timeout=10) as client:
+            assert client.get(f"{state['bot_url']}/healthz").status_code == 200
+            answer = client.post(
+                f"{mm['url']}/api/v4/commands/execute",
+                headers={"Authorization": f"Bearer {mm['users']['bob']['token']}"},
+                json={
+                    "command": "/cpn help",
+                    "channel_id": mm["channels"]["equipe-alpha"],
+                    "team_id": mm["team_id"],
+                },
+            )
+        assert answer.status_code == 200, answer.text
+        assert "/cpn whoami" in answer.json()["text"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            stdout, stderr = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, stderr
+    assert str(state_file) in stdout
