@@ -97,7 +97,7 @@ def service_links(bot: Bot, project: Project) -> dict[str, str]:
     if platform.nexus:
         links["nexus"] = platform.nexus.ui_url(project.slug)
     if platform.sonarqube:
-        links["sonarqube"] = platform.sonarqube.ui_url(project.slug)
+        links["sonarqube"] = f"{platform.sonarqube.base_url}/projects?search={project.slug}"
     if platform.argocd:
         links["argocd"] = platform.argocd.ui_url(names.argocd_project)
     return links

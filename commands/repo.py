@@ -21,7 +21,7 @@ from bot.rights import Role
 from bot.spec import Arg, Flag, command
 from bot.workflows import teardown
 from bot.workflows.naming import Names
-from bot.workflows.rules import REPO_NAME, REPO_URL, host_is_internal
+from bot.workflows.rules import REPO_NAME, REPO_URL, host_check
 from commands.common import confirmation, progress_card, submit_from_press
 from commands.project import PROJECT
 
@@ -65,8 +65,14 @@ async def _url_refusal(ctx: CommandContext, url: str) -> str | None:
     host = urlsplit(url).hostname or ""
     if host in ctx.bot.config.platform.allowed_repo_hosts:
         return None
-    if await asyncio.to_thread(host_is_internal, host):
+    try:
+        verdict = await asyncio.wait_for(asyncio.to_thread(host_check, host), timeout=3.0)
+    except TimeoutError:
+        verdict = "unresolved"
+    if verdict == "internal":
         return ctx.tr("repo.internal_host", host=code(host))
+    if verdict == "unresolved":
+        return ctx.tr("repo.unresolved_host", host=code(host))
     return None
 
 

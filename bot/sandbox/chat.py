@@ -568,6 +568,8 @@ class Chat:
     def press(self, post_id: str, action: Action, selected: str = "") -> None:
         before = self._count()
         body = {"selected_option": selected} if selected else {}
+        if action.cookie:  # a button of an ephemeral post: the server knows it only by its cookie
+            body["cookie"] = action.cookie
         self.api.post(f"/posts/{post_id}/actions/{action.id}", body)
         self._settle(before, EVENT_WAIT)
 
@@ -761,7 +763,9 @@ class Chat:
                 elif not (kind == "posted" and self._is_own_typing(post)):
                     if kind == "posted" and data.get("channel_type") == "D":
                         self._channel_names.setdefault(post["channel_id"], str(data.get("sender_name", "")))
-                    self._show_post(post, edited=kind == "post_edited", ephemeral=kind == "ephemeral_message")
+                    # An updated ephemeral post comes back as post_edited, still of type system_ephemeral.
+                    ephemeral = kind == "ephemeral_message" or post.get("type") == "system_ephemeral"
+                    self._show_post(post, edited=kind == "post_edited", ephemeral=ephemeral)
             elif kind == "open_dialog":
                 opened = json.loads(data.get("dialog") or "{}")
                 with self._lock:

@@ -69,13 +69,18 @@ class Labels:
 
 @dataclass(frozen=True)
 class Action:
-    """A button (or menu) of an attachment, as clients see it: no integration, only id and name."""
+    """A button (or menu) of an attachment, as clients see it: no integration, only id and name.
+
+    ``cookie`` is set on the buttons of ephemeral posts: the server stores no such post, so the
+    client sends the cookie back when the button is pressed.
+    """
 
     id: str
     name: str
     type: str = "button"
     options: list[tuple[str, str]] = field(default_factory=list)  # (text, value) of a select
     data_source: str = ""
+    cookie: str = ""
 
 
 def strip_ansi(text: str) -> str:
@@ -198,6 +203,7 @@ def post_actions(post: Mapping[str, Any]) -> list[Action]:
                     type=str(raw.get("type") or "button"),
                     options=options,
                     data_source=str(raw.get("data_source") or ""),
+                    cookie=str(raw.get("cookie") or ""),
                 )
             )
     return actions

@@ -266,7 +266,12 @@ class World:
                 "command_tokens": [self.secret_ref("mm_slash_token", self.slash_token)],
                 "allowed_teams": [TEAM],
             },
-            "platform": {"admins": admins, "support_channel": "support-cpn"},
+            # The sandbox has no DNS: the public forges teams use are allowed by name.
+            "platform": {
+                "admins": admins,
+                "support_channel": "support-cpn",
+                "allowed_repo_hosts": ["github.com", "gitlab.com", "bitbucket.org", "codeberg.org"],
+            },
             "outbox": {"poll_seconds": 0.2, "base_backoff_seconds": 0.05, "max_backoff_seconds": 2.0},
             "logging": {"level": "WARNING", "json": True},
             "gitlab": {

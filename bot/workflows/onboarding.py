@@ -148,6 +148,7 @@ class Reconciliation:
         for env in self.ctx.environments:
             if env.status == "initializing":
                 self.ctx.bot.projects.set_environment_status(self.ctx.project.id, env.name, "created")
+        await progress(self.steps)  # the card shows the final status
         return status
 
 

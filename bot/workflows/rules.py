@@ -43,20 +43,17 @@ def _repo_url(value: str) -> str:
 REPO_URL = Kind("https://….git", _repo_url)
 
 
-def host_is_internal(host: str, timeout: float = 2.0) -> bool:
-    """Whether ``host`` resolves to a loopback, private, link-local or otherwise internal address.
+def host_check(host: str) -> str:
+    """``"ok"``, ``"internal"`` or ``"unresolved"`` for the host of a repository URL.
 
-    The mirror job clones the URL from inside the platform: such a host would let anyone probe
-    the platform's own network (SSRF). A host that does not resolve is treated as internal.
+    The mirror job clones the URL from inside the platform: a host resolving to a loopback,
+    private, link-local or otherwise internal address would let anyone probe the platform's own
+    network (SSRF), and so would a name that does not resolve now but could later.
     """
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)
     try:
         infos = socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):
-        return True
-    finally:
-        socket.setdefaulttimeout(previous)
+        return "unresolved"
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if (
@@ -67,8 +64,8 @@ def host_is_internal(host: str, timeout: float = 2.0) -> bool:
             or address.is_multicast
             or address.is_unspecified
         ):
-            return True
-    return False
+            return "internal"
+    return "ok"
 
 
 def without_scheme(url: str) -> str:

@@ -350,9 +350,7 @@ class State:
             else:
                 self.projects[project_key].permissions.setdefault(login, set()).add(permission)
 
-    def add_webhook(
-        self, name: str, url: str, *, project_key: str | None = None, secret: str | None = None
-    ) -> str:
+    def add_webhook(self, name: str, url: str, *, project_key: str | None = None, secret: str | None = None) -> str:
         """Register a webhook (global when ``project_key`` is None) and return its key."""
         with self.lock:
             hook = Webhook(key=new_uuid(), name=name, url=url, secret=secret, project_key=project_key)
@@ -365,9 +363,7 @@ class State:
             self.health = health
             self.health_causes = list(causes or [])
 
-    def add_quality_gate(
-        self, name: str, conditions: list[tuple[str, str, str]], *, default: bool = False
-    ) -> None:
+    def add_quality_gate(self, name: str, conditions: list[tuple[str, str, str]], *, default: bool = False) -> None:
         """A gate from ``(metric, "LT"|"GT", error threshold)`` triples."""
         with self.lock:
             self.gates[name] = tuple(Condition(*c) for c in conditions)
@@ -420,8 +416,7 @@ class State:
                 status=status,
                 conditions=conditions,
                 properties=dict(
-                    properties
-                    or {"sonar.analysis.detectedscm": "git", "sonar.analysis.detectedci": "Gitlab CI"}
+                    properties or {"sonar.analysis.detectedscm": "git", "sonar.analysis.detectedci": "Gitlab CI"}
                 ),
             )
         if wait:
@@ -434,11 +429,7 @@ class State:
 
     def analyses_of(self, project_key: str, branch: str | None = None) -> list[Analysis]:
         with self.lock:
-            return [
-                a
-                for a in self.analyses
-                if a.project_key == project_key and (branch is None or a.branch == branch)
-            ]
+            return [a for a in self.analyses if a.project_key == project_key and (branch is None or a.branch == branch)]
 
     def latest_analysis(self, project_key: str, branch: str) -> Analysis | None:
         found = self.analyses_of(project_key, branch)
@@ -636,9 +627,7 @@ class Call:
 
     def max_length(self, name: str, value: str, limit: int) -> None:
         if len(value) > limit:
-            raise bad_request(
-                f"'{name}' length ({len(value)}) is longer than the maximum authorized ({limit})"
-            )
+            raise bad_request(f"'{name}' length ({len(value)}) is longer than the maximum authorized ({limit})")
 
     # Rights --------------------------------------------------------------
 
@@ -724,9 +713,7 @@ def error_response(error: SonarError) -> Response:
     return JSONResponse({"errors": [{"msg": error.msg}]}, status_code=error.status)
 
 
-def ws(
-    state: State, action: Action, *, post: bool, protected: bool = True
-) -> Callable[[Request], Awaitable[Response]]:
+def ws(state: State, action: Action, *, post: bool, protected: bool = True) -> Callable[[Request], Awaitable[Response]]:
     """Wrap an action: method check, credentials, parameters, then errors into SonarQube's shapes."""
 
     async def endpoint(request: Request) -> Response:
@@ -1029,12 +1016,8 @@ def projects_create(call: Call) -> dict[str, Any]:
         )
     clash = next((k for k in call.state.projects if k.lower() == key.lower()), None)
     if clash is not None:
-        raise bad_request(
-            f'Could not create Project with key: "{key}". A similar key already exists: "{clash}"'
-        )
-    project = call.state.add_project(
-        key, name, visibility=visibility, main_branch=call.opt("mainBranch") or "main"
-    )
+        raise bad_request(f'Could not create Project with key: "{key}". A similar key already exists: "{clash}"')
+    project = call.state.add_project(key, name, visibility=visibility, main_branch=call.opt("mainBranch") or "main")
     if not call.is_admin():
         project.permissions[call.me.login] = set(CREATOR_PERMISSIONS)
     return {"project": project_json(project)}
@@ -1090,9 +1073,7 @@ def permission_target(call: Call) -> tuple[User, str, Project | None]:
     project = call.project(project_key) if project_key else None
     allowed = PROJECT_PERMISSIONS if project else GLOBAL_PERMISSIONS
     if permission not in allowed:
-        raise bad_request(
-            f"Value of parameter 'permission' ({permission}) must be one of: [{', '.join(allowed)}]"
-        )
+        raise bad_request(f"Value of parameter 'permission' ({permission}) must be one of: [{', '.join(allowed)}]")
     if project is None:
         call.check_admin()
     else:
@@ -1120,6 +1101,27 @@ def permissions_remove_user(call: Call) -> None:
         user.permissions.discard(permission)
     else:
         project.permissions.get(user.login, set()).discard(permission)
+
+
+def permissions_users(call: Call) -> dict[str, Any]:
+    """Users holding permissions on a project (or globally), optionally filtered by ``q``."""
+    key = call.opt("projectKey")
+    query = (call.opt("q") or "").lower()
+    size = int(call.opt("ps") or 20)
+    project = call.project(key) if key else None
+    if project is None:
+        call.check_admin()
+    else:
+        call.check_project(project, "admin")
+    rows = []
+    for login, user in sorted(call.state.users.items()):
+        held = project.permissions.get(login, set()) if project is not None else user.permissions
+        if not user.active or (not held and not query):
+            continue
+        if query and query not in login.lower() and query not in user.name.lower():
+            continue
+        rows.append({"login": login, "name": user.name, "active": True, "permissions": sorted(held)})
+    return {"paging": {"pageIndex": 1, "pageSize": size, "total": len(rows)}, "users": rows[:size]}
 
 
 # --------------------------------------------------------------------------- api/webhooks
@@ -1303,6 +1305,7 @@ def create_app(state: State) -> ASGIApp:
         route("/api/projects/delete", projects_delete, post=True),
         route("/api/permissions/add_user", permissions_add_user, post=True),
         route("/api/permissions/remove_user", permissions_remove_user, post=True),
+        route("/api/permissions/users", permissions_users),
         route("/api/webhooks/create", webhooks_create, post=True),
         route("/api/webhooks/list", webhooks_list),
         route("/api/webhooks/delete", webhooks_delete, post=True),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -293,9 +294,7 @@ async def test_execute_command_forwards_a_form_like_the_real_server(world: World
     assert headers["user-agent"] == "Mattermost-Bot/1.1"
     assert result["text"] == "Projet <https://x.fr|créé>" and len(result["trigger_id"]) == 26
     shown = world.state.ephemeral_for(world.uid("alice"))
-    assert (
-        shown[0]["message"] == "Projet [créé](https://x.fr)" and shown[0]["props"]["from_webhook"] == "true"
-    )
+    assert shown[0]["message"] == "Projet [créé](https://x.fr)" and shown[0]["props"]["from_webhook"] == "true"
     assert command["token"] not in json.dumps(result)
 
 
@@ -340,16 +339,12 @@ async def test_response_url_allows_five_answers(world: World) -> None:
 # ------------------------------------------------------------------------------ buttons, dialogs
 async def test_post_action_round_trip(world: World) -> None:
     integration = {"url": world.capture_url + "/action", "context": {"op": "sync", "repo": "api"}}
-    props = {
-        "attachments": [{"text": "Relancer ?", "actions": [{"name": "Relancer", "integration": integration}]}]
-    }
+    props = {"attachments": [{"text": "Relancer ?", "actions": [{"name": "Relancer", "integration": integration}]}]}
     bot, alice = world.driver("cpn-bot"), world.driver("alice")
     post = await bot.posts.create_post(world.town["id"], "Échec du pipeline", props=props)
     action = post["props"]["attachments"][0]["actions"][0]
     assert len(action["id"]) == 26 and "integration" not in action  # never shown to clients
-    world.capture.answer(
-        "/action", {"update": {"message": "Relancé", "props": {}}, "ephemeral_text": "C'est parti"}
-    )
+    world.capture.answer("/action", {"update": {"message": "Relancé", "props": {}}, "ephemeral_text": "C'est parti"})
     answer = await alice.posts.do_post_action(post["id"], action["id"])
     assert answer["status"] == "OK" and answer["trigger_id"]
     headers, raw = world.capture.last("/action")
@@ -372,6 +367,153 @@ async def test_post_action_round_trip(world: World) -> None:
         await alice.posts.do_post_action(again["id"], "d" * 26)
 
 
+def _card(world: World, text: str, context: dict[str, Any]) -> list[dict[str, Any]]:
+    """Attachments with two buttons to the capture's ``/eph``: one without id, one with its own."""
+    integration = {"url": world.capture_url + "/eph", "context": context}
+    cancel = {"url": world.capture_url + "/eph", "context": {"op": "cancel"}}
+    buttons = [
+        {"name": "Confirmer", "integration": integration},
+        {"id": "annuler", "name": "Annuler", "integration": cancel},
+    ]
+    return [{"text": text, "actions": buttons}]
+
+
+async def _press(driver: AsyncTypedDriver, post_id: str, action_id: str, cookie: str) -> Any:
+    """What the web app sends for a button of an ephemeral post (mattermostautodriver has no cookie)."""
+    return await driver.client.post(f"/api/v4/posts/{post_id}/actions/{action_id}", options={"cookie": cookie})
+
+
+async def test_ephemeral_buttons_carry_a_cookie_that_reaches_the_integration(world: World) -> None:
+    bot, alice = world.driver("cpn-bot"), world.driver("alice")
+    props = {"attachments": _card(world, "Supprimer api ?", {"op": "delete", "repo": "api"})}
+    body = {"channel_id": world.town["id"], "message": "Sûr ?", "props": props}
+    sent = await bot.posts.create_post_ephemeral(world.uid("alice"), body)
+    shown = world.state.ephemeral_for(world.uid("alice"))[-1]
+    for seen in (sent, shown):
+        actions = seen["props"]["attachments"][0]["actions"]
+        assert len(actions[0]["id"]) == 26 and actions[1]["id"] == "annuler"  # generated if missing
+        assert all("integration" not in a and a["cookie"] for a in actions)
+    buttons = world.state.ephemeral_actions(world.uid("alice"))
+    assert [(p, a, n) for p, a, _, n in buttons] == [
+        (sent["id"], shown["props"]["attachments"][0]["actions"][0]["id"], "Confirmer"),
+        (sent["id"], "annuler", "Annuler"),
+    ]
+    post_id, action_id, cookie, _ = buttons[0]
+    answer = await _press(alice, post_id, action_id, cookie)
+    assert answer["status"] == "OK" and answer["trigger_id"]
+    payload = json.loads(world.capture.last("/eph")[1])
+    assert payload["post_id"] == sent["id"] and payload["context"] == {"op": "delete", "repo": "api"}
+    assert payload["channel_id"] == world.town["id"] and payload["channel_name"] == "projet-alpha"
+    assert payload["user_id"] == world.uid("alice") and payload["user_name"] == "alice"
+    assert payload["team_id"] == world.team["id"] and payload["team_domain"] == "ministere"
+    assert payload["type"] == "" and payload["data_source"] == "" and payload["trigger_id"]
+    await _press(alice, *buttons[1][:3])
+    assert json.loads(world.capture.last("/eph")[1])["context"] == {"op": "cancel"}
+    with pytest.raises(ResourceNotFound):  # not stored: without its cookie the post is unknown
+        await alice.posts.do_post_action(post_id, action_id)
+    # An ephemeral slash-command answer with buttons gets cookies the same way.
+    world.state.register_command(world.team["id"], "cpn", world.capture_url + "/cmd", token="t")
+    answer_body = {"response_type": "ephemeral", "text": "Choisir", "attachments": props["attachments"]}
+    world.capture.answer("/cmd", answer_body)
+    await alice.commands.execute_command(world.town["id"], "/cpn supprimer api")
+    command_post, command_action, command_cookie, name = world.state.ephemeral_actions(world.uid("alice"))[-2]
+    assert command_post != sent["id"] and name == "Confirmer"
+    await _press(alice, command_post, command_action, command_cookie)
+    assert json.loads(world.capture.last("/eph")[1])["post_id"] == command_post
+
+
+async def test_a_forged_foreign_or_expired_cookie_is_refused(world: World) -> None:
+    bot, alice = world.driver("cpn-bot"), world.driver("alice")
+    props = {"attachments": _card(world, "Supprimer ?", {"op": "delete"})}
+    for channel in (world.town, world.other):
+        body = {"channel_id": channel["id"], "message": "Sûr ?", "props": props}
+        await bot.posts.create_post_ephemeral(world.uid("alice"), body)
+    (post_id, action_id, cookie, _), _, (private_post, private_action, private_cookie, _), _ = (
+        world.state.ephemeral_actions(world.uid("alice"))
+    )
+    raw = base64.b64decode(cookie)
+    body_json, tag = raw[:-32], raw[-32:]
+    redirected = body_json.replace(b'"op":"delete"', b'"op":"delete-all"')
+    assert redirected != body_json
+    forged = [
+        base64.b64encode(redirected + tag).decode(),  # changed content, old signature
+        base64.b64encode(b'{"post_id":"' + post_id.encode() + b'"}' + bytes(32)).decode(),
+        "pas du base64 !",
+        cookie[:-8],
+    ]
+    for bad in forged:
+        with pytest.raises(InvalidOrMissingParameters) as err:
+            await _press(alice, post_id, action_id, bad)
+        assert err.value.error_id == "api.post.do_action.action_integration.app_error"
+    with pytest.raises(InvalidOrMissingParameters) as other_post:  # a genuine cookie of another post
+        await _press(alice, "e" * 26, action_id, cookie)
+    assert other_post.value.error_id == "api.post.do_action.action_integration.app_error"
+    with pytest.raises(NotEnoughPermissions):  # alice cannot read the private channel of the cookie
+        await _press(alice, private_post, private_action, private_cookie)
+    world.state.action_cookie_ttl = 0.05
+    await asyncio.sleep(0.1)
+    with pytest.raises(InvalidOrMissingParameters):
+        await _press(alice, post_id, action_id, cookie)
+    assert world.capture.received == []  # nothing reached the integration
+
+
+async def test_ephemeral_update_goes_back_to_the_presser_only(world: World) -> None:
+    alice, bot = world.driver("alice"), world.driver("cpn-bot")
+    events: dict[str, list[dict[str, Any]]] = {"alice": [], "cpn-bot": []}
+
+    def collector(name: str) -> Any:
+        async def handler(message: str) -> None:
+            events[name].append(json.loads(message))
+
+        return handler
+
+    tasks = []
+    for name, driver in (("alice", alice), ("cpn-bot", bot)):  # both are members of the channel
+        await driver.login()
+        tasks.append(asyncio.create_task(driver.init_websocket(collector(name))))
+    try:
+        for name in events:
+            await _until(events[name], lambda e: e.get("event") == "hello")
+        world.state.register_command(world.team["id"], "cpn", world.capture_url + "/cmd", token="t")
+        attachments = _card(world, "Supprimer api ?", {"op": "delete"})
+        world.capture.answer("/cmd", {"response_type": "ephemeral", "text": "Sûr ?", "attachments": attachments})
+        await alice.commands.execute_command(world.town["id"], "/cpn supprimer api")
+        delivered = await _until(events["alice"], lambda e: e.get("event") == "ephemeral_message")
+        assert delivered["broadcast"]["user_id"] == world.uid("alice")
+        assert delivered["broadcast"]["channel_id"] == world.town["id"]
+        shown = json.loads(delivered["data"]["post"])
+        button = shown["props"]["attachments"][0]["actions"][0]
+        assert "integration" not in button and button["cookie"]
+        new_card = _card(world, "Supprimé", {"op": "undo"})
+        update = {"message": "Supprimé", "props": {"attachments": new_card, "from_webhook": "false"}}
+        world.capture.answer("/eph", {"update": update, "ephemeral_text": "C'est <https://x.fr|fait>"})
+        await _press(alice, shown["id"], button["id"], button["cookie"])
+        edited_event = await _until(events["alice"], lambda e: e.get("event") == "post_edited")
+        assert edited_event["broadcast"]["user_id"] == world.uid("alice")
+        edited = json.loads(edited_event["data"]["post"])
+        assert edited["id"] == shown["id"] and edited["message"] == "Supprimé"
+        assert edited["type"] == "system_ephemeral" and edited["channel_id"] == world.town["id"]
+        assert edited["user_id"] == world.uid("alice")  # UpdateEphemeralPost: the presser when unset
+        assert edited["props"]["from_webhook"] == "true"  # retained from the original post
+        again = edited["props"]["attachments"][0]["actions"][0]
+        assert "integration" not in again and again["cookie"] and len(again["id"]) == 26
+        note = await _until(events["alice"], lambda e: "fait" in e.get("data", {}).get("post", ""))
+        assert note["event"] == "ephemeral_message"
+        assert json.loads(note["data"]["post"])["root_id"] == shown["id"]
+        messages = [p["message"] for p in world.state.ephemeral_for(world.uid("alice"))]
+        assert messages == ["Supprimé", "C'est [fait](https://x.fr)"]  # the update replaced the post
+        assert world.state.channel_posts(world.town["id"]) == []  # never stored
+        post_id, action_id, cookie, _ = world.state.ephemeral_actions(world.uid("alice"))[0]
+        await _press(alice, post_id, action_id, cookie)  # the new buttons work too
+        assert json.loads(world.capture.last("/eph")[1])["context"] == {"op": "undo"}
+        await asyncio.sleep(0.1)
+        assert [e for e in events["cpn-bot"] if e.get("event") != "hello" and "seq_reply" not in e] == []
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def _dialog(title: str = "Nouveau secret") -> dict[str, Any]:
     element = {"display_name": "Valeur", "name": "value", "type": "text", "subtype": "password"}
     return {"callback_id": "secret-set", "title": title, "elements": [element], "submit_label": "Enregistrer"}
@@ -384,9 +526,7 @@ async def test_dialog_open_needs_a_live_trigger_and_submit_reaches_the_url(world
     _, raw = world.capture.last("/cmd")
     trigger_id = dict(parse_qsl(raw.decode()))["trigger_id"]
     dialog_url = world.capture_url + "/dialog"
-    assert await bot.integration_actions.open_interactive_dialog(trigger_id, dialog_url, _dialog()) == {
-        "status": "OK"
-    }
+    assert await bot.integration_actions.open_interactive_dialog(trigger_id, dialog_url, _dialog()) == {"status": "OK"}
     opened = world.state.dialogs_opened[-1]
     assert opened["user_id"] == world.uid("alice") and opened["dialog"]["title"] == "Nouveau secret"
     with pytest.raises(InvalidOrMissingParameters):
@@ -444,15 +584,11 @@ async def test_websocket_hello_posted_and_private_events(world: World) -> None:
         bot = world.driver("cpn-bot")
         await bot.posts.create_post(world.town["id"], "Salut @alice")
         await bot.posts.create_post(world.other["id"], "pas pour alice")
-        await bot.posts.create_post_ephemeral(
-            world.uid("alice"), {"channel_id": world.town["id"], "message": "psst"}
-        )
+        await bot.posts.create_post_ephemeral(world.uid("alice"), {"channel_id": world.town["id"], "message": "psst"})
         posted = await _until(events, lambda e: e.get("event") == "posted")
         post = json.loads(posted["data"]["post"])
         assert post["message"] == "Salut @alice" and posted["seq"] == 1
-        assert (
-            posted["data"]["channel_name"] == "projet-alpha" and posted["data"]["sender_name"] == "@cpn-bot"
-        )
+        assert posted["data"]["channel_name"] == "projet-alpha" and posted["data"]["sender_name"] == "@cpn-bot"
         assert json.loads(posted["data"]["mentions"]) == [world.uid("alice")]
         assert posted["broadcast"]["channel_id"] == world.town["id"]
         eph = await _until(events, lambda e: e.get("event") == "ephemeral_message")
@@ -478,11 +614,7 @@ async def test_websocket_rejects_a_bad_token(world: World) -> None:
 async def test_create_command_route_for_system_admins(world: World) -> None:
     root = world.driver("root")
     created = await root.commands.create_command(world.team["id"], "P", "cpn", world.capture_url + "/cmd")
-    assert (
-        created["trigger"] == "cpn"
-        and len(created["token"]) == 26
-        and created["creator_id"] == world.uid("root")
-    )
+    assert created["trigger"] == "cpn" and len(created["token"]) == 26 and created["creator_id"] == world.uid("root")
     with pytest.raises(InvalidOrMissingParameters) as dup:
         await root.commands.create_command(world.team["id"], "P", "cpn", world.capture_url + "/cmd")
     assert dup.value.error_id == "api.command.duplicate_trigger.app_error"
