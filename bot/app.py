@@ -272,4 +272,7 @@ async def _press(bot: Bot, body: dict[str, Any], dialog: bool) -> Response:
         log(logger, logging.ERROR, "action crashed", action=signed.action, error=type(exc).__name__)
         result = PressResult(ephemeral=tr("errors.internal", ref=request_id_var.get()))
     bot.metrics.inc("cpn_actions_total", action=signed.action)
+    if signed.ephemeral and result.update is not None:
+        # Only recent servers can update an ephemeral post; every server shows a new ephemeral one.
+        result = PressResult(ephemeral=result.ephemeral or result.update.message, errors=result.errors)
     return JSONResponse(result.dialog_body() if dialog else result.action_body())

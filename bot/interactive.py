@@ -41,6 +41,7 @@ class Signed:
     data: Json
     user_id: str
     expires: int
+    ephemeral: bool = False  # the button sits on an ephemeral post, which older servers cannot update
 
 
 class Signer:
@@ -52,10 +53,10 @@ class Signer:
         raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
         return hmac.new(self._key, raw, hashlib.sha256).hexdigest()
 
-    def sign(self, action: str, data: Json, user_id: str, ttl: int | None = None) -> Json:
+    def sign(self, action: str, data: Json, user_id: str, ttl: int | None = None, ephemeral: bool = False) -> Json:
         expires = int(time.time()) + (ttl or self.ttl)
         nonce = secrets.token_hex(8)
-        return {
+        context = {
             "action": action,
             "data": data,
             "user": user_id,
@@ -63,6 +64,10 @@ class Signer:
             "nonce": nonce,
             "sig": self._mac([action, data, user_id, expires, nonce]),
         }
+        if ephemeral:
+            context["eph"] = True
+            context["sig"] = self._mac([action, data, user_id, expires, nonce, True])
+        return context
 
     def verify(self, context: Any, presser_id: str) -> Signed:
         if not isinstance(context, dict):
@@ -78,14 +83,15 @@ class Signer:
             )
         except (KeyError, TypeError, ValueError):
             raise Refused("actions.forged", forged=True) from None
-        expected = self._mac([action, data, user, expires, nonce])
+        ephemeral = context.get("eph") is True
+        expected = self._mac([action, data, user, expires, nonce] + ([True] if ephemeral else []))
         if not hmac.compare_digest(expected, sig):
             raise Refused("actions.forged", forged=True)
         if expires < time.time():
             raise Refused("actions.expired")
         if user != ANY_USER and user != presser_id:
             raise Refused("actions.not_yours")
-        return Signed(str(action), dict(data), str(user), expires)
+        return Signed(str(action), dict(data), str(user), expires, ephemeral)
 
 
 @dataclass
@@ -153,8 +159,12 @@ def button(
     data: Json,
     style: str = "default",
     ttl: int | None = None,
+    ephemeral: bool = False,
 ) -> Json:
-    """An interactive message action whose context only ``user_id`` can use, until it expires."""
+    """An interactive message action whose context only ``user_id`` can use, until it expires.
+
+    ``ephemeral``: the button goes on an ephemeral post (a command's answer).
+    """
     action_id = "".join(ch for ch in f"{name}{label}" if ch.isalnum())[:40] or "action"
     return {
         "id": action_id,
@@ -163,6 +173,6 @@ def button(
         "style": style,
         "integration": {
             "url": f"{bot_url}/mattermost/actions",
-            "context": signer.sign(name, data, user_id, ttl),
+            "context": signer.sign(name, data, user_id, ttl, ephemeral),
         },
     }

@@ -54,6 +54,14 @@ def operation(kind: str) -> Callable[[OperationHandler], OperationHandler]:
     return decorate
 
 
+def _serial_key(row: dict[str, Any]) -> str:
+    try:
+        project = json.loads(row["params"]).get("project", "")
+    except (ValueError, AttributeError):
+        return ""
+    return f"project:{project}" if project else ""
+
+
 class Operations:
     def __init__(self, store: Store, concurrency: int = 4) -> None:
         self.store = store
@@ -61,6 +69,7 @@ class Operations:
         self._stopping = False
         self._sem = asyncio.Semaphore(concurrency)
         self._running: set[int] = set()
+        self._running_keys: dict[int, str] = {}
         self.bot: Bot | None = None
 
     def submit(
@@ -115,6 +124,7 @@ class Operations:
         while not self._stopping:
             for row in self._ready():
                 self._running.add(row["id"])
+                self._running_keys[row["id"]] = _serial_key(row)
                 task = asyncio.create_task(self._run_one(row, bot))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
@@ -138,8 +148,22 @@ class Operations:
             await asyncio.sleep(0.01)
 
     def _ready(self) -> list[dict[str, Any]]:
-        rows = self.store.db.table("operations").rows_where("status = 'pending'", order_by="id", limit=32)
-        return [row for row in rows if row["id"] not in self._running]
+        """Pending rows that may start now: one at a time per project, in the order they came.
+
+        Two reconciliations of one project at once would race each other on every service.
+        """
+        busy = set(self._running_keys.values())
+        ready = []
+        for row in self.store.db.table("operations").rows_where("status = 'pending'", order_by="id", limit=64):
+            if row["id"] in self._running:
+                continue
+            key = _serial_key(row)
+            if key and key in busy:
+                continue
+            if key:
+                busy.add(key)
+            ready.append(row)
+        return ready
 
     async def _run_one(self, row: dict[str, Any], bot: Bot) -> None:
         op = Operation(
@@ -183,6 +207,8 @@ class Operations:
                 bot.metrics.inc("cpn_operations_total", kind=op.kind)
         finally:
             self._running.discard(op.id)
+            self._running_keys.pop(op.id, None)
+            self._wake.set()  # the next operation of that project may start
 
     def _finish(self, op: Operation, status: str, *, error: str = "", result: dict[str, Any] | None = None) -> None:
         # The response URL is a capability valid 30 minutes: not kept once the work is over.

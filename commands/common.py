@@ -56,6 +56,7 @@ def confirmation(
                 user_id=ctx.user_id,
                 data=data,
                 style="danger" if danger else "primary",
+                ephemeral=True,
             ),
             button(
                 bot.public_url,
@@ -64,6 +65,7 @@ def confirmation(
                 label=ctx.tr("common.cancel"),
                 user_id=ctx.user_id,
                 data={},
+                ephemeral=True,
             ),
         ],
     }

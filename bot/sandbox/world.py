@@ -24,6 +24,7 @@ from bot.app import create_app
 from bot.config import Config, parse_config
 from bot.runtime import Bot
 from bot.spec import Registry
+from bot.store import Store
 from services.emulators.base import EmulatorServer
 
 T = TypeVar("T")
@@ -319,6 +320,10 @@ class World:
         """Run ``coro`` on the bot's event loop (it lives in its server's thread)."""
         assert self.bot is not None and self.bot.loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self.bot.loop).result(timeout)
+
+    def store(self) -> Store:
+        """A connection of its own to the bot's database (the bot's connection belongs to its thread)."""
+        return Store(self.root / "cpn-bot.sqlite")
 
     def wait_idle(self, timeout: float = 10.0) -> None:
         assert self.bot is not None

@@ -99,9 +99,7 @@ def test_markdown_lightly_rendered_without_colours() -> None:
 
 def test_thread_reply_indented_under_its_root() -> None:
     reply = {**CARD, "root_id": "r" * 26, "message": "une réponse", "props": {}}
-    text = render_post(
-        reply, author="@bob", style=Style(), ref="#7", root=("#2", "la question"), labels=Labels()
-    )
+    text = render_post(reply, author="@bob", style=Style(), ref="#7", root=("#2", "la question"), labels=Labels())
     lines = text.splitlines()
     assert lines[0] == "↳ en réponse à #2 « la question »"
     assert lines[1] == "    #7 @bob"
@@ -150,9 +148,7 @@ class Integration:
         body = await request.json()
         if body["context"]["do"] == "confirm":
             card = {"title": "Confirmé", "actions": [self.button("Formulaire", "dialog")]}
-            return JSONResponse(
-                {"update": {"message": "Déploiement confirmé", "props": {"attachments": [card]}}}
-            )
+            return JSONResponse({"update": {"message": "Déploiement confirmé", "props": {"attachments": [card]}}})
         dialog = {
             "callback_id": "deploy",
             "title": "Déployer",

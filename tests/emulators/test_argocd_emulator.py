@@ -194,8 +194,7 @@ def test_create_project_twice_needs_upsert_when_spec_differs(argo: httpx.Client)
     assert different.status_code == 400
     assert grpc_error(different) == (
         3,
-        "existing project spec is different; use upsert flag to force update; "
-        'difference in keys "Description"',
+        'existing project spec is different; use upsert flag to force update; difference in keys "Description"',
     )
     upserted = argo.post("/api/v1/projects", json={**project_body(description="Changed"), "upsert": True})
     assert upserted.status_code == 200
@@ -238,9 +237,7 @@ def test_create_application_shaped_like_argocd(argo: httpx.Client, state: State)
     app = created.json()
     fixture = json.loads(FIXTURE.read_text())
     assert set(app) == set(fixture)
-    assert {"name", "namespace", "uid", "resourceVersion", "creationTimestamp", "labels"} <= set(
-        app["metadata"]
-    )
+    assert {"name", "namespace", "uid", "resourceVersion", "creationTimestamp", "labels"} <= set(app["metadata"])
     status = app["status"]
     assert set(status) >= {"sync", "health", "resources", "summary", "reconciledAt", "sourceType"}
     assert status["sync"]["status"] == "OutOfSync"

@@ -69,9 +69,7 @@ def new_user(state: State, admin: bool = False) -> tuple[dict[str, Any], str]:
     return state.add_user(name, f"{name}@interieur.gouv.fr", name.title(), admin=admin)
 
 
-def raw(
-    server: EmulatorServer, method: str, path: str, token: str | None = None, **kwargs: Any
-) -> httpx.Response:
+def raw(server: EmulatorServer, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
     headers = {"PRIVATE-TOKEN": token} if token else {}
     return httpx.request(method, server.url + path, headers=headers, timeout=5, **kwargs)
 
@@ -116,9 +114,7 @@ def test_missing_and_bad_tokens_are_401(server: EmulatorServer) -> None:
 
 
 def test_bearer_header_is_accepted(server: EmulatorServer, state: State) -> None:
-    answer = httpx.get(
-        server.url + "/api/v4/user", headers={"Authorization": f"Bearer {state.root_token}"}, timeout=5
-    )
+    answer = httpx.get(server.url + "/api/v4/user", headers={"Authorization": f"Bearer {state.root_token}"}, timeout=5)
     assert answer.status_code == 200 and answer.json()["username"] == "root"
 
 
@@ -148,9 +144,7 @@ def test_unknown_route_is_grape_404(server: EmulatorServer, state: State) -> Non
 # --- users -----------------------------------------------------------------------------------
 
 
-def test_users_lookup_and_admin_only_email_search(
-    server: EmulatorServer, state: State, admin: gitlab.Gitlab
-) -> None:
+def test_users_lookup_and_admin_only_email_search(server: EmulatorServer, state: State, admin: gitlab.Gitlab) -> None:
     user, token = new_user(state)
     found = admin.users.list(username=user["username"])
     assert [u.id for u in found] == [user["id"]]
@@ -166,9 +160,7 @@ def test_users_lookup_and_admin_only_email_search(
     assert caught.value.error_message == "404 User Not Found"
 
 
-def test_create_user_is_admin_only_and_unique(
-    server: EmulatorServer, state: State, admin: gitlab.Gitlab
-) -> None:
+def test_create_user_is_admin_only_and_unique(server: EmulatorServer, state: State, admin: gitlab.Gitlab) -> None:
     name = unique("newcomer")
     data = {"username": name, "email": f"{name}@x.fr", "name": "New Comer", "reset_password": True}
     created = admin.users.create(data)
@@ -479,9 +471,7 @@ def ci_project(admin: gitlab.Gitlab, group: Any, path: str = "mirror") -> Any:
     return project
 
 
-def test_trigger_tokens_and_trigger_pipeline(
-    server: EmulatorServer, state: State, admin: gitlab.Gitlab
-) -> None:
+def test_trigger_tokens_and_trigger_pipeline(server: EmulatorServer, state: State, admin: gitlab.Gitlab) -> None:
     group = make_group(admin)
     mirror = ci_project(admin, group)
     trigger = mirror.triggers.create({"description": "mirroring-from-external-repo"})
@@ -725,9 +715,7 @@ def test_trigger_runs_mirror_then_internal_pipeline_with_hooks(
         assert_same_shape(received["body"], fixture("gitlab_pipeline_event.json"))
     for received in capture.events("Job Hook"):
         assert_same_shape(received["body"], fixture("gitlab_job_event.json"))
-    sync_states = [
-        r["body"]["build_status"] for r in capture.events("Job Hook") if r["body"]["build_name"] == "sync"
-    ]
+    sync_states = [r["body"]["build_status"] for r in capture.events("Job Hook") if r["body"]["build_name"] == "sync"]
     assert sync_states == ["created", "pending", "running", "success"]
 
     headers = fixture("gitlab_webhook_headers.json")
@@ -776,9 +764,7 @@ def test_failing_job_skips_the_rest_then_retry(state: State, admin: gitlab.Gitla
     group = make_group(admin)
     app = make_project(admin, group, path="app", initialize_with_readme=True)
     state.scenarios[app.path_with_namespace] = "fail:sonar"
-    app.files.create(
-        {"file_path": ".gitlab-ci.yml", "branch": "main", "content": "x", "commit_message": "ci"}
-    )
+    app.files.create({"file_path": ".gitlab-ci.yml", "branch": "main", "content": "x", "commit_message": "ci"})
     pipeline_id = wait_for(lambda: state.pipelines_of(app.path_with_namespace))[0].id
     wait_for(lambda: finished(state, pipeline_id))
     pipeline = app.pipelines.get(pipeline_id)
@@ -811,11 +797,7 @@ def test_stuck_job_times_out_and_cancel(state: State, admin: gitlab.Gitlab) -> N
     assert app.pipelines.get(pipeline.id).variables.list()[0].key == "DEPLOY"
     build = wait_for(
         lambda: next(
-            (
-                j
-                for j in app.pipelines.get(pipeline.id).jobs.list()
-                if j.name == "build" and j.status == "running"
-            ),
+            (j for j in app.pipelines.get(pipeline.id).jobs.list() if j.name == "build" and j.status == "running"),
             None,
         )
     )
@@ -858,9 +840,7 @@ def test_pipeline_errors_and_listing(server: EmulatorServer, state: State, admin
     assert missing.status_code == 404
 
 
-def test_webhook_failures_are_recorded_and_5xx_retried(
-    state: State, admin: gitlab.Gitlab, capture: Capture
-) -> None:
+def test_webhook_failures_are_recorded_and_5xx_retried(state: State, admin: gitlab.Gitlab, capture: Capture) -> None:
     group = make_group(admin)
     app = make_project(admin, group, initialize_with_readme=True)
     hook = app.hooks.create({"url": capture.url, "push_events": True})

@@ -67,9 +67,7 @@ def _group(name: str, members: list[str]) -> dict[str, Any]:
 # --- auth ---------------------------------------------------------------------------------------
 
 
-def test_missing_or_bad_credentials_are_401_with_empty_body(
-    anon: httpx.Client, server: EmulatorServer
-) -> None:
+def test_missing_or_bad_credentials_are_401_with_empty_body(anon: httpx.Client, server: EmulatorServer) -> None:
     resp = anon.get("/repositories")
     assert resp.status_code == 401 and resp.content == b""
     assert resp.headers["www-authenticate"] == REALM
@@ -122,9 +120,7 @@ def test_maven_hosted_and_group_lifecycle(admin: httpx.Client, server: EmulatorS
 
     listed = {r["name"]: r for r in admin.get("/repositories").json()}
     assert {"maven-public", "proj-repository-release", "proj-repository-group"} <= set(listed)
-    assert (
-        listed["proj-repository-group"]["type"] == "group" and listed["maven-central"]["attributes"]["proxy"]
-    )
+    assert listed["proj-repository-group"]["type"] == "group" and listed["maven-central"]["attributes"]["proxy"]
     simple = admin.get("/repositories/proj-repository-release").json()
     assert simple == {
         "name": "proj-repository-release",
@@ -141,10 +137,7 @@ def test_maven_hosted_and_group_lifecycle(admin: httpx.Client, server: EmulatorS
         ).status_code
         == 204
     )
-    assert (
-        admin.get("/repositories/maven/hosted/proj-repository-release").json()["storage"]["writePolicy"]
-        == "ALLOW"
-    )
+    assert admin.get("/repositories/maven/hosted/proj-repository-release").json()["storage"]["writePolicy"] == "ALLOW"
 
     assert admin.delete("/repositories/proj-repository-release").status_code == 204
     missing = admin.delete("/repositories/proj-repository-release")
@@ -158,9 +151,7 @@ def test_npm_repositories(admin: httpx.Client) -> None:
     hosted = _hosted("proj-npm", "allow")
     del hosted["maven"]
     assert admin.post("/repositories/npm/hosted", json=hosted).status_code == 201
-    assert (
-        admin.post("/repositories/npm/group", json=_group("proj-npm-group", ["proj-npm"])).status_code == 201
-    )
+    assert admin.post("/repositories/npm/group", json=_group("proj-npm-group", ["proj-npm"])).status_code == 201
     detail = admin.get("/repositories/npm/hosted/proj-npm").json()
     assert detail["format"] == "npm" and "maven" not in detail
     assert admin.get("/repositories/maven/hosted/proj-npm").status_code == 404
@@ -171,9 +162,7 @@ def test_duplicate_and_invalid_repository_bodies_are_400(admin: httpx.Client) ->
     assert admin.post("/repositories/maven/hosted", json=_hosted("proj-release")).status_code == 201
     dup = admin.post("/repositories/maven/hosted", json=_hosted("PROJ-release"))
     assert dup.status_code == 400
-    assert dup.json() == [
-        {"id": "PARAMETER name", "message": "Name is already used, must be unique (ignoring case)"}
-    ]
+    assert dup.json() == [{"id": "PARAMETER name", "message": "Name is already used, must be unique (ignoring case)"}]
     bad_name = admin.post("/repositories/maven/hosted", json=_hosted("_bad"))
     assert bad_name.status_code == 400 and bad_name.json()[0]["id"] == "PARAMETER name"
     bad_policy = admin.post("/repositories/maven/hosted", json=_hosted("p2", "sometimes"))
@@ -185,9 +174,7 @@ def test_duplicate_and_invalid_repository_bodies_are_400(admin: httpx.Client) ->
 # --- users --------------------------------------------------------------------------------------
 
 
-def test_user_lifecycle_never_returns_passwords(
-    admin: httpx.Client, server: EmulatorServer, state: State
-) -> None:
+def test_user_lifecycle_never_returns_passwords(admin: httpx.Client, server: EmulatorServer, state: State) -> None:
     assert admin.post("/security/roles", json={"id": "proj-ID", "name": "proj-role"}).status_code == 200
     body = {
         "userId": "proj",
@@ -220,9 +207,7 @@ def test_user_lifecycle_never_returns_passwords(
         "/security/users/proj/change-password", content="second-pass", headers={"Content-Type": "text/plain"}
     )
     assert changed.status_code == 204 and state.check_password("proj", "second-pass")
-    empty = admin.put(
-        "/security/users/proj/change-password", content="", headers={"Content-Type": "text/plain"}
-    )
+    empty = admin.put("/security/users/proj/change-password", content="", headers={"Content-Type": "text/plain"})
     assert empty.status_code == 400 and empty.json() == "Password must be supplied."
 
     update = {**body, "lastName": "Mugiwara"}
@@ -264,9 +249,7 @@ def test_roles_and_privileges(admin: httpx.Client) -> None:
     admin.post("/repositories/maven/hosted", json=_hosted("proj-repository-release"))
     privileges = {p["name"]: p for p in admin.get("/security/privileges").json()}
     builtin = privileges["nx-repository-view-maven2-proj-repository-release-*"]
-    assert (
-        builtin["type"] == "repository-view" and builtin["readOnly"] is True and builtin["actions"] == ["ALL"]
-    )
+    assert builtin["type"] == "repository-view" and builtin["readOnly"] is True and builtin["actions"] == ["ALL"]
 
     custom = {
         "name": "proj-privilege-release",
@@ -289,10 +272,7 @@ def test_roles_and_privileges(admin: httpx.Client) -> None:
     created = admin.post("/security/roles", json=role)
     assert created.status_code == 200
     assert created.json() == {**role, "source": "default", "readOnly": False, "roles": []}
-    assert (
-        admin.post("/security/roles", json=role).json()
-        == "Role 'proj-ID' already exists, use a unique roleId."
-    )
+    assert admin.post("/security/roles", json=role).json() == "Role 'proj-ID' already exists, use a unique roleId."
     bad = admin.post("/security/roles", json={**role, "id": "x", "privileges": ["ghost"]})
     assert bad.status_code == 400 and bad.json() == "Privilege 'ghost' contained in role 'x' not found."
 

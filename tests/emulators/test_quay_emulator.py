@@ -51,17 +51,13 @@ def anon(server: EmulatorServer) -> Iterator[httpx.Client]:
 
 
 def _org(client: httpx.Client, name: str = "mi-monprojet") -> None:
-    assert (
-        client.post("/organization/", json={"name": name, "email": f"{name}@example.fr"}).status_code == 201
-    )
+    assert client.post("/organization/", json={"name": name, "email": f"{name}@example.fr"}).status_code == 201
 
 
 # --- auth ---------------------------------------------------------------------------------------
 
 
-def test_missing_or_bad_token_is_401_with_quay_error_shape(
-    anon: httpx.Client, server: EmulatorServer
-) -> None:
+def test_missing_or_bad_token_is_401_with_quay_error_shape(anon: httpx.Client, server: EmulatorServer) -> None:
     resp = anon.post("/organization/", json={"name": "x1"})
     assert resp.status_code == 401
     assert resp.headers["content-type"] == "application/json"
@@ -213,9 +209,7 @@ def test_repository_list_paginates_with_next_page(server: EmulatorServer, state:
     with httpx.Client(base_url=server.url + "/api/v1", headers=headers) as client:
         first = client.get("/repository", params={"namespace": "org1"}).json()
         assert [r["name"] for r in first["repositories"]] == ["a", "b"]
-        second = client.get(
-            "/repository", params={"namespace": "org1", "next_page": first["next_page"]}
-        ).json()
+        second = client.get("/repository", params={"namespace": "org1", "next_page": first["next_page"]}).json()
         assert [r["name"] for r in second["repositories"]] == ["c"] and "next_page" not in second
 
 
@@ -236,9 +230,7 @@ def test_repository_permissions(admin: httpx.Client, alice: httpx.Client, state:
 
     assert admin.delete("/repository/mi-monprojet/api/permissions/user/alice").status_code == 204
     missing = admin.get("/repository/mi-monprojet/api/permissions/user/alice")
-    assert missing.status_code == 400 and missing.json() == {
-        "message": "User does not have permission for repo."
-    }
+    assert missing.status_code == 400 and missing.json() == {"message": "User does not have permission for repo."}
 
 
 # --- tags & manifests ---------------------------------------------------------------------------

@@ -132,9 +132,7 @@ def test_health_refuses_anonymous_non_admin_and_bad_token(
 # --------------------------------------------------------------------------- authentication
 
 
-def test_protected_actions_answer_401_with_empty_body(
-    anonymous: httpx.Client, server: EmulatorServer
-) -> None:
+def test_protected_actions_answer_401_with_empty_body(anonymous: httpx.Client, server: EmulatorServer) -> None:
     response = anonymous.get("/api/users/search")
     assert response.status_code == 401
     assert response.content == b""
@@ -302,9 +300,7 @@ def test_project_key_rules(admin: httpx.Client) -> None:
     admin.post("/api/projects/create", data={"project": "Shop", "name": "Shop"})
     clash = admin.post("/api/projects/create", data={"project": "shop", "name": "shop"})
     assert clash.status_code == 400
-    assert errors(clash) == [
-        'Could not create Project with key: "shop". A similar key already exists: "Shop"'
-    ]
+    assert errors(clash) == ['Could not create Project with key: "shop". A similar key already exists: "Shop"']
     bad = admin.post("/api/projects/create", data={"project": "1234", "name": "digits"})
     assert bad.status_code == 400
     assert errors(bad)[0].startswith("Malformed key for Project: '1234'.")
@@ -392,9 +388,7 @@ def test_webhook_lifecycle(admin: httpx.Client, state: State) -> None:
 
 def test_webhook_rules(admin: httpx.Client, server: EmulatorServer, state: State) -> None:
     state.add_project("shop-api")
-    bad_url = admin.post(
-        "/api/webhooks/create", data={"name": "x", "url": "not a url", "project": "shop-api"}
-    )
+    bad_url = admin.post("/api/webhooks/create", data={"name": "x", "url": "not a url", "project": "shop-api"})
     assert bad_url.status_code == 400
     assert errors(bad_url) == ["Url parameter with value 'not a url' is not a valid url"]
     for i in range(10):
@@ -484,9 +478,7 @@ def test_analysis_webhook_is_shaped_like_sonarqube(state: State, receiver: tuple
     headers, raw = hooks.received[0]
     assert headers["content-type"] == FIXTURE["headers"]["Content-Type"]
     assert headers["x-sonarqube-project"] == "aws"
-    assert (
-        headers["x-sonar-webhook-hmac-sha256"] == hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
-    )
+    assert headers["x-sonar-webhook-hmac-sha256"] == hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
     body = json.loads(raw)
     expected = FIXTURE["error"]
     assert list(body) == list(expected)
@@ -524,9 +516,7 @@ def test_analysis_webhook_is_shaped_like_sonarqube(state: State, receiver: tuple
     assert body["properties"]["sonar.analysis.detectedscm"] == "git"
 
 
-def test_webhooks_reached_and_recorded(
-    admin: httpx.Client, state: State, receiver: tuple[Receiver, str]
-) -> None:
+def test_webhooks_reached_and_recorded(admin: httpx.Client, state: State, receiver: tuple[Receiver, str]) -> None:
     hooks, url = receiver
     state.add_project("shop-api", "shop-api")
     state.add_project("other")
@@ -590,9 +580,7 @@ def test_project_status_before_and_after_analyses(admin: httpx.Client, state: St
 
 def test_project_status_errors(admin: httpx.Client, server: EmulatorServer, state: State) -> None:
     state.add_project("shop-api")
-    unknown_branch = admin.get(
-        "/api/qualitygates/project_status", params={"projectKey": "shop-api", "branch": "nope"}
-    )
+    unknown_branch = admin.get("/api/qualitygates/project_status", params={"projectKey": "shop-api", "branch": "nope"})
     assert unknown_branch.status_code == 404
     assert errors(unknown_branch) == ["Component 'shop-api' on branch 'nope' not found"]
     missing = admin.get("/api/qualitygates/project_status", params={"projectKey": "ghost"})
@@ -602,10 +590,7 @@ def test_project_status_errors(admin: httpx.Client, server: EmulatorServer, stat
         private = alice.get("/api/qualitygates/project_status", params={"projectKey": "shop-api"})
         assert private.status_code == 403
         state.grant("alice", "user", "shop-api")
-        assert (
-            alice.get("/api/qualitygates/project_status", params={"projectKey": "shop-api"}).status_code
-            == 200
-        )
+        assert alice.get("/api/qualitygates/project_status", params={"projectKey": "shop-api"}).status_code == 200
 
 
 def test_measures_component(admin: httpx.Client, state: State) -> None:
@@ -663,9 +648,7 @@ def test_search_shows_last_analysis(admin: httpx.Client, state: State) -> None:
     assert "lastAnalysisDate" in component
 
 
-def test_background_processing_takes_the_configured_time(
-    state: State, receiver: tuple[Receiver, str]
-) -> None:
+def test_background_processing_takes_the_configured_time(state: State, receiver: tuple[Receiver, str]) -> None:
     hooks, url = receiver
     state.timings.analysis_seconds = 0.2
     state.add_project("shop-api")

@@ -265,9 +265,7 @@ def test_policy_limits_a_child_token(server: EmulatorServer, root: hvac.Client, 
     assert alpha.list_secrets("forge/projects/alpha", mount_point=MOUNT)["data"]["keys"] == ["REGISTRY/"]
 
     with pytest.raises(hvac.exceptions.Forbidden):
-        alpha.read_secret(
-            "forge/projects/beta/REGISTRY/ro-robot", mount_point=MOUNT, raise_on_deleted_version=True
-        )
+        alpha.read_secret("forge/projects/beta/REGISTRY/ro-robot", mount_point=MOUNT, raise_on_deleted_version=True)
     with pytest.raises(hvac.exceptions.Forbidden):
         alpha.create_or_update_secret("forge/projects/alpha/NEW", {"a": "b"}, mount_point=MOUNT)
     with pytest.raises(hvac.exceptions.Forbidden):
@@ -301,9 +299,7 @@ def test_create_needs_update_and_child_policies_must_be_a_subset(
         issuer.auth.token.create(policies=["root"])
 
 
-def test_revoke_self_revokes_children_and_ttl_expires(
-    server: EmulatorServer, root: hvac.Client, state: State
-) -> None:
+def test_revoke_self_revokes_children_and_ttl_expires(server: EmulatorServer, root: hvac.Client, state: State) -> None:
     parent_token = root.auth.token.create(policies=["default"], ttl="10m")["auth"]["client_token"]
     orphan_token = root.auth.token.create(policies=["default"], no_parent=True)["auth"]["client_token"]
     state.put_policy("issuer", 'path "auth/token/create" { capabilities = ["update"] }')

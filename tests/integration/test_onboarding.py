@@ -1,0 +1,458 @@
+"""Onboarding from chat: a project provisioned on every service, checked with the services' own clients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gitlab
+import pytest
+
+from bot.sandbox.world import Timings, World
+from tests.conftest import wait_for
+from tests.support import platform as svc
+from tests.support.mattermost import User, channel_posts, text_of
+
+PRIVATE_TOKEN = "ghp_privateRepoToken0123456789abcdef"
+ROOT = "forge/projects"
+
+
+def cards(world: World, channel: str = "equipe-alpha") -> list[dict[str, Any]]:
+    found = []
+    for post in channel_posts(world, channel):
+        for attachment in (post.get("props") or {}).get("attachments") or []:
+            found.append(attachment)
+    return found
+
+
+def last_card(world: World, title_start: str) -> dict[str, Any]:
+    return [c for c in cards(world) if c.get("title", "").startswith(title_start)][-1]
+
+
+def onboard(world: World) -> None:
+    """The tour of the issue: a project, a member, two repositories (one private), two environments."""
+    bob = User(world, "bob")
+    assert (
+        "Création du projet `alpha` lancée"
+        in bob.run("/cpn project create alpha --description 'Gestion des titres'")["text"]
+    )
+    world.wait_idle(30)
+    assert "carol" in bob.run("/cpn member add alpha @carol --role devops")["text"]
+    bob.run("/cpn repo add alpha api --url https://github.com/ministere/api.git")
+    assert (
+        "fenêtre"
+        in bob.run("/cpn repo add alpha deploy --url https://gitlab.com/ministere/deploy.git --private --infra")["text"]
+    )
+    svc.submit_dialog(world, "bob", {"username": "deployer", "token": PRIVATE_TOKEN})
+    bob.run("/cpn env add alpha dev --stage dev --cpu 2 --memory 4")
+    bob.run("/cpn env add alpha prod --stage prod")
+    world.wait_idle(30)
+
+
+@pytest.fixture(scope="module")
+def onboarded() -> Iterator[World]:
+    world = World.create(timings=Timings.fast()).start()
+    try:
+        onboard(world)
+        yield world
+    finally:
+        world.stop()
+
+
+def test_the_checklist_ends_ready_and_the_project_page_shows_everything(onboarded: World) -> None:
+    card = last_card(onboarded, "Création du projet alpha")
+    assert card["text"].count("✅") == 7  # six services and the final status
+    assert "Projet prêt" in card["text"]
+    page = text_of(User(onboarded, "carol").run("/cpn project show alpha"))
+    for expected in (
+        "succès",
+        "@bob (propriétaire)",
+        "@carol (devops)",
+        "`api`",
+        "`deploy`",
+        "🔒",
+        "`dev` (dev)",
+        "`prod` (prod)",
+        "[ouvrir](",
+    ):
+        assert expected in page
+
+
+def test_gitlab_has_the_group_the_mirror_the_repositories_the_token_the_hook_and_the_members(onboarded: World) -> None:
+    gl = svc.gitlab_client(onboarded)
+    group = gl.groups.get(f"{ROOT}/alpha")
+    projects = {p.path: gl.projects.get(p.id) for p in group.projects.list(get_all=True)}
+    assert set(projects) == {"mirror", "api", "deploy"}
+    assert projects["api"].ci_config_path == ".gitlab-ci-dso.yml"
+    mirror = projects["mirror"]
+    ci = mirror.files.get(".gitlab-ci.yml", ref="main").decode().decode()
+    for variable in ("PROJECT_NAME", "GIT_BRANCH_DEPLOY", "SYNC_ALL"):
+        assert variable in ci
+    assert [t.description for t in mirror.triggers.list(get_all=True)] == ["mirroring-from-external-repo"]
+    assert [t.name for t in group.access_tokens.list(get_all=True) if t.active] == ["alpha-bot"]
+    hooks = group.hooks.list(get_all=True)
+    assert [h.url for h in hooks] == [f"{onboarded.bot_url}/hooks/gitlab"]
+    assert hooks[0].pipeline_events and hooks[0].job_events and hooks[0].push_events
+    levels = {gl.users.get(m.id).username: m.access_level for m in group.members.list(get_all=True)}
+    assert levels["bob"] == gitlab.const.AccessLevel.OWNER
+    assert levels["carol"] == gitlab.const.AccessLevel.DEVELOPER
+
+
+def test_vault_holds_every_secret_where_the_platform_expects_it(onboarded: World) -> None:
+    gl = svc.gitlab_client(onboarded)
+    mirror = gl.projects.get(f"{ROOT}/alpha/mirror")
+    base = f"{ROOT}/alpha"
+    gitlab_secret = svc.vault_secret(onboarded, f"{base}/GITLAB")
+    assert gitlab_secret is not None
+    assert gitlab_secret["GIT_MIRROR_PROJECT_ID"] == str(mirror.id) and gitlab_secret["GIT_MIRROR_TOKEN"]
+    assert svc.vault_secret(onboarded, f"{base}/tech/GITLAB_MIRROR")["MIRROR_USER"] == "alpha-bot"  # type: ignore[index]
+    for robot in ("ro-robot", "rw-robot"):
+        assert set(svc.vault_secret(onboarded, f"{base}/REGISTRY/{robot}") or {}) == {
+            "DOCKER_CONFIG",
+            "HOST",
+            "TOKEN",
+            "USERNAME",
+        }
+    assert svc.vault_secret(onboarded, f"{base}/NEXUS")["NEXUS_USERNAME"] == "alpha"  # type: ignore[index]
+    assert svc.vault_secret(onboarded, f"{base}/SONAR")["SONAR_TOKEN"]  # type: ignore[index]
+    deploy = svc.vault_secret(onboarded, f"{base}/deploy-mirror") or {}
+    assert deploy["GIT_INPUT_URL"] == "gitlab.com/ministere/deploy.git"
+    assert deploy["GIT_INPUT_USER"] == "deployer" and deploy["GIT_INPUT_PASSWORD"] == PRIVATE_TOKEN
+    assert deploy["GIT_OUTPUT_USER"] == "alpha-bot" and deploy["GIT_OUTPUT_PASSWORD"]
+    api = svc.vault_secret(onboarded, f"{base}/api-mirror") or {}
+    assert api["GIT_INPUT_URL"] == "github.com/ministere/api.git" and "GIT_INPUT_PASSWORD" not in api
+    client = svc.vault_client(onboarded)
+    assert "alpha/" in client.sys.list_mounted_secrets_engines()["data"]
+    assert {"app--alpha--admin", "tech--alpha--ro"} <= set(client.sys.list_acl_policies()["data"]["keys"])
+
+
+def test_quay_nexus_sonarqube_and_argocd(onboarded: World) -> None:
+    with svc.quay(onboarded) as quay:
+        assert quay.get("/api/v1/organization/alpha").status_code == 200
+        robots = {r["name"] for r in quay.get("/api/v1/organization/alpha/robots").json()["robots"]}
+        assert robots == {"alpha+ro", "alpha+rw"}
+    with svc.nexus(onboarded) as nexus:
+        names = {r["name"] for r in nexus.get("/service/rest/v1/repositories").json()}
+        assert {
+            "alpha-repository-release",
+            "alpha-repository-snapshot",
+            "alpha-repository-group",
+            "alpha-npm",
+            "alpha-npm-group",
+        } <= names
+        assert [
+            u["userId"] for u in nexus.get("/service/rest/v1/security/users", params={"userId": "alpha"}).json()
+        ] == ["alpha"]
+    with svc.sonar(onboarded) as sonar:
+        keys = {c["key"] for c in sonar.get("/api/projects/search", params={"q": "alpha"}).json()["components"]}
+        assert keys == {"alpha-api", "alpha-deploy"}
+        hooks = sonar.get("/api/webhooks/list", params={"project": "alpha-api"}).json()["webhooks"]
+        assert [(h["url"], h["hasSecret"]) for h in hooks] == [(f"{onboarded.bot_url}/hooks/sonarqube", True)]
+    with svc.argocd(onboarded) as argocd:
+        project = argocd.get("/api/v1/projects/alpha").json()
+        assert all(
+            repo.startswith(f"{onboarded.servers['gitlab'].url}/{ROOT}/alpha/")
+            for repo in project["spec"]["sourceRepos"]
+        )
+        apps = {
+            a["metadata"]["name"]: a
+            for a in argocd.get("/api/v1/applications", params={"projects": "alpha"}).json()["items"]
+        }
+        assert set(apps) == {"alpha-dev-deploy", "alpha-prod-deploy"}  # infra repositories only
+        assert apps["alpha-prod-deploy"]["spec"]["destination"]["namespace"] == "alpha-prod"
+
+
+def test_replay_twice_changes_nothing(make_world: Callable[..., World]) -> None:
+    world = make_world()
+    onboard(world)
+    bob = User(world, "bob")
+    for _ in range(2):
+        bob.run("/cpn project replay alpha")
+        world.wait_idle(30)
+        card = last_card(world, "Reprovisionnement du projet alpha")
+        assert "Rien à réparer" in card["text"], card["text"]
+
+
+def test_replay_repairs_drift_and_says_what_it_changed(make_world: Callable[..., World]) -> None:
+    world = make_world()
+    User(world, "bob").run("/cpn project create alpha")
+    world.wait_idle(30)
+    gl = svc.gitlab_client(world)
+    gl.projects.get(f"{ROOT}/alpha/mirror").files.delete(file_path="mirror.sh", branch="main", commit_message="oops")
+    svc.vault_client(world).secrets.kv.v2.delete_metadata_and_all_versions(
+        path=f"{ROOT}/alpha/NEXUS", mount_point="forge-dso"
+    )
+    User(world, "bob").run("/cpn project replay alpha")
+    world.wait_idle(30)
+    text = last_card(world, "Reprovisionnement du projet alpha")["text"]
+    assert "Réparations effectuées" in text and "mirror.sh" in text and "NEXUS" in text
+    assert svc.vault_secret(world, f"{ROOT}/alpha/NEXUS")
+
+
+def test_delete_needs_the_owner_and_leaves_nothing_behind(make_world: Callable[..., World]) -> None:
+    world = make_world()
+    onboard(world)
+    carol = User(world, "carol")
+    assert "réservé" in carol.run("/cpn project delete alpha")["text"]
+    User(world, "bob").run("/cpn project delete alpha")
+    svc.press_ephemeral(world, "bob", "Confirmer")
+    world.wait_idle(30)
+    assert "archivé" in last_card(world, "Suppression du projet alpha")["text"]
+    gl = svc.gitlab_client(world)
+    with pytest.raises(gitlab.exceptions.GitlabGetError):
+        gl.groups.get(f"{ROOT}/alpha")
+    assert (
+        svc.vault_client(world).secrets.kv.v2.list_secrets(path=ROOT, mount_point="forge-dso")["data"]["keys"] == []
+        if _has_keys(world)
+        else True
+    )
+    assert "alpha/" not in svc.vault_client(world).sys.list_mounted_secrets_engines()["data"]
+    with svc.quay(world) as quay:
+        assert quay.get("/api/v1/organization/alpha").status_code == 404
+    with svc.nexus(world) as nexus:
+        assert not [r for r in nexus.get("/service/rest/v1/repositories").json() if r["name"].startswith("alpha")]
+        assert nexus.get("/service/rest/v1/security/users", params={"userId": "alpha"}).json() == []
+    with svc.sonar(world) as sonar:
+        assert sonar.get("/api/projects/search", params={"q": "alpha"}).json()["components"] == []
+    with svc.argocd(world) as argocd:
+        assert argocd.get("/api/v1/applications", params={"projects": "alpha"}).json()["items"] in ([], None)
+        assert argocd.get("/api/v1/projects/alpha").status_code == 404
+    assert "Aucun projet" in User(world, "bob").run("/cpn project list")["text"]
+    # The name can be used again, for a new project.
+    assert "lancée" in User(world, "bob").run("/cpn project create alpha")["text"]
+
+
+def _has_keys(world: World) -> bool:
+    import hvac
+
+    try:
+        svc.vault_client(world).secrets.kv.v2.list_secrets(path=ROOT, mount_point="forge-dso")
+    except hvac.exceptions.InvalidPath:
+        return False
+    return True
+
+
+def test_a_service_down_in_the_middle_is_named_and_replay_completes(make_world: Callable[..., World]) -> None:
+    world = make_world()
+    world.states["argocd"].faults.down = True
+    world.states["sonarqube"].faults.down = True
+    User(world, "bob").run("/cpn project create alpha")
+    world.wait_idle(30)
+    text = last_card(world, "Création du projet alpha")["text"]
+    assert "❌ **ArgoCD** — ArgoCD ne répond pas" in text
+    assert "❌ **SonarQube** — SonarQube ne répond pas" in text
+    assert "✅ **GitLab**" in text and "Des opérations ont échoué" in text
+    assert "échouées" in User(world, "bob").run("/cpn project list")["text"]
+    world.states["argocd"].faults.down = False
+    User(world, "bob").run("/cpn project replay alpha")
+    world.wait_idle(30)
+    assert "partiellement dégradé" in last_card(world, "Reprovisionnement du projet alpha")["text"]  # Sonar: warning
+    world.states["sonarqube"].faults.down = False
+    User(world, "bob").run("/cpn project replay alpha")
+    world.wait_idle(30)
+    assert "Projet prêt" in last_card(world, "Reprovisionnement du projet alpha")["text"]
+
+
+def test_vault_down_fails_every_step_that_needs_it(make_world: Callable[..., World]) -> None:
+    world = make_world()
+    world.states["vault"].faults.down = True
+    User(world, "bob").run("/cpn project create alpha")
+    world.wait_idle(30)
+    text = last_card(world, "Création du projet alpha")["text"]
+    assert "❌ **Vault** — Vault ne répond pas" in text
+    assert "❌ **GitLab** — en attente de Vault" in text
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("/cpn project create Alpha", "2 à 20 caractères, lettres minuscules et chiffres"),
+        ("/cpn project create a", "2 à 20 caractères"),
+        ("/cpn project create mon-projet", "ni tiret"),
+        ("/cpn project create abcdefghijklmnopqrstu", "2 à 20"),
+        ("/cpn repo add beta mirror", "réservé"),
+        ("/cpn repo add beta infra-apps", "réservé"),
+        ("/cpn repo add beta -api", "commençant et finissant"),
+        ("/cpn repo add beta api --url http://github.com/x/y.git", "https://"),
+        ("/cpn repo add beta api --url https://github.com/x/y", ".git"),
+        ("/cpn repo add beta api --url https://user:pw@github.com/x/y.git", "aucun identifiant"),
+        ("/cpn repo add beta api --url https://127.0.0.1/x/y.git", "adresse interne"),
+        ("/cpn repo add beta api --url https://localhost/x/y.git", "adresse interne"),
+        ("/cpn repo add beta api --url https://10.1.2.3/x/y.git", "adresse interne"),
+        ("/cpn repo add beta api --url https://169.254.169.254/latest.git", "adresse interne"),
+        ("/cpn repo add beta api --private", "--private s'utilise avec --url"),
+        ("/cpn env add beta developpement --stage dev", "2 à 11 caractères"),
+        ("/cpn env add beta dev", "Option requise manquante : `--stage`"),
+        ("/cpn env add beta dev --stage qa", "dev, staging, integration, prod"),
+        ("/cpn project create beta", "déjà pris"),
+    ],
+)
+def test_each_rule_is_explained(validation_world: World, command: str, expected: str) -> None:
+    answer = User(validation_world, "bob").run(command)["text"]
+    assert expected in answer, answer
+
+
+@pytest.fixture(scope="module")
+def validation_world() -> Iterator[World]:
+    world = World.create(timings=Timings.fast()).start()
+    try:
+        User(world, "bob").run("/cpn project create beta")
+        world.wait_idle(30)
+        yield world
+    finally:
+        world.stop()
+
+
+def test_member_changes_follow_in_gitlab_and_unknown_people_are_explained(make_world: Callable[..., World]) -> None:
+    world = make_world()
+    bob = User(world, "bob")
+    bob.run("/cpn project create alpha")
+    world.wait_idle(30)
+    gl = svc.gitlab_client(world)
+    group = gl.groups.get(f"{ROOT}/alpha")
+    carol_id = gl.users.list(username="carol")[0].id
+    bob.run("/cpn member add alpha @carol")
+    assert group.members.get(carol_id).access_level == gitlab.const.AccessLevel.DEVELOPER
+    bob.run("/cpn member role alpha @carol admin")
+    assert group.members.get(carol_id).access_level == gitlab.const.AccessLevel.MAINTAINER
+    assert "lecture seule" in bob.run("/cpn member role alpha @carol readonly")["text"]
+    assert group.members.get(carol_id).access_level == gitlab.const.AccessLevel.REPORTER
+    bob.run("/cpn member remove alpha @carol")
+    with pytest.raises(gitlab.exceptions.GitlabGetError):
+        group.members.get(carol_id)
+    assert "propriétaire" in bob.run("/cpn member remove alpha @bob")["text"]
+    assert "Utilisateur inconnu" in bob.run("/cpn member add alpha @nobody")["text"]
+    world.states["mattermost"].add_user("eve", email="eve@interieur.gouv.fr")
+    world.states["mattermost"].add_team_member(world.team_id, world.states["mattermost"].find_user("eve")["id"])
+    assert "pas encore de compte GitLab" in bob.run("/cpn member add alpha @eve")["text"]
+    members = bob.run("/cpn member list alpha")["text"]
+    assert "@eve" in members and "@bob — propriétaire" in members
+
+
+def test_secrets_are_typed_in_a_dialog_listed_without_values_and_deleted_with_confirmation(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world()
+    bob = User(world, "bob")
+    bob.run("/cpn project create alpha")
+    world.wait_idle(30)
+    assert "fenêtre" in bob.run("/cpn secret set alpha DB_PASSWORD")["text"]
+    opened = world.states["mattermost"].dialogs_opened[-1]["dialog"]
+    assert opened["elements"][0]["subtype"] == "password"
+    assert svc.submit_dialog(world, "bob", {"value": ""})["errors"]["value"]
+    svc.submit_dialog(world, "bob", {"value": "s3cr3t-db-pass"})
+    svc.submit_dialog(world, "bob", {"value": "s3cr3t-db-pass-2"})
+    assert svc.vault_secret(world, "DB_PASSWORD", mount="alpha") == {"value": "s3cr3t-db-pass-2"}
+    listing = bob.run("/cpn secret list alpha")["text"]
+    assert "`DB_PASSWORD` — v2" in listing and "s3cr3t" not in listing
+    bob.run("/cpn secret delete alpha DB_PASSWORD")
+    svc.press_ephemeral(world, "bob", "Confirmer")
+    assert svc.vault_secret(world, "DB_PASSWORD", mount="alpha") is None
+    assert "Aucun secret" in bob.run("/cpn secret list alpha")["text"]
+
+
+def test_sync_api_tokens_are_shown_once_and_kept_only_as_a_hash(make_world: Callable[..., World]) -> None:
+    world = make_world()
+    bob = User(world, "bob")
+    bob.run("/cpn project create alpha")
+    world.wait_idle(30)
+    shown = bob.run("/cpn token create alpha --name ci-github")["text"]
+    token = next(line for line in shown.splitlines() if line.startswith("cpn_"))
+    assert "GitLab CI" in shown and "GitHub Actions" in shown and "/api/v1/projects/alpha/repositories/" in shown
+    rows = list(world.store().db.table("api_tokens").rows)
+    assert len(rows) == 1 and token not in str(rows) and rows[0]["token_hash"] != token
+    listing = bob.run("/cpn token list alpha")["text"]
+    assert "`ci-github`" in listing and token not in listing
+    assert "révoqué" in bob.run(f"/cpn token revoke alpha {rows[0]['id']}")["text"]
+    assert "Aucun jeton" in bob.run("/cpn token list alpha")["text"]
+
+
+ROLE_MATRIX = {
+    # command: the lowest project role allowed to run it
+    "/cpn project show alpha": "readonly",
+    "/cpn project replay alpha": "readonly",
+    "/cpn member list alpha": "readonly",
+    "/cpn repo list alpha": "readonly",
+    "/cpn env list alpha": "readonly",
+    "/cpn repo add alpha zzz": "developer",
+    "/cpn repo remove alpha zzz": "developer",
+    "/cpn env add alpha zz --stage dev": "devops",
+    "/cpn env remove alpha zz": "devops",
+    "/cpn secret list alpha": "devops",
+    "/cpn secret delete alpha KEY": "devops",
+    "/cpn member add alpha @dave": "admin",
+    "/cpn member role alpha @dave readonly": "admin",
+    "/cpn token create alpha": "admin",
+    "/cpn token list alpha": "admin",
+    "/cpn project link alpha": "admin",
+    "/cpn project delete alpha": "owner",
+}
+ORDER = ["readonly", "developer", "devops", "admin", "owner"]
+
+
+@pytest.fixture(scope="module")
+def rights_world() -> Iterator[World]:
+    world = World.create(timings=Timings.fast()).start()
+    try:
+        alice = User(world, "alice")  # platform admin: creates the project, then hands roles out
+        alice.run("/cpn project create alpha")
+        world.wait_idle(30)
+        yield world
+    finally:
+        world.stop()
+
+
+@pytest.mark.parametrize("role", ORDER[:-1])
+def test_the_rights_matrix(rights_world: World, role: str) -> None:
+    world = rights_world
+    assert world.bot is not None
+    bot = world.bot
+    carol = world.users["carol"]
+
+    async def set_role() -> None:
+        from bot.rights import Role
+
+        project = bot.projects.get("alpha")
+        assert project is not None
+        bot.projects.set_member(project.id, carol.id, "carol", carol.email, Role.parse(role), "test")
+
+    world.run(set_role())
+    user = User(world, "carol")
+    for command, lowest in ROLE_MATRIX.items():
+        answer = user.run(command)["text"]
+        allowed = ORDER.index(role) >= ORDER.index(lowest)
+        refused = "réservé" in answer
+        assert refused != allowed, f"{role} running {command!r}: {answer}"
+
+
+def test_someone_outside_the_project_may_not_even_look(rights_world: World) -> None:
+    mm = rights_world.states["mattermost"]
+    user, token = mm.add_user("outsider")
+    mm.add_team_member(rights_world.team_id, user["id"])
+    mm.add_member(rights_world.channels["equipe-alpha"], user["id"])
+    answer = mm_run(rights_world, token, "/cpn project show alpha")
+    assert "réservé" in answer
+
+
+def mm_run(world: World, token: str, command: str) -> str:
+    import httpx
+
+    answer = httpx.post(
+        f"{world.servers['mattermost'].url}/api/v4/commands/execute",
+        json={"channel_id": world.channels["equipe-alpha"], "command": command},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    return str(answer.json().get("text", ""))
+
+
+def test_the_owner_may_delete_and_a_platform_admin_may_do_everything(rights_world: World) -> None:
+    alice = User(rights_world, "alice")
+    for command in ("/cpn project show alpha", "/cpn token list alpha", "/cpn project delete alpha"):
+        assert "réservé" not in alice.run(command)["text"]
+
+
+def test_creating_projects_can_be_restricted(make_world: Callable[..., World]) -> None:
+    world = make_world(config_overrides={"platform": {"project_creators": ["carol"]}})
+    assert "réservé" in User(world, "bob").run("/cpn project create alpha")["text"]
+    assert "lancée" in User(world, "carol").run("/cpn project create alpha")["text"]
+    wait_for(lambda: cards(world), what="the checklist")
