@@ -124,8 +124,7 @@ async def drive(targets: list[Target], args: argparse.Namespace) -> None:
     per_round = -(-args.requests // rounds)
     async with AsyncExitStack() as stack:
         loads = [
-            await stack.enter_async_context(LoadGenerator(t.request, args.concurrency, good_answer))
-            for t in targets
+            await stack.enter_async_context(LoadGenerator(t.request, args.concurrency, good_answer)) for t in targets
         ]
         for load in loads:
             await load.run(args.warmup, max_seconds=args.warmup_seconds)
@@ -180,9 +179,7 @@ def run(args: argparse.Namespace) -> int:
             _wait_post_ok(baseline, baseline_request)
             ready_s = bot.wait_ready(f"{world.bot_url}/readyz", timeout=30)
             help_text = check_help_reply(request)
-            print(
-                f"cpn-bot serve ready in {ready_s:.1f} s; its help reply: {len(help_text)} characters of text"
-            )
+            print(f"cpn-bot serve ready in {ready_s:.1f} s; its help reply: {len(help_text)} characters of text")
             targets = [
                 Target(baseline, baseline_request, LoadResult("baseline FastAPI/uvicorn", args.concurrency)),
                 Target(bot, request, LoadResult("cpn-bot /cpn help", args.concurrency)),

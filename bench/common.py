@@ -11,7 +11,6 @@ import math
 import os
 import platform
 import resource
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,9 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from bot.sandbox.world import World
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -152,8 +154,7 @@ class LoadGenerator:
     async def __aenter__(self) -> LoadGenerator:
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         self._clients = [
-            httpx.AsyncClient(timeout=self.timeout, limits=limits, trust_env=False)
-            for _ in range(self.concurrency)
+            httpx.AsyncClient(timeout=self.timeout, limits=limits, trust_env=False) for _ in range(self.concurrency)
         ]
         return self
 
@@ -208,17 +209,6 @@ def free_port() -> int:
         sock.bind((LOOPBACK, 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def cpn_bot_executable() -> list[str]:
-    """``cpn-bot`` from the running interpreter's environment (the project's venv)."""
-    beside = Path(sys.executable).parent / "cpn-bot"
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("cpn-bot")
-    if found:
-        return [found]
-    return [sys.executable, "-m", "bot.cli"]
 
 
 class ServerProcess:
@@ -323,52 +313,32 @@ def python_env() -> dict[str, str]:
 # -- the sandbox world with the bot in its own process --------------------------------------------
 
 
-def start_world_for_subprocess(**kw: Any) -> Any:
-    """The sandbox world with ``bot_in_process=False``, ready for ``cpn-bot serve --config``.
-
-    ``World`` reserves the bot's port with a bound placeholder socket (the slash command and
-    ``public_url`` need its URL before the bot starts) but writes ``port = 0`` in the config and
-    keeps the socket bound. Here the config is rewritten with the reserved port and the
-    placeholder released so the child can bind it. Returns the started ``World``.
-    """
+def start_world_for_subprocess(**kw: Any) -> World:
+    """The sandbox world with ``bot_in_process=False``: emulators up, the bot's port reserved and
+    written in its config; start the bot with :func:`bot_process`. ``kw`` goes to ``World``."""
     from bot.sandbox.world import World
 
-    class SubprocessWorld(World):
-        def config_data(self) -> dict[str, Any]:
-            data = super().config_data()
-            placeholder = getattr(self, "_bot_placeholder", None)
-            if not self.bot_in_process and placeholder is not None:
-                data["server"] = {**data["server"], "port": placeholder.port}
-            return data
-
-    world = SubprocessWorld.create(bot_in_process=False, **kw).start()
-    placeholder = getattr(world, "_bot_placeholder", None)
-    if placeholder is not None and placeholder._sock is not None:
-        placeholder._sock.close()  # the child binds the port itself (SO_REUSEADDR; nothing listened)
-        placeholder._sock = None
-    return world
+    return World.create(bot_in_process=False, **kw).start()
 
 
-def stop_world(world: Any, keep: bool = False) -> None:
-    """Stop the world's emulators and remove its directory (config, secrets, SQLite, logs) unless
+def stop_world(world: World, keep: bool = False) -> None:
+    """Stop the world's emulators; its directory (config, secrets, SQLite, logs) is removed unless
     ``keep``: on failure it stays for a look, and its path is printed."""
+    world.keep_files = keep
     world.stop()
     if keep:
         print(f"kept for inspection: {world.root}", file=sys.stderr)
-    else:
-        shutil.rmtree(world.root, ignore_errors=True)
 
 
-def bot_process(world: Any, name: str = "cpn-bot") -> ServerProcess:
-    """``cpn-bot serve --config <world's config>``, not started yet; its log in the world's directory."""
-    return ServerProcess(
-        name,
-        [*cpn_bot_executable(), "serve", "--config", str(world.config_path)],
-        Path(world.root) / f"{name}.log",
-    )
+def bot_process(world: World, name: str = "cpn-bot") -> ServerProcess:
+    """``cpn-bot serve`` for the world's config, not started yet; its log in the world's directory.
+
+    Releases the port the world reserved for the bot: start the process soon after.
+    """
+    return ServerProcess(name, world.serve_command(), Path(world.root) / f"{name}.log")
 
 
-def slash_request(world: Any, text: str, user: str = "alice", channel: str = "equipe-alpha") -> HttpRequest:
+def slash_request(world: World, text: str, user: str = "alice", channel: str = "equipe-alpha") -> HttpRequest:
     """The POST Mattermost sends for ``/cpn <text>`` (see fixtures/mattermost_slash_command.txt).
 
     Go's ``url.Values.Encode()``: keys sorted, ``QueryEscape`` (space as ``+``), one line.

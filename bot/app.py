@@ -19,10 +19,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot import webhooks
 from bot.interactive import ACTIONS, Press, PressResult, Refused
 from bot.logs import log, request_id_var
 from bot.runtime import Bot
 from bot.slash import SlashCommands, parse_form, token_ok
+from bot.sync_api import sync_request
 from services.errors import ServiceError
 
 logger = logging.getLogger("cpn.http")
@@ -186,15 +188,16 @@ def create_app(bot: Bot, manage_lifecycle: bool = True) -> ASGIApp:
 
     # -- webhooks and the sync API (their issues fill them in) ----------------------------------
 
-    for source in ("gitlab", "sonarqube", "argocd", "trivy"):
+    @app.post("/hooks/gitlab")
+    async def hooks_gitlab(request: Request) -> Response:
+        return await webhooks.gitlab_hook(bot, request)
+
+    for source in ("sonarqube", "argocd", "trivy"):
         app.add_api_route(f"/hooks/{source}", _not_yet(source), methods=["POST"])
 
     @app.post("/api/v1/projects/{project}/repositories/{repo}/sync")
     async def sync_api(project: str, repo: str, request: Request) -> Response:
-        header = request.headers.get("authorization", "")
-        if not header.lower().startswith("bearer ") or len(header) < 16:
-            return _json_error(401, "missing bearer token", hint="Authorization: Bearer <token cpn>")
-        return _json_error(401, "invalid token")
+        return await sync_request(bot, project, repo, request)
 
     # -- probes ---------------------------------------------------------------------------------
 
@@ -270,6 +273,7 @@ async def _press(bot: Bot, body: dict[str, Any], dialog: bool) -> Response:
         result = PressResult(ephemeral=tr("errors.service", service=exc.service))
     except Exception as exc:
         log(logger, logging.ERROR, "action crashed", action=signed.action, error=type(exc).__name__)
+        logger.debug("action crash", exc_info=True)
         result = PressResult(ephemeral=tr("errors.internal", ref=request_id_var.get()))
     bot.metrics.inc("cpn_actions_total", action=signed.action)
     if signed.ephemeral and result.update is not None:

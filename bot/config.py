@@ -125,6 +125,12 @@ class ServiceEndpoint(Section):
     webhook_secret: Secret | None = None
 
 
+class GitLabConfig(ServiceEndpoint):
+    poll_seconds: float = Field(60.0, ge=0, description="polling fallback period; 0 disables it")
+    poll_stale_seconds: float = Field(60.0, gt=0, description="a pipeline silent this long is asked about")
+    sync_rate_per_minute: int = Field(6, ge=1, description="sync API calls allowed per token per minute")
+
+
 class VaultConfig(ServiceEndpoint):
     kv_mount: str = "forge-dso"
 
@@ -154,7 +160,7 @@ class Config(Section):
     platform: PlatformConfig = PlatformConfig()
     outbox: OutboxConfig = OutboxConfig()
     logging: LoggingConfig = LoggingConfig()
-    gitlab: ServiceEndpoint | None = None
+    gitlab: GitLabConfig | None = None
     vault: VaultConfig | None = None
     quay: ServiceEndpoint | None = None
     nexus: NexusConfig | None = None

@@ -140,6 +140,7 @@ class Inbox:
             except Exception as exc:
                 status, error = "failed", type(exc).__name__
                 log(logger, logging.ERROR, "event processing failed", event=event.id, error=error)
+                logger.debug("event failure", exc_info=True)
                 bot.metrics.inc("cpn_event_errors_total", source=event.source)
         self.store.db.execute(
             "UPDATE inbox SET status = ?, error = ?, attempts = attempts + 1, processed_at = ? WHERE id = ?",

@@ -22,6 +22,7 @@ class Project:
     created_by: str
     created_at: float
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    visibility: str = "internal"  # "private": its events stay out of public channels unless allowed
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Project:
@@ -34,6 +35,7 @@ class Project:
             created_by=row["created_by"] or "",
             created_at=row["created_at"] or 0.0,
             services=json.loads(row["services"] or "{}"),
+            visibility=row.get("visibility") or "internal",
         )
 
 
@@ -93,7 +95,7 @@ class Projects:
         ).fetchall()
         return [(self.by_id(pid), Role.parse(role)) for pid, role in rows]
 
-    def create(self, name: str, description: str, created_by: str) -> Project:
+    def create(self, name: str, description: str, created_by: str, private: bool = False) -> Project:
         """A new project row, ``initializing``; an archived project of that name is replaced."""
         with self.store.transaction():
             old = self.get(name, include_archived=True)
@@ -107,7 +109,7 @@ class Projects:
                         "slug": name,
                         "description": description,
                         "status": "initializing",
-                        "visibility": "private",
+                        "visibility": "private" if private else "internal",
                         "created_by": created_by,
                         "created_at": now(),
                         "updated_at": now(),

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from typing import Any
 
+import bot.notifications  # noqa: F401  (handles GitLab's events)
 import commands  # noqa: F401  (declares every command)
 from bot.config import Config
 from bot.context import Identity
@@ -25,6 +26,7 @@ from bot.metrics import Metrics
 from bot.model import Projects
 from bot.operations import Operation, Operations
 from bot.outbox import Outbox, Post
+from bot.ratelimit import RateLimiter
 from bot.rights import Role
 from bot.scheduler import Scheduler
 from bot.spec import REGISTRY, Registry
@@ -74,8 +76,11 @@ class Bot:
         self.registry = registry or REGISTRY
         self.dispatcher = Dispatcher(self, self.registry)
         self.projects = Projects(self.store)
+        self.sync_limiter = RateLimiter(config.gitlab.sync_rate_per_minute if config.gitlab else 6)
         self.platform = Platform.from_config(config)
-        self.scheduler = Scheduler()
+        self.scheduler = Scheduler(
+            {"gitlab.poll": config.gitlab.poll_seconds if config.gitlab else 0.0},
+        )
         self.listener = Listener(self)
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False

@@ -243,7 +243,58 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.table("api_tokens").create_index(["token_hash"], unique=True)
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    """Pipelines as the bot follows them (from webhooks, and from the API when a webhook is lost)."""
+    db.table("pipelines").create(
+        {
+            "key": str,  # "<gitlab project id>:<pipeline id>"
+            "project_id": int,  # the bot's project
+            "repo": str,  # internal repository name, or "mirror"
+            "gitlab_project_id": int,
+            "pipeline_id": int,
+            "ref": str,
+            "sha": str,
+            "status": str,
+            "source": str,
+            "title": str,  # commit title
+            "author": str,
+            "url": str,
+            "stages": str,  # JSON list, in order
+            "jobs": str,  # JSON: job id -> {name, stage, status, url, failure_reason, finished_at}
+            "variables": str,  # JSON: the pipeline's variables that matter (PROJECT_NAME, SYNC_ALL...)
+            "triggered_by": str,  # "@user", "ci:<token id>", "push"
+            "parent_key": str,  # the sync pipeline that caused this build
+            "child_key": str,  # the build pipeline this sync caused
+            "failure_reported": int,
+            "created_at": float,
+            "updated_at": float,
+            "finished_at": float,
+            "duration": float,
+        },
+        pk="key",
+        defaults={
+            "jobs": "{}",
+            "stages": "[]",
+            "variables": "{}",
+            "failure_reported": 0,
+            "parent_key": "",
+            "child_key": "",
+            "triggered_by": "",
+        },
+    )
+    db.table("pipelines").create_index(["project_id", "repo", "created_at"])
+    db.table("pipelines").create_index(["status"])
+    db.table("pipeline_posts").create(
+        {"pipeline_key": str, "channel_id": str, "post_key": str, "root_key": str},
+        pk=("pipeline_key", "channel_id"),
+    )
+    db.table("pending_syncs").create(
+        {"project_id": int, "repo": str, "sync_key": str, "requested_at": float},
+        pk=("project_id", "repo"),
+    )
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
 
 
 class Store:

@@ -8,13 +8,14 @@ from bot.context import CommandContext, Reply
 from bot.i18n import Text
 from bot.interactive import Press, PressResult, action
 from bot.model import Project
+from bot.notifications import start_sync
 from bot.operations import Operation, operation
 from bot.outbox import Post
 from bot.render import projects as render
 from bot.render.safe import code
 from bot.rights import Access, Role, allows
 from bot.spec import Arg, Flag, command, free_text
-from bot.workflows import sync, teardown
+from bot.workflows import teardown
 from bot.workflows.naming import Names
 from bot.workflows.onboarding import Reconciliation
 from bot.workflows.rules import DESCRIPTION_MAX, PROJECT_NAME
@@ -52,10 +53,17 @@ def _audit(bot: Bot, ctx: CommandContext, action_name: str, target: str, outcome
     ],
     flags=[
         Flag(
+            "private",
+            Text(
+                "projet privé : ses notifications restent hors des canaux publics",
+                "private project: its notifications stay out of public channels",
+            ),
+        ),
+        Flag(
             "description",
             Text("description (280 caractères au plus)", "description (280 characters max)"),
             free_text(DESCRIPTION_MAX),
-        )
+        ),
     ],
     requires=Access.CREATOR,
     examples=['project create alpha --description "Application de gestion des titres"'],
@@ -65,9 +73,12 @@ async def create(ctx: CommandContext) -> Reply:
     if bot.projects.get(name) is not None:
         return Reply(ctx.tr("project.taken", project=code(name)))
     identity = await ctx.identity()
-    project = bot.projects.create(name, ctx.args["description"] or "", ctx.user_id)
+    project = bot.projects.create(name, ctx.args["description"] or "", ctx.user_id, private=bool(ctx.args["private"]))
     bot.projects.set_member(project.id, ctx.user_id, identity.username, identity.email, Role.OWNER, ctx.user_id)
-    channel_type = "O"
+    try:
+        channel_type = str((await bot.mm.get_channel(ctx.channel_id)).get("type", "O"))
+    except ServiceError:
+        channel_type = "O"
     bot.projects.link(project.id, ctx.channel_id, ctx.team_id, channel_type, ctx.user_id)
     ctx.submit("project.reconcile", {"project": name, "mode": "create"})
     _audit(bot, ctx, "project.create", name)
@@ -208,14 +219,16 @@ async def reconcile(op: Operation, bot: Bot) -> dict[str, Any]:
 async def announce_first_sync(bot: Bot, op: Operation, project: Project, repo: str) -> None:
     """A repository created from an external URL is synchronised at once, all branches."""
     key = op.root_key or f"op:{op.id}"
+    identity = await bot.identities.get(op.user_id) if op.user_id else None
+    who = f"@{identity.username}" if identity and identity.username else ""
     try:
-        pipeline = await sync.trigger(bot, project, repo, all_branches=True)
+        state = await start_sync(bot, project, repo, None, True, who)
     except ServiceError as exc:
         bot.outbox.enqueue(op.channel_id, Post(bot.tr("errors.service", service=exc.service)), root_key=key)
         return
     bot.outbox.enqueue(
         op.channel_id,
-        Post(bot.tr("sync.first", repo=code(repo), pipeline=pipeline.id, url=pipeline.web_url)),
+        Post(bot.tr("sync.first", repo=code(repo), pipeline=state.pipeline_id, url=state.url)),
         root_key=key,
     )
 

@@ -181,15 +181,15 @@ class Nexus(HttpService):
         ``reset_password=True``. It never appears in ``what`` nor in errors.
         """
         done: list[str] = []
-        existing = await self._existing_repositories()
         privileges: list[str] = []
-        current_privileges = await self._privilege_names()
+        # One look-up per object: listing every repository or privilege of the instance would
+        # grow with the number of projects (about 65 privileges each).
         for name, fmt in _project_repositories(slug):
-            if name not in existing:
+            if not await self._exists(f"{API}/repositories/{_q(name)}"):
                 continue
             privilege = privilege_name(name)
             privileges.append(privilege)
-            if privilege in current_privileges:
+            if await self._exists(f"{API}/security/privileges/{_q(privilege)}"):
                 continue
             response = await self.request(
                 "POST",
@@ -210,13 +210,8 @@ class Nexus(HttpService):
         done.append(await self._ensure_user(slug, password, reset_password))
         return _result(None, done)
 
-    async def _existing_repositories(self) -> set[str]:
-        response = await self.request("GET", f"{API}/repositories")
-        return {str(r.get("name")) for r in response.json() or []}
-
-    async def _privilege_names(self) -> set[str]:
-        response = await self.request("GET", f"{API}/security/privileges")
-        return {str(p.get("name")) for p in response.json() or []}
+    async def _exists(self, path: str) -> bool:
+        return (await self.request("GET", path, allow=(404,))).status_code != 404
 
     async def _ensure_role(self, slug: str, privileges: list[str]) -> str:
         rid = role_id(slug)

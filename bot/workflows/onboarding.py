@@ -221,7 +221,9 @@ async def gitlab_step(ctx: Context, step: Step) -> None:
 
     step.record(
         await gitlab.ensure_group_hook(
-            group.id, f"{ctx.bot.public_url}/hooks/gitlab", ctx.bot.webhook_secret("gitlab", names.slug)
+            group.id,
+            f"{ctx.bot.public_url}/hooks/gitlab?project={names.slug}",
+            ctx.bot.webhook_secret("gitlab", names.slug),
         )
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bot.logs import register_secret
 from bot.model import Project
 from bot.workflows.naming import Names
 from services.errors import Failure, ServiceError
@@ -28,6 +29,7 @@ async def trigger(
     project_id, token = stored.get("GIT_MIRROR_PROJECT_ID"), stored.get("GIT_MIRROR_TOKEN")
     if not project_id or not token:
         raise ServiceError("Vault", Failure.NOT_FOUND, detail="mirror trigger not provisioned")
+    register_secret(token)  # never in a log line, nor in a job's trace the bot relays
     variables = {
         "PROJECT_NAME": repo,
         "GIT_BRANCH_DEPLOY": "" if all_branches else (branch or "main"),

@@ -167,9 +167,7 @@ def repo_permitted(patterns: list[str], repo_url: str) -> bool:
     return allowed
 
 
-def destination_permitted(
-    destinations: list[dict[str, Any]], server: str, cluster: str, namespace: str
-) -> bool:
+def destination_permitted(destinations: list[dict[str, Any]], server: str, cluster: str, namespace: str) -> bool:
     for dest in destinations:
         server_ok = glob_match(dest["server"], server) if dest.get("server") else False
         name_ok = glob_match(dest["name"], cluster) if dest.get("name") else False
@@ -364,9 +362,7 @@ class State:
             raise ArgoError(UNAUTHENTICATED, "invalid session: token contains an invalid number of segments")
         expected = hmac.new(self._secret, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
         if not hmac.compare_digest(b64url(expected), parts[2]):
-            raise ArgoError(
-                UNAUTHENTICATED, "invalid session: token signature is invalid: signature is invalid"
-            )
+            raise ArgoError(UNAUTHENTICATED, "invalid session: token signature is invalid: signature is invalid")
         try:
             claims = json.loads(b64decode(parts[1]))
         except ValueError as exc:
@@ -436,9 +432,7 @@ def initial_status(state: State, app: dict[str, Any]) -> dict[str, Any]:
     """A new application: compared with git, nothing deployed yet."""
     spec = app["spec"]
     source = spec.get("source", {})
-    resources = [
-        {**r, "status": "OutOfSync", "health": {"status": "Missing"}} for r in desired_resources(app)
-    ]
+    resources = [{**r, "status": "OutOfSync", "health": {"status": "Missing"}} for r in desired_resources(app)]
     return {
         "controllerNamespace": state.namespace,
         "health": {"status": "Missing"},
@@ -494,8 +488,7 @@ def validate_application(state: State, app: dict[str, Any]) -> None:
         detail = ";".join(f"InvalidSpecError: {c}" for c in conditions)
         raise ArgoError(
             INVALID_ARGUMENT,
-            f"{prefix}rpc error: code = InvalidArgument desc = application spec for {name} is invalid: "
-            + detail,
+            f"{prefix}rpc error: code = InvalidArgument desc = application spec for {name} is invalid: " + detail,
         )
 
 
@@ -517,8 +510,7 @@ def create_application(state: State, body: dict[str, Any], *, upsert: bool) -> d
     if not name:
         raise ArgoError(
             INVALID_ARGUMENT,
-            'Application.argoproj.io "" is invalid: metadata.name: Required value: name or generateName '
-            "is required",
+            'Application.argoproj.io "" is invalid: metadata.name: Required value: name or generateName is required',
         )
     spec = dict(body.get("spec") or {})
     spec.setdefault("project", "default")
@@ -529,9 +521,7 @@ def create_application(state: State, body: dict[str, Any], *, upsert: bool) -> d
         if same_application(existing.data, candidate):
             return copy.deepcopy(existing.data)
         if not upsert:
-            raise ArgoError(
-                INVALID_ARGUMENT, "existing application spec is different, use upsert flag to force update"
-            )
+            raise ArgoError(INVALID_ARGUMENT, "existing application spec is different, use upsert flag to force update")
         return update_application(state, existing, candidate)
     app = {"metadata": state.new_metadata(name, metadata), "spec": spec}
     app["status"] = initial_status(state, app)
@@ -682,9 +672,7 @@ def failure_message(data: dict[str, Any]) -> str:
     )
 
 
-def sync_result(
-    data: dict[str, Any], revision: str, source: dict[str, Any], *, failed: bool
-) -> dict[str, Any]:
+def sync_result(data: dict[str, Any], revision: str, source: dict[str, Any], *, failed: bool) -> dict[str, Any]:
     resources = []
     for resource in desired_resources(data):
         kind = resource["kind"].lower() + ("." + resource["group"] if resource.get("group") else "")
@@ -705,9 +693,7 @@ def sync_result(
     return {"resources": resources, "revision": revision, "source": copy.deepcopy(source)}
 
 
-def deploy(
-    state: State, data: dict[str, Any], revision: str, source: dict[str, Any], op_state: dict[str, Any]
-) -> None:
+def deploy(state: State, data: dict[str, Any], revision: str, source: dict[str, Any], op_state: dict[str, Any]) -> None:
     """A successful sync: history entry, Synced resources, health Progressing."""
     status = data["status"]
     history = status.setdefault("history", [])
@@ -740,9 +726,7 @@ def settle_health(state: State, app: App) -> list[str]:
         if resource["kind"] == "Deployment":
             resource["health"] = {"status": health}
             if degraded:
-                resource["health"]["message"] = (
-                    f'Deployment "{resource["name"]}" exceeded its progress deadline'
-                )
+                resource["health"]["message"] = f'Deployment "{resource["name"]}" exceeded its progress deadline'
     data["metadata"]["resourceVersion"] = state.next_resource_version()
     return ["on-health-degraded"] if degraded else ["on-deployed"]
 
@@ -763,9 +747,7 @@ def notify(state: State, app: App, events: list[str]) -> None:
     with state.lock:
         data = app.data
         op_state = data["status"].get("operationState") or {}
-        revision = (op_state.get("syncResult") or {}).get("revision") or op_state["operation"]["sync"][
-            "revision"
-        ]
+        revision = (op_state.get("syncResult") or {}).get("revision") or op_state["operation"]["sync"]["revision"]
         payloads = [
             {
                 "app": data["metadata"]["name"],
@@ -941,8 +923,7 @@ def project_payload(call: Call) -> dict[str, Any]:
     if not name:
         raise ArgoError(
             INVALID_ARGUMENT,
-            'AppProject.argoproj.io "" is invalid: metadata.name: Required value: name or generateName '
-            "is required",
+            'AppProject.argoproj.io "" is invalid: metadata.name: Required value: name or generateName is required',
         )
     for dest in (project.get("spec") or {}).get("destinations") or []:
         if not dest.get("server") and not dest.get("name"):
@@ -1057,9 +1038,7 @@ def list_applications(call: Call) -> dict[str, Any]:
             continue
         if name and app_name != name:
             continue
-        if repo and normalize_git_url(data["spec"].get("source", {}).get("repoURL", "")) != normalize_git_url(
-            repo
-        ):
+        if repo and normalize_git_url(data["spec"].get("source", {}).get("repoURL", "")) != normalize_git_url(repo):
             continue
         if selector and not label_selector_matches(selector, data["metadata"].get("labels") or {}):
             continue
@@ -1109,9 +1088,7 @@ def sync_application(call: Call) -> dict[str, Any]:
     target = source.get("targetRevision") or "HEAD"
     automated = (data["spec"].get("syncPolicy") or {}).get("automated")
     if automated is not None and not call.body.get("dryRun") and requested and requested != target:
-        raise ArgoError(
-            FAILED_PRECONDITION, f"Cannot sync to {requested}: auto-sync currently set to {target}"
-        )
+        raise ArgoError(FAILED_PRECONDITION, f"Cannot sync to {requested}: auto-sync currently set to {target}")
     check_no_operation(data)
     sync: dict[str, Any] = {
         "revision": resolve_revision(call.state, name, source, requested),

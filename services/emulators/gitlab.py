@@ -126,9 +126,7 @@ async def list_users(ctx: Ctx, state: State) -> Response:
             users = [
                 u
                 for u in users
-                if search in u.username.lower()
-                or search in u.name.lower()
-                or (admin and search in u.email.lower())
+                if search in u.username.lower() or search in u.name.lower() or (admin and search in u.email.lower())
             ]
         if as_bool(ctx.arg("humans")) or as_bool(ctx.arg("without_project_bots")):
             users = [u for u in users if not u.bot]
@@ -149,8 +147,7 @@ async def create_user(ctx: Ctx, state: State) -> Response:
     require(ctx.params, "email", "name", "username")
     if not any(ctx.params.get(k) for k in ("password", "reset_password", "force_random_password")):
         raise param_error(
-            "password, reset_password, force_random_password are missing, "
-            "at least one parameter must be provided"
+            "password, reset_password, force_random_password are missing, at least one parameter must be provided"
         )
     with state.lock:
         user = state.create_user(
@@ -285,9 +282,7 @@ async def list_subgroups(ctx: Ctx, state: State) -> Response:
     with state.lock:
         group = state.visible_group(ctx.path["id"], ctx.user_id)
         children = [
-            ns
-            for ns in state.namespaces.values()
-            if ns.parent_id == group.id and state.can_see_group(ctx.user_id, ns)
+            ns for ns in state.namespaces.values() if ns.parent_id == group.id and state.can_see_group(ctx.user_id, ns)
         ]
         children = _filter_groups(ctx, state, children)
         return paged_response(ctx.request, [group_json(state, g) for g in children])
@@ -333,11 +328,7 @@ async def list_group_tokens(ctx: Ctx, state: State) -> Response:
         tokens = [t for t in state.tokens.values() if t.kind == "group" and t.group_id == group.id]
         wanted = ctx.arg("state")
         if wanted:
-            tokens = [
-                t
-                for t in tokens
-                if (t.active and wanted == "active") or (not t.active and wanted == "inactive")
-            ]
+            tokens = [t for t in tokens if (t.active and wanted == "active") or (not t.active and wanted == "inactive")]
         return paged_response(ctx.request, [token_json(t) for t in tokens])
 
 
@@ -378,9 +369,7 @@ def _issue_group_token(
         f"group_{group.id}_bot_{suffix}", f"group_{group.id}_bot_{suffix}@noreply.{host}", name, bot=True
     )
     group.members[bot.id] = Member(bot.id, level, None, expires_at=expires_at)
-    return state.create_token(
-        bot.id, name, scopes, expires_at, kind="group", group_id=group.id, access_level=level
-    )
+    return state.create_token(bot.id, name, scopes, expires_at, kind="group", group_id=group.id, access_level=level)
 
 
 @router.route("POST", "/api/v4/groups/{id}/access_tokens/{token_id}/rotate")

@@ -230,9 +230,7 @@ def job_payload(state: State, job: Job) -> dict[str, Any]:
     commit = project.repo.commits.get(pipeline.sha)
     attrs = project_attrs(state, project)
     user = _user_attrs(state, job.user_id or pipeline.user_id)
-    retries = sum(
-        1 for other in state.jobs.values() if other.pipeline_id == job.pipeline_id and other.name == job.name
-    )
+    retries = sum(1 for other in state.jobs.values() if other.pipeline_id == job.pipeline_id and other.name == job.name)
     return {
         "object_kind": "build",
         "ref": pipeline.ref,
@@ -250,9 +248,7 @@ def job_payload(state: State, job: Job) -> dict[str, Any]:
         "build_finished_at": job.finished_at,
         "build_finished_at_iso": iso_seconds(job.finished_at),
         "build_duration": duration(job.started_at, job.finished_at),
-        "build_queued_duration": duration(job.queued_at, job.started_at or now_iso())
-        if job.queued_at
-        else None,
+        "build_queued_duration": duration(job.queued_at, job.started_at or now_iso()) if job.queued_at else None,
         "build_allow_failure": False,
         "build_failure_reason": job.failure_reason,
         "retries_count": retries - 1,
@@ -318,9 +314,7 @@ class Delivery:
 
 def hooks_for(state: State, project: Project, event_attr: str, branch: str | None = None) -> list[Hook]:
     """Project hooks and hooks of every group above the project that subscribed to the event."""
-    group_ids = {
-        ns.id for ns in state.ancestors(state.namespaces[project.namespace_id]) if ns.kind == "group"
-    }
+    group_ids = {ns.id for ns in state.ancestors(state.namespaces[project.namespace_id]) if ns.kind == "group"}
     found = []
     for hook in state.hooks.values():
         if hook.project_id != project.id and hook.group_id not in group_ids:

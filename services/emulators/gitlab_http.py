@@ -173,8 +173,7 @@ async def read_params(request: Request) -> dict[str, Any]:
 
 PATH_RE = re.compile(r"^[a-zA-Z0-9_.][a-zA-Z0-9_\-.]*[a-zA-Z0-9_\-]$|^[a-zA-Z0-9_]$")
 PATH_ERROR = (
-    "can contain only letters, digits, '_', '-' and '.'. "
-    "Cannot start with '-', end in '.git' or end in '.atom'"
+    "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-', end in '.git' or end in '.atom'"
 )
 
 

@@ -78,8 +78,7 @@ def _filter_members(ctx: Ctx, state: State, members: list[Member]) -> list[Membe
         members = [
             m
             for m in members
-            if query in state.users[m.user_id].username.lower()
-            or query in state.users[m.user_id].name.lower()
+            if query in state.users[m.user_id].username.lower() or query in state.users[m.user_id].name.lower()
         ]
     ids = ctx.arg("user_ids")
     if ids:

@@ -141,24 +141,18 @@ async def trigger_pipeline(ctx: Ctx, state: State) -> Response:
         except ApiError:
             raise not_found() from None
         token = str(ctx.params["token"])
-        trigger = next(
-            (t for t in state.triggers.values() if t.project_id == project.id and t.token == token), None
-        )
+        trigger = next((t for t in state.triggers.values() if t.project_id == project.id and t.token == token), None)
         if trigger is None:
             raise not_found()  # GitLab answers a bad trigger token with a plain 404
         trigger.last_used = now_iso()
         variables = _variables(ctx.arg("variables"))
-        pipeline = create_pipeline(
-            state, project, str(ctx.params["ref"]), "trigger", trigger.owner_id, variables
-        )
+        pipeline = create_pipeline(state, project, str(ctx.params["ref"]), "trigger", trigger.owner_id, variables)
         return json_response(pipeline_json(state, pipeline, detail=True), status=201)
 
 
 def _ci_project(ctx: Ctx, state: State, level: int = REPORTER) -> Project:
     project = state.visible_project(ctx.path["id"], ctx.user_id)
-    if (project.visibility == "private" or level > REPORTER) and state.project_access(
-        ctx.user_id, project
-    ) < level:
+    if (project.visibility == "private" or level > REPORTER) and state.project_access(ctx.user_id, project) < level:
         raise forbidden()
     return project
 
@@ -522,11 +516,7 @@ class Engine:
             return False
         group_path = state.full_path(state.namespaces[mirror.namespace_id])
         target = next(
-            (
-                p
-                for p in state.projects.values()
-                if state.project_path(p).lower() == f"{group_path}/{name}".lower()
-            ),
+            (p for p in state.projects.values() if state.project_path(p).lower() == f"{group_path}/{name}".lower()),
             None,
         )
         if target is None:
@@ -552,9 +542,7 @@ class Engine:
                 start_branch=start,
             )
             target.last_activity_at = now_iso()
-            job.trace.append(
-                f" + {(before or '0' * 40)[:8]}...{commit.short_id} {branch} -> {branch} (forced update)"
-            )
+            job.trace.append(f" + {(before or '0' * 40)[:8]}...{commit.short_id} {branch} -> {branch} (forced update)")
             self.on_push(target, branch, before, commit, user, ci_skip=ci_skip)
         return True
 

@@ -61,9 +61,7 @@ def _sort_projects(ctx: Ctx, state: State, projects: list[Project]) -> list[Proj
         "updated_at": lambda p: (p.last_activity_at, p.id),
         "last_activity_at": lambda p: (p.last_activity_at, p.id),
     }
-    return sorted(
-        projects, key=keys.get(order, keys["created_at"]), reverse=str(ctx.arg("sort", "desc")) != "asc"
-    )
+    return sorted(projects, key=keys.get(order, keys["created_at"]), reverse=str(ctx.arg("sort", "desc")) != "asc")
 
 
 def _filter_projects(ctx: Ctx, state: State, projects: list[Project]) -> list[Project]:
@@ -182,9 +180,7 @@ async def update_project(ctx: Ctx, state: State) -> Response:
 
 def _rename_path(state: State, project: Project, path: str) -> None:
     validate_path(path)
-    siblings = [
-        p for p in state.projects.values() if p.namespace_id == project.namespace_id and p is not project
-    ]
+    siblings = [p for p in state.projects.values() if p.namespace_id == project.namespace_id and p is not project]
     if any(p.path.lower() == path.lower() for p in siblings):
         raise bad_request({"path": ["has already been taken"]})
     project.path = path
@@ -347,9 +343,7 @@ async def _write_file(ctx: Ctx, state: State, kind: str) -> Response:
         if kind == "update" and last_known:
             last = project.repo.last_commit_for(ctx.path["file_path"], branch)
             if last is not None and last.id != last_known:
-                raise bad_request(
-                    "You are attempting to update a file that has changed since you started editing it."
-                )
+                raise bad_request("You are attempting to update a file that has changed since you started editing it.")
         commit_and_notify(
             state,
             project,

@@ -272,9 +272,7 @@ class State:
 
     # --- seeding -----------------------------------------------------------------------------
 
-    def add_user(
-        self, username: str, email: str, name: str = "", admin: bool = False
-    ) -> tuple[dict[str, Any], str]:
+    def add_user(self, username: str, email: str, name: str = "", admin: bool = False) -> tuple[dict[str, Any], str]:
         """Create a user and a personal access token (``api`` scope); returns (user JSON, token)."""
         from services.emulators.gitlab_views import user_json
 
@@ -288,9 +286,7 @@ class State:
             )
             return user_json(self, user, full=True), token.token
 
-    def create_user(
-        self, username: str, email: str, name: str, admin: bool = False, bot: bool = False
-    ) -> User:
+    def create_user(self, username: str, email: str, name: str, admin: bool = False, bot: bool = False) -> User:
         with self.lock:
             if any(u.username.lower() == username.lower() for u in self.users.values()):
                 raise ApiError(409, {"message": "Username has already been taken"})
@@ -346,16 +342,11 @@ class State:
                 self.group(parent_id)
             # Top-level paths are shared with usernames; in a group, with its projects.
             taken = any(
-                ns.parent_id == parent_id and ns.path.lower() == path.lower()
-                for ns in self.namespaces.values()
-            ) or any(
-                p.namespace_id == parent_id and p.path.lower() == path.lower() for p in self.projects.values()
-            )
+                ns.parent_id == parent_id and ns.path.lower() == path.lower() for ns in self.namespaces.values()
+            ) or any(p.namespace_id == parent_id and p.path.lower() == path.lower() for p in self.projects.values())
             if taken:
                 raise bad_request('Failed to save group {:path=>["has already been taken"]}')
-            group = Namespace(
-                self.next_id("namespace"), name, path, "group", parent_id, visibility=visibility
-            )
+            group = Namespace(self.next_id("namespace"), name, path, "group", parent_id, visibility=visibility)
             if creator_id is not None:
                 group.members[creator_id] = Member(creator_id, OWNER, creator_id)
             self.namespaces[group.id] = group
@@ -373,9 +364,7 @@ class State:
         from services.emulators.gitlab_views import project_json
 
         with self.lock:
-            project = self.create_project(
-                name or path, path, namespace_id, creator_id=1, ci_config_path=ci_config_path
-            )
+            project = self.create_project(name or path, path, namespace_id, creator_id=1, ci_config_path=ci_config_path)
             if initialize_with_readme:
                 self.init_readme(project, self.users[1])
             return project_json(self, project)
@@ -399,8 +388,7 @@ class State:
             if any(p.name.lower() == name.lower() for p in siblings):
                 errors["name"] = ["has already been taken"]
             if any(p.path.lower() == path.lower() for p in siblings) or any(
-                ns.parent_id == namespace_id and ns.path.lower() == path.lower()
-                for ns in self.namespaces.values()
+                ns.parent_id == namespace_id and ns.path.lower() == path.lower() for ns in self.namespaces.values()
             ):
                 errors["path"] = ["has already been taken"]
             if errors:
@@ -420,9 +408,7 @@ class State:
 
     def init_readme(self, project: Project, user: User) -> None:
         readme = f"# {project.name}\n".encode()
-        project.repo.commit(
-            "main", [Action("create", "README.md", readme)], "Initial commit", user.name, user.email
-        )
+        project.repo.commit("main", [Action("create", "README.md", readme)], "Initial commit", user.name, user.email)
 
     def add_member(self, source: Namespace | Project, user_id: int, access_level: int) -> None:
         with self.lock:
@@ -459,9 +445,7 @@ class State:
             project = self._project_by_path(project_path)
             if project is None:
                 return []
-            return sorted(
-                (p for p in self.pipelines.values() if p.project_id == project.id), key=lambda p: p.id
-            )
+            return sorted((p for p in self.pipelines.values() if p.project_id == project.id), key=lambda p: p.id)
 
     def deliveries(self, event: str | None = None) -> list[dict[str, Any]]:
         """A copy of ``hook_deliveries``, optionally only one ``X-Gitlab-Event`` kind."""

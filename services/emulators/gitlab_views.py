@@ -401,9 +401,7 @@ def job_json(state: State, job: Job) -> dict[str, Any]:
     artifacts = []
     if job.artifacts:
         size = sum(len(data) for data in job.artifacts.values())
-        artifacts.append(
-            {"file_type": "archive", "size": size, "filename": "artifacts.zip", "file_format": "zip"}
-        )
+        artifacts.append({"file_type": "archive", "size": size, "filename": "artifacts.zip", "file_format": "zip"})
     if job.trace:
         size = sum(len(line) + 1 for line in job.trace)
         artifacts.append({"file_type": "trace", "size": size, "filename": "job.log", "file_format": None})

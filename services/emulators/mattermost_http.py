@@ -50,9 +50,7 @@ MESSAGES: dict[str, str] = {
         "Encountered an error decoding JSON response from interactive dialog."
     ),
     "api.command.execute_command.start.app_error": "No command trigger found.",
-    "api.command.execute_command.format.app_error": (
-        "Command trigger word is missing the leading slash character"
-    ),
+    "api.command.execute_command.format.app_error": ("Command trigger word is missing the leading slash character"),
     "api.command.execute_command.not_found.app_error": (
         "Command with a trigger of '{Trigger}' not found. To send a message beginning with \"/\", "
         "try adding an empty space at the beginning of the message."
@@ -67,9 +65,7 @@ MESSAGES: dict[str, str] = {
     "api.command.execute_command.create_post_failed.app_error": (
         "Command '{Trigger}' failed to post response. Please contact your System Administrator."
     ),
-    "api.command.duplicate_trigger.app_error": (
-        "This trigger word is already in use. Please choose another word."
-    ),
+    "api.command.duplicate_trigger.app_error": ("This trigger word is already in use. Please choose another word."),
     "model.command.is_valid.trigger.app_error": "Invalid trigger.",
     "model.command.is_valid.url.app_error": "Invalid URL.",
     "model.command.is_valid.method.app_error": "Invalid method.",
@@ -84,9 +80,7 @@ MESSAGES: dict[str, str] = {
     "interactive_message.decode_trigger_id.base64_decode_failed_signature": (
         "Failed to decode base64 signature of trigger ID for interactive dialog."
     ),
-    "interactive_message.decode_trigger_id.missing_data": (
-        "Trigger ID missing required data for interactive dialog."
-    ),
+    "interactive_message.decode_trigger_id.missing_data": ("Trigger ID missing required data for interactive dialog."),
     "interactive_message.decode_trigger_id.verify_signature_failed": (
         "Signature verification failed of trigger ID for interactive dialog."
     ),
@@ -207,6 +201,4 @@ def public(state: State, handler: Endpoint) -> Endpoint:
 
 def record(state: State, request: Request, auth_ok: bool | None, user: JsonDict | None) -> None:
     with state.lock:
-        state.requests.append(
-            RecordedRequest(request.method, request.url.path, auth_ok, user["id"] if user else "")
-        )
+        state.requests.append(RecordedRequest(request.method, request.url.path, auth_ok, user["id"] if user else ""))

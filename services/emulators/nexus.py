@@ -190,12 +190,8 @@ class State:
         }
         self.privileges: dict[str, dict[str, Any]] = {}  # custom (non read-only) privileges
         self.repositories: dict[str, Repository] = {}
-        self.add_user(
-            "admin", admin_password, roles=["nx-admin"], first_name="Administrator", last_name="User"
-        )
-        self.add_user(
-            "anonymous", "anonymous", roles=["nx-anonymous"], first_name="Anonymous", last_name="User"
-        )
+        self.add_user("admin", admin_password, roles=["nx-admin"], first_name="Administrator", last_name="User")
+        self.add_user("anonymous", "anonymous", roles=["nx-anonymous"], first_name="Anonymous", last_name="User")
         if seed_defaults:
             self._seed_default_repositories()
 
@@ -448,11 +444,7 @@ class _Api:
                         if name == f"nx-repository-view-{fmt}-{target}-{suffix}":
                             return True
             custom = self.state.privileges.get(name)
-            if (
-                custom
-                and custom.get("repository") in (repo.name, "*")
-                and custom.get("format") in (repo.format, "*")
-            ):
+            if custom and custom.get("repository") in (repo.name, "*") and custom.get("format") in (repo.format, "*"):
                 return True
         return False
 
@@ -594,9 +586,7 @@ class _Api:
     def _validate_roles(self, roles: list[str]) -> None:
         missing = [r for r in roles if r not in self.state.roles]
         if missing:
-            raise NexusError(
-                400, [{"id": "roles", "message": f"Unable to locate roleId: {r}"} for r in missing]
-            )
+            raise NexusError(400, [{"id": "roles", "message": f"Unable to locate roleId: {r}"} for r in missing])
 
     async def update_user(self, request: Request) -> Response:
         self.require_admin(request)
@@ -696,9 +686,7 @@ class _Api:
         role_id = request.path_params["role_id"]
         role = self._role_from_body(await self.json_body(request))
         if role.id != role_id:
-            raise _message(
-                409, f"The Role id '{role.id}' does not match the id used in the path '{role_id}'."
-            )
+            raise _message(409, f"The Role id '{role.id}' does not match the id used in the path '{role_id}'.")
         with self.state.lock:
             current = self.state.roles.get(role_id)
             if current is None:
@@ -852,9 +840,7 @@ def _parse_repository(body: Any, fmt: str, rtype: str) -> Repository:
         component=body.get("component"),
     )
     if rtype == "hosted":
-        repo.write_policy = _require_choice(
-            "storage.writePolicy", storage.get("writePolicy"), _WRITE_POLICIES
-        )
+        repo.write_policy = _require_choice("storage.writePolicy", storage.get("writePolicy"), _WRITE_POLICIES)
     if rtype == "group":
         group = body.get("group")
         if not isinstance(group, dict) or not group.get("memberNames"):
@@ -872,9 +858,7 @@ def _parse_maven(body: dict[str, Any], required: bool) -> dict[str, str] | None:
     if not isinstance(maven, dict):
         raise _validation("maven", "must not be null")
     return {
-        "versionPolicy": _require_choice(
-            "maven.versionPolicy", maven.get("versionPolicy"), _VERSION_POLICIES
-        ),
+        "versionPolicy": _require_choice("maven.versionPolicy", maven.get("versionPolicy"), _VERSION_POLICIES),
         "layoutPolicy": _require_choice("maven.layoutPolicy", maven.get("layoutPolicy"), _LAYOUT_POLICIES),
         "contentDisposition": _require_choice(
             "maven.contentDisposition", maven.get("contentDisposition") or "INLINE", _CONTENT_DISPOSITIONS

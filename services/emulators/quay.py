@@ -227,9 +227,7 @@ class State:
             if repository is None:
                 repository = self._create_repo_locked(org, repo, "", False, pusher)
             self._seq += 1
-            digest = (
-                digest or "sha256:" + hashlib.sha256(f"{org}/{repo}:{tag}#{self._seq}".encode()).hexdigest()
-            )
+            digest = digest or "sha256:" + hashlib.sha256(f"{org}/{repo}:{tag}#{self._seq}".encode()).hexdigest()
             if digest not in repository.manifests:
                 repository.manifests[digest] = _build_manifest(digest, size, is_manifest_list)
             now = int(time.time())
@@ -451,9 +449,7 @@ class _Api:
                 )
             if email and any(o.email == email for o in self.state.orgs.values()):
                 raise self.fail(request, 400, f"Email has already been used: {email}")
-            self.state.orgs[name] = Organization(
-                name, email or str(uuid.uuid4()), time.time(), {viewer.username}
-            )
+            self.state.orgs[name] = Organization(name, email or str(uuid.uuid4()), time.time(), {viewer.username})
         return JSONResponse("Created", status_code=201)
 
     async def get_org(self, request: Request) -> Response:
@@ -546,9 +542,7 @@ class _Api:
                     full = f"{name}+{robot.shortname}"
                     view["teams"] = []
                     view["repositories"] = sorted(
-                        r.name
-                        for r in self.state.repos.values()
-                        if r.namespace == name and full in r.permissions
+                        r.name for r in self.state.repos.values() if r.namespace == name and full in r.permissions
                     )
                 views.append(view)
         return JSONResponse({"robots": views})
@@ -791,9 +785,7 @@ class _Api:
                 "can_admin": role == "admin",
             }
             if include_tags:
-                view["tags"] = {
-                    t.name: self.short_tag_view(repository, t) for t in repository.active_tags()[:500]
-                }
+                view["tags"] = {t.name: self.short_tag_view(repository, t) for t in repository.active_tags()[:500]}
         return JSONResponse(view)
 
     @staticmethod

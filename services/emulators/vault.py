@@ -357,8 +357,7 @@ class Acl:
         for rule in rules:
             merged.setdefault(rule.pattern, set()).update(rule.capabilities)
         self.rules = [
-            PathRule(pattern, frozenset({"deny"} if "deny" in caps else caps))
-            for pattern, caps in merged.items()
+            PathRule(pattern, frozenset({"deny"} if "deny" in caps else caps)) for pattern, caps in merged.items()
         ]
 
     def capabilities(self, path: str, *, listing: bool = False) -> frozenset[str]:
@@ -428,9 +427,7 @@ class KvKey:
             "max_versions": self.max_versions,
             "oldest_version": self.oldest_version,
             "updated_time": _iso(self.updated),
-            "versions": {
-                str(number): version.metadata() for number, version in sorted(self.versions.items())
-            },
+            "versions": {str(number): version.metadata() for number, version in sorted(self.versions.items())},
         }
 
 
@@ -546,9 +543,7 @@ class State:
         self.tokens: dict[str, Token] = {}
         for path, mount_type in BUILTIN_MOUNTS.items():
             self.mounts[path] = Mount(path, mount_type, accessor=f"{mount_type}_{_random_id(8).lower()}")
-        self.policies["default"] = Policy(
-            "default", DEFAULT_POLICY, parse_policy(DEFAULT_POLICY), time.time()
-        )
+        self.policies["default"] = Policy("default", DEFAULT_POLICY, parse_policy(DEFAULT_POLICY), time.time())
         self.tokens[root_token] = Token(
             id=root_token,
             accessor=_random_id(),
@@ -648,9 +643,7 @@ class State:
         if existing is not None and existing.type == mount_type and existing.options == options:
             return existing
         self._check_mount_path(path)
-        mount = Mount(
-            path, mount_type, options, description, accessor=f"{mount_type}_{_random_id(8).lower()}"
-        )
+        mount = Mount(path, mount_type, options, description, accessor=f"{mount_type}_{_random_id(8).lower()}")
         self.mounts[path] = mount
         return mount
 
@@ -834,9 +827,7 @@ class VaultApi:
 
     # -- entry point
 
-    def handle(
-        self, method: str, path: str, query: Mapping[str, str], token_id: str | None, body: Any
-    ) -> Response:
+    def handle(self, method: str, path: str, query: Mapping[str, str], token_id: str | None, body: Any) -> Response:
         if path in UNAUTHENTICATED:
             return self._unauthenticated(method, path, query)
         state = self.state

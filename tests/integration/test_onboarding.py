@@ -91,7 +91,7 @@ def test_gitlab_has_the_group_the_mirror_the_repositories_the_token_the_hook_and
     assert [t.description for t in mirror.triggers.list(get_all=True)] == ["mirroring-from-external-repo"]
     assert [t.name for t in group.access_tokens.list(get_all=True) if t.active] == ["alpha-bot"]
     hooks = group.hooks.list(get_all=True)
-    assert [h.url for h in hooks] == [f"{onboarded.bot_url}/hooks/gitlab"]
+    assert [h.url for h in hooks] == [f"{onboarded.bot_url}/hooks/gitlab?project=alpha"]
     assert hooks[0].pipeline_events and hooks[0].job_events and hooks[0].push_events
     levels = {gl.users.get(m.id).username: m.access_level for m in group.members.list(get_all=True)}
     assert levels["bob"] == gitlab.const.AccessLevel.OWNER

@@ -1,0 +1,262 @@
+"""From GitLab's events to the team's channels: pipeline cards, sync threads, failure replies.
+
+Each event is folded into the pipeline's state (:mod:`bot.workflows.pipelines`), then each channel
+that wants it (:mod:`bot.workflows.routing`) gets the card created once and edited afterwards. The
+sync pipeline of ``mirror`` and the build it causes share one thread. A failed pipeline gets one
+reply with the end of each failed job's log, masked. A scheduled job asks the GitLab API about
+pipelines whose events stopped coming, so a lost webhook still ends in the right final card.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from bot.inbox import InboundEvent, inbox_handler
+from bot.logs import log, redact
+from bot.model import Project
+from bot.operations import Operation, operation
+from bot.outbox import Post
+from bot.render import pipelines as render
+from bot.scheduler import every
+from bot.workflows import sync
+from bot.workflows.naming import MIRROR_REPO, Names
+from bot.workflows.pipelines import PipelineBook, PipelineState, split_path
+from bot.workflows.routing import Subscriptions
+from services.errors import ServiceError
+
+if TYPE_CHECKING:
+    from bot.runtime import Bot
+
+logger = logging.getLogger("cpn.notifications")
+
+KNOWN_EVENTS = ("Pipeline Hook", "Job Hook", "Push Hook", "Tag Push Hook", "Merge Request Hook")
+
+
+def card_key(state: PipelineState, channel_id: str) -> str:
+    return f"pipeline:{state.key}:{channel_id}"
+
+
+def _locate(bot: Bot, path: str) -> tuple[Project, str] | None:
+    parts = split_path(bot.config.platform.root_group, path)
+    if parts is None:
+        return None
+    project = bot.projects.get(parts[0])  # slug == name on this platform
+    return (project, parts[1]) if project is not None else None
+
+
+@inbox_handler("gitlab")
+async def on_gitlab_event(event: InboundEvent, bot: Bot) -> None:
+    if event.event_type not in KNOWN_EVENTS:
+        bot.metrics.inc("cpn_events_ignored_total", source="gitlab", reason="unknown_event")
+        return
+    payload = event.json()
+    if event.event_type == "Job Hook":
+        path = (payload.get("project") or {}).get("path_with_namespace") or payload.get("project_name") or ""
+    else:
+        path = (payload.get("project") or {}).get("path_with_namespace") or ""
+    found = _locate(bot, str(path).replace(" / ", "/"))
+    if found is None:
+        bot.metrics.inc("cpn_events_ignored_total", source="gitlab", reason="unknown_project")
+        return
+    project, repo = found
+    book = PipelineBook(bot.store)
+    if event.event_type == "Pipeline Hook":
+        state, changed = book.apply_pipeline_hook(project, repo, payload)
+    elif event.event_type == "Job Hook":
+        state, changed = book.apply_job_hook(project, repo, payload)
+    else:
+        announce_push_or_mr(bot, project, repo, event.event_type, payload)
+        return
+    if changed:
+        await publish(bot, project, state)
+
+
+async def publish(bot: Bot, project: Project, state: PipelineState) -> None:
+    """Create or edit the pipeline's card in every channel that wants it; tie builds to syncs."""
+    book = PipelineBook(bot.store)
+    if state.is_sync and state.synced_repo and not state.child_key:
+        book.expect_build(project.id, state.synced_repo, state.key)
+    parent = book.claim_build(state) if not state.is_sync else None
+    if parent is None and state.parent_key:
+        parent = book.get(state.parent_key)
+    subscriptions = Subscriptions(bot.store)
+    kind = "sync" if state.is_sync else "pipeline"
+    failure = state.status in ("failed", "canceled")
+    existing = dict(
+        bot.store.db.execute(
+            "SELECT channel_id, post_key FROM pipeline_posts WHERE pipeline_key = ?", (state.key,)
+        ).fetchall()
+    )
+    parent_posts: dict[str, str] = {}
+    if parent is not None:
+        parent_posts = dict(
+            bot.store.db.execute(
+                "SELECT channel_id, post_key FROM pipeline_posts WHERE pipeline_key = ?", (parent.key,)
+            ).fetchall()
+        )
+    wanted = set(subscriptions.targets(project, kind, state.ref, state.default_branch, failure))
+    channels = set(existing) | wanted | set(parent_posts)
+    card = render.pipeline_card(state, project.name, bot.tr)
+    for channel_id in channels:
+        post_key = existing.get(channel_id) or card_key(state, channel_id)
+        root_key = parent_posts.get(channel_id, "")
+        if channel_id not in existing:
+            bot.store.db.table("pipeline_posts").upsert(
+                {"pipeline_key": state.key, "channel_id": channel_id, "post_key": post_key, "root_key": root_key},
+                pk=("pipeline_key", "channel_id"),
+            )
+            if parent is not None and root_key:
+                bot.outbox.enqueue(channel_id, Post(render.build_started(parent, state, bot.tr)), root_key=root_key)
+        else:
+            root_key = bot.store.db.execute(
+                "SELECT root_key FROM pipeline_posts WHERE pipeline_key = ? AND channel_id = ?",
+                (state.key, channel_id),
+            ).fetchone()[0]
+        bot.outbox.enqueue(channel_id, Post("", (card,)), post_key=post_key, root_key=root_key)
+    bot.metrics.inc("cpn_pipeline_updates_total", kind=kind)
+    if state.final and state.failed_jobs and not state.failure_reported and channels:
+        state.failure_reported = True
+        book.save(state)
+        bot.operations.submit("pipeline.failure", {"key": state.key, "project_name": project.name})
+
+
+@operation("pipeline.failure")
+async def report_failure(op: Operation, bot: Bot) -> dict[str, Any]:
+    """Reply in each card's thread with the end of each failed job's log, secrets masked."""
+    book = PipelineBook(bot.store)
+    state = book.get(op.params["key"])
+    gitlab = bot.platform.gitlab
+    if state is None or gitlab is None:
+        return {"status": "gone"}
+    replies = []
+    for job in state.failed_jobs:
+        try:
+            trace = await gitlab.job_trace(state.gitlab_project_id, job.id)
+        except ServiceError:
+            trace = ""
+        replies.append(render.failure_reply(job, redact(trace), bot.tr))
+    posts = bot.store.db.execute(
+        "SELECT channel_id, post_key, root_key FROM pipeline_posts WHERE pipeline_key = ?", (state.key,)
+    ).fetchall()
+    for channel_id, post_key, root_key in posts:
+        for reply in replies:
+            # A build card already sits in its sync's thread: its failure goes in that thread too.
+            bot.outbox.enqueue(channel_id, Post(reply), root_key=root_key or post_key)
+    return {"jobs": len(replies)}
+
+
+def announce_push_or_mr(bot: Bot, project: Project, repo: str, event_type: str, payload: dict[str, Any]) -> None:
+    """Pushes and merge requests: one line, only where a subscription asked for them."""
+    if repo == MIRROR_REPO:
+        return
+    subscriptions = Subscriptions(bot.store)
+    if event_type == "Merge Request Hook":
+        target = str((payload.get("object_attributes") or {}).get("target_branch") or "")
+        channels = subscriptions.targets(project, "mr", target, "main", failure=True)
+        text = render.merge_request_line(payload, project.name, repo, bot.tr)
+    else:
+        ref = str(payload.get("ref", "")).removeprefix("refs/heads/").removeprefix("refs/tags/")
+        channels = subscriptions.targets(project, "push", ref, "main", failure=True)
+        text = render.push_line(payload, project.name, repo, bot.tr)
+    for channel_id in channels:
+        bot.outbox.enqueue(channel_id, Post(text))
+
+
+async def start_sync(
+    bot: Bot, project: Project, repo: str, branch: str | None, all_branches: bool, triggered_by: str
+) -> PipelineState:
+    """Trigger the ``mirror`` pipeline for ``repo`` and put its card in the project's channels."""
+    pipeline = await sync.trigger(bot, project, repo, branch, all_branches)
+    book = PipelineBook(bot.store)
+    key = f"{pipeline.project_id}:{pipeline.id}"
+    state = book.get(key) or PipelineState(
+        key=key,
+        project_id=project.id,
+        repo=MIRROR_REPO,
+        gitlab_project_id=pipeline.project_id,
+        pipeline_id=pipeline.id,
+        ref=pipeline.ref,
+        sha=pipeline.sha,
+        status=pipeline.status,
+        source=pipeline.source,
+        url=pipeline.web_url,
+    )
+    state.triggered_by = triggered_by
+    state.variables.update(
+        {"PROJECT_NAME": repo, "SYNC_ALL": "true" if all_branches else "false", "GIT_BRANCH_DEPLOY": branch or ""}
+    )
+    book.save(state)
+    await publish(bot, project, state)
+    return state
+
+
+# -- the polling fallback -------------------------------------------------------------------------
+
+
+@every(60.0, "gitlab.poll")
+async def poll_pipelines(bot: Bot) -> None:
+    """Ask GitLab about pipelines whose webhooks stopped coming, and about recent ones never seen."""
+    gitlab = bot.platform.gitlab
+    if gitlab is None:
+        return
+    book = PipelineBook(bot.store)
+    stale_after = bot.config.gitlab.poll_stale_seconds if bot.config.gitlab else 60.0
+    projects = {p.id: p for p in bot.projects.all()}
+    for state in book.unfinished(older_than=stale_after):
+        project = projects.get(state.project_id)
+        if project is None:
+            continue
+        try:
+            pipeline = await gitlab.pipeline(state.gitlab_project_id, state.pipeline_id)
+            jobs = await gitlab.pipeline_jobs(state.gitlab_project_id, state.pipeline_id)
+        except ServiceError as exc:
+            log(logger, logging.WARNING, "polling failed", pipeline=state.key, error=str(exc))
+            continue
+        updated, changed = book.apply_api(project, state.repo, pipeline, jobs)
+        if changed:
+            bot.metrics.inc("cpn_pipelines_polled_total", outcome="repaired")
+            await publish(bot, project, updated)
+    await discover_recent(bot, list(projects.values()))
+
+
+DISCOVERY_WINDOW = 900.0  # older pipelines are history, not news
+
+
+def _age_seconds(created_at: str) -> float:
+    try:
+        created = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    except ValueError:
+        return float("inf")
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - created).total_seconds()
+
+
+async def discover_recent(bot: Bot, projects: list[Project]) -> None:
+    """Pipelines of linked projects that no webhook told about (created while hooks were lost)."""
+    gitlab = bot.platform.gitlab
+    assert gitlab is not None
+    book = PipelineBook(bot.store)
+    for project in projects:
+        if not bot.projects.channels(project.id):
+            continue
+        names = Names(bot.config.platform.root_group, project.slug)
+        repos = [MIRROR_REPO] + [r.name for r in bot.projects.repositories(project.id)]
+        for repo in repos:
+            found = await gitlab.find_project(names.repo(repo)) if repo else None
+            if found is None:
+                continue
+            try:
+                pipelines = await gitlab.pipelines(found.id, per_page=3)
+            except ServiceError:
+                continue
+            for pipeline in pipelines:
+                known = book.get(f"{found.id}:{pipeline.id}")
+                if known is not None or _age_seconds(pipeline.created_at) > DISCOVERY_WINDOW:
+                    continue
+                jobs = await gitlab.pipeline_jobs(found.id, pipeline.id)
+                state, _ = book.apply_api(project, repo, pipeline, jobs)
+                bot.metrics.inc("cpn_pipelines_polled_total", outcome="discovered")
+                await publish(bot, project, state)

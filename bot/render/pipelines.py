@@ -1,0 +1,153 @@
+"""Pipeline cards, sync cards and their thread replies (pure functions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.i18n import Translator
+from bot.render.safe import code, escape
+from bot.workflows.pipelines import JobState, PipelineState
+
+ICONS = {
+    "created": "⏳",
+    "waiting_for_resource": "⏳",
+    "preparing": "⏳",
+    "pending": "⏳",
+    "scheduled": "⏳",
+    "running": "🔄",
+    "success": "✅",
+    "failed": "❌",
+    "canceled": "⛔",
+    "skipped": "⏭️",
+    "manual": "✋",
+}
+COLORS = {"success": "#18753C", "failed": "#CE0500", "canceled": "#666666", "running": "#0063CB"}
+TRACE_LINES = 40
+
+
+def duration(seconds: float, tr: Translator) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return tr("pipeline.seconds", s=seconds)
+    return tr("pipeline.minutes", m=seconds // 60, s=seconds % 60)
+
+
+def stages_line(state: PipelineState) -> str:
+    stages = state.ordered_stages()
+    if not stages:
+        return ""
+    return " → ".join(f"{ICONS.get(state.stage_status(stage), '⏳')} {stage}" for stage in stages)
+
+
+def trigger_text(state: PipelineState, tr: Translator) -> str:
+    who = state.triggered_by
+    if who.startswith("ci:"):
+        return tr("pipeline.by_ci", token=who[3:])
+    if who.startswith("@"):
+        return tr("pipeline.by_user", user=who)
+    if state.source in ("push", "trigger", "api", "web", "schedule", "merge_request_event", "pipeline"):
+        return tr(f"pipeline.source.{state.source}")
+    return ""
+
+
+def pipeline_card(state: PipelineState, project: str, tr: Translator) -> dict[str, Any]:
+    """The one card of a pipeline, edited in place as its jobs progress."""
+    icon = ICONS.get(state.status, "⏳")
+    if state.is_sync:
+        status_word = tr(f"pipeline.sync_status.{state.status}") if state.status in ICONS else state.status
+        target = state.synced_repo or "?"
+        scope = (
+            tr("pipeline.all_branches")
+            if state.variables.get("SYNC_ALL") == "true"
+            else (state.variables.get("GIT_BRANCH_DEPLOY") or "main")
+        )
+        title = tr("pipeline.sync_title", icon=icon, project=project, repo=target, scope=scope, status=status_word)
+    else:
+        status_word = tr(f"pipeline.status.{state.status}") if state.status in ICONS else state.status
+        title = tr(
+            "pipeline.title", icon=icon, project=project, repo=state.repo, id=state.pipeline_id, status=status_word
+        )
+    lines = []
+    head = f"**{escape(state.ref, 100)}**" if state.ref and not state.is_sync else ""
+    if state.sha and not state.is_sync:  # a sync's commit is the mirror repository's, of no interest
+        head += f" · `{state.sha[:8]}`"
+        if state.title:
+            head += f" {escape(state.title, 120)}"
+        if state.author:
+            head += f" — {escape(state.author, 80)}"
+    if head.strip():
+        lines.append(head.strip())
+    trigger = trigger_text(state, tr)
+    if trigger:
+        lines.append(trigger)
+    stages = stages_line(state)
+    if stages:
+        lines.append(stages)
+    if state.final and state.duration:
+        lines.append(f"⏱ {duration(state.duration, tr)}")
+    if state.failed_jobs:
+        lines.append(tr("pipeline.failed_jobs", jobs=", ".join(code(j.name) for j in state.failed_jobs)))
+    return {
+        "fallback": title,
+        "color": COLORS.get(state.status, "#0063CB"),
+        "title": title,
+        "title_link": state.url,
+        "text": "\n".join(lines),
+    }
+
+
+def failure_reply(job: JobState, trace: str, tr: Translator) -> str:
+    """A failed job with the end of its log (already masked by the caller) and a link."""
+    tail = "\n".join(trace.rstrip().splitlines()[-TRACE_LINES:]).replace("```", "ʼʼʼ")
+    reason = f" ({escape(job.failure_reason, 80)})" if job.failure_reason else ""
+    link = f"[{tr('pipeline.job')} #{job.id}]({job.url})" if job.url else f"{tr('pipeline.job')} #{job.id}"
+    header = tr("pipeline.job_failed", job=code(job.name), stage=code(job.stage), link=link) + reason
+    return f"{header}\n```\n{tail or tr('pipeline.no_trace')}\n```"
+
+
+def build_started(sync: PipelineState, build: PipelineState, tr: Translator) -> str:
+    link = f"[#{build.pipeline_id}]({build.url})" if build.url else f"#{build.pipeline_id}"
+    return tr("pipeline.sync_then_build", repo=code(build.repo), link=link, ref=escape(build.ref, 100))
+
+
+def push_line(payload: dict[str, Any], project: str, repo: str, tr: Translator) -> str:
+    ref = str(payload.get("ref", "")).removeprefix("refs/heads/").removeprefix("refs/tags/")
+    count = int(payload.get("total_commits_count") or len(payload.get("commits") or []))
+    who = escape(str(payload.get("user_name") or payload.get("user_username") or ""), 80)
+    key = "push.tag" if payload.get("object_kind") == "tag_push" else "push.commits"
+    return tr(key, user=who, count=count, ref=code(ref), project=project, repo=code(repo))
+
+
+def merge_request_line(payload: dict[str, Any], project: str, repo: str, tr: Translator) -> str:
+    attrs = payload.get("object_attributes") or {}
+    action = str(attrs.get("action") or attrs.get("state") or "update")
+    title = escape(str(attrs.get("title") or ""), 150)
+    link = f"[!{attrs.get('iid', '?')}]({attrs.get('url', '')})" if attrs.get("url") else f"!{attrs.get('iid', '?')}"
+    who = escape(str((payload.get("user") or {}).get("name") or ""), 80)
+    return tr(
+        "mr.line",
+        action=tr(f"mr.action.{action}") if action in MR_ACTIONS else action,
+        link=link,
+        title=title,
+        user=who,
+        repo=code(repo),
+        source=code(str(attrs.get("source_branch") or "")),
+        target=code(str(attrs.get("target_branch") or "")),
+    )
+
+
+MR_ACTIONS = ("open", "close", "reopen", "update", "approved", "unapproved", "merge")
+
+
+def pipeline_summary(states: list[PipelineState], tr: Translator) -> str:
+    """``/cpn pipeline``: the last pipelines of a repository."""
+    if not states:
+        return tr("pipeline.none")
+    lines = []
+    for state in states:
+        link = f"[#{state.pipeline_id}]({state.url})" if state.url else f"#{state.pipeline_id}"
+        line = f"- {ICONS.get(state.status, '⏳')} {link} {code(state.ref)} {tr(f'pipeline.status.{state.status}')}"
+        if state.failed_jobs:
+            line += " — " + ", ".join(f"[{j.name}]({j.url})" if j.url else code(j.name) for j in state.failed_jobs)
+        lines.append(line)
+    return "\n".join(lines)

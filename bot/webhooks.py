@@ -1,0 +1,64 @@
+"""Inbound webhooks: authenticated first, made durable, then acknowledged.
+
+GitLab signs nothing: it sends the hook's secret token in ``X-Gitlab-Token``. The bot registers
+each project's group hook with ``?project=<slug>`` and a secret derived for that project; the
+service's master secret is accepted too (instance-level hooks). Every comparison is constant-time.
+The body is parsed only once the token is right, and the event is in the inbox before the ``202``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+if TYPE_CHECKING:
+    from bot.runtime import Bot
+
+KEPT_HEADERS = ("x-gitlab-event", "x-gitlab-instance", "x-gitlab-webhook-uuid", "user-agent")
+
+
+def _equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def gitlab_token_ok(bot: Bot, token: str, slug: str) -> bool:
+    """Whether ``token`` is the hook secret of ``slug`` (or of any project if none is named)."""
+    ok = False
+    master = bot.config.gitlab.webhook_secret if bot.config.gitlab else None
+    if master is not None:
+        ok |= _equal(token, master.get_secret_value())
+    slugs = [slug] if slug else [p.slug for p in bot.projects.all()]
+    for candidate in slugs:
+        ok |= _equal(token, bot.webhook_secret("gitlab", candidate))
+    return ok
+
+
+async def gitlab_hook(bot: Bot, request: Request) -> Response:
+    token = request.headers.get("x-gitlab-token", "")
+    slug = request.query_params.get("project", "")[:64]
+    if not token or not gitlab_token_ok(bot, token, slug):
+        bot.metrics.inc("cpn_webhooks_refused_total", source="gitlab", reason="token")
+        return JSONResponse({"error": "invalid or missing X-Gitlab-Token"}, status_code=401)
+    body = await request.body()
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        payload = None
+    if not isinstance(payload, dict):
+        bot.metrics.inc("cpn_webhooks_refused_total", source="gitlab", reason="malformed")
+        return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
+    event = request.headers.get("x-gitlab-event", "")[:64]
+    delivery = (
+        request.headers.get("x-gitlab-event-uuid")
+        or request.headers.get("idempotency-key")
+        or hashlib.sha256(body).hexdigest()
+    )[:128]
+    headers = {k: request.headers[k][:200] for k in KEPT_HEADERS if k in request.headers}
+    _, new = bot.inbox.accept("gitlab", delivery, event, body.decode("utf-8"), headers, project_key=slug)
+    bot.metrics.inc("cpn_webhooks_accepted_total", source="gitlab", duplicate=str(not new).lower())
+    return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)
