@@ -91,6 +91,8 @@ async def subscribe(ctx: CommandContext) -> Reply:
         {"channel": ctx.channel_id, "events": list(events), "allow_public": allow_public},
     )
     text = ctx.tr("subscribe.done", project=code(project.name))
+    if not await bot.mm.is_member(ctx.channel_id, bot.mm.bot_user_id):
+        text += "\n" + ctx.tr("subscribe.invite_bot", bot=f"@{bot.mm.bot_username or 'cpn-bot'}")
     if project.visibility == "private" and channel_type == "O" and not allow_public:
         text += "\n" + ctx.tr("subscribe.private_project")
     return Reply(text, in_channel=True)

@@ -102,6 +102,15 @@ class Mattermost:
         result: Json = await self._call(self.driver.channels.get_channel(channel_id))
         return result
 
+    async def is_member(self, channel_id: str, user_id: str) -> bool:
+        try:
+            await self._call(self.driver.channels.get_channel_member(channel_id, user_id))
+        except ServiceError as exc:
+            if exc.status in (403, 404):
+                return False
+            raise
+        return True
+
     # -- posts ----------------------------------------------------------------------------------
 
     async def create_post(

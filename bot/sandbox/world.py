@@ -278,6 +278,10 @@ class World:
             "gitlab": {
                 "url": self.servers["gitlab"].url,
                 "token": self.secret_ref("gitlab", self.service_tokens["gitlab"]),
+                "webhook_secret": self.secret_ref("gitlab_hooks", self.webhook_secrets["gitlab"]),
+                # Pipelines silent this long are asked about: seconds in the sandbox.
+                "poll_seconds": max(1.0, 20 * self.timings.pipeline_step),
+                "poll_stale_seconds": max(1.0, 20 * self.timings.pipeline_step),
             },
             "vault": {
                 "url": self.servers["vault"].url,

@@ -340,6 +340,7 @@ class Dispatcher:
         self.queues: dict[int, asyncio.Queue[Delivery]] = {}
         self.workers: dict[int, asyncio.Task[None]] = {}
         self.client: httpx.AsyncClient | None = None
+        self.in_flight = 0  # deliveries submitted and not finished yet: tests wait for 0
 
     def submit(self, event: str, hooks: list[Hook], payload: dict[str, Any]) -> None:
         event_uuid = str(uuid.uuid4())
@@ -348,6 +349,7 @@ class Dispatcher:
             if queue is None:
                 queue = self.queues[hook.id] = asyncio.Queue()
                 self.workers[hook.id] = asyncio.get_running_loop().create_task(self._run(queue))
+            self.in_flight += 1
             queue.put_nowait(Delivery(hook, event, payload, event_uuid))
 
     async def shutdown(self) -> None:
@@ -367,6 +369,7 @@ class Dispatcher:
             except Exception:  # a broken receiver must never stop its queue
                 log.exception("webhook delivery crashed")
             finally:
+                self.in_flight -= 1
                 queue.task_done()
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:

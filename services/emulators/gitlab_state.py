@@ -260,6 +260,13 @@ class State:
         self.engine: Any = None
         _, self.root_token = self.add_user("root", "admin@example.com", "Administrator", admin=True)
 
+    @property
+    def quiet(self) -> bool:
+        """No pipeline running and no webhook delivery on its way (for tests and the demo)."""
+        with self.lock:
+            running = any(p.status not in ("success", "failed", "canceled", "skipped") for p in self.pipelines.values())
+        return not running and (self.engine is None or self.engine.hooks.in_flight == 0)
+
     # --- ids and urls ------------------------------------------------------------------------
 
     def next_id(self, kind: str) -> int:
