@@ -575,9 +575,9 @@ def serve_bot_profiled(out: str, config: str) -> int:
 # -- the measure ----------------------------------------------------------------------------------
 
 
-def queue_depths(client: httpx.Client, bot_url: str) -> dict[str, float]:
+async def queue_depths(client: httpx.AsyncClient, bot_url: str) -> dict[str, float]:
     """``cpn_queue_depth`` by queue, and a few counters summed over their labels, from the bot's ``/metrics``."""
-    text = client.get(f"{bot_url}/metrics").text
+    text = (await client.get(f"{bot_url}/metrics")).text
     counters = (
         "cpn_events_processed_total",
         "cpn_events_ignored_total",
@@ -601,11 +601,24 @@ class Outcome:
     baseline: list[Ingest]
     bot: Ingest
     posted: dict[int, int]  # pipeline id → update_at (ms) of its final card
-    depths_after_ingest: dict[str, float]
-    depths_at_end: dict[str, float]
+    depths: list[dict[str, float]]  # before the measured events, right after their last answer, at the end
     drain_cpu: float  # bot CPU from the last answer until every card was final
     drain_seconds: float
     warmup_pipelines: int
+
+
+class Budget:
+    """What is left of the time the measure may take in all: each run and each wait gets at most that."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+
+    def cap(self, wanted: float) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise BenchError(f"the measure took more than {self.seconds:.0f} s in all: stopped")
+        return min(wanted, left)
 
 
 async def drive(
@@ -617,38 +630,42 @@ async def drive(
     args: argparse.Namespace,
 ) -> Outcome:
     base_target, bot_target = targets
+    budget = Budget(args.max_seconds)
     cards = Cards(world)
     warm = factory.pipelines(max(1, args.warmup // EVENTS_PER_PIPELINE))
     measured = factory.pipelines(args.events // EVENTS_PER_PIPELINE)
     warm_plan, measured_plan = plan(warm, args.senders), plan(measured, args.senders)
-    run_cap = args.run_seconds
+    run_cap, warm_cap = args.run_seconds, min(args.run_seconds, 5.0)
 
     # The baseline: warmed up, then measured; measured again after the bot, when it is quiet.
-    await ingest(base_target, warm_plan, baseline, run_cap)
-    before = await ingest(base_target, measured_plan, baseline, run_cap)
+    await ingest(base_target, warm_plan, baseline, budget.cap(warm_cap))
+    before = await ingest(base_target, measured_plan, baseline, budget.cap(run_cap))
     before.label += " (before)"
 
     # The bot: warmed up with pipelines of their own, until their cards are final.
-    warm_result = await ingest(bot_target, warm_plan, bot, run_cap)
-    if warm_result.errors:
-        raise BenchError(f"warm-up: {warm_result.errors} events refused: {warm_result.first_error}")
+    warm_result = await ingest(bot_target, warm_plan, bot, budget.cap(warm_cap))
+    if warm_result.errors or warm_result.timed_out:
+        raise BenchError(f"warm-up: {warm_result.accepted}/{warm_result.events} accepted: {warm_result.first_error}")
     warm_ids = {events[0].pipeline_id for events in warm}
-    if len(await cards.wait_final(warm_ids, args.drain_timeout)) < len(warm_ids):
+    if len(await cards.wait_final(warm_ids, budget.cap(args.drain_timeout))) < len(warm_ids):
         raise BenchError("warm-up: not every card became final")
 
-    result = await ingest(bot_target, measured_plan, bot, run_cap)
-    with httpx.Client(timeout=10, trust_env=False) as client:
-        after_ingest = queue_depths(client, world.bot_url)
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+        before_ingest = await queue_depths(client, world.bot_url)
+        result = await ingest(bot_target, measured_plan, bot, budget.cap(run_cap))
+        after_ingest = await queue_depths(client, world.bot_url)
         drain_cpu = bot.cpu_seconds()
         drain_started = time.monotonic()
-        posted = await cards.wait_final({events[0].pipeline_id for events in measured}, args.drain_timeout)
+        wanted = {events[0].pipeline_id for events in measured}
+        posted = await cards.wait_final(wanted, budget.cap(args.drain_timeout))
         drain_seconds = time.monotonic() - drain_started
         drain_cpu = bot.cpu_seconds() - drain_cpu
-        at_end = queue_depths(client, world.bot_url)
+        at_end = await queue_depths(client, world.bot_url)
 
-    after = await ingest(base_target, measured_plan, baseline, run_cap)
+    after = await ingest(base_target, measured_plan, baseline, budget.cap(run_cap))
     after.label += " (after)"
-    return Outcome([before, after], result, posted, after_ingest, at_end, drain_cpu, drain_seconds, len(warm))
+    depths = [before_ingest, after_ingest, at_end]
+    return Outcome([before, after], result, posted, depths, drain_cpu, drain_seconds, len(warm))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -728,8 +745,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.profile_bot:
         print_profile(Path(args.profile_bot), args.profile_lines)
+    print(f"\nafter:   {load_average()}")
     print(
-        f"\nafter:   {load_average()}; bot exit code on SIGTERM: {code}; total time {time.monotonic() - started:.1f} s"
+        f"bot exit code on SIGTERM: {code} (-15: uvicorn re-raises the signal once shut down); "
+        f"total time {time.monotonic() - started:.1f} s"
     )
     for failure in failures:
         print(f"FAILED: {failure}", file=sys.stderr)
@@ -850,7 +869,7 @@ def report(outcome: Outcome, pipelines: int, events: int) -> list[str]:
             failures.append(f"{r.label}: {r.accepted}/{events} events accepted ({why})")
     if len(outcome.posted) < pipelines:
         failures.append(f"only {len(outcome.posted)} of {pipelines} cards became final in time")
-    ignored = outcome.depths_at_end.get("cpn_events_ignored_total", 0.0)
+    ignored = outcome.depths[-1].get("cpn_events_ignored_total", 0.0)
     if ignored:
         failures.append(f"the bot ignored {ignored:.0f} events (cpn_events_ignored_total)")
     return failures
@@ -864,9 +883,7 @@ def _print_depths(outcome: Outcome) -> None:
     def count(values: dict[str, float], name: str) -> str:
         return f"{values.get(name, 0.0):.0f}"
 
-    print(
-        "\nThe bot's queues (cpn_queue_depth of its /metrics; counters since it started, warm-up and setup included):"
-    )
+    print("\nThe bot's queues (cpn_queue_depth of its /metrics; counters since it started):")
     table(
         ["when", "inbox", "outbox", "operations", "events processed", "event errors", "posts queued", "posts sent"],
         [
@@ -880,9 +897,10 @@ def _print_depths(outcome: Outcome) -> None:
                 count(values, "cpn_outbox_enqueued_total"),
                 count(values, "cpn_outbox_delivered_total"),
             ]
-            for label, values in (
-                ("right after the last answer", outcome.depths_after_ingest),
-                ("every card final", outcome.depths_at_end),
+            for label, values in zip(
+                ("before the measured events", "right after their last answer", "every card final"),
+                outcome.depths,
+                strict=True,
             )
         ],
     )
@@ -908,8 +926,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--senders", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=250, help="warm-up events for each server (not counted)")
-    parser.add_argument("--run-seconds", type=float, default=25.0, help="cap of each run")
-    parser.add_argument("--drain-timeout", type=float, default=30.0, help="seconds the cards may take to be final")
+    parser.add_argument("--run-seconds", type=float, default=20.0, help="cap of each measured run")
+    parser.add_argument("--drain-timeout", type=float, default=20.0, help="seconds the cards may take to be final")
+    parser.add_argument("--max-seconds", type=float, default=95.0, help="cap of all the runs and waits, in all")
     parser.add_argument("--profile-bot", metavar="FILE", help="run the bot under cProfile, stats written to FILE")
     parser.add_argument("--profile-lines", type=int, default=30)
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)

@@ -89,6 +89,15 @@ class MattermostConfig(Section):
     websocket: bool = True
 
 
+class FreezeWindow(Section):
+    """No deploy to ``environments`` between ``start`` and ``end`` (ISO dates/times, local time)."""
+
+    environments: list[str] = Field(default_factory=lambda: ["prod"])
+    start: str
+    end: str
+    reason: str = ""
+
+
 class PlatformConfig(Section):
     admins: list[str] = Field(default_factory=list, description="usernames or e-mails of platform admins")
     project_creators: list[str] = Field(default_factory=list, description="empty: anyone may create")
@@ -99,6 +108,7 @@ class PlatformConfig(Section):
         description="repository hosts allowed even if they resolve to an internal address",
     )
     protected_environments: list[str] = Field(default_factory=lambda: ["prod"])
+    freeze_windows: list[FreezeWindow] = Field(default_factory=list)
 
 
 class OutboxConfig(Section):
@@ -148,7 +158,12 @@ class ArgoCDConfig(Section):
     password: Secret
     timeout_seconds: float = Field(10.0, gt=0, le=120)
     webhook_secret: Secret | None = None
+    webhook_header: str = "X-CPN-Token"
     destination_server: str = "https://kubernetes.default.svc"
+    poll_seconds: float = Field(2.0, gt=0, description="how often a running deploy is looked at")
+    deploy_timeout_seconds: float = Field(600.0, gt=0)
+    drift_poll_seconds: float = Field(120.0, ge=0, description="drift watch period; 0 disables it")
+    drift_grace_seconds: float = Field(600.0, ge=0, description="OutOfSync/Degraded this long is reported")
 
 
 class Config(Section):

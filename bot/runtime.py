@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
+import bot.deployments
 import bot.notifications  # noqa: F401  (handles GitLab's events)
 import commands  # noqa: F401  (declares every command)
 from bot.config import Config
@@ -37,6 +39,9 @@ from services.errors import ServiceError
 from services.mattermost import Mattermost
 
 logger = logging.getLogger("cpn.runtime")
+
+# Features add lines to ``/cpn status`` per repository: (bot, project) -> {repo: [lines]}.
+STATUS_PROVIDERS: list[Callable[[Bot, Any], dict[str, list[str]]]] = []
 
 
 def _secrets_of(config: Config) -> list[str]:
@@ -79,7 +84,10 @@ class Bot:
         self.sync_limiter = RateLimiter(config.gitlab.sync_rate_per_minute if config.gitlab else 6)
         self.platform = Platform.from_config(config)
         self.scheduler = Scheduler(
-            {"gitlab.poll": config.gitlab.poll_seconds if config.gitlab else 0.0},
+            {
+                "gitlab.poll": config.gitlab.poll_seconds if config.gitlab else 0.0,
+                "argocd.drift": config.argocd.drift_poll_seconds if config.argocd else 0.0,
+            },
         )
         self.listener = Listener(self)
         self._tasks: list[asyncio.Task[None]] = []
@@ -155,6 +163,14 @@ class Bot:
         section = getattr(self.config, service, None)
         master = getattr(section, "webhook_secret", None) or self.config.security.signing_key
         return derive(master.get_secret_value().encode(), service, slug)
+
+    def status_extras(self, project: Any) -> dict[str, list[str]]:
+        """Lines other features add under each repository of ``/cpn status`` (quality, scans)."""
+        extras: dict[str, list[str]] = {}
+        for provider in STATUS_PROVIDERS:
+            for repo, lines in provider(self, project).items():
+                extras.setdefault(repo, []).extend(lines)
+        return extras
 
     # -- projects and roles (read side, used by the rights check) -------------------------------
 

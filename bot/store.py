@@ -294,7 +294,37 @@ def _v3(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
+def _v4(db: sqlite_utils.Database) -> None:
+    """Deployments made through the bot or seen from ArgoCD, and the drift watch's memory."""
+    db.table("deployments").create(
+        {
+            "id": int,
+            "project_id": int,
+            "env": str,
+            "repo": str,
+            "app": str,
+            "image_tag": str,
+            "revision": str,  # the infra repository commit ArgoCD syncs to
+            "kind": str,  # deploy | promote | rollback | external
+            "status": str,  # running | succeeded | failed | degraded | reverted
+            "requested_by": str,
+            "card_key": str,
+            "channel_id": str,
+            "message": str,
+            "started_at": float,
+            "finished_at": float,
+        },
+        pk="id",
+        defaults={"status": "running", "message": "", "image_tag": "", "revision": ""},
+    )
+    db.table("deployments").create_index(["project_id", "env", "started_at"])
+    db.table("drift").create(
+        {"app": str, "project_id": int, "state": str, "since": float, "notified": int},
+        pk="app",
+    )
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
 
 
 class Store:

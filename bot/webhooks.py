@@ -62,3 +62,23 @@ async def gitlab_hook(bot: Bot, request: Request) -> Response:
     _, new = bot.inbox.accept("gitlab", delivery, event, body.decode("utf-8"), headers, project_key=slug)
     bot.metrics.inc("cpn_webhooks_accepted_total", source="gitlab", duplicate=str(not new).lower())
     return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)
+
+
+async def argocd_hook(bot: Bot, request: Request) -> Response:
+    """Argo CD Notifications: a shared secret in a header, then the event into the inbox."""
+    config = bot.config.argocd
+    secret = config.webhook_secret.get_secret_value() if config and config.webhook_secret else ""
+    given = request.headers.get(config.webhook_header if config else "x-cpn-token", "")
+    if not secret or not given or not _equal(given, secret):
+        bot.metrics.inc("cpn_webhooks_refused_total", source="argocd", reason="token")
+        return JSONResponse({"error": "invalid or missing shared secret"}, status_code=401)
+    body = await request.body()
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        payload = None
+    if not isinstance(payload, dict) or not isinstance(payload.get("app"), str):
+        return JSONResponse({"error": 'expected a JSON object with "app" and "event"'}, status_code=400)
+    delivery = hashlib.sha256(body).hexdigest()
+    _, new = bot.inbox.accept("argocd", delivery, str(payload.get("event", ""))[:64], body.decode("utf-8"))
+    return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)

@@ -1,5 +1,5 @@
 """One module per command group. Importing this package declares every command."""
 
-from commands import env, help, member, project, repo, secret, subscribe, sync, token, whoami
+from commands import deploy, env, help, member, project, repo, secret, subscribe, sync, token, whoami
 
-__all__ = ["env", "help", "member", "project", "repo", "secret", "subscribe", "sync", "token", "whoami"]
+__all__ = ["deploy", "env", "help", "member", "project", "repo", "secret", "subscribe", "sync", "token", "whoami"]

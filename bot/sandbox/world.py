@@ -111,6 +111,9 @@ class World:
         """The bot's port is chosen first: the slash command and the config need its URL."""
         placeholder = EmulatorServer(app=_unused_app, name="cpn-bot")
         self.bot_url = placeholder.bind()
+        self._argocd_state.notification_webhooks.append(
+            (f"{self.bot_url}/hooks/argocd", {"X-CPN-Token": self.webhook_secrets["argocd"]})
+        )
         self._bot_placeholder = placeholder
         mm = self.states["mattermost"]
         mm.register_command(
@@ -242,7 +245,22 @@ class World:
         ar.timings.sync_seconds = self.timings.argocd_step
         ar.timings.health_seconds = self.timings.argocd_step
         self._serve("argocd", ar, argocd)
+        # Argo CD Notifications -> the bot, with the shared-secret header (set once the bot's URL is known).
+        self._argocd_state = ar
+        # ArgoCD reads the infra repositories from the emulated GitLab, as a real one reads git.
+        ar.git_resolver = self._git_head
         self.service_tokens["argocd"] = argo_password
+
+    def _git_head(self, repo_url: str, ref: str) -> str | None:
+        gitlab = self.states["gitlab"]
+        base = self.servers["gitlab"].url + "/"
+        if not repo_url.startswith(base):
+            return None
+        path = repo_url[len(base) :].removesuffix(".git")
+        with gitlab.lock:
+            project = next((p for p in gitlab.projects.values() if gitlab.project_path(p) == path), None)
+            commit = project.repo.resolve(None if ref == "HEAD" else ref) if project is not None else None
+        return str(commit.id) if commit is not None else None
 
     # -- the bot's configuration ----------------------------------------------------------------
 
@@ -304,6 +322,9 @@ class World:
                 "username": "admin",
                 "password": self.secret_ref("argocd", self.service_tokens["argocd"]),
                 "webhook_secret": self.secret_ref("argocd_hooks", self.webhook_secrets["argocd"]),
+                "poll_seconds": max(0.02, self.timings.argocd_step / 2),
+                "drift_poll_seconds": max(1.0, 30 * self.timings.argocd_step),
+                "drift_grace_seconds": max(2.0, 60 * self.timings.argocd_step),
             },
         }
         for key, value in self.config_overrides.items():

@@ -230,6 +230,8 @@ class State:
         self.projects: dict[str, dict[str, Any]] = {}
         self.apps: dict[str, App] = {}
         self.target_revisions: dict[str, str] = {}
+        # What ``git ls-remote <repoURL> <ref>`` answers; a sandbox wires it to its GitLab emulator.
+        self.git_resolver: Callable[[str, str], str | None] | None = None
         self._secret = secrets.token_bytes(32)
         self._revoked: set[str] = set()
         self._resource_version = 1000
@@ -403,6 +405,10 @@ def resolve_revision(state: State, name: str, source: dict[str, Any], requested:
         return ref
     if not requested and name in state.target_revisions:
         return state.target_revisions[name]
+    if state.git_resolver is not None:
+        found = state.git_resolver(source.get("repoURL", ""), ref)
+        if found:
+            return found
     return fake_commit(source.get("repoURL", ""), ref)
 
 

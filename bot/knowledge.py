@@ -1,0 +1,763 @@
+"""The support knowledge base: French articles in ``kb/``, searched with SQLite FTS5.
+
+Independent of the bot runtime: it needs only ``sqlite_utils`` and ``snowballstemmer``.
+
+How a question is answered:
+
+1. :func:`normalize` turns text into search terms: lowercase, accents folded, split on anything that
+   is not a letter or a digit (so ``l'environnement`` and ``read_secret`` split), multi-word synonyms
+   replaced (``mot de passe``, ``quality gate``…), French and chat stop words dropped (``svp``,
+   ``bonjour``…), words stemmed with the Snowball French stemmer, and synonyms mapped to one canonical
+   term (``synchronisation``, ``sync``, ``mirror`` → ``synchro``).
+2. :class:`KnowledgeBase` stores each article and its normalised fields in SQLite, with an FTS5 index
+   over title, tags, summary and body (made by sqlite-utils ``enable_fts``).
+3. A question's terms that the corpus never uses are corrected when a corpus word is one or two
+   typing mistakes away (``synchronistion``, ``deploiment``, ``kyvernos``).
+4. FTS5 ranks the articles with ``bm25`` (title and tags weigh more than the body), every term quoted
+   and joined with ``OR``: no user text ever reaches the FTS query syntax.
+5. The confidence of a hit is the share of the question's information that the article covers: each
+   term weighs its inverse document frequency (a term the corpus never uses weighs
+   :data:`UNKNOWN_TERM_WEIGHT`); a term found only in an article's body counts
+   :data:`BODY_ONLY_FACTOR` of its weight. Under :data:`CONFIDENCE_THRESHOLD` the bot says it does not
+   know and offers a ticket.
+
+The weights and thresholds were tuned with ``bench/bench_kb.py`` over ``tests/kb/questions.toml``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tomllib
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import snowballstemmer
+import sqlite_utils
+
+# -- tuning constants (measured with bench/bench_kb.py) ---------------------------------------------
+
+#: bm25 weights of the indexed columns, in the order title, tags, summary, body.
+COLUMN_WEIGHTS: tuple[float, float, float, float] = (6.0, 4.0, 2.0, 1.0)
+#: Under this confidence the answer is "I don't know" (and a ticket is offered).
+CONFIDENCE_THRESHOLD = 0.5
+#: A hit shown as "see also" must reach this confidence too.
+RELATED_THRESHOLD = 0.45
+#: Weight of a question term that no article uses (a word the corpus has never seen).
+UNKNOWN_TERM_WEIGHT = 3.0
+#: Share of a term's weight counted when an article has it only in its body (not title/tags/summary).
+BODY_ONLY_FACTOR = 0.75
+#: Candidates that bm25 returns before they are re-ranked by bm25 and confidence together.
+CANDIDATES = 12
+#: Questions are cut to this many characters (at a word boundary) before they are analysed.
+MAX_QUESTION_CHARS = 1000
+#: At most this many distinct terms of a question are searched.
+MAX_QUERY_TERMS = 40
+
+REQUIRED_FIELDS = ("id", "title", "tags", "commands", "links", "summary")
+ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+# -- normalisation ----------------------------------------------------------------------------------
+
+#: Stop words, accents folded: French function words, chat fillers, a few English ones.
+STOP_WORDS: frozenset[str] = frozenset(
+    """
+    a ai aie aient aies ait as au aux avaient avais avait avec avez aviez avions avoir avons ayant
+    ca car ce ceci cela celle celles celui cet cette ces ceux chez comme comment d dans de des du
+    donc dont du elle elles en encore entre es est et etaient etais etait etant ete etes etre eu eux
+    fait faire fais faut falloir fois hors il ils j je jusqu l la le les leur leurs lui m ma mais me
+    meme memes mes moi mon n ne ni nos notre nous on ont or ou par parce pas peu peut peuvent peux
+    plus pour pourquoi pouvoir pouvez puis puisque qu quand que quel quelle quelles quels qui quoi s
+    sa sans se sera serait ses si sien soi soit son sont suis sur t ta te tes toi ton tous tout toute
+    toutes tres trop tu un une vos votre vous y deja aussi alors ici voila voici bien bon ok okay
+    dois doit devoir devez doivent veux veut voudrais voudrait vouloir voulez besoin possible
+    quelqu quelque quelques chose truc machin etc svp stp merci bonjour bonsoir salut hello hi coucou
+    please pls plz thanks thx aide aider help urgent svp marche marcher fonctionne fonctionner
+    probleme problemes souci soucis ya yen avoir sais savoir saurait connait comprends comprend
+    quoi qqn qq qlq ptit petit petite faudrait faire fait faites dire dit dis mettre met mis
+    the an to of in on is are was my me how what why can could do does it its for with and or not
+    this that we you be there where which when who any some
+    environ cpn
+    """.split()
+)
+
+# Synonym groups: canonical term → variants (words or phrases, accents optional). A variant made of
+# one word is matched on its stem; a phrase is matched on consecutive folded words, before stop words
+# are dropped. Canonical terms are final search terms, never stemmed again.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "synchro": (
+        "synchro",
+        "synchros",
+        "synchronisation",
+        "synchroniser",
+        "synchronise",
+        "sync",
+        "syncro",
+        "synchronization",
+        "synchronize",
+        "mirror",
+        "miroir",
+        "mirroring",
+        "mirrorer",
+        "mirroir",
+        "resynchroniser",
+        "resync",
+        "resynchro",
+    ),
+    "deploy": (
+        "deploiement",
+        "deployer",
+        "deploye",
+        "deploy",
+        "deployment",
+        "deployed",
+        "livraison",
+        "livrer",
+        "mise en production",
+        "mise en prod",
+        "mep",
+        "redeployer",
+        "redeploiement",
+        "redeploy",
+    ),
+    "sonar": (
+        "sonar",
+        "sonarqube",
+        "sonarcloud",
+        "quality gate",
+        "qualitygate",
+        "qualite",
+        "quality",
+        "porte qualite",
+        "porte de qualite",
+        "code smell",
+        "code smells",
+        "sonar scanner",
+    ),
+    "depot": ("depot", "depots", "repo", "repos", "repository", "repositories", "referentiel", "repertoire git"),
+    "env": ("environnement", "environnements", "env", "envs", "environment", "environments"),
+    "projet": ("projet", "projets", "project", "projects"),
+    "membre": (
+        "membre",
+        "membres",
+        "member",
+        "members",
+        "collegue",
+        "collegues",
+        "coequipier",
+        "equipier",
+        "teammate",
+        "nouvel arrivant",
+        "nouvel arrivant",
+    ),
+    "jeton": ("jeton", "jetons", "token", "tokens", "pat", "access token"),
+    "identifiant": (
+        "identifiant",
+        "identifiants",
+        "credential",
+        "credentials",
+        "creds",
+        "login",
+        "password",
+        "mot de passe",
+        "mdp",
+        "passwd",
+        "username",
+        "nom d utilisateur",
+    ),
+    "droit": ("droit", "droits", "permission", "permissions", "autorisation", "habilitation", "rbac"),
+    "role": ("role", "roles"),
+    "log": ("log", "logs", "journal", "journaux", "logging", "stdout"),
+    "metrique": ("metrique", "metriques", "metric", "metrics", "monitoring", "supervision", "prometheus"),
+    "dashboard": ("dashboard", "dashboards", "tableau de bord", "tableaux de bord"),
+    "alerte": ("alerte", "alertes", "alert", "alerts", "alerting", "alertmanager"),
+    "registry": ("registry", "registre", "registres", "harbor", "quay", "docker registry"),
+    "argocd": ("argocd", "argo", "argo cd"),
+    "namespace": ("namespace", "namespaces", "espace de nom", "espace de noms", "espaces de noms", "ns"),
+    "kubernetes": ("kubernetes", "k8s", "kube", "kubectl"),
+    "openshift": ("openshift", "ocp", "okd"),
+    "pipeline": ("pipeline", "pipelines", "pipe", "ci cd", "cicd", "chaine ci"),
+    "build": ("build", "builder", "builds", "construire", "construction", "compiler", "compilation", "built"),
+    "image": ("image", "images", "image docker", "docker image", "container image"),
+    "conteneur": ("conteneur", "conteneurs", "container", "containers", "docker"),
+    "vulnerabilite": ("vulnerabilite", "vulnerabilites", "vuln", "vulns", "cve", "cves", "faille", "failles"),
+    "scan": ("scan", "scans", "scanner", "trivy", "analyse de securite"),
+    "signature": ("signature", "signer", "signe", "signed", "sign", "cosign", "sigstore"),
+    "sauvegarde": ("sauvegarde", "sauvegardes", "sauvegarder", "backup", "backups", "dump", "pg dump"),
+    "postgres": ("postgres", "postgresql", "pg", "psql", "pgsql"),
+    "bdd": ("bdd", "base de donnees", "bases de donnees", "database", "databases", "db", "sgbd"),
+    "bouchon": ("bouchon", "bouchons", "mock", "mocks", "bouchonner", "simuler", "simulation", "stub", "stubs"),
+    "prod": ("prod", "production", "prd"),
+    "horsprod": ("hors prod", "hors production", "hprod", "hors-prod", "non prod", "nonprod"),
+    "supprimer": (
+        "supprimer",
+        "suppression",
+        "supprime",
+        "delete",
+        "deleted",
+        "effacer",
+        "detruire",
+        "destruction",
+        "remove",
+        "retirer",
+    ),
+    "creer": ("creer", "creation", "create", "nouveau", "nouvelle", "cree", "creee"),
+    "ajouter": ("ajouter", "ajout", "add", "rajouter", "inviter", "invitation"),
+    "echec": (
+        "echec",
+        "echecs",
+        "echoue",
+        "echouee",
+        "echouees",
+        "echouer",
+        "fail",
+        "failed",
+        "failure",
+        "failing",
+        "ko",
+        "plante",
+        "planter",
+        "crash",
+        "casse",
+        "rouge",
+    ),
+    "verrou": ("verrou", "verrouille", "verrouiller", "lock", "locked", "bloque", "bloquer", "coince"),
+    "reprovision": (
+        "reprovisionner",
+        "reprovisionnement",
+        "provisionnement",
+        "provisionner",
+        "replay",
+        "rejouer",
+        "reprovision",
+        "reprovisioning",
+    ),
+    "notification": ("notification", "notifications", "notif", "notifs", "abonnement", "abonner", "subscribe"),
+    "ticket": ("ticket", "tickets", "incident", "demande de support"),
+    "support": ("support", "assistance", "serviceteam", "service team", "equipe support", "hotline"),
+    "url": ("url", "urls", "lien", "liens", "adresse", "link", "links"),
+    "variable": ("variable", "variables", "var", "vars"),
+    "quota": ("quota", "quotas", "ressource", "ressources", "resource", "resources", "limite", "limites"),
+    "pull": ("pull", "imagepullbackoff", "errimagepull", "tirer", "pulling"),
+    "kyverno": ("kyverno", "policies", "admission"),
+    "nexus": ("nexus", "artifactory"),
+    "maven": ("maven", "mvn", "pom"),
+    "npm": ("npm", "npmrc", "yarn", "pnpm"),
+    "secret": ("secret", "secrets", "coffre", "coffre fort", "sops"),
+    "vault": ("vault", "hashicorp vault"),
+    "gitlab": ("gitlab", "gitlab ci", "gitlab-ci"),
+    "github": ("github", "github actions", "gh actions"),
+    "compte": ("compte", "comptes", "account", "accounts", "inscription", "inscrire", "keycloak"),
+    "nom": ("nom", "noms", "nommage", "name", "naming", "renommer", "rename", "slug"),
+    "commande": ("commande", "commandes", "command", "commands", "slash"),
+    "bot": ("bot", "chatbot", "robot conversationnel"),
+    "readonly": ("readonly", "read only", "lecture seule"),
+}
+
+
+def fold(text: str) -> str:
+    """Lowercase, accents removed (``Déploiement`` → ``deploiement``), ligatures opened."""
+    text = text.lower().replace("œ", "oe").replace("æ", "ae").replace("ß", "ss")
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def words(text: str) -> list[str]:
+    """The folded words of ``text``: letters and digits only, so apostrophes and dashes split words."""
+    return _WORD.findall(fold(text))
+
+
+_STEMMER = snowballstemmer.stemmer("french")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """The Snowball French stem of a folded word."""
+    return str(_STEMMER.stemWord(word))
+
+
+def _build_synonyms() -> tuple[dict[tuple[str, ...], str], dict[str, str], int]:
+    phrases: dict[tuple[str, ...], str] = {}
+    single: dict[str, str] = {}
+    for canonical, variants in SYNONYMS.items():
+        for variant in (canonical, *variants):
+            parts = tuple(words(variant))
+            if len(parts) > 1:
+                phrases[parts] = canonical
+            elif parts:
+                single[parts[0]] = canonical
+                single.setdefault(stem(parts[0]), canonical)
+    longest = max((len(p) for p in phrases), default=1)
+    return phrases, single, longest
+
+
+_PHRASES, _SINGLE, _LONGEST_PHRASE = _build_synonyms()
+_CANONICAL = frozenset(SYNONYMS)
+
+
+def analyse(text: str) -> list[tuple[str, str]]:
+    """``(word, term)`` pairs: each kept folded word (or phrase) of ``text`` and its search term."""
+    folded = words(text)
+    out: list[tuple[str, str]] = []
+    i = 0
+    while i < len(folded):
+        for size in range(min(_LONGEST_PHRASE, len(folded) - i), 1, -1):
+            canonical = _PHRASES.get(tuple(folded[i : i + size]))
+            if canonical is not None:
+                out.append((" ".join(folded[i : i + size]), canonical))
+                i += size
+                break
+        else:
+            word = folded[i]
+            i += 1
+            if word in _SINGLE:
+                out.append((word, _SINGLE[word]))
+                continue
+            if word in STOP_WORDS or (len(word) < 2 and not word.isdigit()):
+                continue
+            stemmed = stem(word)
+            out.append((word, _SINGLE.get(stemmed, stemmed)))
+    return out
+
+
+def normalize(text: str) -> list[str]:
+    """Search terms of ``text``: folded, stop words dropped, stemmed, synonyms made canonical.
+
+    >>> normalize("Comment synchroniser mon dépôt ?")
+    ['synchro', 'depot']
+    """
+    return [term for _, term in analyse(text)]
+
+
+def truncate(question: str, limit: int = MAX_QUESTION_CHARS) -> str:
+    """``question`` cut to ``limit`` characters, at the last word boundary before it."""
+    if len(question) <= limit:
+        return question
+    cut = question[:limit]
+    space = cut.rfind(" ")
+    return cut[:space] if space > limit // 2 else cut
+
+
+# -- articles -----------------------------------------------------------------------------------------
+
+
+class ArticleError(ValueError):
+    """An article of the knowledge base is malformed; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Link:
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Article:
+    id: str
+    title: str
+    tags: tuple[str, ...]
+    commands: tuple[str, ...]
+    links: tuple[Link, ...]
+    summary: str
+    body: str
+    path: Path
+
+
+def _string_list(value: object, key: str, where: Path) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ArticleError(f"{where}: '{key}' must be a list of non-empty strings")
+    return tuple(v.strip() for v in value)
+
+
+def parse_article(text: str, path: Path) -> Article:
+    """One article: TOML front matter between ``+++`` lines, then the markdown body."""
+    lines = text.lstrip("\ufeff").splitlines()
+    if not lines or lines[0].strip() != "+++":
+        raise ArticleError(f"{path}: the file must start with a '+++' line opening the front matter")
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "+++")
+    except StopIteration:
+        raise ArticleError(f"{path}: the front matter is not closed by a '+++' line") from None
+    try:
+        meta: dict[str, Any] = tomllib.loads("\n".join(lines[1:end]))
+    except tomllib.TOMLDecodeError as exc:
+        raise ArticleError(f"{path}: invalid TOML front matter: {exc}") from None
+    missing = [k for k in REQUIRED_FIELDS if k not in meta]
+    if missing:
+        raise ArticleError(f"{path}: front matter lacks {', '.join(missing)}")
+    article_id, title, summary = meta["id"], meta["title"], meta["summary"]
+    if not isinstance(article_id, str) or not ID_PATTERN.match(article_id):
+        raise ArticleError(f"{path}: 'id' must be kebab-case (lowercase letters, digits and dashes)")
+    if article_id != path.stem:
+        raise ArticleError(f"{path}: 'id' is {article_id!r} but the file is named {path.name!r}")
+    for key, value in (("title", title), ("summary", summary)):
+        if not isinstance(value, str) or not value.strip():
+            raise ArticleError(f"{path}: '{key}' must be a non-empty string")
+    tags = _string_list(meta["tags"], "tags", path)
+    if not tags:
+        raise ArticleError(f"{path}: 'tags' must not be empty")
+    commands = _string_list(meta["commands"], "commands", path)
+    if any(not c.startswith("/cpn") for c in commands):
+        raise ArticleError(f"{path}: every entry of 'commands' must start with '/cpn'")
+    raw_links = meta["links"]
+    if not isinstance(raw_links, list):
+        raise ArticleError(f"{path}: 'links' must be a list of {{title, url}} tables")
+    links = []
+    for entry in raw_links:
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("title"), str)
+            or not isinstance(entry.get("url"), str)
+            or not entry["url"].startswith("https://")
+        ):
+            raise ArticleError(f"{path}: each link needs a 'title' and an https 'url'")
+        links.append(Link(entry["title"].strip(), entry["url"].strip()))
+    body = "\n".join(lines[end + 1 :]).strip()
+    if not body:
+        raise ArticleError(f"{path}: the article has no body")
+    return Article(article_id, title.strip(), tags, commands, tuple(links), summary.strip(), body, path)
+
+
+def load_articles(directory: str | Path) -> list[Article]:
+    """Every ``*.md`` article of ``directory``, sorted by id; refuses a malformed one or a duplicate id."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise ArticleError(f"{folder}: not a directory")
+    articles: list[Article] = []
+    seen: dict[str, Path] = {}
+    for path in sorted(folder.glob("*.md")):
+        article = parse_article(path.read_text(encoding="utf-8"), path)
+        if article.id in seen:
+            raise ArticleError(f"{path}: id {article.id!r} already used by {seen[article.id]}")
+        seen[article.id] = path
+        articles.append(article)
+    return articles
+
+
+# -- typo correction ----------------------------------------------------------------------------------
+
+
+def _deletes(word: str, distance: int) -> set[str]:
+    """Every string made from ``word`` by deleting up to ``distance`` characters."""
+    found = {word}
+    frontier = {word}
+    for _ in range(distance):
+        frontier = {w[:i] + w[i + 1 :] for w in frontier for i in range(len(w))}
+        found |= frontier
+    return found
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Optimal-string-alignment distance (insertions, deletions, substitutions, transpositions)."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def allowed_typos(word: str) -> int:
+    """How many mistakes a word of this length may carry and still be recognised."""
+    if len(word) < 5:
+        return 0
+    return 1 if len(word) < 8 else 2
+
+
+class Speller:
+    """Corrects a word the corpus does not know into the closest one it does (symmetric deletes)."""
+
+    def __init__(self, vocabulary: dict[str, str], frequency: dict[str, int]) -> None:
+        self.vocabulary = vocabulary  # folded word → search term
+        self.frequency = frequency  # search term → number of articles using it
+        self.index: dict[str, set[str]] = {}
+        for word in vocabulary:
+            for deleted in _deletes(word, allowed_typos(word)):
+                self.index.setdefault(deleted, set()).add(word)
+
+    def correct(self, word: str) -> str | None:
+        """The search term of the closest known word, or None when none is close enough."""
+        budget = allowed_typos(word)
+        if budget == 0:
+            return None
+        candidates: set[str] = set()
+        for deleted in _deletes(word, budget):
+            candidates |= self.index.get(deleted, set())
+        best: tuple[int, int, str] | None = None
+        for candidate in candidates:
+            if abs(len(candidate) - len(word)) > budget:
+                continue
+            distance = edit_distance(word, candidate)
+            if distance > min(budget, allowed_typos(candidate)):
+                continue
+            rank = (distance, -self.frequency.get(self.vocabulary[candidate], 0), candidate)
+            if best is None or rank < best:
+                best = rank
+        return None if best is None else self.vocabulary[best[2]]
+
+
+# -- search -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hit:
+    article: Article
+    score: float  # bm25 relevance, higher is better (SQLite's bm25() with its sign flipped)
+    confidence: float  # in [0, 1]: share of the question's information the article covers
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    known: bool
+    best: Hit | None = None
+    related: tuple[Hit, ...] = ()
+    terms: tuple[str, ...] = ()  # the search terms the question gave, after typo correction
+    nearest: Hit | None = None  # when not known: the closest article, under the threshold (for logs)
+
+    @property
+    def confidence(self) -> float:
+        return self.best.confidence if self.best else 0.0
+
+    @property
+    def offer_ticket(self) -> bool:
+        """When the base does not know, the bot offers to open a ticket with the question."""
+        return not self.known
+
+
+ARTICLES_TABLE = "kb_articles"
+VOCABULARY_TABLE = "kb_vocabulary"
+FTS_COLUMNS = ("n_title", "n_tags", "n_summary", "n_body")
+
+
+@dataclass
+class _Corpus:
+    articles: dict[str, Article]
+    rowids: dict[int, str]
+    fields: dict[str, tuple[frozenset[str], frozenset[str]]]  # id → (terms outside body, all terms)
+    frequency: dict[str, int]
+    speller: Speller
+    total: int = field(default=0)
+
+    def idf(self, term: str) -> float:
+        df = self.frequency.get(term, 0)
+        if df == 0:
+            return UNKNOWN_TERM_WEIGHT
+        return math.log(1 + (self.total - df + 0.5) / (df + 0.5))
+
+
+def _quote(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+class KnowledgeBase:
+    """The articles indexed in SQLite (FTS5 through sqlite-utils), searched with bm25."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        self._corpus: _Corpus | None = None
+
+    # indexing
+
+    def index(self, articles: Iterable[Article]) -> int:
+        """Replace the whole index with ``articles``; returns how many were indexed."""
+        items = list(articles)
+        ids = [a.id for a in items]
+        if len(ids) != len(set(ids)):
+            raise ArticleError("duplicate article ids: " + ", ".join(sorted({i for i in ids if ids.count(i) > 1})))
+        rows = []
+        vocabulary: dict[str, str] = {}
+        for article in items:
+            analysed = {
+                "n_title": analyse(article.title),
+                "n_tags": analyse(" . ".join(article.tags)),
+                "n_summary": analyse(article.summary),
+                "n_body": analyse(_plain(article.body)),
+            }
+            for pairs in analysed.values():
+                for word, term in pairs:
+                    if " " not in word:
+                        vocabulary.setdefault(word, term)
+            rows.append(
+                {
+                    "id": article.id,
+                    "title": article.title,
+                    "tags": json.dumps(list(article.tags), ensure_ascii=False),
+                    "commands": json.dumps(list(article.commands), ensure_ascii=False),
+                    "links": json.dumps([{"title": k.title, "url": k.url} for k in article.links], ensure_ascii=False),
+                    "summary": article.summary,
+                    "body": article.body,
+                    "path": str(article.path),
+                    **{column: " ".join(t for _, t in pairs) for column, pairs in analysed.items()},
+                }
+            )
+        with self.db.conn:
+            if self.db[ARTICLES_TABLE].exists():
+                self.db[ARTICLES_TABLE].disable_fts()
+            self.db[ARTICLES_TABLE].drop(ignore=True)
+            self.db[VOCABULARY_TABLE].drop(ignore=True)
+            self.db[ARTICLES_TABLE].create(
+                {
+                    "id": str,
+                    "title": str,
+                    "tags": str,
+                    "commands": str,
+                    "links": str,
+                    "summary": str,
+                    "body": str,
+                    "path": str,
+                    **dict.fromkeys(FTS_COLUMNS, str),
+                },
+                pk="id",
+            )
+            self.db[ARTICLES_TABLE].insert_all(rows)
+            self.db[VOCABULARY_TABLE].create({"word": str, "term": str}, pk="word")
+            self.db[VOCABULARY_TABLE].insert_all({"word": w, "term": t} for w, t in sorted(vocabulary.items()))
+            self.db[ARTICLES_TABLE].enable_fts(list(FTS_COLUMNS), tokenize="unicode61", replace=True)
+        self._corpus = None
+        return len(rows)
+
+    # reading
+
+    def _load(self) -> _Corpus:
+        if self._corpus is not None:
+            return self._corpus
+        articles: dict[str, Article] = {}
+        rowids: dict[int, str] = {}
+        fields: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        frequency: dict[str, int] = {}
+        if self.db[ARTICLES_TABLE].exists():
+            for row in self.db.execute(
+                f"SELECT rowid, id, title, tags, commands, links, summary, body, path, {', '.join(FTS_COLUMNS)} "
+                f"FROM {ARTICLES_TABLE}"  # noqa: S608 - constant table and column names
+            ).fetchall():
+                rowid, article_id, title, tags, commands, links, summary, body, path, *normalised = row
+                articles[article_id] = Article(
+                    article_id,
+                    title,
+                    tuple(json.loads(tags)),
+                    tuple(json.loads(commands)),
+                    tuple(Link(x["title"], x["url"]) for x in json.loads(links)),
+                    summary,
+                    body,
+                    Path(path),
+                )
+                rowids[rowid] = article_id
+                head = frozenset(" ".join(normalised[:3]).split())
+                every = head | frozenset(normalised[3].split())
+                fields[article_id] = (head, every)
+                for term in every:
+                    frequency[term] = frequency.get(term, 0) + 1
+        vocabulary: dict[str, str] = {}
+        if self.db[VOCABULARY_TABLE].exists():
+            vocabulary = {w: t for w, t in self.db.execute(f"SELECT word, term FROM {VOCABULARY_TABLE}").fetchall()}  # noqa: S608
+        for word, term in _SINGLE.items():
+            if term in frequency:
+                vocabulary.setdefault(word, term)
+        self._corpus = _Corpus(articles, rowids, fields, frequency, Speller(vocabulary, frequency), len(articles))
+        return self._corpus
+
+    @property
+    def articles(self) -> list[Article]:
+        return sorted(self._load().articles.values(), key=lambda a: a.id)
+
+    def terms(self, question: str) -> list[str]:
+        """The distinct search terms of ``question``, typos corrected, at most :data:`MAX_QUERY_TERMS`."""
+        corpus = self._load()
+        out: list[str] = []
+        for word, term in analyse(truncate(question)):
+            if term not in corpus.frequency and " " not in word and term not in _CANONICAL:
+                term = corpus.speller.correct(word) or term
+            if term not in out:
+                out.append(term)
+            if len(out) >= MAX_QUERY_TERMS:
+                break
+        return out
+
+    def confidence(self, terms: Sequence[str], article_id: str) -> float:
+        """Share of the weight of ``terms`` that the article covers (body-only matches count less)."""
+        corpus = self._load()
+        head, every = corpus.fields[article_id]
+        total = covered = 0.0
+        for term in terms:
+            weight = corpus.idf(term)
+            total += weight
+            if term in head:
+                covered += weight
+            elif term in every:
+                covered += weight * BODY_ONLY_FACTOR
+        return covered / total if total else 0.0
+
+    def _ranked(self, terms: Sequence[str]) -> Iterator[Hit]:
+        corpus = self._load()
+        searchable = [t for t in terms if t in corpus.frequency]
+        if not searchable:
+            return
+        fts = f"{ARTICLES_TABLE}_fts"
+        weights = ", ".join(str(w) for w in COLUMN_WEIGHTS)
+        sql = (
+            f"SELECT rowid, bm25({fts}, {weights}) AS rank FROM {fts} "  # noqa: S608 - constants only
+            f"WHERE {fts} MATCH ? ORDER BY rank LIMIT ?"
+        )
+        query = " OR ".join(_quote(t) for t in searchable)
+        rows = self.db.execute(sql, [query, CANDIDATES]).fetchall()
+        if not rows:
+            return
+        best = -rows[0][1] or 1.0
+        scored = []
+        for rowid, rank in rows:
+            article_id = corpus.rowids[rowid]
+            confidence = self.confidence(terms, article_id)
+            relevance = -rank
+            scored.append((relevance / best * confidence, relevance, confidence, article_id))
+        scored.sort(key=lambda s: (-s[0], -s[1], s[3]))
+        for _, relevance, confidence, article_id in scored:
+            yield Hit(corpus.articles[article_id], relevance, round(min(1.0, max(0.0, confidence)), 4))
+
+    def search(self, question: str, limit: int = 3) -> list[Hit]:
+        """The ``limit`` best articles for ``question``, best first (may be empty)."""
+        if limit <= 0:
+            return []
+        hits = []
+        for hit in self._ranked(self.terms(question)):
+            hits.append(hit)
+            if len(hits) >= limit:
+                break
+        return hits
+
+    def answer(self, question: str) -> Answer:
+        """The best article when confident enough, with up to two related ones; else ``known=False``."""
+        terms = tuple(self.terms(question))
+        hits = list(self._ranked(terms))
+        if not hits or hits[0].confidence < CONFIDENCE_THRESHOLD:
+            return Answer(question, False, None, (), terms, hits[0] if hits else None)
+        related = tuple(h for h in hits[1:] if h.confidence >= RELATED_THRESHOLD)[:2]
+        return Answer(question, True, hits[0], related, terms)
+
+
+_MARKUP = re.compile(r"`{3}[a-z]*|[#*_>`|]")
+
+
+def _plain(markdown: str) -> str:
+    """Markdown without its markup characters (link targets and code stay: they are words too)."""
+    return _MARKUP.sub(" ", markdown)
+
+
+def open_knowledge_base(directory: str | Path, db: sqlite_utils.Database | None = None) -> KnowledgeBase:
+    """Load ``directory`` and index it in ``db`` (an in-memory database by default)."""
+    base = KnowledgeBase(db if db is not None else sqlite_utils.Database(memory=True))
+    base.index(load_articles(directory))
+    return base

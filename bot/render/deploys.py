@@ -1,0 +1,86 @@
+"""Deploy cards, edited in place while ArgoCD works, and the project status card (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.i18n import Translator
+from bot.render.safe import code, escape
+from bot.workflows.deploy import Progress
+
+ICONS = {
+    "running": "🔄",
+    "succeeded": "✅",
+    "failed": "❌",
+    "degraded": "⚠️",
+    "reverted": "↩️",
+    "timeout": "⌛",
+    "unchanged": "✅",
+}
+COLORS = {
+    "running": "#0063CB",
+    "succeeded": "#18753C",
+    "failed": "#CE0500",
+    "degraded": "#B34000",
+    "reverted": "#CE0500",
+    "timeout": "#B34000",
+}
+HEALTH_ICONS = {"Healthy": "💚", "Progressing": "🔄", "Degraded": "💔", "Missing": "❔", "Suspended": "⏸️"}
+
+
+def deploy_card(
+    kind: str, project: str, env: str, what: str, user: str, app: str, app_url: str, progress: Progress, tr: Translator
+) -> dict[str, Any]:
+    icon = ICONS.get(progress.outcome, "🔄")
+    title = tr(
+        f"deploy.title.{kind}",
+        icon=icon,
+        project=project,
+        env=env,
+        what=what,
+        status=tr(f"deploy.outcome.{progress.outcome}"),
+    )
+    lines = [tr("deploy.requested_by", user=user)]
+    if progress.committed:
+        link = f"[`{progress.committed}`]({progress.commit_url})" if progress.commit_url else code(progress.committed)
+        lines.append(tr("deploy.committed", commit=link))
+        if progress.reverted:
+            lines.append(tr("deploy.reverted"))
+    elif kind in ("deploy", "promote") and progress.outcome != "failed":
+        lines.append(tr("deploy.values_unchanged"))
+    if progress.phase or progress.sync or progress.health:
+        lines.append(
+            tr(
+                "deploy.argocd",
+                phase=progress.phase or "—",
+                sync=progress.sync or "—",
+                health=f"{HEALTH_ICONS.get(progress.health, '')} {progress.health or '—'}".strip(),
+            )
+        )
+    if progress.unhealthy:
+        lines.append(tr("deploy.unhealthy"))
+        lines += [f"- {escape(item, 200)}" for item in progress.unhealthy[:10]]
+    if progress.outcome in ("failed", "reverted") and progress.message:
+        lines.append(tr("deploy.reason", reason=escape(progress.message, 300)))
+    if progress.outcome == "timeout":
+        lines.append(tr("deploy.timeout"))
+    if kind == "rollback" and progress.outcome == "succeeded":
+        lines.append(tr("deploy.rollback_drift"))
+    return {
+        "fallback": title,
+        "color": COLORS.get(progress.outcome, "#0063CB"),
+        "title": title,
+        "title_link": app_url,
+        "text": "\n".join(lines),
+    }
+
+
+def external_line(event: str, app: str, revision: str, health: str, tr: Translator) -> str:
+    return tr(f"deploy.external.{event}", app=code(app), revision=code(revision[:8] or "?"), health=health)
+
+
+def drift_line(app: str, state: str, minutes: int, url: str, tr: Translator, recovered: bool = False) -> str:
+    link = f"[{app}]({url})"
+    if recovered:
+        return tr("deploy.drift_recovered", app=link)
+    return tr("deploy.drift", app=link, state=state, minutes=minutes)
