@@ -196,7 +196,11 @@ def create_app(bot: Bot, manage_lifecycle: bool = True) -> ASGIApp:
     async def hooks_argocd(request: Request) -> Response:
         return await webhooks.argocd_hook(bot, request)
 
-    for source in ("sonarqube", "trivy"):
+    @app.post("/hooks/sonarqube")
+    async def hooks_sonarqube(request: Request) -> Response:
+        return await webhooks.sonarqube_hook(bot, request)
+
+    for source in ("trivy",):
         app.add_api_route(f"/hooks/{source}", _not_yet(source), methods=["POST"])
 
     @app.post("/api/v1/projects/{project}/repositories/{repo}/sync")

@@ -12,8 +12,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import bot.deployments
-import bot.notifications  # noqa: F401  (handles GitLab's events)
 import commands  # noqa: F401  (declares every command)
 from bot.config import Config
 from bot.context import Identity
@@ -29,6 +27,7 @@ from bot.model import Projects
 from bot.operations import Operation, Operations
 from bot.outbox import Outbox, Post
 from bot.ratelimit import RateLimiter
+from bot.results import quality_lines  # also handles SonarQube's quality gates
 from bot.rights import Role
 from bot.scheduler import Scheduler
 from bot.spec import REGISTRY, Registry
@@ -92,6 +91,8 @@ class Bot:
         self.listener = Listener(self)
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
+        if quality_lines not in STATUS_PROVIDERS:
+            STATUS_PROVIDERS.append(quality_lines)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._describe_metrics()
 

@@ -324,7 +324,66 @@ def _v4(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
+def _v5(db: sqlite_utils.Database) -> None:
+    """Quality gates, measures for trends, scans, the projects' scan policies and waivers."""
+    db.table("quality").create(
+        {
+            "id": int,
+            "project_id": int,
+            "repo": str,
+            "sonar_key": str,
+            "branch": str,
+            "revision": str,
+            "status": str,
+            "conditions": str,  # JSON: the failed conditions
+            "dashboard_url": str,
+            "analysed_at": str,
+            "received_at": float,
+        },
+        pk="id",
+    )
+    db.table("quality").create_index(["project_id", "repo", "id"])
+    db.table("quality_measures").create(
+        {"sonar_key": str, "branch": str, "measures": str, "taken_at": float}, pk=("sonar_key", "branch")
+    )
+    db.table("scans").create(
+        {
+            "id": int,
+            "project_id": int,
+            "repo": str,
+            "subject": str,  # the image or the scanned repository
+            "ref": str,
+            "sha": str,
+            "pipeline_key": str,
+            "summary": str,  # JSON: counts, fixable, waived, verdict (never a finding's content)
+            "keys": str,  # JSON list of "VULN|package", for the next scan's diff
+            "created_at": float,
+        },
+        pk="id",
+    )
+    db.table("scans").create_index(["project_id", "subject", "id"])
+    db.table("policies").create(
+        {"project_id": int, "max_critical": int, "max_high": int, "ignore_unfixed": int, "updated_by": str},
+        pk="project_id",
+    )
+    db.table("waivers").create(
+        {
+            "id": int,
+            "project_id": int,
+            "vuln_id": str,
+            "until": str,  # ISO date, inclusive
+            "reason": str,
+            "created_by": str,
+            "created_at": float,
+            "expired_notified": int,
+        },
+        pk="id",
+        defaults={"expired_notified": 0},
+    )
+    db.table("waivers").create_index(["project_id", "vuln_id"])
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5]
 
 
 class Store:

@@ -82,3 +82,27 @@ async def argocd_hook(bot: Bot, request: Request) -> Response:
     delivery = hashlib.sha256(body).hexdigest()
     _, new = bot.inbox.accept("argocd", delivery, str(payload.get("event", ""))[:64], body.decode("utf-8"))
     return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)
+
+
+async def sonarqube_hook(bot: Bot, request: Request) -> Response:
+    """SonarQube: the project from ``X-SonarQube-Project``, its secret derived, the body's HMAC checked."""
+    from bot.workflows.quality import delivery_id, signature_ok, slug_of
+
+    key = request.headers.get("x-sonarqube-project", "")[:200] or request.query_params.get("project", "")[:200]
+    slug = slug_of(key) or request.query_params.get("project", "")[:64]
+    body = await request.body()
+    if not slug or bot.projects.get(slug) is None:
+        bot.metrics.inc("cpn_webhooks_refused_total", source="sonarqube", reason="project")
+        return JSONResponse({"error": "unknown project"}, status_code=401)
+    secret = bot.webhook_secret("sonarqube", slug)
+    if not signature_ok(secret, body, request.headers.get("x-sonar-webhook-hmac-sha256")):
+        bot.metrics.inc("cpn_webhooks_refused_total", source="sonarqube", reason="signature")
+        return JSONResponse({"error": "invalid or missing X-Sonar-Webhook-HMAC-SHA256"}, status_code=401)
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        payload = None
+    if not isinstance(payload, dict):
+        return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
+    _, new = bot.inbox.accept("sonarqube", delivery_id(body), "quality_gate", body.decode("utf-8"), project_key=slug)
+    return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)

@@ -1,5 +1,18 @@
 """One module per command group. Importing this package declares every command."""
 
-from commands import deploy, env, help, member, project, repo, secret, subscribe, sync, token, whoami
+from commands import deploy, env, help, member, project, quality, repo, secret, subscribe, sync, token, whoami
 
-__all__ = ["deploy", "env", "help", "member", "project", "repo", "secret", "subscribe", "sync", "token", "whoami"]
+__all__ = [
+    "deploy",
+    "env",
+    "help",
+    "member",
+    "project",
+    "quality",
+    "repo",
+    "secret",
+    "subscribe",
+    "sync",
+    "token",
+    "whoami",
+]

@@ -172,7 +172,13 @@ def _table(headers: list[str]) -> list[str]:
     return [_row(headers), _row(["---"] * len(headers))]
 
 
-def full_list(summary: ScanSummary, tr: Translator | None = None, max_chars: int = FULL_LIST_CHARS) -> str:
+def full_list(
+    summary: ScanSummary,
+    tr: Translator | None = None,
+    *,
+    subject: str = "",
+    max_chars: int = FULL_LIST_CHARS,
+) -> str:
     """Every finding as markdown tables, for a thread reply; cut at ``max_chars`` with a note.
 
     Secrets and misconfigurations (few, and the most urgent) come first, each capped at
@@ -224,7 +230,7 @@ def full_list(summary: ScanSummary, tr: Translator | None = None, max_chars: int
             )
         hidden += max(0, len(summary.misconfigs) - SECTION_ROWS)
         sections.append("\n".join(rows))
-    head = tr("scan.full_title", subject=escape(summary.artifact_name, 150), count=summary.total)
+    head = tr("scan.full_title", subject=escape(subject or summary.artifact_name, 150), count=summary.total)
     if summary.waived_findings:
         head += "\n" + tr("scan.waived_list", ids=_names({f.id for f in summary.waived_findings}, 20))
     used = len(head) + sum(len(s) + 2 for s in sections) + 200  # 200: room for the cut note

@@ -77,6 +77,7 @@ class World:
     registry: Registry | None = None  # tests add their own commands to a copy of the real one
     slash_token: str = field(default_factory=lambda: secrets.token_hex(13))
     keep_files: bool = False
+    quality_outcomes: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.servers: dict[str, EmulatorServer] = {}
@@ -212,6 +213,7 @@ class World:
             first, last, _ = CAST[user.username]
             gl.add_user(user.username, user.email, f"{first} {last}")
         self.service_tokens["gitlab"] = gl.root_token
+        gl.job_listeners.append(self._on_job)
 
         vault = importlib.import_module("services.emulators.vault")
         vault_token = secrets.token_hex(16)
@@ -250,6 +252,29 @@ class World:
         # ArgoCD reads the infra repositories from the emulated GitLab, as a real one reads git.
         ar.git_resolver = self._git_head
         self.service_tokens["argocd"] = argo_password
+
+    # -- what the pipelines' jobs would tell the other services ---------------------------------
+
+    def scenario(self, repository: str, pipeline: str = "success", quality: str = "passed") -> None:
+        """How the next pipelines of ``forge/projects/<slug>/<repo>`` go: a failing or stuck job
+        (``fail:test``, ``stuck:build``), a quality gate ``passed`` or ``failed``."""
+        self.states["gitlab"].scenarios[repository] = pipeline
+        self.quality_outcomes[repository] = quality
+
+    def _on_job(self, info: dict[str, Any]) -> None:
+        """The sonar job ends with a SonarQube analysis, the push job with an image in Quay."""
+        path = str(info["project"])
+        parts = path.split("/")
+        if len(parts) < 2 or info["status"] != "success":
+            return
+        slug, repo = parts[-2], parts[-1]
+        if info["job"] == "sonar":
+            sonar = self.states["sonarqube"]
+            key = f"{slug}-{repo}"
+            if sonar.project(key) is not None:
+                sonar.run_analysis(key, info["ref"], info["sha"], self.quality_outcomes.get(path, "passed"))
+        elif info["job"] == "push":
+            self.states["quay"].push_image(slug, repo, str(info["sha"])[:8])
 
     def _git_head(self, repo_url: str, ref: str) -> str | None:
         gitlab = self.states["gitlab"]

@@ -221,7 +221,7 @@ class ScanDiff:
 
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
-_scanstring: Any = json.decoder.scanstring  # the C version when available
+_scanstring: Any = vars(json.decoder)["scanstring"]  # the C version when available
 _LITERALS = ("true", "false", "null")
 
 

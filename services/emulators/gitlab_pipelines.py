@@ -14,6 +14,7 @@ import asyncio
 import io
 import json
 import mimetypes
+import threading
 import zipfile
 from typing import TYPE_CHECKING, Any
 
@@ -594,8 +595,21 @@ class Engine:
         elif status in ("success", "failed", "canceled"):
             job.finished_at = now
         job.failure_reason = failure_reason
-        self.state.pipelines[job.pipeline_id].updated_at = now
+        pipeline = self.state.pipelines[job.pipeline_id]
+        pipeline.updated_at = now
         self._job_hook(job)
+        if status in ("success", "failed") and self.state.job_listeners:
+            project = self.state.projects.get(pipeline.project_id)
+            info = {
+                "project": self.state.project_path(project) if project else "",
+                "job": job.name,
+                "status": status,
+                "ref": pipeline.ref,
+                "sha": pipeline.sha,
+            }
+            for listener in list(self.state.job_listeners):
+                # Off the server's loop: a listener may call another emulator over HTTP.
+                threading.Thread(target=listener, args=(info,), daemon=True).start()
 
     def _set_pipeline(self, pipeline: Pipeline, status: str) -> None:
         pipeline.status = status

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -258,6 +259,9 @@ class State:
         self._ids: dict[str, int] = {}
         # Set by ``create_app``: starts pipelines and delivers webhooks (see gitlab_pipelines).
         self.engine: Any = None
+        # Called with {project, job, status, ref, sha} when a job ends: the sandbox plays the
+        # analysers (SonarQube's analysis, Quay's push) the jobs would have talked to.
+        self.job_listeners: list[Callable[[dict[str, Any]], None]] = []
         _, self.root_token = self.add_user("root", "admin@example.com", "Administrator", admin=True)
 
     @property
