@@ -764,8 +764,8 @@ def _checked_token(world: World) -> str:
     if token != documented:
         print(
             "NOTE: the hook the bot registered in GitLab does not use the secret derived from the world's\n"
-            "      webhook_secrets['gitlab'] (the world's config has no [gitlab] webhook_secret: the bot derives\n"
-            "      it from its signing key): the events are sent with the registered hook's token, as GitLab does."
+            "      webhook_secrets['gitlab'] (is [gitlab] webhook_secret missing from the world's config?):\n"
+            "      the events are sent with the registered hook's token, as GitLab does."
         )
     return token
 

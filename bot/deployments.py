@@ -109,10 +109,9 @@ async def watch_drift(bot: Bot) -> None:
                     continue
                 app_name = names.argocd_app(env.name, repo.name)
                 try:
-                    app = await argocd.get_application(app_name)
+                    # A normal refresh compares with git now, as ArgoCD's own periodic one would.
+                    app = await argocd.refresh(app_name)
                 except ServiceError:
-                    continue
-                if app is None:
                     continue
                 status = app.get("status") or {}
                 state = "ok"

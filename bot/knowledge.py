@@ -79,7 +79,7 @@ STOP_WORDS: frozenset[str] = frozenset(
     quelqu quelque quelques chose truc machin etc svp stp merci bonjour bonsoir salut hello hi coucou
     please pls plz thanks thx aide aider help urgent svp marche marcher fonctionne fonctionner
     probleme problemes souci soucis ya yen avoir sais savoir saurait connait comprends comprend
-    quoi qqn qq qlq ptit petit petite faudrait faire fait faites dire dit dis mettre met mis
+    quoi qqn qq qlq ptit petit petite faudrait faites dire dit dis mettre met mis pb pbm
     the an to of in on is are was my me how what why can could do does it its for with and or not
     this that we you be there where which when who any some
     environ cpn
@@ -226,7 +226,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "casse",
         "rouge",
     ),
-    "verrou": ("verrou", "verrouille", "verrouiller", "lock", "locked", "bloque", "bloquer", "coince"),
+    "verrou": ("verrou", "verrouille", "verrouiller", "verouille", "lock", "locked", "deverrouiller"),
     "reprovision": (
         "reprovisionner",
         "reprovisionnement",

@@ -34,7 +34,8 @@ def make_world() -> Iterator[Callable[..., World]]:
     worlds: list[World] = []
 
     def make(**options: Any) -> World:
-        w = World.create(timings=Timings.fast(), **options).start()
+        options.setdefault("timings", Timings.fast())
+        w = World.create(**options).start()
         worlds.append(w)
         return w
 

@@ -45,6 +45,11 @@ def finding_url(finding: Finding) -> str:
     return url
 
 
+def _code(text: str, max_len: int) -> str:
+    """Report text in a code span, with ``@`` broken too (``@all`` as a package name stays inert)."""
+    return code(text.replace("@", "@\u2060"), max_len)
+
+
 def _link(text: str, url: str) -> str:
     return f"[{text}]({url})" if url else text
 
@@ -65,11 +70,11 @@ def _short_counts(counts: Mapping[str, int]) -> str:
 
 def finding_line(finding: Finding, tr: Translator, new: bool = False) -> str:
     """``- 🔴 [CVE-…](url) 🆕 `pkg` `1.0` → `1.1` — title``."""
-    fixed = code(finding.fixed, 40) if finding.fixed else f"_{tr('scan.no_fix')}_"
+    fixed = _code(finding.fixed, 40) if finding.fixed else f"_{tr('scan.no_fix')}_"
     line = f"- {SEVERITY_ICONS[finding.severity]} {_link(escape(finding.id, 60), finding_url(finding))}"
     if new:
         line += f" {tr('scan.new_mark')}"
-    line += f" {code(finding.pkg, 60)} {code(finding.installed, 40)} → {fixed}"
+    line += f" {_code(finding.pkg, 60)} {_code(finding.installed, 40)} → {fixed}"
     if finding.title:
         line += f" — {escape(finding.title, 100)}"
     return line
@@ -77,7 +82,7 @@ def finding_line(finding: Finding, tr: Translator, new: bool = False) -> str:
 
 def _names(ids: Iterable[str], limit: int = 5) -> str:
     ordered = sorted(ids)
-    shown = ", ".join(code(i, 40) for i in ordered[:limit])
+    shown = ", ".join(_code(i, 40) for i in ordered[:limit])
     return shown + (f" (+{len(ordered) - limit})" if len(ordered) > limit else "")
 
 
@@ -135,7 +140,7 @@ def scan_card(
         lines.append(f"{head} ({_short_counts(summary.misconfig_counts)})")
         for m in summary.misconfigs[:CARD_SECTION_LINES]:
             ident = _link(escape(m.id, 40), safe_url(m.url))
-            lines.append(f"- {SEVERITY_ICONS[m.severity]} {ident} {escape(m.title, 100)} — {code(m.target, 80)}")
+            lines.append(f"- {SEVERITY_ICONS[m.severity]} {ident} {escape(m.title, 100)} — {_code(m.target, 80)}")
         if len(summary.misconfigs) > CARD_SECTION_LINES:
             lines.append(tr("scan.more_short", count=len(summary.misconfigs) - CARD_SECTION_LINES))
     if summary.secrets:
@@ -144,8 +149,8 @@ def scan_card(
         for s in summary.secrets[:CARD_SECTION_LINES]:
             place = f"{s.target}:{s.start_line}" if s.start_line else s.target
             category = f" ({escape(s.category, 40)})" if s.category else ""
-            rule = f"{SEVERITY_ICONS[s.severity]} {code(s.rule_id, 40)}{category}"
-            lines.append(f"- {rule} {escape(s.title, 80)} — {code(place, 80)}")
+            rule = f"{SEVERITY_ICONS[s.severity]} {_code(s.rule_id, 40)}{category}"
+            lines.append(f"- {rule} {escape(s.title, 80)} — {_code(place, 80)}")
         if len(summary.secrets) > CARD_SECTION_LINES:
             lines.append(tr("scan.more_short", count=len(summary.secrets) - CARD_SECTION_LINES))
     if summary.unused_waivers:

@@ -1,0 +1,148 @@
+"""Answer quality of the knowledge base: top-1 / top-3 accuracy, off-topic refusals, search latency.
+
+The questions are ``tests/kb/questions.toml``: realistic beta testers' questions, each with the id of the
+article that answers it, and off-topic questions the bot must refuse ("I don't know", ticket offered).
+
+    .venv/bin/python bench/bench_kb.py [--kb kb] [--questions tests/kb/questions.toml] [--misses] [--rounds 5]
+
+Exit 0 when both targets are met, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import heading, machine_line, percentile, table, verdict
+from bot.knowledge import (
+    CONFIDENCE_THRESHOLD,
+    KnowledgeBase,
+    open_knowledge_base,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+TOP1_TARGET = 0.85
+OFFTOPIC_TARGET = 0.90
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    expected: str | None  # None: off-topic, the bot must say it does not know
+
+
+def load_questions(path: str | Path) -> list[Question]:
+    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    questions = [Question(q["text"], q["expected"]) for q in data.get("question", [])]
+    questions += [Question(q["text"], None) for q in data.get("offtopic", [])]
+    return questions
+
+
+@dataclass
+class Results:
+    on_topic: int = 0
+    top1: int = 0  # the expected article is the answer given (known and first)
+    top3: int = 0  # the expected article is among the three first hits
+    off_topic: int = 0
+    refused: int = 0  # off-topic questions answered "I don't know"
+    latencies: list[float] = field(default_factory=list)  # seconds per answer() call
+    misses: list[tuple[str, str, str, float]] = field(default_factory=list)  # question, expected, got, confidence
+
+    @property
+    def top1_rate(self) -> float:
+        return self.top1 / self.on_topic if self.on_topic else 0.0
+
+    @property
+    def top3_rate(self) -> float:
+        return self.top3 / self.on_topic if self.on_topic else 0.0
+
+    @property
+    def refusal_rate(self) -> float:
+        return self.refused / self.off_topic if self.off_topic else 0.0
+
+
+def evaluate(base: KnowledgeBase, questions: list[Question], rounds: int = 1) -> Results:
+    """Ask every question (``rounds`` times for the latency figures; quality is counted once)."""
+    results = Results()
+    for question in questions:
+        for _ in range(max(1, rounds)):
+            started = time.perf_counter()
+            answer = base.answer(question.text)
+            results.latencies.append(time.perf_counter() - started)
+        if question.expected is None:
+            results.off_topic += 1
+            if not answer.known:
+                results.refused += 1
+            else:
+                assert answer.best is not None
+                results.misses.append((question.text, "(off-topic)", answer.best.article.id, answer.confidence))
+            continue
+        results.on_topic += 1
+        top3 = [h.article.id for h in base.search(question.text, limit=3)]
+        if question.expected in top3:
+            results.top3 += 1
+        if answer.known and answer.best is not None and answer.best.article.id == question.expected:
+            results.top1 += 1
+        else:
+            nearest = answer.best or answer.nearest
+            got = nearest.article.id if nearest else "(nothing)"
+            if not answer.known:
+                got = f"(don't know; nearest {got})"
+            results.misses.append((question.text, question.expected, got, nearest.confidence if nearest else 0.0))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--kb", default=str(ROOT / "kb"), help="directory of the articles")
+    parser.add_argument("--questions", default=str(ROOT / "tests" / "kb" / "questions.toml"))
+    parser.add_argument("--rounds", type=int, default=5, help="answers per question for the latency figures")
+    parser.add_argument("--misses", action="store_true", help="list every question answered wrongly")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    base = open_knowledge_base(args.kb)
+    indexing = time.perf_counter() - started
+    questions = load_questions(args.questions)
+    results = evaluate(base, questions, rounds=args.rounds)
+
+    heading("Knowledge base: answer quality")
+    print(machine_line())
+    print(
+        f"{len(base.articles)} articles indexed in {indexing * 1000:.0f} ms; "
+        f"{results.on_topic} on-topic and {results.off_topic} off-topic questions; "
+        f"confidence threshold {CONFIDENCE_THRESHOLD}"
+    )
+    print()
+    latencies_ms = [s * 1000 for s in results.latencies]
+    top1_ok = results.top1_rate >= TOP1_TARGET
+    refusal_ok = results.refusal_rate >= OFFTOPIC_TARGET
+    table(
+        ["measure", "value", "target", "verdict"],
+        [
+            ["top-1 accuracy (on-topic)", f"{results.top1_rate:.1%} ({results.top1}/{results.on_topic})",
+             f">= {TOP1_TARGET:.0%}", verdict(top1_ok)],
+            ["top-3 accuracy (on-topic)", f"{results.top3_rate:.1%} ({results.top3}/{results.on_topic})", "", ""],
+            ["off-topic answered 'I don't know'", f"{results.refusal_rate:.1%} ({results.refused}/{results.off_topic})",
+             f">= {OFFTOPIC_TARGET:.0%}", verdict(refusal_ok)],
+            ["search latency p50", f"{percentile(latencies_ms, 50):.2f} ms", "", ""],
+            ["search latency p99", f"{percentile(latencies_ms, 99):.2f} ms", "", ""],
+        ],
+    )
+    if args.misses and results.misses:
+        heading("Misses")
+        table(
+            ["question", "expected", "answered", "confidence"],
+            [[q[:70], e, g, f"{c:.2f}"] for q, e, g, c in results.misses],
+        )
+    return 0 if top1_ok and refusal_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
