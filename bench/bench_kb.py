@@ -126,11 +126,19 @@ def main(argv: list[str] | None = None) -> int:
     table(
         ["measure", "value", "target", "verdict"],
         [
-            ["top-1 accuracy (on-topic)", f"{results.top1_rate:.1%} ({results.top1}/{results.on_topic})",
-             f">= {TOP1_TARGET:.0%}", verdict(top1_ok)],
+            [
+                "top-1 accuracy (on-topic)",
+                f"{results.top1_rate:.1%} ({results.top1}/{results.on_topic})",
+                f">= {TOP1_TARGET:.0%}",
+                verdict(top1_ok),
+            ],
             ["top-3 accuracy (on-topic)", f"{results.top3_rate:.1%} ({results.top3}/{results.on_topic})", "", ""],
-            ["off-topic answered 'I don't know'", f"{results.refusal_rate:.1%} ({results.refused}/{results.off_topic})",
-             f">= {OFFTOPIC_TARGET:.0%}", verdict(refusal_ok)],
+            [
+                "off-topic answered 'I don't know'",
+                f"{results.refusal_rate:.1%} ({results.refused}/{results.off_topic})",
+                f">= {OFFTOPIC_TARGET:.0%}",
+                verdict(refusal_ok),
+            ],
             ["search latency p50", f"{percentile(latencies_ms, 50):.2f} ms", "", ""],
             ["search latency p99", f"{percentile(latencies_ms, 99):.2f} ms", "", ""],
         ],

@@ -111,6 +111,12 @@ class PlatformConfig(Section):
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
 
 
+class SupportConfig(Section):
+    kb_dir: str = Field("", description="the knowledge base's folder; empty: the kb/ shipped with the bot")
+    ticket_reminder_minutes: float = Field(60.0, gt=0, description="remind the support channel of untaken tickets")
+    health_poll_seconds: float = Field(300.0, ge=0, description="platform health refresh; 0 disables it")
+
+
 class OutboxConfig(Section):
     concurrency: int = Field(8, ge=1, le=64)
     poll_seconds: float = Field(0.5, gt=0, le=30)
@@ -173,6 +179,7 @@ class Config(Section):
     security: SecurityConfig
     mattermost: MattermostConfig
     platform: PlatformConfig = PlatformConfig()
+    support: SupportConfig = SupportConfig()
     outbox: OutboxConfig = OutboxConfig()
     logging: LoggingConfig = LoggingConfig()
     gitlab: GitLabConfig | None = None

@@ -100,6 +100,8 @@ class Inbox:
             rows = list(self.store.db.table("inbox").rows_where("status = 'pending'", order_by="id", limit=100))
             for row in rows:
                 await self._process(row, bot)
+                # Let acknowledgements and deliveries run between events: one loop serves them all.
+                await asyncio.sleep(0)
             if rows:
                 continue
             self._wake.clear()
@@ -131,19 +133,26 @@ class Inbox:
         )
         handler = HANDLERS.get(event.source)
         status, error = "done", ""
-        if handler is None:
-            status = "ignored"
-            bot.metrics.inc("cpn_events_ignored_total", source=event.source, reason="no_handler")
-        else:
-            try:
-                await handler(event, bot)
-            except Exception as exc:
-                status, error = "failed", type(exc).__name__
-                log(logger, logging.ERROR, "event processing failed", event=event.id, error=error)
-                logger.debug("event failure", exc_info=True)
-                bot.metrics.inc("cpn_event_errors_total", source=event.source)
-        self.store.db.execute(
-            "UPDATE inbox SET status = ?, error = ?, attempts = attempts + 1, processed_at = ? WHERE id = ?",
-            (status, error, now(), event.id),
-        )
+        # One transaction per event: its state, its posts and its own "done" commit together.
+        conn = self.store.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if handler is None:
+                status = "ignored"
+                bot.metrics.inc("cpn_events_ignored_total", source=event.source, reason="no_handler")
+            else:
+                try:
+                    await handler(event, bot)
+                except Exception as exc:
+                    status, error = "failed", type(exc).__name__
+                    log(logger, logging.ERROR, "event processing failed", event=event.id, error=error)
+                    logger.debug("event failure", exc_info=True)
+                    bot.metrics.inc("cpn_event_errors_total", source=event.source)
+            self.store.db.execute(
+                "UPDATE inbox SET status = ?, error = ?, attempts = attempts + 1, processed_at = ? WHERE id = ?",
+                (status, error, now(), event.id),
+            )
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
         bot.metrics.inc("cpn_events_processed_total", source=event.source, status=status)

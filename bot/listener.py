@@ -43,6 +43,14 @@ class Message:
 
 MessageHandler = Callable[[Message, "Bot"], Awaitable[None]]
 HANDLERS: list[MessageHandler] = []
+# Replies in threads the bot follows (a ticket's): each returns True when it took the message.
+ThreadHandler = Callable[[Message, "Bot"], Awaitable[bool]]
+THREAD_HANDLERS: list[ThreadHandler] = []
+
+
+def on_thread_reply(handler: ThreadHandler) -> ThreadHandler:
+    THREAD_HANDLERS.append(handler)
+    return handler
 
 
 def on_message(handler: MessageHandler) -> MessageHandler:
@@ -61,6 +69,12 @@ async def default_handler(message: Message, bot: Bot) -> None:
 
 def parse_posted(raw: str, bot_user_id: str, bot_username: str) -> Message | None:
     """The message of a ``posted`` event if it is addressed to the bot, else None."""
+    read = read_posted(raw, bot_user_id, bot_username)
+    return read[0] if read is not None and read[1] else None
+
+
+def read_posted(raw: str, bot_user_id: str, bot_username: str) -> tuple[Message, bool] | None:
+    """A person's message from a ``posted`` event, and whether it is addressed to the bot."""
     try:
         event = json.loads(raw)
     except ValueError:
@@ -77,12 +91,10 @@ def parse_posted(raw: str, bot_user_id: str, bot_username: str) -> Message | Non
         return None
     text = str(post.get("message", ""))
     direct = data.get("channel_type") == "D"
-    mentioned = bot_user_id in mentions or (bot_username and f"@{bot_username}" in text)
-    if not (direct or mentioned):
-        return None
+    mentioned = bot_user_id in mentions or bool(bot_username and f"@{bot_username}" in text)
     if bot_username:
         text = text.replace(f"@{bot_username}", "").strip()
-    return Message(
+    message = Message(
         post_id=str(post.get("id", "")),
         root_id=str(post.get("root_id", "")),
         channel_id=str(post.get("channel_id", "")),
@@ -91,6 +103,7 @@ def parse_posted(raw: str, bot_user_id: str, bot_username: str) -> Message | Non
         sender_name=str(data.get("sender_name", "")).lstrip("@"),
         text=text,
     )
+    return message, direct or mentioned
 
 
 class Listener:
@@ -110,12 +123,19 @@ class Listener:
     async def _on_event(self, raw: Any) -> None:
         if not isinstance(raw, str):
             return
-        message = parse_posted(raw, self.bot.mm.bot_user_id, self.bot.mm.bot_username)
-        if message is None:
+        read = read_posted(raw, self.bot.mm.bot_user_id, self.bot.mm.bot_username)
+        if read is None:
             return
-        self.received += 1
-        handler = HANDLERS[-1] if HANDLERS else default_handler
+        message, addressed = read
         try:
+            if message.root_id:
+                for thread_handler in THREAD_HANDLERS:
+                    if await thread_handler(message, self.bot):
+                        return
+            if not addressed:
+                return
+            self.received += 1
+            handler = HANDLERS[-1] if HANDLERS else default_handler
             await handler(message, self.bot)
         except Exception:
             logger.exception("message handler failed")

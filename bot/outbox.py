@@ -86,13 +86,26 @@ class Outbox:
         ephemeral_to: str = "",
         response_url: str = "",
     ) -> int:
-        """Queue ``post`` for ``channel_id``; returns the row id. Never blocks on Mattermost."""
+        """Queue ``post`` for ``channel_id``; the row id (0 when merged into a pending edit). Never blocks."""
         op = "ephemeral" if ephemeral_to else "post"
         uid = uuid.uuid4().hex
         if ephemeral_to:
             group = f"eph:{uid}"
         else:
             group = root_key or post_key or f"ch:{channel_id}"
+        payload = json.dumps(post.body(), ensure_ascii=False)
+        if post_key and not ephemeral_to:
+            # An edit of a card whose previous edit has not gone out yet replaces it: one call, not two.
+            merged = self.store.db.execute(
+                "UPDATE outbox SET payload = ? WHERE id = (SELECT MAX(id) FROM outbox WHERE status = 'pending' "
+                "AND attempts = 0 AND op = 'post' AND post_key = ? AND group_key = ? AND channel_id = ?) "
+                "AND id = (SELECT MAX(id) FROM outbox WHERE group_key = ?)",
+                (payload, post_key, group, channel_id, group),
+            ).rowcount
+            if merged:
+                self.metrics.inc("cpn_outbox_merged_total")
+                self.wake()
+                return 0
         row_id = (
             self.store.db.table("outbox")
             .insert(

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import commands  # noqa: F401  (declares every command)
@@ -21,6 +22,7 @@ from bot.i18n import Translator
 from bot.identity import Identities
 from bot.inbox import Inbox
 from bot.interactive import Signer
+from bot.knowledge import KnowledgeBase, load_articles
 from bot.listener import Listener
 from bot.logs import register_secret
 from bot.metrics import Metrics
@@ -39,6 +41,7 @@ from services.errors import ServiceError
 from services.mattermost import Mattermost
 
 logger = logging.getLogger("cpn.runtime")
+DEFAULT_KB = Path(__file__).resolve().parent.parent / "kb"
 
 # Features add lines to ``/cpn status`` per repository: (bot, project) -> {repo: [lines]}.
 STATUS_PROVIDERS: list[Callable[[Bot, Any], dict[str, list[str]]]] = []
@@ -81,12 +84,18 @@ class Bot:
         self.registry = registry or REGISTRY
         self.dispatcher = Dispatcher(self, self.registry)
         self.projects = Projects(self.store)
+        self.kb_dir = Path(config.support.kb_dir) if config.support.kb_dir else DEFAULT_KB
+        self.kb = KnowledgeBase(self.store.db)
+        self._index_kb()
+        self.support_channel_id = ""
         self.sync_limiter = RateLimiter(config.gitlab.sync_rate_per_minute if config.gitlab else 6)
         self.platform = Platform.from_config(config)
         self.scheduler = Scheduler(
             {
                 "gitlab.poll": config.gitlab.poll_seconds if config.gitlab else 0.0,
                 "argocd.drift": config.argocd.drift_poll_seconds if config.argocd else 0.0,
+                "support.health": config.support.health_poll_seconds,
+                "support.reminders": min(300.0, config.support.ticket_reminder_minutes * 60 / 4),
             },
         )
         self.listener = Listener(self)
@@ -156,6 +165,12 @@ class Bot:
         await self.inbox.wait_idle(timeout)
         await self.operations.wait_idle(timeout)
         await self.outbox.wait_idle(timeout)
+
+    def _index_kb(self) -> None:
+        try:
+            self.kb.index(load_articles(self.kb_dir))
+        except (OSError, ValueError) as exc:
+            logger.error("knowledge base not loaded", extra={"fields": {"error": str(exc)[:200]}})
 
     def webhook_secret(self, service: str, slug: str) -> str:
         """The secret ``service`` signs this project's webhooks with, derived (never stored).

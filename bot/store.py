@@ -383,7 +383,52 @@ def _v5(db: sqlite_utils.Database) -> None:
     db.table("waivers").create_index(["project_id", "vuln_id"])
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(db: sqlite_utils.Database) -> None:
+    """Support: questions asked to the knowledge base, tickets, and the platform's health."""
+    db.table("kb_questions").create(
+        {
+            "id": int,
+            "user_id": str,
+            "channel_id": str,
+            "question": str,
+            "article_id": str,
+            "confidence": float,
+            "known": int,
+            "helpful": int,  # NULL: no feedback, 1: helped, 0: a ticket was opened instead
+            "asked_at": float,
+        },
+        pk="id",
+    )
+    db.table("tickets").create(
+        {
+            "id": int,
+            "reporter_id": str,
+            "reporter_name": str,
+            "project": str,
+            "message": str,
+            "status": str,  # open | taken | resolved | closed
+            "assignee_id": str,
+            "assignee_name": str,
+            "reporter_channel_id": str,
+            "reporter_root_id": str,  # the Mattermost post the reporter's thread hangs on
+            "support_channel_id": str,
+            "support_key": str,  # the ticket's card in the support channel (outbox post key)
+            "created_at": float,
+            "taken_at": float,
+            "resolved_at": float,
+            "reminded_at": float,
+        },
+        pk="id",
+        defaults={"status": "open", "assignee_id": "", "assignee_name": "", "project": ""},
+    )
+    db.table("tickets").create_index(["status"])
+    db.table("service_health").create(
+        {"service": str, "health": str, "latency_ms": float, "detail": str, "checked_at": float, "changed_at": float},
+        pk="service",
+    )
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6]
 
 
 class Store:

@@ -1,6 +1,20 @@
 """One module per command group. Importing this package declares every command."""
 
-from commands import deploy, env, help, member, project, quality, repo, secret, subscribe, sync, token, whoami
+from commands import (
+    deploy,
+    env,
+    help,
+    member,
+    project,
+    quality,
+    repo,
+    secret,
+    subscribe,
+    support,
+    sync,
+    token,
+    whoami,
+)
 
 __all__ = [
     "deploy",
@@ -12,6 +26,7 @@ __all__ = [
     "repo",
     "secret",
     "subscribe",
+    "support",
     "sync",
     "token",
     "whoami",

@@ -102,6 +102,19 @@ class Mattermost:
         result: Json = await self._call(self.driver.channels.get_channel(channel_id))
         return result
 
+    async def teams_of(self, user_id: str) -> list[Json]:
+        result = await self._call(self.driver.client.get(f"/api/v4/users/{user_id}/teams"))
+        return list(result) if isinstance(result, list) else []
+
+    async def channel_by_name(self, team_id: str, name: str) -> Json | None:
+        try:
+            result: Json = await self._call(self.driver.client.get(f"/api/v4/teams/{team_id}/channels/name/{name}"))
+        except ServiceError as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+        return result
+
     async def is_member(self, channel_id: str, user_id: str) -> bool:
         try:
             await self._call(self.driver.channels.get_channel_member(channel_id, user_id))

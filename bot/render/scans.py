@@ -122,11 +122,21 @@ def scan_card(
     if summary.os_eosl and summary.os:
         lines.append(tr("scan.os_eosl", os=escape(summary.os, 80)))
     if summary.breaches:
-        reasons = "; ".join(
+        reasons = " · ".join(
             tr("scan.breach", severity=tr(f"scan.severity.{b.severity}"), count=b.count, limit=b.limit)
             for b in summary.breaches
         )
         lines.append(f"{VERDICT_ICONS['fail']} {tr('scan.breach_title')} {reasons}")
+    if summary.secrets:
+        lines.append("")
+        lines.append(tr("scan.secret_title", count=len(summary.secrets)))
+        for s in summary.secrets[:CARD_SECTION_LINES]:
+            place = f"{s.target}:{s.start_line}" if s.start_line else s.target
+            category = f" ({escape(s.category, 40)})" if s.category else ""
+            rule = f"{SEVERITY_ICONS[s.severity]} {_code(s.rule_id, 40)}{category}"
+            lines.append(f"- {rule} {escape(s.title, 80)} — {_code(place, 80)}")
+        if len(summary.secrets) > CARD_SECTION_LINES:
+            lines.append(tr("scan.more_short", count=len(summary.secrets) - CARD_SECTION_LINES))
     if summary.top:
         new_keys = set(diff.new) if diff is not None else set()
         lines.append("")
@@ -143,16 +153,6 @@ def scan_card(
             lines.append(f"- {SEVERITY_ICONS[m.severity]} {ident} {escape(m.title, 100)} — {_code(m.target, 80)}")
         if len(summary.misconfigs) > CARD_SECTION_LINES:
             lines.append(tr("scan.more_short", count=len(summary.misconfigs) - CARD_SECTION_LINES))
-    if summary.secrets:
-        lines.append("")
-        lines.append(tr("scan.secret_title", count=len(summary.secrets)))
-        for s in summary.secrets[:CARD_SECTION_LINES]:
-            place = f"{s.target}:{s.start_line}" if s.start_line else s.target
-            category = f" ({escape(s.category, 40)})" if s.category else ""
-            rule = f"{SEVERITY_ICONS[s.severity]} {_code(s.rule_id, 40)}{category}"
-            lines.append(f"- {rule} {escape(s.title, 80)} — {_code(place, 80)}")
-        if len(summary.secrets) > CARD_SECTION_LINES:
-            lines.append(tr("scan.more_short", count=len(summary.secrets) - CARD_SECTION_LINES))
     if summary.unused_waivers:
         lines.append(tr("scan.unused_waivers", ids=_names(summary.unused_waivers)))
     url = safe_url(dashboard_url or "")
@@ -186,11 +186,12 @@ def full_list(
 ) -> str:
     """Every finding as markdown tables, for a thread reply; cut at ``max_chars`` with a note.
 
-    Secrets and misconfigurations (few, and the most urgent) come first, each capped at
-    :data:`SECTION_ROWS` rows; the vulnerabilities fill what is left, most severe first.
+    Secrets (the most urgent) come first, then the vulnerabilities, most severe first, then the
+    misconfigurations. Secrets and misconfigurations are few and capped at :data:`SECTION_ROWS`
+    rows each, and always fit; the vulnerabilities fill what is left. :func:`full_csv` has them all.
     """
     tr = tr or Translator()
-    sections: list[str] = []
+    secrets = misconfigs = ""
     hidden = 0
     if summary.secrets:
         rows = [f"**{tr('scan.secret_list')}** ({len(summary.secrets)})"]
@@ -218,7 +219,7 @@ def full_list(
                 )
             )
         hidden += max(0, len(summary.secrets) - SECTION_ROWS)
-        sections.append("\n".join(rows))
+        secrets = "\n".join(rows)
     if summary.misconfigs:
         rows = [f"**{tr('scan.misconfig_list')}** ({len(summary.misconfigs)})"]
         rows += _table([tr("scan.col_severity"), tr("scan.col_id"), tr("scan.col_title"), tr("scan.col_target")])
@@ -234,12 +235,13 @@ def full_list(
                 )
             )
         hidden += max(0, len(summary.misconfigs) - SECTION_ROWS)
-        sections.append("\n".join(rows))
+        misconfigs = "\n".join(rows)
     head = tr("scan.full_title", subject=escape(subject or summary.artifact_name, 150), count=summary.total)
     if summary.waived_findings:
         head += "\n" + tr("scan.waived_list", ids=_names({f.id for f in summary.waived_findings}, 20))
-    used = len(head) + sum(len(s) + 2 for s in sections) + 200  # 200: room for the cut note
-    rows = _table(
+    used = len(head) + len(secrets) + len(misconfigs) + 200  # 200: room for separators and the cut note
+    rows = [f"**{tr('scan.vuln_list')}** ({summary.total})"]
+    rows += _table(
         [
             tr("scan.col_severity"),
             tr("scan.col_id"),
@@ -270,10 +272,8 @@ def full_list(
         used += len(row) + 1
         shown += 1
     hidden += summary.total - shown
-    parts = [head]
-    if summary.findings:
-        parts.append("\n".join(rows))
-    parts.extend(sections)
+    parts = [head, secrets, "\n".join(rows) if summary.findings else "", misconfigs]
+    parts = [part for part in parts if part]
     if hidden:
         parts.append(tr("scan.cut", count=hidden))
     return "\n\n".join(parts)

@@ -120,9 +120,10 @@ def fuzz_client(world: World) -> httpx.Client:
 def test_direct_messages_and_mentions_get_an_answer_in_their_thread(world: World) -> None:
     mm = world.states["mattermost"]
     alice = User(world, "alice")
-    question = alice.say("@cpn-bot bonjour, tu fais quoi ?")
+    question = alice.say("@cpn-bot comment synchroniser mon dépôt ?")
     reply = wait_for(lambda: [p for p in mm.thread(question["id"]) if p["id"] != question["id"]], what="a reply")
-    assert "/cpn help" in reply[0]["message"] and reply[0]["root_id"] == question["id"]
+    assert reply[0]["root_id"] == question["id"]
+    assert reply[0]["props"]["attachments"][0]["title"].startswith("📘")
     assert not any(p["root_id"] == question["id"] for p in mm.channel_posts(world.channels["equipe-beta"]))
     alice.say("un message qui ne concerne pas le bot")
     world.wait_idle()

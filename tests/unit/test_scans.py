@@ -344,13 +344,19 @@ def test_only_failed_misconfigurations_are_kept_and_shown() -> None:
                 "Class": "config",
                 "MisconfSummary": {"Successes": 1, "Failures": 1},
                 "Misconfigurations": [
-                    {"ID": "DS002", "Title": "Image user should not be 'root'", "Severity": "HIGH", "Status": "FAIL",
-                     "PrimaryURL": "https://avd.aquasec.com/misconfig/ds002", "CauseMetadata": {"Code": {"Lines": []}}},
+                    {
+                        "ID": "DS002",
+                        "Title": "Image user should not be 'root'",
+                        "Severity": "HIGH",
+                        "Status": "FAIL",
+                        "PrimaryURL": "https://avd.aquasec.com/misconfig/ds002",
+                        "CauseMetadata": {"Code": {"Lines": []}},
+                    },
                     {"ID": "DS001", "Title": "':latest' tag used", "Severity": "MEDIUM", "Status": "PASS"},
                 ],
             }
         ],
-    )  # fmt: skip
+    )
     summary = summarize(parse_report(dump(data)), set())
     assert [(m.id, m.severity, m.target) for m in summary.misconfigs] == [("DS002", "HIGH", "Dockerfile")]
     assert summary.verdict == "warn" and summary.total == 0

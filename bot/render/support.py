@@ -1,0 +1,122 @@
+"""Answers from the knowledge base, ticket cards, the platform's health (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bot.i18n import Translator
+from bot.knowledge import Answer, Article
+from bot.render.safe import escape
+from bot.workflows.support import STAFF_LABELS, Ticket
+
+HEALTH_ICONS = {"ok": "🟢", "degraded": "🟠", "failing": "🔴", "unknown": "⚪"}
+TICKET_ICONS = {"open": "🆕", "taken": "🛠️", "resolved": "✅", "closed": "📁"}
+
+
+def _article_link(article: Article) -> str:
+    if article.links:
+        return f"[{escape(article.links[0].title, 80)}]({article.links[0].url})"
+    return ""
+
+
+def answer_card(answer: Answer, question: str, tr: Translator) -> dict[str, Any]:
+    """The best article (title, short answer, link) and up to two related ones; or "I don't know"."""
+    if not answer.known or answer.best is None:
+        return {
+            "color": "#B34000",
+            "title": tr("support.unknown_title"),
+            "text": tr("support.unknown_text", question=escape(question, 200)),
+        }
+    article = answer.best.article
+    lines = [escape(article.summary, 600)]
+    if article.commands:
+        lines.append(tr("support.commands", commands=", ".join(f"`{c}`" for c in article.commands[:4])))
+    link = _article_link(article)
+    if link:
+        lines.append(tr("support.read_more", link=link))
+    if answer.related:
+        lines.append(
+            tr("support.related", titles=" · ".join(f"« {escape(h.article.title, 80)} »" for h in answer.related))
+        )
+    return {"color": "#000091", "title": f"📘 {escape(article.title, 150)}", "text": "\n".join(lines)}
+
+
+def faq(articles: Sequence[Article], tr: Translator) -> str:
+    lines = [f"#### {tr('support.faq_title')}", tr("support.faq_intro")]
+    lines += [f"- {escape(a.title, 120)}" for a in sorted(articles, key=lambda a: a.title)]
+    return "\n".join(lines)
+
+
+def ticket_card(ticket: Ticket, tr: Translator, reporter_link: str = "") -> dict[str, Any]:
+    status = tr(f"support.ticket_status.{ticket.status}")
+    lines = [
+        tr("support.ticket_from", user=f"@{escape(ticket.reporter_name, 60)}", project=escape(ticket.project) or "—"),
+        "> " + escape(ticket.message, 1500),
+    ]
+    if ticket.assignee_name:
+        lines.append(tr("support.ticket_assignee", user=f"@{escape(ticket.assignee_name, 60)}"))
+    if reporter_link:
+        lines.append(tr("support.ticket_conversation", link=reporter_link))
+    return {
+        "color": {"open": "#B34000", "taken": "#0063CB", "resolved": "#18753C"}.get(ticket.status, "#666666"),
+        "title": f"{TICKET_ICONS.get(ticket.status, '🎫')} " + tr("support.ticket_title", id=ticket.id, status=status),
+        "text": "\n".join(lines),
+    }
+
+
+def ticket_list(tickets: Sequence[Ticket], tr: Translator) -> str:
+    if not tickets:
+        return tr("support.no_tickets")
+    lines = [f"#### {tr('support.tickets_title')}"]
+    for ticket in tickets:
+        lines.append(
+            f"- {TICKET_ICONS.get(ticket.status, '🎫')} #{ticket.id} — {tr(f'support.ticket_status.{ticket.status}')}"
+            f" — @{escape(ticket.reporter_name, 40)} : {escape(ticket.message, 80)}"
+        )
+    return "\n".join(lines)
+
+
+def health_card(rows: Sequence[dict[str, Any]], tr: Translator) -> dict[str, Any]:
+    lines = []
+    worst = "ok"
+    for row in rows:
+        health = row["health"]
+        if health in ("failing", "degraded") and worst != "failing":
+            worst = health
+        detail = f" — {escape(row['detail'], 120)}" if row.get("detail") else ""
+        lines.append(
+            f"{HEALTH_ICONS.get(health, '⚪')} **{row['service']}** : {STAFF_LABELS.get(health, health)}"
+            f" ({row['latency_ms']:.0f} ms){detail}"
+        )
+    return {
+        "color": {"ok": "#18753C", "degraded": "#B34000", "failing": "#CE0500"}.get(worst, "#666666"),
+        "title": tr("support.health_title"),
+        "text": "\n".join(lines),
+    }
+
+
+def health_change(service: str, before: str, after: str, detail: str, tr: Translator) -> str:
+    return tr(
+        "support.health_change",
+        icon=HEALTH_ICONS.get(after, "⚪"),
+        service=service,
+        before=STAFF_LABELS.get(before, before),
+        after=STAFF_LABELS.get(after, after),
+        detail=f" — {escape(detail, 150)}" if detail else "",
+    )
+
+
+def kb_stats(stats: dict[str, Any], tr: Translator) -> str:
+    total = stats["total"] or 0
+    rate = f"{100 * stats['known'] / total:.0f} %" if total else "—"
+    lines = [
+        f"#### {tr('support.stats_title')}",
+        tr("support.stats_line", total=total, rate=rate, helped=stats["helped"], ticketed=stats["ticketed"]),
+    ]
+    if stats["top"]:
+        lines.append(tr("support.stats_top") + " " + ", ".join(f"`{a}` ({n})" for a, n in stats["top"]))
+    if stats["unanswered"]:
+        lines.append(tr("support.stats_unanswered"))
+        lines += [f"- {escape(q, 150)}" for q in stats["unanswered"]]
+    return "\n".join(lines)

@@ -1,0 +1,227 @@
+"""Support: questions answered from the knowledge base, tickets relayed to the platform team, and
+the platform's health as the platform itself checks it (platform-facts §1.8).
+
+Everything lives in SQLite: a question and its feedback, a ticket and the threads it links (the
+reporter's on one side, the support channel's on the other), the last health of each service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.store import Store, now
+
+STAFF_LABELS = {"ok": "OK", "degraded": "Dégradé", "failing": "En échec", "unknown": "Inconnu"}
+
+
+@dataclass(frozen=True)
+class Ticket:
+    id: int
+    reporter_id: str
+    reporter_name: str
+    project: str
+    message: str
+    status: str
+    assignee_id: str
+    assignee_name: str
+    reporter_channel_id: str
+    reporter_root_id: str
+    support_channel_id: str
+    created_at: float
+
+    @property
+    def reporter_key(self) -> str:
+        """The outbox key of the reporter-side thread root, when the bot made it."""
+        return f"ticket:{self.id}:reporter"
+
+    @property
+    def support_key(self) -> str:
+        return f"ticket:{self.id}:support"
+
+    @property
+    def open(self) -> bool:
+        return self.status in ("open", "taken")
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Ticket:
+        return cls(
+            id=row["id"],
+            reporter_id=row["reporter_id"],
+            reporter_name=row["reporter_name"] or "",
+            project=row["project"] or "",
+            message=row["message"] or "",
+            status=row["status"],
+            assignee_id=row["assignee_id"] or "",
+            assignee_name=row["assignee_name"] or "",
+            reporter_channel_id=row["reporter_channel_id"] or "",
+            reporter_root_id=row["reporter_root_id"] or "",
+            support_channel_id=row["support_channel_id"] or "",
+            created_at=row["created_at"] or 0.0,
+        )
+
+
+class Tickets:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.table = store.db.table("tickets")
+
+    def open_ticket(
+        self,
+        reporter_id: str,
+        reporter_name: str,
+        project: str,
+        message: str,
+        channel_id: str,
+        root_id: str,
+        support_channel_id: str,
+    ) -> Ticket:
+        row = self.table.insert(
+            {
+                "reporter_id": reporter_id,
+                "reporter_name": reporter_name,
+                "project": project,
+                "message": message[:4000],
+                "status": "open",
+                "reporter_channel_id": channel_id,
+                "reporter_root_id": root_id,
+                "support_channel_id": support_channel_id,
+                "support_key": "",
+                "created_at": now(),
+            }
+        )
+        ticket_id = int(row.last_pk or 0)
+        self.table.update(ticket_id, {"support_key": f"ticket:{ticket_id}:support"})
+        found = self.get(ticket_id)
+        assert found is not None
+        return found
+
+    def get(self, ticket_id: int) -> Ticket | None:
+        rows = list(self.table.rows_where("id = ?", [ticket_id], limit=1))
+        return Ticket.from_row(rows[0]) if rows else None
+
+    def listing(self, reporter_id: str | None = None, only_open: bool = True) -> list[Ticket]:
+        where, params = [], []
+        if only_open:
+            where.append("status IN ('open', 'taken')")
+        if reporter_id is not None:
+            where.append("reporter_id = ?")
+            params.append(reporter_id)
+        rows = self.table.rows_where(" AND ".join(where) or None, params, order_by="id desc", limit=50)
+        return [Ticket.from_row(r) for r in rows]
+
+    def take(self, ticket_id: int, staff_id: str, staff_name: str) -> None:
+        self.table.update(
+            ticket_id, {"status": "taken", "assignee_id": staff_id, "assignee_name": staff_name, "taken_at": now()}
+        )
+
+    def resolve(self, ticket_id: int, staff_id: str, staff_name: str) -> None:
+        self.table.update(
+            ticket_id,
+            {"status": "resolved", "resolved_at": now(), "assignee_id": staff_id, "assignee_name": staff_name},
+        )
+
+    def close(self, ticket_id: int) -> None:
+        self.table.update(ticket_id, {"status": "closed", "resolved_at": now()})
+
+    def by_thread(self, root_post_id: str) -> tuple[Ticket, str] | None:
+        """The open ticket whose thread this is, and which side: "support" or "reporter"."""
+        db = self.store.db
+        row = db.execute("SELECT key FROM posts WHERE post_id = ?", (root_post_id,)).fetchone()
+        if row is not None and row[0].startswith("ticket:"):
+            _, number, side = row[0].split(":")
+            ticket = self.get(int(number))
+            return (ticket, side) if ticket is not None and ticket.open else None
+        rows = list(
+            self.table.rows_where("reporter_root_id = ? AND status IN ('open', 'taken')", [root_post_id], limit=1)
+        )
+        return (Ticket.from_row(rows[0]), "reporter") if rows else None
+
+    def to_remind(self, older_than: float) -> list[Ticket]:
+        rows = self.table.rows_where(
+            "status = 'open' AND created_at < ? AND (reminded_at IS NULL OR reminded_at < ?)",
+            [now() - older_than, now() - older_than],
+        )
+        return [Ticket.from_row(r) for r in rows]
+
+    def reminded(self, ticket_id: int) -> None:
+        self.table.update(ticket_id, {"reminded_at": now()})
+
+
+class Questions:
+    """What people asked the knowledge base, and whether it helped (``/cpn kb stats``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.table = store.db.table("kb_questions")
+
+    def record(
+        self, user_id: str, channel_id: str, question: str, article_id: str, confidence: float, known: bool
+    ) -> int:
+        row = self.table.insert(
+            {
+                "user_id": user_id,
+                "channel_id": channel_id,
+                "question": question[:1000],
+                "article_id": article_id,
+                "confidence": round(confidence, 3),
+                "known": int(known),
+                "asked_at": now(),
+            }
+        )
+        return int(row.last_pk or 0)
+
+    def feedback(self, question_id: int, helpful: bool) -> None:
+        self.table.update(question_id, {"helpful": int(helpful)})
+
+    def stats(self) -> dict[str, Any]:
+        db = self.store.db
+        total, known, helped, ticketed = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(known), 0), COALESCE(SUM(helpful = 1), 0), COALESCE(SUM(helpful = 0), 0) "
+            "FROM kb_questions"
+        ).fetchone()
+        unanswered = [
+            r[0]
+            for r in db.execute(
+                "SELECT question FROM kb_questions WHERE known = 0 ORDER BY id DESC LIMIT 10"
+            ).fetchall()
+        ]
+        top = db.execute(
+            "SELECT article_id, COUNT(*) FROM kb_questions WHERE known = 1 GROUP BY article_id "
+            "ORDER BY COUNT(*) DESC LIMIT 5"
+        ).fetchall()
+        return {
+            "total": total,
+            "known": known,
+            "helped": helped,
+            "ticketed": ticketed,
+            "unanswered": unanswered,
+            "top": top,
+        }
+
+
+class Health:
+    """The last known health of each service; a change is what gets announced."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.table = store.db.table("service_health")
+
+    def update(self, service: str, health: str, latency_ms: float, detail: str) -> str | None:
+        """Store the new state; the previous health when it changed (None if unchanged or first)."""
+        row = self.store.db.execute("SELECT health FROM service_health WHERE service = ?", (service,)).fetchone()
+        previous = str(row[0]) if row is not None else None
+        record: dict[str, Any] = {
+            "service": service,
+            "health": health,
+            "latency_ms": round(latency_ms, 1),
+            "detail": detail[:200],
+            "checked_at": now(),
+        }
+        if previous != health:
+            record["changed_at"] = now()
+        self.table.upsert(record, pk="service")
+        return previous if previous is not None and previous != health else None
+
+    def all(self) -> list[dict[str, Any]]:
+        return list(self.table.rows_where(order_by="service"))

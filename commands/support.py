@@ -1,0 +1,435 @@
+"""Support for beta testers: ``/cpn ask``, questions to the bot in DMs and mentions, ``/cpn faq``,
+``/cpn kb``, tickets (``/cpn support``, ``/cpn ticket``) relayed to the platform team, and
+``/cpn services``, the platform's health.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from bot.context import CommandContext, Reply
+from bot.i18n import Text
+from bot.interactive import ANY_USER, Press, PressResult, action, button
+from bot.knowledge import Answer, load_articles
+from bot.listener import Message, on_message, on_thread_reply
+from bot.outbox import Post, thread_of
+from bot.render import support as render
+from bot.render.safe import escape
+from bot.rights import Access
+from bot.scheduler import every
+from bot.spec import Arg, Flag, command, free_text, integer
+from bot.workflows.rules import PROJECT_NAME
+from bot.workflows.support import Health, Questions, Ticket, Tickets
+from services.errors import ServiceError
+from services.health import check_all
+
+if TYPE_CHECKING:
+    from bot.runtime import Bot
+
+logger = logging.getLogger("cpn.support")
+QUESTION = Arg(
+    "question",
+    Text("votre question, en toutes lettres", "your question, in plain words"),
+    free_text(20_000),
+    greedy=True,
+)
+
+
+# -- answers ----------------------------------------------------------------------------------------
+
+
+def _answer_attachment(
+    bot: Bot, answer: Answer, question: str, question_id: int, user_id: str, ephemeral: bool
+) -> dict[str, Any]:
+    card = render.answer_card(answer, question, bot.tr)
+    actions = []
+    if answer.known:
+        actions.append(
+            button(
+                bot.public_url,
+                bot.signer,
+                name="support.helpful",
+                label=bot.tr("support.helped"),
+                user_id=user_id,
+                data={"q": question_id},
+                style="good",
+                ephemeral=ephemeral,
+                ttl=7 * 86400,
+            )
+        )
+    actions.append(
+        button(
+            bot.public_url,
+            bot.signer,
+            name="support.ticket",
+            label=bot.tr("support.open_ticket"),
+            user_id=user_id,
+            data={"q": question_id},
+            style="primary",
+            ephemeral=ephemeral,
+            ttl=7 * 86400,
+        )
+    )
+    card["actions"] = actions
+    return card
+
+
+def ask(bot: Bot, user_id: str, channel_id: str, question: str) -> tuple[Answer, int]:
+    answer = bot.kb.answer(question)
+    article = answer.best.article.id if answer.best else (answer.nearest.article.id if answer.nearest else "")
+    question_id = Questions(bot.store).record(user_id, channel_id, question, article, answer.confidence, answer.known)
+    bot.metrics.inc("cpn_kb_questions_total", known=str(answer.known).lower())
+    return answer, question_id
+
+
+@command(
+    "ask",
+    summary=Text("Pose une question sur la plateforme", "Asks a question about the platform"),
+    args=[QUESTION],
+    examples=["ask comment synchroniser mon dépôt ?"],
+    project_arg=None,
+)
+async def ask_command(ctx: CommandContext) -> Reply:
+    question = (ctx.args["question"] or "").strip()
+    if not question.strip(" ?!.,;"):
+        return Reply(ctx.tr("support.empty_question"))
+    answer, question_id = ask(ctx.bot, ctx.user_id, ctx.channel_id, question)
+    return Reply(attachments=[_answer_attachment(ctx.bot, answer, question, question_id, ctx.user_id, True)])
+
+
+@on_message
+async def answer_message(message: Message, bot: Bot) -> None:
+    """A direct message or a mention: the answer in the message's thread."""
+    question = message.text.strip()
+    if not question.strip(" ?!.,;"):
+        bot.outbox.enqueue(
+            message.channel_id,
+            Post(bot.tr("listener.hello", trigger=bot.config.mattermost.trigger)),
+            root_key=thread_of(message.thread_id),
+        )
+        return
+    answer, question_id = ask(bot, message.user_id, message.channel_id, question)
+    card = _answer_attachment(bot, answer, question, question_id, message.user_id, False)
+    bot.outbox.enqueue(message.channel_id, Post("", (card,)), root_key=thread_of(message.thread_id))
+
+
+@action("support.helpful")
+async def helpful(press: Press, bot: Bot) -> PressResult:
+    Questions(bot.store).feedback(int(press.data["q"]), True)
+    return PressResult(ephemeral=bot.tr("support.thanks"))
+
+
+@action("support.ticket")
+async def ticket_from_answer(press: Press, bot: Bot) -> PressResult:
+    row = bot.store.db.execute("SELECT question FROM kb_questions WHERE id = ?", (int(press.data["q"]),)).fetchone()
+    if row is None:
+        return PressResult(ephemeral=bot.tr("actions.unknown"))
+    Questions(bot.store).feedback(int(press.data["q"]), False)
+    post = await bot.mm.get_post(press.post_id) if press.post_id else {}
+    root = str(post.get("root_id") or press.post_id or "")
+    ticket = await open_ticket(bot, press.user_id, press.user_name, "", row[0], press.channel_id, press.team_id, root)
+    return PressResult(ephemeral=bot.tr("support.ticket_opened", id=ticket.id))
+
+
+@command(
+    "faq",
+    summary=Text("Liste les sujets de la base de connaissances", "Lists the knowledge base's topics"),
+    project_arg=None,
+)
+async def faq_command(ctx: CommandContext) -> Reply:
+    return Reply(render.faq(ctx.bot.kb.articles, ctx.tr))
+
+
+@command(
+    "kb stats",
+    summary=Text(
+        "Questions posées, taux de réponse, questions sans réponse",
+        "Questions asked, answer rate, unanswered questions",
+    ),
+    requires=Access.PLATFORM_ADMIN,
+    project_arg=None,
+)
+async def kb_stats(ctx: CommandContext) -> Reply:
+    return Reply(render.kb_stats(Questions(ctx.bot.store).stats(), ctx.tr))
+
+
+@command(
+    "kb reload",
+    summary=Text("Relit les articles de la base de connaissances", "Reloads the knowledge base"),
+    requires=Access.PLATFORM_ADMIN,
+    project_arg=None,
+)
+async def kb_reload(ctx: CommandContext) -> Reply:
+    try:
+        count = ctx.bot.kb.index(load_articles(ctx.bot.kb_dir))
+    except ValueError as exc:
+        return Reply(ctx.tr("support.kb_invalid", error=escape(str(exc), 300)))
+    ctx.bot.store.audit(ctx.user_id, ctx.user_name, "kb.reload", str(ctx.bot.kb_dir), "ok", {"articles": count})
+    return Reply(ctx.tr("support.kb_reloaded", count=count))
+
+
+# -- tickets ----------------------------------------------------------------------------------------
+
+
+async def support_channel(bot: Bot, team_id: str) -> str:
+    """The support channel's id, from its name in the config (cached)."""
+    name = bot.config.platform.support_channel
+    if not name:
+        return ""
+    if bot.support_channel_id:
+        return bot.support_channel_id
+    try:
+        teams = [team_id] if team_id else [t["id"] for t in await bot.mm.teams_of(bot.mm.bot_user_id)]
+        for team in teams:
+            channel = await bot.mm.channel_by_name(team, name)
+            if channel:
+                bot.support_channel_id = str(channel["id"])
+                return bot.support_channel_id
+    except ServiceError:
+        return ""
+    return ""
+
+
+def _staff_buttons(bot: Bot, ticket: Ticket) -> list[dict[str, Any]]:
+    buttons = []
+    if ticket.status == "open":
+        buttons.append(
+            button(
+                bot.public_url,
+                bot.signer,
+                name="ticket.take",
+                label=bot.tr("support.take"),
+                user_id=ANY_USER,
+                data={"id": ticket.id},
+                style="primary",
+                ttl=30 * 86400,
+            )
+        )
+    if ticket.open:
+        buttons.append(
+            button(
+                bot.public_url,
+                bot.signer,
+                name="ticket.resolve",
+                label=bot.tr("support.resolve"),
+                user_id=ANY_USER,
+                data={"id": ticket.id},
+                style="good",
+                ttl=30 * 86400,
+            )
+        )
+    return buttons
+
+
+def _support_card(bot: Bot, ticket: Ticket) -> Post:
+    card = render.ticket_card(ticket, bot.tr)
+    card["actions"] = _staff_buttons(bot, ticket)
+    return Post("", (card,))
+
+
+async def open_ticket(
+    bot: Bot, user_id: str, user_name: str, project: str, message: str, channel_id: str, team_id: str, root_id: str
+) -> Ticket:
+    support = await support_channel(bot, team_id)
+    tickets = Tickets(bot.store)
+    ticket = tickets.open_ticket(user_id, user_name, project, message, channel_id, root_id, support)
+    if root_id:
+        reporter_thread = thread_of(root_id)
+    else:
+        reporter_thread = ticket.reporter_key
+        bot.outbox.enqueue(
+            channel_id,
+            Post(bot.tr("support.ticket_root", id=ticket.id, user=f"@{user_name}", message=escape(message, 500))),
+            post_key=ticket.reporter_key,
+        )
+    bot.outbox.enqueue(channel_id, Post(bot.tr("support.ticket_ack", id=ticket.id)), root_key=reporter_thread)
+    if support:
+        bot.outbox.enqueue(support, _support_card(bot, ticket), post_key=ticket.support_key)
+    bot.store.audit(user_id, user_name, "ticket.open", f"#{ticket.id}", "ok", {"project": project})
+    bot.metrics.inc("cpn_tickets_total", event="opened")
+    return ticket
+
+
+def _reporter_thread(ticket: Ticket) -> str:
+    return thread_of(ticket.reporter_root_id) if ticket.reporter_root_id else ticket.reporter_key
+
+
+@command(
+    "support",
+    summary=Text("Ouvre un ticket auprès de l'équipe plateforme", "Opens a ticket with the platform team"),
+    args=[Arg("message", Text("votre demande", "your request"), free_text(4000), greedy=True)],
+    flags=[Flag("project", Text("le projet concerné", "the project concerned"), PROJECT_NAME)],
+    examples=['support --project alpha mon pipeline reste bloqué sur "pending"'],
+    project_arg=None,
+)
+async def support_command(ctx: CommandContext) -> Reply:
+    message = (ctx.args["message"] or "").strip()
+    if not message:
+        return Reply(ctx.tr("support.empty_ticket"))
+    ticket = await open_ticket(
+        ctx.bot, ctx.user_id, ctx.user_name, ctx.args["project"] or "", message, ctx.channel_id, ctx.team_id, ""
+    )
+    return Reply(ctx.tr("support.ticket_opened", id=ticket.id))
+
+
+async def _is_staff(bot: Bot, user_id: str) -> bool:
+    return (await bot.identities.get(user_id)).is_platform_admin
+
+
+@action("ticket.take")
+async def take(press: Press, bot: Bot) -> PressResult:
+    if not await _is_staff(bot, press.user_id):
+        return PressResult(ephemeral=bot.tr("support.staff_only"))
+    tickets = Tickets(bot.store)
+    ticket = tickets.get(int(press.data["id"]))
+    if ticket is None or not ticket.open:
+        return PressResult(ephemeral=bot.tr("support.ticket_closed"))
+    tickets.take(ticket.id, press.user_id, press.user_name)
+    ticket = tickets.get(ticket.id)
+    assert ticket is not None
+    bot.outbox.enqueue(
+        ticket.reporter_channel_id,
+        Post(bot.tr("support.taken_notice", id=ticket.id, user=f"@{press.user_name}")),
+        root_key=_reporter_thread(ticket),
+    )
+    bot.store.audit(press.user_id, press.user_name, "ticket.take", f"#{ticket.id}", "ok")
+    return PressResult(update=_support_card(bot, ticket))
+
+
+@action("ticket.resolve")
+async def resolve(press: Press, bot: Bot) -> PressResult:
+    if not await _is_staff(bot, press.user_id):
+        return PressResult(ephemeral=bot.tr("support.staff_only"))
+    tickets = Tickets(bot.store)
+    ticket = tickets.get(int(press.data["id"]))
+    if ticket is None or not ticket.open:
+        return PressResult(ephemeral=bot.tr("support.ticket_closed"))
+    tickets.resolve(ticket.id, press.user_id, press.user_name)
+    ticket = tickets.get(ticket.id)
+    assert ticket is not None
+    bot.outbox.enqueue(
+        ticket.reporter_channel_id,
+        Post(bot.tr("support.resolved_notice", id=ticket.id, user=f"@{ticket.reporter_name}")),
+        root_key=_reporter_thread(ticket),
+    )
+    bot.store.audit(press.user_id, press.user_name, "ticket.resolve", f"#{ticket.id}", "ok")
+    bot.metrics.inc("cpn_tickets_total", event="resolved")
+    return PressResult(update=_support_card(bot, ticket))
+
+
+@on_thread_reply
+async def relay(message: Message, bot: Bot) -> bool:
+    """Staff's replies in the support thread go to the reporter's thread, and the reporter's back."""
+    found = Tickets(bot.store).by_thread(message.root_id)
+    if found is None:
+        return False
+    ticket, side = found
+    text = escape(message.text, 3000)
+    if side == "support":
+        if not await _is_staff(bot, message.user_id):
+            return True  # a bystander's remark in the support thread is not the platform team's answer
+        bot.outbox.enqueue(
+            ticket.reporter_channel_id,
+            Post(bot.tr("support.relay_staff", user=f"@{message.sender_name}", text=text)),
+            root_key=_reporter_thread(ticket),
+        )
+    elif ticket.support_channel_id:
+        bot.outbox.enqueue(
+            ticket.support_channel_id,
+            Post(bot.tr("support.relay_reporter", user=f"@{message.sender_name}", text=text)),
+            root_key=ticket.support_key,
+        )
+    bot.metrics.inc("cpn_tickets_total", event="relayed")
+    return True
+
+
+@command(
+    "ticket list",
+    summary=Text(
+        "Vos tickets (tous les tickets ouverts pour l'équipe plateforme)",
+        "Your tickets (every open ticket for the platform team)",
+    ),
+    project_arg=None,
+)
+async def ticket_list(ctx: CommandContext) -> Reply:
+    staff = (await ctx.identity()).is_platform_admin
+    tickets = Tickets(ctx.bot.store).listing(None if staff else ctx.user_id, only_open=staff)
+    return Reply(render.ticket_list(tickets, ctx.tr))
+
+
+TICKET_ID = Arg("id", Text("numéro du ticket", "ticket number"), integer(1))
+
+
+async def _visible_ticket(ctx: CommandContext) -> Ticket | None:
+    ticket = Tickets(ctx.bot.store).get(ctx.args["id"])
+    if ticket is None:
+        return None
+    if ticket.reporter_id == ctx.user_id or (await ctx.identity()).is_platform_admin:
+        return ticket
+    return None
+
+
+@command("ticket show", summary=Text("Montre un ticket", "Shows a ticket"), args=[TICKET_ID], project_arg=None)
+async def ticket_show(ctx: CommandContext) -> Reply:
+    ticket = await _visible_ticket(ctx)
+    if ticket is None:
+        return Reply(ctx.tr("support.no_such_ticket", id=ctx.args["id"]))
+    return Reply(attachments=[render.ticket_card(ticket, ctx.tr)])
+
+
+@command("ticket close", summary=Text("Ferme un ticket", "Closes a ticket"), args=[TICKET_ID], project_arg=None)
+async def ticket_close(ctx: CommandContext) -> Reply:
+    ticket = await _visible_ticket(ctx)
+    if ticket is None:
+        return Reply(ctx.tr("support.no_such_ticket", id=ctx.args["id"]))
+    tickets = Tickets(ctx.bot.store)
+    tickets.close(ticket.id)
+    closed = tickets.get(ticket.id)
+    assert closed is not None
+    if closed.support_channel_id:
+        ctx.bot.outbox.enqueue(closed.support_channel_id, _support_card(ctx.bot, closed), post_key=closed.support_key)
+    ctx.bot.store.audit(ctx.user_id, ctx.user_name, "ticket.close", f"#{ticket.id}", "ok")
+    return Reply(ctx.tr("support.ticket_closed_now", id=ticket.id))
+
+
+@every(300.0, "support.reminders")
+async def remind(bot: Bot) -> None:
+    """Tickets nobody took after the configured delay are brought up again in the support channel."""
+    tickets = Tickets(bot.store)
+    delay = bot.config.support.ticket_reminder_minutes * 60
+    for ticket in tickets.to_remind(delay):
+        if ticket.support_channel_id:
+            bot.outbox.enqueue(
+                ticket.support_channel_id, Post(bot.tr("support.reminder", id=ticket.id)), root_key=ticket.support_key
+            )
+        tickets.reminded(ticket.id)
+
+
+# -- platform health ------------------------------------------------------------------------------
+
+
+async def check_platform(bot: Bot) -> list[dict[str, Any]]:
+    """Every service checked now; a change of status is announced once in the support channel."""
+    health = Health(bot.store)
+    support = await support_channel(bot, "")
+    for check in await check_all(bot.config):
+        before = health.update(check.service, check.health.value, check.latency_ms, check.detail)
+        if before is not None and support:
+            bot.outbox.enqueue(
+                support, Post(render.health_change(check.service, before, check.health.value, check.detail, bot.tr))
+            )
+            bot.metrics.inc("cpn_health_changes_total", service=check.service)
+    return health.all()
+
+
+@every(300.0, "support.health")
+async def refresh_health(bot: Bot) -> None:
+    await check_platform(bot)
+
+
+@command(
+    "services", summary=Text("État des services de la plateforme", "State of the platform's services"), project_arg=None
+)
+async def services_command(ctx: CommandContext) -> Reply:
+    return Reply(attachments=[render.health_card(await check_platform(ctx.bot), ctx.tr)])
