@@ -38,6 +38,7 @@ class EdgeMiddleware:
         self.app = app
         self.bot = bot
         self.limit = bot.config.server.max_body_bytes
+        self.report_limit = bot.config.server.max_report_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,9 +58,10 @@ class EdgeMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
+        limit = self.report_limit if scope["path"] == "/hooks/trivy" else self.limit
         try:
             length = headers.get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.limit):
+            if length is not None and (not length.isdigit() or int(length) > limit):
                 await self._too_large(scope, receive, send_with_id)
                 return
             # Read the body up to the limit before the app sees it: a 413 then never races a reply.
@@ -71,7 +73,7 @@ class EdgeMiddleware:
                     return
                 body += message.get("body", b"")
                 more = message.get("more_body", False)
-                if len(body) > self.limit:
+                if len(body) > limit:
                     await self._too_large(scope, receive, send_with_id)
                     return
             replayed = False
@@ -102,7 +104,8 @@ class EdgeMiddleware:
             request_id_var.reset(token)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse({"error": "request body too large", "limit": self.limit}, status_code=413)
+        limit = self.report_limit if scope["path"] == "/hooks/trivy" else self.limit
+        response = JSONResponse({"error": "request body too large", "limit": limit}, status_code=413)
         await response(scope, receive, send)
 
 
@@ -200,8 +203,9 @@ def create_app(bot: Bot, manage_lifecycle: bool = True) -> ASGIApp:
     async def hooks_sonarqube(request: Request) -> Response:
         return await webhooks.sonarqube_hook(bot, request)
 
-    for source in ("trivy",):
-        app.add_api_route(f"/hooks/{source}", _not_yet(source), methods=["POST"])
+    @app.post("/hooks/trivy")
+    async def hooks_trivy(request: Request) -> Response:
+        return await webhooks.trivy_hook(bot, request)
 
     @app.post("/api/v1/projects/{project}/repositories/{repo}/sync")
     async def sync_api(project: str, repo: str, request: Request) -> Response:

@@ -67,6 +67,7 @@ class ServerConfig(Section):
     port: int = Field(8080, ge=0, le=65535)
     public_url: AnyHttpUrl = Field(description="URL at which Mattermost reaches the bot")
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_report_bytes: int = Field(67_108_864, ge=1024, description="body limit of POST /hooks/trivy")
     command_reply_budget_seconds: float = Field(0.8, gt=0, le=2.5)
 
 
@@ -145,6 +146,8 @@ class GitLabConfig(ServiceEndpoint):
     poll_seconds: float = Field(60.0, ge=0, description="polling fallback period; 0 disables it")
     poll_stale_seconds: float = Field(60.0, gt=0, description="a pipeline silent this long is asked about")
     sync_rate_per_minute: int = Field(6, ge=1, description="sync API calls allowed per token per minute")
+    trivy_job_pattern: str = Field("trivy*", description="the jobs whose artifact is a Trivy report (glob)")
+    trivy_artifact: str = Field("trivy-report.json", description="the report's path in the job's artifacts")
 
 
 class VaultConfig(ServiceEndpoint):

@@ -180,7 +180,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "horsprod": ("hors prod", "hors production", "hprod", "hors-prod", "non prod", "nonprod"),
     "supprimer": (
         "supprimer", "suppression", "supprime", "delete", "deleted", "effacer", "detruire", "destruction", "remove",
-        "retirer",
+        "retirer", "virer", "enlever",
     ),
     "creer": ("creer", "creation", "create", "nouveau", "nouvelle", "cree", "creee"),
     "ajouter": ("ajouter", "ajout", "add", "rajouter", "inviter", "invitation"),
@@ -227,6 +227,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "expiration": (
         "expiration", "expire", "expirer", "expiree", "expiry", "valable", "validite", "perime", "peremption",
     ),
+    "panne": ("panne", "pannes", "down", "indisponible", "indisponibles", "indisponibilite", "inaccessible", "hors service"),
+    "bloque": ("bloque", "bloquer", "bloquee", "bloques", "blocage", "blocages", "bloquant", "bloquante"),
     "max": ("max", "maximum", "maximal", "maximale", "maximaux", "maxi", "limite de taille"),
     "irreversible": ("irreversible", "definitif", "definitive", "definitivement", "restaurer", "restauration"),
     "ministere": ("ministere", "ministeres", "mi", "minint", "ministere de l interieur"),

@@ -66,11 +66,29 @@ async def on_gitlab_event(event: InboundEvent, bot: Bot) -> None:
         state, changed = book.apply_pipeline_hook(project, repo, payload)
     elif event.event_type == "Job Hook":
         state, changed = book.apply_job_hook(project, repo, payload)
+        if changed and _finished_scan_job(bot, payload):
+            bot.operations.submit(
+                "scan.fetch",
+                {
+                    "project": project.name,
+                    "repo": repo,
+                    "gitlab_project_id": state.gitlab_project_id,
+                    "job_id": int(payload.get("build_id") or 0),
+                    "ref": state.ref,
+                    "sha": state.sha,
+                },
+            )
     else:
         announce_push_or_mr(bot, project, repo, event.event_type, payload)
         return
     if changed:
         await publish(bot, project, state)
+
+
+def _finished_scan_job(bot: Bot, payload: dict[str, Any]) -> bool:
+    from bot.scans import is_scan_job
+
+    return payload.get("build_status") in ("success", "failed") and is_scan_job(bot, str(payload.get("build_name")))
 
 
 async def publish(bot: Bot, project: Project, state: PipelineState) -> None:

@@ -32,6 +32,7 @@ from bot.outbox import Outbox, Post
 from bot.ratelimit import RateLimiter
 from bot.results import quality_lines  # also handles SonarQube's quality gates
 from bot.rights import Role
+from bot.scans import scan_lines  # also handles Trivy reports
 from bot.scheduler import Scheduler
 from bot.spec import REGISTRY, Registry
 from bot.store import Store
@@ -101,8 +102,9 @@ class Bot:
         self.listener = Listener(self)
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
-        if quality_lines not in STATUS_PROVIDERS:
-            STATUS_PROVIDERS.append(quality_lines)
+        for provider in (quality_lines, scan_lines):
+            if provider not in STATUS_PROVIDERS:
+                STATUS_PROVIDERS.append(provider)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._describe_metrics()
 

@@ -106,3 +106,40 @@ async def sonarqube_hook(bot: Bot, request: Request) -> Response:
         return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
     _, new = bot.inbox.accept("sonarqube", delivery_id(body), "quality_gate", body.decode("utf-8"), project_key=slug)
     return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)
+
+
+async def trivy_hook(bot: Bot, request: Request) -> Response:
+    """A Trivy report pushed by the team's CI, with the project's sync API token."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return JSONResponse({"error": "missing bearer token"}, status_code=401)
+    row = bot.store.db.execute(
+        "SELECT project_id FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL",
+        (hashlib.sha256(token.strip().encode()).hexdigest(),),
+    ).fetchone()
+    if row is None:
+        return JSONResponse({"error": "invalid or revoked token"}, status_code=401)
+    project = next((p for p in bot.projects.all() if p.id == row[0]), None)
+    named = request.query_params.get("project", "")
+    if project is None or (named and named != project.name):
+        return JSONResponse({"error": "this token is not valid for this project"}, status_code=403)
+    repo = request.query_params.get("repo", "")[:40]
+    if repo and bot.projects.repository(project.id, repo) is None:
+        return JSONResponse({"error": "unknown repository"}, status_code=404)
+    body = await request.body()
+    meta = {
+        "repo": repo,
+        "ref": request.query_params.get("ref", "")[:200],
+        "sha": request.query_params.get("sha", "")[:64],
+    }
+    delivery = hashlib.sha256(body + json.dumps(meta).encode()).hexdigest()
+    _, new = bot.inbox.accept(
+        "trivy",
+        delivery,
+        "report",
+        body.decode("utf-8", errors="replace"),
+        {"meta": json.dumps(meta)},
+        project_key=project.name,
+    )
+    return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)

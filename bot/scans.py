@@ -1,0 +1,184 @@
+"""Trivy results in the channel: reports fetched from the scan job's artifacts (or pushed by CI to
+``/hooks/trivy``), summarised against the project's policy and waivers, compared with the previous
+scan of the same image or repository, and posted in the pipeline's thread.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from bot.inbox import InboundEvent, inbox_handler
+from bot.model import Project
+from bot.operations import Operation, operation
+from bot.outbox import Post
+from bot.render import scans as render
+from bot.results import pipeline_threads, publish_result
+from bot.rights import Role
+from bot.scheduler import every
+from bot.store import now
+from bot.workflows import scans
+from services.errors import ServiceError
+
+if TYPE_CHECKING:
+    from bot.runtime import Bot
+
+logger = logging.getLogger("cpn.scans")
+
+
+def policy_of(bot: Bot, project_id: int) -> scans.Policy:
+    row = bot.store.db.execute(
+        "SELECT max_critical, max_high, ignore_unfixed FROM policies WHERE project_id = ?", (project_id,)
+    ).fetchone()
+    if row is None:
+        return scans.Policy()
+    return scans.Policy(row[0], row[1], bool(row[2]))
+
+
+def waivers_of(bot: Bot, project_id: int) -> dict[str, date]:
+    rows = bot.store.db.execute("SELECT vuln_id, until FROM waivers WHERE project_id = ?", (project_id,)).fetchall()
+    found: dict[str, date] = {}
+    for vuln, until in rows:
+        day = date.fromisoformat(until)
+        found[vuln.upper()] = max(day, found.get(vuln.upper(), day))
+    return found
+
+
+def owners_mention(bot: Bot, project: Project) -> str:
+    owners = [m.username for m in bot.projects.members(project.id) if m.role in (Role.OWNER, Role.ADMIN)]
+    return " ".join(f"@{name}" for name in owners)
+
+
+def is_scan_job(bot: Bot, name: str) -> bool:
+    pattern = bot.config.gitlab.trivy_job_pattern if bot.config.gitlab else "trivy*"
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+def process_report(bot: Bot, project: Project, repo: str, raw: bytes, ref: str, sha: str) -> str:
+    """Summarise and post one report; the verdict ("unreadable" when it cannot be read)."""
+    try:
+        report = scans.parse_report(raw)
+    except scans.ReportUnreadable as exc:
+        bot.metrics.inc("cpn_scans_total", verdict="unreadable")
+        publish_result(
+            bot, project, repo, sha, "scan", ref or "main", True, Post(render.unreadable(exc.reason, bot.tr))
+        )
+        return "unreadable"
+    waived = scans.active_waivers(waivers_of(bot, project.id), date.today())
+    summary = scans.summarize(report, waived, policy_of(bot, project.id))
+    subject = summary.artifact_name or repo
+    previous = bot.store.db.execute(
+        "SELECT keys FROM scans WHERE project_id = ? AND subject = ? ORDER BY id DESC LIMIT 1", (project.id, subject)
+    ).fetchone()
+    change = scans.diff(set(json.loads(previous[0])) if previous else None, summary)
+    bot.store.db.table("scans").insert(
+        {
+            "project_id": project.id,
+            "repo": repo,
+            "subject": subject,
+            "ref": ref,
+            "sha": sha,
+            "pipeline_key": "",
+            "summary": json.dumps(
+                {
+                    "counts": dict(summary.counts),
+                    "fixable": summary.fixable,
+                    "waived": summary.waived,
+                    "verdict": summary.verdict,
+                    "total": summary.total,
+                    "new": change.new_count,
+                    "fixed": change.fixed_count,
+                    "kind": summary.kind,
+                }
+            ),
+            "keys": json.dumps(sorted(summary.keys)),
+            "created_at": now(),
+        }
+    )
+    card = render.scan_card(summary, change, subject, bot.tr)
+    message = ""
+    if summary.verdict == "fail":
+        message = bot.tr("scan.policy_mention", owners=owners_mention(bot, project) or "—")
+    failure = summary.verdict != "ok"
+    publish_result(bot, project, repo, sha, "scan", ref or "main", failure, Post(message, (card,)))
+    if summary.total or summary.misconfigs or summary.secrets:
+        # The full list goes in the thread of the pipeline, never as a wall of text in the channel.
+        for channel_id, root_key in pipeline_threads(bot, project.id, repo, sha).items():
+            bot.outbox.enqueue(channel_id, Post(render.full_list(summary, bot.tr, subject=subject)), root_key=root_key)
+    bot.metrics.inc("cpn_scans_total", verdict=summary.verdict)
+    return summary.verdict
+
+
+@operation("scan.fetch")
+async def fetch_report(op: Operation, bot: Bot) -> dict[str, Any]:
+    """The scan job finished: its report, from the job's artifacts."""
+    gitlab = bot.platform.gitlab
+    project = bot.projects.get(op.params["project"])
+    if gitlab is None or project is None:
+        return {"status": "gone"}
+    path = bot.config.gitlab.trivy_artifact if bot.config.gitlab else "trivy-report.json"
+    try:
+        raw = await gitlab.job_artifact(int(op.params["gitlab_project_id"]), int(op.params["job_id"]), path)
+    except ServiceError as exc:
+        if exc.transient:
+            raise  # the operation runs again after a restart; GitLab may be back
+        raw = None
+    verdict = process_report(
+        bot, project, op.params["repo"], raw or b"", op.params.get("ref", ""), op.params.get("sha", "")
+    )
+    return {"verdict": verdict}
+
+
+@inbox_handler("trivy")
+async def on_pushed_report(event: InboundEvent, bot: Bot) -> None:
+    meta = json.loads(event.headers.get("meta", "{}"))
+    project = bot.projects.get(event.project_key)
+    if project is None:
+        return
+    process_report(
+        bot, project, meta.get("repo", ""), event.body.encode("utf-8"), meta.get("ref", ""), meta.get("sha", "")
+    )
+
+
+@every(3600.0, "scan.waivers")
+async def expire_waivers(bot: Bot) -> None:
+    """A waiver past its date counts again: the owners are told, once."""
+    today = date.today().isoformat()
+    rows = bot.store.db.execute(
+        "SELECT id, project_id, vuln_id, until FROM waivers WHERE until < ? AND expired_notified = 0", (today,)
+    ).fetchall()
+    for waiver_id, project_id, vuln, until in rows:
+        project = next((p for p in bot.projects.all() if p.id == project_id), None)
+        if project is not None:
+            text = bot.tr("scan.waiver_expired", vuln=vuln, until=until, owners=owners_mention(bot, project) or "—")
+            for channel_id in bot.projects.channels(project.id):
+                bot.outbox.enqueue(channel_id, Post(text))
+        bot.store.db.execute("UPDATE waivers SET expired_notified = 1 WHERE id = ?", (waiver_id,))
+
+
+def scan_lines(bot: Bot, project: Any) -> dict[str, list[str]]:
+    """``/cpn status``: the last scan of each repository."""
+    lines: dict[str, list[str]] = {}
+    rows = bot.store.db.execute(
+        "SELECT repo, subject, summary FROM scans WHERE id IN (SELECT MAX(id) FROM scans WHERE project_id = ? "
+        "GROUP BY repo)",
+        (project.id,),
+    ).fetchall()
+    for repo, subject, summary_json in rows:
+        summary = json.loads(summary_json)
+        icon = {"ok": "✅", "warn": "⚠️", "fail": "❌"}.get(summary.get("verdict"), "❔")
+        counts = summary.get("counts", {})
+        lines.setdefault(repo, []).append(
+            bot.tr(
+                "scan.status_line",
+                icon=icon,
+                subject=subject,
+                critical=counts.get("CRITICAL", 0),
+                high=counts.get("HIGH", 0),
+                total=summary.get("total", 0),
+            )
+        )
+    return lines
