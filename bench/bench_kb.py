@@ -5,6 +5,13 @@ article that answers it, and off-topic questions the bot must refuse ("I don't k
 
     .venv/bin/python bench/bench_kb.py [--kb kb] [--questions tests/kb/questions.toml] [--misses] [--rounds 5]
 
+Read the figures with care: the scorer's constants, the synonyms and some wording of the articles were
+adjusted while looking at these questions, so the figures over the whole set are optimistic. Each of the
+last three batches of the file was first run once as a held-out set, before anything was changed for it;
+top-1 accuracy on those first runs was 72 % (47 questions), 69 % (48) and 63 % (38), top-3 89 %, 98 %
+and 79 %, off-topic refusals 100 %, 100 % and 92 %. Expect that level on questions nobody has seen yet,
+and keep adding real questions (with their answer) as beta testers ask them.
+
 Exit 0 when both targets are met, 1 otherwise.
 """
 

@@ -227,7 +227,9 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "expiration": (
         "expiration", "expire", "expirer", "expiree", "expiry", "valable", "validite", "perime", "peremption",
     ),
-    "panne": ("panne", "pannes", "down", "indisponible", "indisponibles", "indisponibilite", "inaccessible", "hors service"),
+    "panne": (
+        "panne", "pannes", "down", "indisponible", "indisponibles", "indisponibilite", "inaccessible", "hors service",
+    ),
     "bloque": ("bloque", "bloquer", "bloquee", "bloques", "blocage", "blocages", "bloquant", "bloquante"),
     "max": ("max", "maximum", "maximal", "maximale", "maximaux", "maxi", "limite de taille"),
     "irreversible": ("irreversible", "definitif", "definitive", "definitivement", "restaurer", "restauration"),

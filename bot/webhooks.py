@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import uuid
 from typing import TYPE_CHECKING
 
 from fastapi import Request
@@ -133,7 +134,8 @@ async def trivy_hook(bot: Bot, request: Request) -> Response:
         "ref": request.query_params.get("ref", "")[:200],
         "sha": request.query_params.get("sha", "")[:64],
     }
-    delivery = hashlib.sha256(body + json.dumps(meta).encode()).hexdigest()
+    # The same report pushed twice is two scans; only a retried delivery (same key) is one.
+    delivery = request.headers.get("idempotency-key", "")[:128] or uuid.uuid4().hex
     _, new = bot.inbox.accept(
         "trivy",
         delivery,
