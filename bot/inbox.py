@@ -41,6 +41,15 @@ class InboundEvent:
 
 EventHandler = Callable[[InboundEvent, "Bot"], Awaitable[None]]
 HANDLERS: dict[str, EventHandler] = {}
+# Run after each batch of events (and at start): work that is cheaper once for many events,
+# such as refreshing a pipeline's card once for all the job events that arrived together.
+BatchHook = Callable[["Bot"], Awaitable[None]]
+AFTER_BATCH: list[BatchHook] = []
+
+
+def after_batch(hook: BatchHook) -> BatchHook:
+    AFTER_BATCH.append(hook)
+    return hook
 
 
 def inbox_handler(source: str) -> Callable[[EventHandler], EventHandler]:
@@ -49,6 +58,9 @@ def inbox_handler(source: str) -> Callable[[EventHandler], EventHandler]:
         return handler
 
     return decorate
+
+
+EVENTS_PER_TURN = 8
 
 
 class Inbox:
@@ -96,19 +108,30 @@ class Inbox:
         return self.store.count("inbox", "status = 'pending'")
 
     async def run(self, bot: Bot) -> None:
+        await self._after_batch(bot)  # what a crash left half done
         while not self._stopping:
             rows = list(self.store.db.table("inbox").rows_where("status = 'pending'", order_by="id", limit=100))
-            for row in rows:
+            for index, row in enumerate(rows, start=1):
                 await self._process(row, bot)
-                # Let acknowledgements and deliveries run between events: one loop serves them all.
-                await asyncio.sleep(0)
+                if index % EVENTS_PER_TURN == 0:
+                    # Let acknowledgements and deliveries run: one loop serves them all. A few events
+                    # per turn, so that processing keeps pace with 64 senders being acknowledged.
+                    await asyncio.sleep(0)
             if rows:
+                await self._after_batch(bot)
                 continue
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
             except TimeoutError:
-                pass
+                await self._after_batch(bot)  # the idle tick: cards held back by the edit interval
+
+    async def _after_batch(self, bot: Bot) -> None:
+        for hook in AFTER_BATCH:
+            try:
+                await hook(bot)
+            except Exception:
+                logger.exception("after-batch hook failed")
 
     def stop(self) -> None:
         self._stopping = True

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,11 @@ async def default_handler(message: Message, bot: Bot) -> None:
     )
 
 
+def _mention_of(username: str) -> re.Pattern[str]:
+    """``@username`` as Mattermost reads it: any case, not followed by more of a username."""
+    return re.compile(rf"@{re.escape(username)}(?![\w.\-]*[\w\-])", re.IGNORECASE)
+
+
 def parse_posted(raw: str, bot_user_id: str, bot_username: str) -> Message | None:
     """The message of a ``posted`` event if it is addressed to the bot, else None."""
     read = read_posted(raw, bot_user_id, bot_username)
@@ -89,11 +95,19 @@ def read_posted(raw: str, bot_user_id: str, bot_username: str) -> tuple[Message,
         return None
     if not isinstance(post, dict) or post.get("user_id") in ("", None, bot_user_id) or post.get("type"):
         return None
+    props = post.get("props")
+    props = props if isinstance(props, dict) else {}
+    if props.get("from_webhook") == "true" or props.get("from_bot") == "true":
+        return None  # a command's in-channel answer, a webhook's or another bot's post: nobody is talking
     text = str(post.get("message", ""))
     direct = data.get("channel_type") == "D"
-    mentioned = bot_user_id in mentions or bool(bot_username and f"@{bot_username}" in text)
     if bot_username:
-        text = text.replace(f"@{bot_username}", "").strip()
+        # Only a mention by name: @channel, @all and @here also list the bot in ``mentions``.
+        mention = _mention_of(bot_username)
+        mentioned = bool(mention.search(text))
+        text = mention.sub("", text).strip()
+    else:
+        mentioned = bot_user_id in mentions and not re.search(r"@(?:all|channel|here)\b", text, re.IGNORECASE)
     message = Message(
         post_id=str(post.get("id", "")),
         root_id=str(post.get("root_id", "")),

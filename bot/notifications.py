@@ -9,11 +9,13 @@ pipelines whose events stopped coming, so a lost webhook still ends in the right
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.inbox import InboundEvent, inbox_handler
+from bot.inbox import InboundEvent, after_batch, inbox_handler
 from bot.logs import log, redact
 from bot.model import Project
 from bot.operations import Operation, operation
@@ -64,8 +66,12 @@ async def on_gitlab_event(event: InboundEvent, bot: Bot) -> None:
     book = PipelineBook(bot.store)
     if event.event_type == "Pipeline Hook":
         state, changed = book.apply_pipeline_hook(project, repo, payload)
+        if changed:
+            book.mark_dirty(state.key)
     elif event.event_type == "Job Hook":
         state, changed = book.apply_job_hook(project, repo, payload)
+        if changed:
+            book.mark_dirty(state.key)
         if changed and _finished_scan_job(bot, payload):
             bot.operations.submit(
                 "scan.fetch",
@@ -80,9 +86,30 @@ async def on_gitlab_event(event: InboundEvent, bot: Bot) -> None:
             )
     else:
         announce_push_or_mr(bot, project, repo, event.event_type, payload)
-        return
-    if changed:
-        await publish(bot, project, state)
+
+
+EDIT_INTERVAL = 1.0  # a running pipeline's card is edited at most this often; final states at once
+_last_edit: dict[str, float] = {}
+
+
+@after_batch
+async def refresh_cards(bot: Bot) -> None:
+    """One card refresh per pipeline for all the events of a batch (a pipeline sends many)."""
+    book = PipelineBook(bot.store)
+    clock = time.monotonic()
+    for key in book.dirty_keys():
+        state = book.get(key)
+        if state is not None and not state.final and clock - _last_edit.get(key, 0.0) < EDIT_INTERVAL:
+            continue  # stays dirty: a later batch, or the idle tick, edits it
+        _last_edit[key] = clock
+        if len(_last_edit) > 10_000:
+            _last_edit.clear()
+        project = bot.projects.by_id(state.project_id) if state is not None else None
+        with bot.store.transaction():
+            if state is not None and project is not None and project.status != "archived":
+                await publish(bot, project, state)
+            book.clean(key)
+        await asyncio.sleep(0)
 
 
 def _finished_scan_job(bot: Bot, payload: dict[str, Any]) -> bool:

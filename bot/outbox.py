@@ -202,6 +202,13 @@ class Outbox:
 
     async def _deliver_guarded(self, row: Json) -> None:
         async with self._sem:
+            # Read again once our turn comes: a newer edit may have been merged into this row meanwhile.
+            fresh = self.store.db.execute("SELECT * FROM outbox WHERE id = ? AND status = 'pending'", (row["id"],))
+            columns = [c[0] for c in fresh.description]
+            found = fresh.fetchone()
+            if found is None:
+                return
+            row = dict(zip(columns, found, strict=True))
             try:
                 await self._deliver(row)
             except ServiceError as exc:

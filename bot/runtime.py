@@ -162,11 +162,19 @@ class Bot:
         self.store.close()
         self.started = False
 
+    def busy(self) -> bool:
+        """Whether anything is still on its way: events, cards to refresh, operations, posts."""
+        dirty = self.store.count("pipelines", "dirty = 1")
+        return bool(self.inbox.pending() or dirty or self.operations.pending() or self.outbox.pending())
+
     async def wait_idle(self, timeout: float = 10.0) -> None:
-        """Until every queue is empty (tests, the sandbox, the demo)."""
-        await self.inbox.wait_idle(timeout)
-        await self.operations.wait_idle(timeout)
-        await self.outbox.wait_idle(timeout)
+        """Until every queue is empty at once (tests, the sandbox, the demo)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.busy():
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("the bot is still busy")
+            self.outbox.wake()
+            await asyncio.sleep(0.01)
 
     def _index_kb(self) -> None:
         try:

@@ -428,7 +428,14 @@ def _v6(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6]
+def _v7(db: sqlite_utils.Database) -> None:
+    """Pipelines whose card must be refreshed: set with the event, cleared once the card is queued."""
+    db.execute("ALTER TABLE pipelines ADD COLUMN dirty INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE pipelines ADD COLUMN default_branch TEXT NOT NULL DEFAULT 'main'")
+    db.execute("CREATE INDEX idx_pipelines_dirty ON pipelines (dirty) WHERE dirty = 1")
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 
 
 class Store:

@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
+import time
 from typing import TYPE_CHECKING, Any
 
 from bot.context import CommandContext, Reply
@@ -15,14 +18,15 @@ from bot.knowledge import Answer, load_articles
 from bot.listener import Message, on_message, on_thread_reply
 from bot.outbox import Post, thread_of
 from bot.render import support as render
-from bot.render.safe import escape
+from bot.render.safe import code, escape
 from bot.rights import Access
 from bot.scheduler import every
-from bot.spec import Arg, Flag, command, free_text, integer
+from bot.spec import Arg, ArgError, Flag, command, free_text, integer
 from bot.workflows.rules import PROJECT_NAME
 from bot.workflows.support import Health, Questions, Ticket, Tickets
 from services.errors import ServiceError
-from services.health import check_all
+from services.health import Check, Probe, probes, run_probe
+from services.health import Health as ServiceHealth
 
 if TYPE_CHECKING:
     from bot.runtime import Bot
@@ -40,9 +44,11 @@ QUESTION = Arg(
 
 
 def _answer_attachment(
-    bot: Bot, answer: Answer, question: str, question_id: int, user_id: str, ephemeral: bool
+    bot: Bot, answer: Answer, question: str, question_id: int, user_id: str, thread_id: str = ""
 ) -> dict[str, Any]:
+    """The answer card and its buttons; ``thread_id``: the thread it is posted in (none: an ephemeral answer)."""
     card = render.answer_card(answer, question, bot.tr)
+    ephemeral = not thread_id
     actions = []
     if answer.known:
         actions.append(
@@ -65,7 +71,7 @@ def _answer_attachment(
             name="support.ticket",
             label=bot.tr("support.open_ticket"),
             user_id=user_id,
-            data={"q": question_id},
+            data={"q": question_id, "root": thread_id},
             style="primary",
             ephemeral=ephemeral,
             ttl=7 * 86400,
@@ -95,7 +101,7 @@ async def ask_command(ctx: CommandContext) -> Reply:
     if not question.strip(" ?!.,;"):
         return Reply(ctx.tr("support.empty_question"))
     answer, question_id = ask(ctx.bot, ctx.user_id, ctx.channel_id, question)
-    return Reply(attachments=[_answer_attachment(ctx.bot, answer, question, question_id, ctx.user_id, True)])
+    return Reply(attachments=[_answer_attachment(ctx.bot, answer, question, question_id, ctx.user_id)])
 
 
 @on_message
@@ -110,7 +116,7 @@ async def answer_message(message: Message, bot: Bot) -> None:
         )
         return
     answer, question_id = ask(bot, message.user_id, message.channel_id, question)
-    card = _answer_attachment(bot, answer, question, question_id, message.user_id, False)
+    card = _answer_attachment(bot, answer, question, question_id, message.user_id, message.thread_id)
     bot.outbox.enqueue(message.channel_id, Post("", (card,)), root_key=thread_of(message.thread_id))
 
 
@@ -125,9 +131,12 @@ async def ticket_from_answer(press: Press, bot: Bot) -> PressResult:
     row = bot.store.db.execute("SELECT question FROM kb_questions WHERE id = ?", (int(press.data["q"]),)).fetchone()
     if row is None:
         return PressResult(ephemeral=bot.tr("actions.unknown"))
+    # The answer's thread (a question written to the bot); none for an ephemeral answer to /cpn ask,
+    # which Mattermost does not store: the ticket then starts its own thread in the channel.
+    root = str(press.data.get("root") or "")
+    if not root and not await _can_post(bot, press.channel_id):
+        return PressResult(ephemeral=_invite_bot(bot))
     Questions(bot.store).feedback(int(press.data["q"]), False)
-    post = await bot.mm.get_post(press.post_id) if press.post_id else {}
-    root = str(post.get("root_id") or press.post_id or "")
     ticket = await open_ticket(bot, press.user_id, press.user_name, "", row[0], press.channel_id, press.team_id, root)
     return PressResult(ephemeral=bot.tr("support.ticket_opened", id=ticket.id))
 
@@ -163,7 +172,7 @@ async def kb_stats(ctx: CommandContext) -> Reply:
 async def kb_reload(ctx: CommandContext) -> Reply:
     try:
         count = ctx.bot.kb.index(load_articles(ctx.bot.kb_dir))
-    except ValueError as exc:
+    except (OSError, ValueError) as exc:
         return Reply(ctx.tr("support.kb_invalid", error=escape(str(exc), 300)))
     ctx.bot.store.audit(ctx.user_id, ctx.user_name, "kb.reload", str(ctx.bot.kb_dir), "ok", {"articles": count})
     return Reply(ctx.tr("support.kb_reloaded", count=count))
@@ -228,6 +237,18 @@ def _support_card(bot: Bot, ticket: Ticket) -> Post:
     return Post("", (card,))
 
 
+async def _can_post(bot: Bot, channel_id: str) -> bool:
+    """Whether the bot may write in the reporter's channel, where the ticket's thread goes."""
+    try:
+        return await bot.mm.is_member(channel_id, bot.mm.bot_user_id)
+    except ServiceError:
+        return True  # Mattermost hiccup: the outbox retries the posts
+
+
+def _invite_bot(bot: Bot) -> str:
+    return bot.tr("subscribe.invite_bot", bot=f"@{bot.mm.bot_username or 'cpn-bot'}")
+
+
 async def open_ticket(
     bot: Bot, user_id: str, user_name: str, project: str, message: str, channel_id: str, team_id: str, root_id: str
 ) -> Ticket:
@@ -255,6 +276,22 @@ def _reporter_thread(ticket: Ticket) -> str:
     return thread_of(ticket.reporter_root_id) if ticket.reporter_root_id else ticket.reporter_key
 
 
+# ``--project P`` before or after the message: the parser leaves it in the greedy message either way.
+PROJECT_IN_MESSAGE = (
+    re.compile(r"^--project(?:=|\s+)(\S+)(?:\s+|$)", re.IGNORECASE),
+    re.compile(r"(?:^|\s)--project(?:=|\s+)(\S+)\s*$", re.IGNORECASE),
+)
+
+
+def _project_flag(message: str) -> tuple[str, str] | None:
+    """The project named by a ``--project`` left in the message, and the message without it."""
+    for pattern in PROJECT_IN_MESSAGE:
+        found = pattern.search(message)
+        if found:
+            return found.group(1), (message[: found.start()] + " " + message[found.end() :]).strip()
+    return None
+
+
 @command(
     "support",
     summary=Text("Ouvre un ticket auprès de l'équipe plateforme", "Opens a ticket with the platform team"),
@@ -265,11 +302,20 @@ def _reporter_thread(ticket: Ticket) -> str:
 )
 async def support_command(ctx: CommandContext) -> Reply:
     message = (ctx.args["message"] or "").strip()
-    if not message:
+    project = ctx.args["project"] or ""
+    flag = _project_flag(message) if not project else None
+    if flag is not None:
+        try:
+            project = PROJECT_NAME.validate(flag[0])
+        except ArgError as exc:
+            return Reply(ctx.tr(exc.key, **{**exc.params, "value": code(flag[0], 40)}))
+        message = flag[1]
+    if not message.strip(" ?!.,;"):
         return Reply(ctx.tr("support.empty_ticket"))
-    ticket = await open_ticket(
-        ctx.bot, ctx.user_id, ctx.user_name, ctx.args["project"] or "", message, ctx.channel_id, ctx.team_id, ""
-    )
+    if not await _can_post(ctx.bot, ctx.channel_id):
+        # The staff's answers could not reach the reporter: nothing is opened that nobody would see.
+        return Reply(_invite_bot(ctx.bot))
+    ticket = await open_ticket(ctx.bot, ctx.user_id, ctx.user_name, project, message, ctx.channel_id, ctx.team_id, "")
     return Reply(ctx.tr("support.ticket_opened", id=ticket.id))
 
 
@@ -335,6 +381,15 @@ async def relay(message: Message, bot: Bot) -> bool:
             root_key=_reporter_thread(ticket),
         )
     elif ticket.support_channel_id:
+        if ticket.status == "resolved" and message.user_id == ticket.reporter_id:
+            # "Reply in this thread if a problem remains" (support.resolved_notice): the ticket reopens.
+            tickets = Tickets(bot.store)
+            tickets.reopen(ticket.id)
+            reopened = tickets.get(ticket.id)
+            assert reopened is not None
+            bot.outbox.enqueue(ticket.support_channel_id, _support_card(bot, reopened), post_key=ticket.support_key)
+            bot.store.audit(message.user_id, message.sender_name, "ticket.reopen", f"#{ticket.id}", "ok")
+            bot.metrics.inc("cpn_tickets_total", event="reopened")
         bot.outbox.enqueue(
             ticket.support_channel_id,
             Post(bot.tr("support.relay_reporter", user=f"@{message.sender_name}", text=text)),
@@ -409,11 +464,22 @@ async def remind(bot: Bot) -> None:
 # -- platform health ------------------------------------------------------------------------------
 
 
+async def _probe(name: str, probe: Probe) -> Check:
+    """One service's check; an answer the probe cannot read makes it unknown, not the whole check fail."""
+    started = time.perf_counter()
+    try:
+        return await run_probe(name, probe)
+    except Exception as exc:
+        logger.warning("health probe failed", extra={"fields": {"service": name, "error": type(exc).__name__}})
+        return Check(name, ServiceHealth.UNKNOWN, (time.perf_counter() - started) * 1000, "unexpected answer")
+
+
 async def check_platform(bot: Bot) -> list[dict[str, Any]]:
     """Every service checked now; a change of status is announced once in the support channel."""
     health = Health(bot.store)
     support = await support_channel(bot, "")
-    for check in await check_all(bot.config):
+    checks = await asyncio.gather(*(_probe(name, probe) for name, probe in probes(bot.config).items()))
+    for check in checks:
         before = health.update(check.service, check.health.value, check.latency_ms, check.detail)
         if before is not None and support:
             bot.outbox.enqueue(

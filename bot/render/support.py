@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +13,16 @@ from bot.workflows.support import STAFF_LABELS, Ticket
 
 HEALTH_ICONS = {"ok": "🟢", "degraded": "🟠", "failing": "🔴", "unknown": "⚪"}
 TICKET_ICONS = {"open": "🆕", "taken": "🛠️", "resolved": "✅", "closed": "📁"}
+_MENTION = re.compile(r"@(?=[\w.\-])")
+
+
+def _article_markdown(text: str, max_len: int) -> str:
+    """An article's own markdown (the platform team writes kb/): its code spans kept, on one line,
+    with mentions broken all the same (an ``@channel`` in an article must not ping anybody)."""
+    text = " ".join(text.split())
+    if len(text) > max_len:
+        text = text[: max_len - 1] + "…"
+    return _MENTION.sub("@\u2060", text)
 
 
 def _article_link(article: Article) -> str:
@@ -29,7 +40,7 @@ def answer_card(answer: Answer, question: str, tr: Translator) -> dict[str, Any]
             "text": tr("support.unknown_text", question=escape(question, 200)),
         }
     article = answer.best.article
-    lines = [escape(article.summary, 600)]
+    lines = [_article_markdown(article.summary, 600)]
     if article.commands:
         lines.append(tr("support.commands", commands=", ".join(f"`{c}`" for c in article.commands[:4])))
     link = _article_link(article)

@@ -22,9 +22,9 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 import httpx
@@ -44,7 +44,22 @@ from bot.sandbox.terminal import (
     render_post,
 )
 
+if TYPE_CHECKING:
+    from bot.sandbox.world import World
+
 InputFn = Callable[[str], str]
+
+# The emulated services ``:degrade`` acts on (World.degrade), as /cpn services names them.
+DEGRADABLE = {
+    "gitlab": "GitLab",
+    "vault": "Vault",
+    "quay": "Quay",
+    "nexus": "Nexus",
+    "sonarqube": "SonarQube",
+    "argocd": "ArgoCD",
+}
+PIPELINE_JOBS = ("sync", "test", "sonar", "build", "trivy", "push")  # the emulated GitLab's jobs
+QUALITY_OUTCOMES = ("passed", "failed")
 
 TEXTS: dict[str, dict[str, str]] = {
     "fr": {
@@ -60,7 +75,8 @@ TEXTS: dict[str, dict[str, str]] = {
             "(essayez **/cpn help**), tout autre texte est publié dans le canal "
             "(mentionnez @cpn-bot pour lui parler).\n"
             "Commandes du terminal : `:help`, `:as UTILISATEUR`, `:c CANAL` (ou `:c @utilisateur`), "
-            "`:channels`, `:users`, `:history [N]`, `:press [REF] N`, `:quit` (ou Ctrl-D)."
+            "`:channels`, `:users`, `:history [N]`, `:press [REF] N`, `:scenario`, `:degrade`, "
+            "`:quit` (ou Ctrl-D)."
         ),
         "help": (
             "#### Commandes du terminal\n"
@@ -73,6 +89,11 @@ TEXTS: dict[str, dict[str, str]] = {
             "- `:press N` : appuyer sur le bouton N du dernier message à boutons ; "
             "`:press REF N` pour le message REF (ex. `:press 3 1`)\n"
             "- `:reply REF TEXTE` : répondre dans le fil du message REF\n"
+            "- `:scenario DÉPÔT PIPELINE [QUALITÉ]` : comment iront les prochains pipelines d'un dépôt "
+            "(`api` ou `forge/projects/demo/api`) : PIPELINE `success`, `fail:JOB` ou `stuck:JOB` "
+            "(jobs : {jobs}), QUALITÉ `passed` ou `failed` (ex. `:scenario api fail:test failed`)\n"
+            "- `:degrade SERVICE [degraded|down|ok]` : dégrader, arrêter ou rétablir un service émulé "
+            "({services}), puis `/cpn services` pour voir ce qu'en dit le bot\n"
             "- `:quit` ou Ctrl-D : quitter"
         ),
         "edited": "(modifié)",
@@ -124,6 +145,23 @@ TEXTS: dict[str, dict[str, str]] = {
         "dialog_errors": "Le formulaire a été refusé :",
         "cancel_words": ":annuler,:cancel",
         "hidden": "[masqué]",
+        "no_world": "`{cmd}` agit sur les services émulés : seulement dans le chat de `cpn-bot sandbox`.",
+        "usage_scenario": (
+            "Usage : `:scenario DÉPÔT PIPELINE [QUALITÉ]`, PIPELINE `success`, `fail:JOB` ou `stuck:JOB` "
+            "(jobs : {jobs}), QUALITÉ `passed` ou `failed`. Ex. `:scenario api fail:test failed`."
+        ),
+        "unknown_repo": "Aucun dépôt `{repo}` dans le GitLab émulé. Dépôts : {known}.",
+        "ambiguous_repo": "Plusieurs dépôts `{repo}` : précisez le chemin parmi {paths}.",
+        "scenario_set": (
+            "🎬 Prochains pipelines de `{path}` : {pipeline}, quality gate {quality}. "
+            "`:scenario {repo} success` pour revenir à la normale."
+        ),
+        "usage_degrade": "Usage : `:degrade SERVICE [degraded|down|ok]`, SERVICE parmi {services}.",
+        "mattermost_kept": "Mattermost reste en marche : le chat et le bot passent par lui. Services : {services}.",
+        "degraded": "🟠 {service} est dégradé.",
+        "down": "🔴 {service} est arrêté.",
+        "degrade_hint": "`/cpn services` pour voir ce qu'en dit le bot ; `:degrade {name} ok` pour le rétablir.",
+        "restored": "🟢 {service} est rétabli.",
         "command_author": "{trigger}",
         "bye": "Au revoir.",
     },
@@ -139,7 +177,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "Type as in Mattermost: a line starting with “/” is a command (try **/cpn help**), "
             "any other text is posted in the channel (mention @cpn-bot to talk to it).\n"
             "Terminal commands: `:help`, `:as USER`, `:c CHANNEL` (or `:c @user`), `:channels`, "
-            "`:users`, `:history [N]`, `:press [REF] N`, `:quit` (or Ctrl-D)."
+            "`:users`, `:history [N]`, `:press [REF] N`, `:scenario`, `:degrade`, `:quit` (or Ctrl-D)."
         ),
         "help": (
             "#### Terminal commands\n"
@@ -152,6 +190,11 @@ TEXTS: dict[str, dict[str, str]] = {
             "- `:press N`: press button N of the latest post with buttons; "
             "`:press REF N` for post REF (e.g. `:press 3 1`)\n"
             "- `:reply REF TEXT`: reply in the thread of post REF\n"
+            "- `:scenario REPO PIPELINE [QUALITY]`: how a repository's next pipelines go "
+            "(`api` or `forge/projects/demo/api`): PIPELINE `success`, `fail:JOB` or `stuck:JOB` "
+            "(jobs: {jobs}), QUALITY `passed` or `failed` (e.g. `:scenario api fail:test failed`)\n"
+            "- `:degrade SERVICE [degraded|down|ok]`: degrade, stop or restore an emulated service "
+            "({services}), then `/cpn services` to see what the bot makes of it\n"
             "- `:quit` or Ctrl-D: quit"
         ),
         "edited": "(edited)",
@@ -202,6 +245,23 @@ TEXTS: dict[str, dict[str, str]] = {
         "dialog_errors": "The dialog was refused:",
         "cancel_words": ":cancel,:annuler",
         "hidden": "[hidden]",
+        "no_world": "`{cmd}` acts on the emulated services: only in the chat of `cpn-bot sandbox`.",
+        "usage_scenario": (
+            "Usage: `:scenario REPO PIPELINE [QUALITY]`, PIPELINE `success`, `fail:JOB` or `stuck:JOB` "
+            "(jobs: {jobs}), QUALITY `passed` or `failed`. E.g. `:scenario api fail:test failed`."
+        ),
+        "unknown_repo": "No repository `{repo}` in the emulated GitLab. Repositories: {known}.",
+        "ambiguous_repo": "Several repositories `{repo}`: give the path, one of {paths}.",
+        "scenario_set": (
+            "🎬 Next pipelines of `{path}`: {pipeline}, quality gate {quality}. "
+            "`:scenario {repo} success` to go back to normal."
+        ),
+        "usage_degrade": "Usage: `:degrade SERVICE [degraded|down|ok]`, SERVICE one of {services}.",
+        "mattermost_kept": "Mattermost stays up: the chat and the bot go through it. Services: {services}.",
+        "degraded": "🟠 {service} is degraded.",
+        "down": "🔴 {service} is down.",
+        "degrade_hint": "`/cpn services` to see what the bot makes of it; `:degrade {name} ok` to restore it.",
+        "restored": "🟢 {service} is restored.",
         "command_author": "{trigger}",
         "bye": "Goodbye.",
     },
@@ -346,6 +406,8 @@ class Chat:
 
     ``state`` is the sandbox's state (``World.state_file()``): the chat takes from it the
     Mattermost URL, the team, the channels and the users' tokens (to be any of them with ``:as``).
+    ``world``, when the chat runs in the sandbox's own process, lets ``:scenario`` and ``:degrade``
+    act on the emulated services.
     """
 
     def __init__(
@@ -360,7 +422,9 @@ class Chat:
         output: TextIO | None = None,
         style: Style | None = None,
         interactive: bool | None = None,
+        world: World | None = None,
     ) -> None:
+        self.world = world
         mm = state["mattermost"]
         self.url: str = mm["url"]
         self.team_id: str = mm["team_id"]
@@ -612,6 +676,8 @@ class Chat:
             ":press": self._press,
             ":p": self._press,
             ":reply": self._reply,
+            ":scenario": self._scenario,
+            ":degrade": self._degrade,
         }
         handler = handlers.get(name)
         if handler is None:
@@ -624,7 +690,7 @@ class Chat:
         return ", ".join(sorted(self.users))
 
     def _help(self, _: str) -> None:
-        self.say(self.t("help", users=self._user_list()))
+        self.say(self.t("help", users=self._user_list(), jobs=_codes(PIPELINE_JOBS), services=_codes(DEGRADABLE)))
 
     def _as(self, rest: str) -> None:
         if not rest:
@@ -746,6 +812,76 @@ class Chat:
             self.command(text.strip(), root_id=root_id)
         else:
             self.send(text.strip(), root_id=root_id)
+
+    # -- the sandbox's own switches ----------------------------------------------------------------
+
+    def _scenario(self, rest: str) -> None:
+        """``:scenario REPO PIPELINE [QUALITY]``: how the next pipelines of a repository go."""
+        if self.world is None:
+            self.say(self.t("no_world", cmd=":scenario"))
+            return
+        parts = rest.split()
+        pipeline = parts[1].lower() if len(parts) > 1 else ""
+        quality = parts[2].lower() if len(parts) > 2 else "passed"
+        kind, _, job = pipeline.partition(":")
+        valid = pipeline == "success" or (kind in ("fail", "stuck") and job in PIPELINE_JOBS)
+        if len(parts) not in (2, 3) or not valid or quality not in QUALITY_OUTCOMES:
+            self.say(self.t("usage_scenario", jobs=_codes(PIPELINE_JOBS)))
+            return
+        path = self._repository_path(parts[0])
+        if path is None:
+            return
+        self.world.scenario(path, pipeline=pipeline, quality=quality)
+        self.say(self.t("scenario_set", path=path, pipeline=f"`{pipeline}`", quality=f"`{quality}`", repo=parts[0]))
+
+    def _repository_path(self, given: str) -> str | None:
+        """The emulated GitLab path of ``given`` (a path, ``project/repo`` or a bare repository name);
+        None (and the reason said) when it is unknown or ambiguous."""
+        assert self.world is not None
+        root = self.world.config.platform.root_group if self.world.config else "forge/projects"
+        depth = root.count("/") + 2  # <root>/<project>/<repo>
+        gitlab = self.world.states["gitlab"]
+        with gitlab.lock:
+            paths = sorted(str(gitlab.project_path(p)) for p in gitlab.projects.values())
+        repos = [p for p in paths if p.startswith(root + "/") and p.count("/") == depth]
+        name = given.strip().strip("/").removesuffix(".git")
+        if "/" in name:
+            by_lower = {p.lower(): p for p in paths}
+            for candidate in (name, f"{root}/{name}"):
+                if candidate.lower() in by_lower:
+                    return by_lower[candidate.lower()]
+            if name.startswith(root + "/") and name.count("/") == depth:
+                return name  # a repository not created yet: its first pipelines will follow the scenario
+            found: list[str] = []
+        else:
+            found = [p for p in repos if p.rsplit("/", 1)[1].lower() == name.lower()]
+            if len(found) == 1:
+                return found[0]
+        if len(found) > 1:
+            self.say(self.t("ambiguous_repo", repo=name, paths=_codes(found)))
+        else:
+            known = _codes(p[len(root) + 1 :] for p in repos) or "—"
+            self.say(self.t("unknown_repo", repo=name, known=known))
+        return None
+
+    def _degrade(self, rest: str) -> None:
+        """``:degrade SERVICE [degraded|down|ok]``: an emulated service degraded, down, or restored."""
+        if self.world is None:
+            self.say(self.t("no_world", cmd=":degrade"))
+            return
+        parts = rest.lower().split()
+        how = parts[1] if len(parts) > 1 else "degraded"
+        if parts and parts[0] == "mattermost":
+            self.say(self.t("mattermost_kept", services=_codes(DEGRADABLE)))
+            return
+        if len(parts) not in (1, 2) or parts[0] not in DEGRADABLE or how not in ("degraded", "down", "ok"):
+            self.say(self.t("usage_degrade", services=_codes(DEGRADABLE)))
+            return
+        self.world.degrade(parts[0], how)
+        if how == "ok":
+            self.say(self.t("restored", service=DEGRADABLE[parts[0]]))
+        else:
+            self.say(f"{self.t(how, service=DEGRADABLE[parts[0]])} {self.t('degrade_hint', name=parts[0])}")
 
     # -- events -------------------------------------------------------------------------------------
 
@@ -1082,6 +1218,10 @@ class Chat:
             return str(channel["id"])
         except (ApiError, KeyError):
             return ""
+
+
+def _codes(names: Iterable[str]) -> str:
+    return ", ".join(f"`{name}`" for name in names)
 
 
 def _first_attachment_text(post: Mapping[str, Any]) -> str:

@@ -253,6 +253,25 @@ class Demo:
             self._render(Shown(post, channel, ephemeral_to=username), http_only=True)
         return answer
 
+    def write(self, username: str, message: str, channel: str = CHANNEL) -> dict[str, Any]:
+        """``username`` posts ``message`` in ``channel`` (``POST /api/v4/posts``); the new post."""
+        self._where[username] = channel
+        self._say(f"{self.style.wrap(BOLD, '@' + username)} {self.style.wrap(DIM, '~' + channel + '>')} {message}")
+        self.result.typed.append((username, message))
+        post: dict[str, Any] = {}
+
+        body = {"channel_id": self.world.channels[channel], "message": message}
+
+        def act() -> None:
+            post.update(self._post(username, "/api/v4/posts", body))
+
+        self._act(act)
+        return post
+
+    def narrate(self, text: str) -> None:
+        """A line of the tour about what happens outside the chat (the sandbox's own switches)."""
+        self._say(self.style.wrap(DIM, f"({text})"))
+
     def submit_dialog(
         self, username: str, values: Mapping[str, str], *, secret: Collection[str] = ()
     ) -> dict[str, Any]:
@@ -897,7 +916,369 @@ ONBOARDING: list[DemoStep] = [
     ),
 ]
 
-STEPS: list[DemoStep] = [*ONBOARDING]
+# -- the team at work: syncs, pipelines, quality gate, scans, deploys, support, services ------------
+
+API = "api"
+INFRA = "deploy"
+SYNC_OF = Text("— synchronisation de {repo} (", "— sync of {repo} (")
+SYNC_DONE = Text("réussie", "done")
+PIPELINE_OF = Text("{project} / {repo} — pipeline #", "{project} / {repo} — pipeline #")
+PIPELINE_PASSED = Text("réussi", "passed")
+PIPELINE_FAILED = Text("en échec", "failed")
+GATE_FAILED = Text("quality gate en échec", "quality gate failed")
+TRIVY = "Trivy —"
+DEPLOY_OF = Text("Déploiement de {what} sur {project} / {env}", "Deploying {what} to {project} / {env}")
+DEPLOY_DONE = Text("réussi", "done")
+CONFIRM = Text("Confirmer", "Confirm")
+QUESTION = Text("comment je synchronise mon dépôt ?", "how do I sync my repository?")
+TICKET = Text(
+    "le build de api a échoué au job build, est-ce un souci de la plateforme ?",
+    "the build of api failed at the build job, is it a platform problem?",
+)
+PLATFORM = ("Mattermost", *SERVICES)
+
+
+def _titled(post: Mapping[str, Any], fragment: str) -> list[dict[str, Any]]:
+    return [a for a in attachments_of(post) if fragment in str(a.get("title") or "")]
+
+
+def _sync_card(demo: Demo, result: StepResult, repo: str) -> tuple[dict[str, Any], str]:
+    """The step's last sync card of ``repo`` (a thread root in ~equipe-alpha), finished: (post, title)."""
+    fragment = demo.tr(SYNC_OF, repo=repo)
+    found = [(p, a) for p in result.posts() if not p.get("root_id") for a in _titled(p, fragment)]
+    demo.expect(found, f"pas de carte de synchronisation de {repo}", f"no sync card for {repo}")
+    post, card = found[-1]
+    title = str(card.get("title") or "")
+    done = demo.tr(SYNC_DONE)
+    demo.expect(
+        title.endswith(done),
+        f"la synchronisation ne finit pas « {done} » : {excerpt(title, 100)}",
+        f"the sync does not end “{done}”: {excerpt(title, 100)}",
+    )
+    return post, title
+
+
+def _thread_cards(demo: Demo, root: Mapping[str, Any], fragment: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(reply, attachment) of the thread of ``root`` whose attachment title holds ``fragment``."""
+    return [(r, a) for r in demo.thread_replies(str(root["id"])) for a in _titled(r, fragment)]
+
+
+def _build_card(demo: Demo, root: Mapping[str, Any], repo: str, status: Text) -> tuple[dict[str, Any], str]:
+    """The build card in the sync's thread, finished with ``status``: (reply, title)."""
+    found = _thread_cards(demo, root, demo.tr(PIPELINE_OF, project=PROJECT, repo=repo))
+    demo.expect(
+        found,
+        f"pas de carte de build de {repo} dans le fil de la synchronisation",
+        f"no build card for {repo} in the sync's thread",
+    )
+    reply, card = found[-1]
+    title = str(card.get("title") or "")
+    word = demo.tr(status)
+    demo.expect(
+        title.endswith(word),
+        f"le build ne finit pas « {word} » : {excerpt(title, 100)}",
+        f"the build does not end “{word}”: {excerpt(title, 100)}",
+    )
+    return reply, title
+
+
+def _built_tag(demo: Demo, repo: str = API) -> str:
+    """The image tag of ``repo``'s last successful build on main (the short sha the push job tags)."""
+    built = [
+        p
+        for p in demo.world.states["gitlab"].pipelines_of(demo.names.repo(repo))
+        if p.status == "success" and p.ref == "main"
+    ]
+    demo.expect(built, f"aucun build réussi de {repo} sur main", f"no successful build of {repo} on main")
+    return str(built[-1].sha)[:8]
+
+
+# a. sync
+
+
+def _check_sync(demo: Demo, result: StepResult) -> None:
+    _not_refused(demo, result)
+    demo.expect(
+        re.search(r"#\d+", result.answer_text()),
+        "la réponse ne donne pas le pipeline",
+        "the answer does not give the pipeline",
+    )
+    root, _ = _sync_card(demo, result, API)
+    _build_card(demo, root, API, PIPELINE_PASSED)
+    thread = "\n".join(text_of(r) for r in demo.thread_replies(root["id"]))
+    demo.expect(
+        demo.tr(Text("Synchronisation terminée → build", "Sync done → build")) in thread,
+        "le fil n'annonce pas le build déclenché par la synchronisation",
+        "the thread does not announce the build the sync started",
+    )
+
+
+# b. a failing build
+
+
+def _run_failing_build(demo: Demo) -> None:
+    demo.narrate(
+        demo.tr(
+            Text(
+                "bac à sable : le prochain build de api échoue au job build, après une analyse SonarQube "
+                "dont la quality gate échoue",
+                "sandbox: the next build of api fails at the build job, after a SonarQube analysis whose "
+                "quality gate fails",
+            )
+        )
+    )
+    demo.world.scenario(demo.names.repo(API), pipeline="fail:build", quality="failed")
+    demo.command("bob", f"/cpn sync {PROJECT} {API}")
+
+
+def _check_failing_build(demo: Demo, result: StepResult) -> None:
+    _not_refused(demo, result)
+    root, _ = _sync_card(demo, result, API)
+    _build_card(demo, root, API, PIPELINE_FAILED)
+    replies = demo.thread_replies(root["id"])
+    failures = [r for r in replies if str(r.get("message") or "").startswith("❌") and "`build`" in str(r["message"])]
+    demo.expect(
+        failures,
+        "pas de réponse sur l'échec du job build dans le fil",
+        "no reply about the failed build job in the thread",
+    )
+    log = str(failures[-1]["message"])
+    demo.expect(
+        "Job failed" in log and "/-/jobs/" in log,
+        f"la réponse ne montre pas la fin du journal du job : {excerpt(log, 120)}",
+        f"the reply does not show the end of the job's log: {excerpt(log, 120)}",
+    )
+    demo.expect(
+        "glpat-X" not in log,
+        "le jeton écrit dans le journal du job n'est pas masqué",
+        "the token written in the job's log is not masked",
+    )
+    gate = _thread_cards(demo, root, demo.tr(GATE_FAILED))
+    demo.expect(
+        gate,
+        "pas de carte « quality gate en échec » dans le fil",
+        "no “quality gate failed” card in the thread",
+    )
+
+
+# c. the Trivy scan, then a stricter policy
+
+
+def _run_scan_policy(demo: Demo) -> None:
+    demo.narrate(
+        demo.tr(
+            Text(
+                "bac à sable : Bob a corrigé son code, les prochains pipelines de api réussissent",
+                "sandbox: Bob fixed his code, the next pipelines of api pass",
+            )
+        )
+    )
+    demo.world.scenario(demo.names.repo(API))
+    demo.command("bob", f"/cpn scan {PROJECT}")
+    demo.command("bob", f"/cpn policy {PROJECT} --max-critical 0")
+    demo.command("bob", f"/cpn sync {PROJECT} {API}")
+
+
+def _check_scan_policy(demo: Demo, result: StepResult) -> None:
+    _not_refused(demo, result)
+    listing = result.answer_text(0)
+    demo.expect(
+        "alpine-39" in listing and "2 CRITICAL" in listing,
+        f"`/cpn scan` ne montre pas l'image analysée et ses 2 CRITICAL : {excerpt(listing, 120)}",
+        f"`/cpn scan` does not show the scanned image and its 2 CRITICAL: {excerpt(listing, 120)}",
+    )
+    policy = result.answer_text(1)
+    demo.expect(
+        "CRITICAL" in policy and ": 0" in policy, "la politique n'est pas à 0 CRITICAL", "the policy is not 0 CRITICAL"
+    )
+    root, _ = _sync_card(demo, result, API)
+    _build_card(demo, root, API, PIPELINE_PASSED)
+    scans = _thread_cards(demo, root, TRIVY)
+    demo.expect(scans, "pas de carte Trivy dans le fil du pipeline", "no Trivy card in the pipeline's thread")
+    post, card = scans[-1]
+    title, text = str(card.get("title") or ""), str(card.get("text") or "")
+    demo.expect(
+        title.startswith("❌") and "(maximum 0)" in text.replace("at most", "maximum"),
+        f"le scan n'est pas signalé hors politique : {excerpt(title, 100)}",
+        f"the scan is not flagged against the policy: {excerpt(title, 100)}",
+    )
+    demo.expect(
+        "@bob" in str(post.get("message") or ""),
+        "le propriétaire @bob n'est pas mentionné",
+        "the owner @bob is not mentioned",
+    )
+
+
+# d. deploys
+
+
+def _run_deploy_dev(demo: Demo) -> None:
+    demo.command("carol", f"/cpn deploy {PROJECT} dev")
+
+
+def _deploy_card(demo: Demo, result: StepResult, env: str, tag: str) -> None:
+    fragment = demo.tr(DEPLOY_OF, what=tag, project=PROJECT, env=env)
+    found = [a for p in result.posts() for a in _titled(p, fragment)]
+    demo.expect(found, f"pas de carte « {fragment} »", f"no “{fragment}” card")
+    title = str(found[-1].get("title") or "")
+    done = demo.tr(DEPLOY_DONE)
+    demo.expect(
+        title.endswith(done),
+        f"le déploiement ne finit pas « {done} » : {excerpt(title, 100)}",
+        f"the deploy does not end “{done}”: {excerpt(title, 100)}",
+    )
+    app = demo.argocd_app(demo.names.argocd_app(env, INFRA)) or {}
+    status = app.get("status") or {}
+    sync, health = status.get("sync") or {}, status.get("health") or {}
+    head = demo.gitlab(f"/projects/{quote(demo.names.repo(INFRA), safe='')}/repository/commits/main") or {}
+    demo.expect(
+        sync.get("status") == "Synced" and health.get("status") == "Healthy" and sync.get("revision") == head.get("id"),
+        f"ArgoCD ne fait pas tourner la tête de {INFRA} en {env} : {sync.get('status')}, {health.get('status')}",
+        f"ArgoCD does not run the head of {INFRA} in {env}: {sync.get('status')}, {health.get('status')}",
+    )
+
+
+def _check_deploy_dev(demo: Demo, result: StepResult) -> None:
+    _not_refused(demo, result)
+    tag = _built_tag(demo)
+    demo.expect(
+        tag in demo.world.states["quay"].tag_names(PROJECT, API),
+        f"l'image {API}:{tag} n'est pas dans Quay",
+        f"the image {API}:{tag} is not in Quay",
+    )
+    _deploy_card(demo, result, "dev", tag)
+
+
+def _run_deploy_prod(demo: Demo) -> None:
+    demo.command("bob", f"/cpn deploy {PROJECT} prod --image-tag {_built_tag(demo)}")
+    demo.press("bob", demo.tr(CONFIRM))
+    demo.command("carol", f"/cpn status {PROJECT}")
+
+
+def _check_deploy_prod(demo: Demo, result: StepResult) -> None:
+    _not_refused(demo, result)
+    tag = _built_tag(demo)
+    _deploy_card(demo, result, "prod", tag)
+    fields = [f for a in attachments_of(result.answer) for f in a.get("fields") or [] if isinstance(f, dict)]
+    envs = next((str(f.get("value")) for f in fields if str(f.get("value") or "").startswith("**dev**")), "")
+    lines = envs.splitlines()
+    for env in ("dev", "prod"):
+        head = next((i for i, line in enumerate(lines) if line.startswith(f"**{env}**")), -1)
+        app_line = lines[head + 1] if 0 <= head < len(lines) - 1 else ""
+        demo.expect(
+            head >= 0 and f"`{tag}`" in lines[head] and "Synced" in app_line and "Healthy" in app_line,
+            f"l'état ne montre pas {env} en {tag}, Synced et Healthy : {excerpt(envs, 160)}",
+            f"the status does not show {env} at {tag}, Synced and Healthy: {excerpt(envs, 160)}",
+        )
+
+
+# e. support
+
+
+def _run_question(demo: Demo) -> None:
+    demo.write("alice", f"@cpn-bot {demo.tr(QUESTION)}")
+
+
+def _check_question(demo: Demo, result: StepResult) -> None:
+    asked = [p for p in result.posts() if demo.tr(QUESTION) in str(p.get("message") or "")]
+    demo.expect(asked, "la question n'est pas dans le canal", "the question is not in the channel")
+    answers = [r for r in demo.thread_replies(asked[-1]["id"]) if attachments_of(r)]
+    demo.expect(
+        answers, "pas de réponse du bot dans le fil de la question", "no answer from the bot in the question's thread"
+    )
+    card = attachments_of(answers[-1])[0]
+    text = text_of(answers[-1])
+    demo.expect(
+        str(card.get("title") or "").startswith("📘") and "/cpn sync" in text,
+        f"la réponse ne parle pas de `/cpn sync` : {excerpt(text, 120)}",
+        f"the answer does not mention `/cpn sync`: {excerpt(text, 120)}",
+    )
+
+
+def _run_ticket(demo: Demo) -> None:
+    demo.command("bob", f"/cpn support {demo.tr(TICKET)} --project {PROJECT}")
+
+
+def _check_ticket(demo: Demo, result: StepResult) -> None:
+    _not_refused(demo, result)
+    number = re.search(r"(?:n°|#)(\d+)", result.answer_text())
+    demo.expect(number, "la réponse ne donne pas de numéro de ticket", "the answer gives no ticket number")
+    assert number is not None
+    ticket = demo.tr(Text("Ticket n°{id}", "Ticket #{id}"), id=number.group(1))
+    cards = [a for p in result.posts("support-cpn") for a in _titled(p, ticket)]
+    demo.expect(cards, "le ticket n'apparaît pas dans ~support-cpn", "the ticket does not show in ~support-cpn")
+    text = str(cards[-1].get("text") or "")
+    demo.expect(
+        "@bob" in text and f"{PROJECT}" in text and demo.tr(TICKET)[:40] in text,
+        f"la carte du ticket ne dit pas qui, quel projet et quoi : {excerpt(text, 120)}",
+        f"the ticket card does not say who, which project and what: {excerpt(text, 120)}",
+    )
+
+
+# f. services
+
+
+def _check_services(demo: Demo, result: StepResult) -> None:
+    text = result.answer_text()
+    found = dict(re.findall(r"\*\*(\w+)\*\* : ([^(\n]+?) \(", text))
+    bad = [f"{name} : {found.get(name, '?')}" for name in PLATFORM if found.get(name) != "OK"]
+    demo.expect(not bad, f"services pas OK : {'; '.join(bad)}", f"services not OK: {'; '.join(bad)}")
+
+
+TEAMWORK: list[DemoStep] = [
+    DemoStep(
+        Text("Bob synchronise api : la synchronisation, puis son build", "Bob syncs api: the sync, then its build"),
+        _typed("bob", f"/cpn sync {PROJECT} {API}"),
+        _check_sync,
+    ),
+    DemoStep(
+        Text(
+            "Un build qui échoue : le journal du job et la quality gate dans le fil",
+            "A failing build: the job's log and the quality gate in the thread",
+        ),
+        _run_failing_build,
+        _check_failing_build,
+    ),
+    DemoStep(
+        Text(
+            "Bob consulte le scan Trivy, n'accepte plus aucune CRITICAL et resynchronise",
+            "Bob looks at the Trivy scan, allows no CRITICAL any more and syncs again",
+        ),
+        _run_scan_policy,
+        _check_scan_policy,
+    ),
+    DemoStep(
+        Text("Carol déploie la dernière image en dev", "Carol deploys the latest image to dev"),
+        _run_deploy_dev,
+        _check_deploy_dev,
+    ),
+    DemoStep(
+        Text(
+            "Bob déploie la même image en prod (avec confirmation), Carol regarde l'état",
+            "Bob deploys the same image to prod (with a confirmation), Carol looks at the state",
+        ),
+        _run_deploy_prod,
+        _check_deploy_prod,
+    ),
+    DemoStep(
+        Text("Alice, bêta-testeuse, pose une question au bot", "Alice, a beta tester, asks the bot a question"),
+        _run_question,
+        _check_question,
+    ),
+    DemoStep(
+        Text("Bob ouvre un ticket auprès de l'équipe plateforme", "Bob opens a ticket with the platform team"),
+        _run_ticket,
+        _check_ticket,
+    ),
+    DemoStep(
+        Text("Alice vérifie l'état des services de la plateforme", "Alice checks the platform's services"),
+        _typed("alice", "/cpn services"),
+        _check_services,
+    ),
+]
+
+
+STEPS: list[DemoStep] = [*ONBOARDING, *TEAMWORK]
 """The tour, in order. Later chapters append their steps (see :func:`add_steps`)."""
 
 

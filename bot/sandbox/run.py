@@ -108,7 +108,7 @@ def _interactive(user: str, channel: str, language: str) -> int:
         for service, url in _urls(world).items():
             print(f"  {service:<12} {url}")
         print(flush=True)
-        chat = Chat(world.state_file(), name, channel.lstrip("~"), language=language)
+        chat = Chat(world.state_file(), name, channel.lstrip("~"), language=language, world=world)
         return chat.run()
     except KeyboardInterrupt:
         return 0

@@ -261,6 +261,58 @@ class World:
         self.states["gitlab"].scenarios[repository] = pipeline
         self.quality_outcomes[repository] = quality
 
+    def degrade(self, service: str, how: str = "degraded") -> None:
+        """Make ``service`` look ``degraded`` or ``down`` to ``/cpn services``, or ``ok`` again.
+
+        Only the emulators' own switches are used, so the bot sees what a real outage shows it:
+
+        ============  ==========================================  ================================
+        service       ``degraded``                                ``down``
+        ============  ==========================================  ================================
+        gitlab        the Gitaly readiness check fails            every request answers 503
+        vault         sealed                                      every request answers 503
+        sonarqube     health ``YELLOW``                           every request answers 503
+        nexus         read-only (``writable`` off)                ``/status`` unavailable
+        quay          the database health check fails             every request answers 503
+        argocd        ``/healthz`` answers 503 (the API answers)  every request answers 503
+        ============  ==========================================  ================================
+
+        ``ok`` undoes both (and clears every other fault of that emulator). Mattermost cannot be
+        degraded: the chat and the bot go through it. Unknown names raise ``ValueError``.
+        """
+        name = service.strip().lower()
+        if how not in ("degraded", "down", "ok"):
+            raise ValueError(f"unknown state {how!r}: degraded, down or ok")
+        if name == "mattermost" and how != "ok":
+            raise ValueError("Mattermost cannot be degraded: the chat and the bot go through it")
+        if name not in self.states:
+            raise ValueError(f"unknown service {service!r}: one of {', '.join(sorted(self.states))}")
+        state = self.states[name]
+        state.faults.clear()
+        down = how == "down"
+        if name == "gitlab":
+            with state.lock:
+                state.unhealthy = {"gitaly_check"} if how == "degraded" else set()
+            state.faults.down = down
+        elif name == "vault":
+            with state.lock:
+                state.sealed = how == "degraded"
+            state.faults.down = down
+        elif name == "sonarqube":
+            state.set_health("YELLOW" if how == "degraded" else "GREEN")
+            state.faults.down = down
+        elif name == "nexus":
+            with state.lock:
+                state.writable = how != "degraded"
+                state.available = not down
+        elif name == "quay":
+            state.set_service_health("database", how != "degraded", "database connection refused")
+            state.faults.down = down
+        elif name == "argocd":
+            if how == "degraded":
+                state.faults.fail("GET /healthz", 503)
+            state.faults.down = down
+
     def _on_job(self, info: dict[str, Any]) -> None:
         """The sonar job ends with a SonarQube analysis, the push job with an image in Quay."""
         path = str(info["project"])

@@ -10,7 +10,7 @@ in the same state, which is what the card shows.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.model import Project
@@ -136,6 +136,57 @@ def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0][:200] if (text or "").strip() else ""
 
 
+_COLUMNS = (
+    "key",
+    "project_id",
+    "repo",
+    "gitlab_project_id",
+    "pipeline_id",
+    "ref",
+    "sha",
+    "status",
+    "source",
+    "title",
+    "author",
+    "url",
+    "stages",
+    "jobs",
+    "variables",
+    "triggered_by",
+    "parent_key",
+    "child_key",
+    "failure_reported",
+    "created_at",
+    "updated_at",
+    "finished_at",
+    "duration",
+    "default_branch",
+)
+_UPSERT = (
+    f"INSERT INTO pipelines ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)}) "  # noqa: S608
+    f"ON CONFLICT(key) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _COLUMNS if c != 'key')}"
+)
+
+
+def signature(state: PipelineState) -> tuple[Any, ...]:
+    """What a card shows of a pipeline: a change here is worth an edit (cheaper than asdict)."""
+    return (
+        state.status,
+        state.ref,
+        state.sha,
+        state.title,
+        state.author,
+        state.url,
+        state.duration,
+        tuple(state.stages),
+        tuple((j.id, j.status, j.name, j.stage) for j in state.jobs.values()),
+        tuple(state.variables.items()),
+        state.triggered_by,
+        state.parent_key,
+        state.child_key,
+    )
+
+
 class PipelineBook:
     """Pipelines' states in the store."""
 
@@ -175,17 +226,18 @@ class PipelineBook:
             updated_at=row["updated_at"] or 0.0,
             finished_at=row["finished_at"] or 0.0,
             duration=row["duration"] or 0.0,
+            default_branch=row.get("default_branch") or "main",
         )
 
     def save(self, state: PipelineState) -> None:
+        """One statement, no introspection: this runs for every event of every pipeline."""
         state.updated_at = now()
-        row = asdict(state)
-        row.pop("default_branch")
-        row["jobs"] = json.dumps({str(k): asdict(v) for k, v in state.jobs.items()})
+        row = {name: getattr(state, name) for name in _COLUMNS}
+        row["jobs"] = json.dumps({str(k): v.__dict__ for k, v in state.jobs.items()})
         row["stages"] = json.dumps(state.stages)
         row["variables"] = json.dumps(state.variables)
         row["failure_reported"] = int(state.failure_reported)
-        self.table.upsert(row, pk="key")
+        self.store.db.execute(_UPSERT, row)
 
     def _load_or_new(self, project: Project, repo: str, gitlab_project_id: int, pipeline_id: int) -> PipelineState:
         key = pipeline_key(gitlab_project_id, pipeline_id)
@@ -204,7 +256,7 @@ class PipelineBook:
         attrs = payload.get("object_attributes") or {}
         gl_project = payload.get("project") or {}
         state = self._load_or_new(project, repo, int(gl_project.get("id") or 0), int(attrs.get("id") or 0))
-        before = asdict(state)
+        before = signature(state)
         state.ref = attrs.get("ref") or state.ref
         state.sha = attrs.get("sha") or state.sha
         state.source = attrs.get("source") or state.source
@@ -244,7 +296,7 @@ class PipelineBook:
                     allow_failure=bool(build.get("allow_failure")),
                 ),
             )
-        changed = asdict(state) != before
+        changed = signature(state) != before
         self.save(state)
         return state, changed
 
@@ -252,7 +304,7 @@ class PipelineBook:
         state = self._load_or_new(
             project, repo, int(payload.get("project_id") or 0), int(payload.get("pipeline_id") or 0)
         )
-        before = asdict(state)
+        before = signature(state)
         state.ref = state.ref or payload.get("ref") or ""
         state.sha = state.sha or payload.get("sha") or ""
         commit = payload.get("commit") or {}
@@ -279,7 +331,7 @@ class PipelineBook:
             state.url = f"{web}/-/pipelines/{state.pipeline_id}"
         if rank(state.status) < rank("running") and any(j.status == "running" for j in state.jobs.values()):
             state.status = "running"
-        changed = asdict(state) != before
+        changed = signature(state) != before
         self.save(state)
         return state, changed
 
@@ -288,7 +340,7 @@ class PipelineBook:
     ) -> tuple[PipelineState, bool]:
         """What the API says of a pipeline (the polling fallback)."""
         state = self._load_or_new(project, repo, pipeline.project_id, pipeline.id)
-        before = asdict(state)
+        before = signature(state)
         state.ref = state.ref or pipeline.ref
         state.sha = state.sha or pipeline.sha
         state.source = state.source or pipeline.source
@@ -301,7 +353,7 @@ class PipelineBook:
             state.status = pipeline.status
             if pipeline.status in FINAL:
                 state.finished_at = now()
-        changed = asdict(state) != before
+        changed = signature(state) != before
         self.save(state)
         return state, changed
 
@@ -321,6 +373,16 @@ class PipelineBook:
             old.finished_at = job.finished_at or old.finished_at
             old.failure_reason = job.failure_reason or old.failure_reason
             old.allow_failure = job.allow_failure
+
+    def mark_dirty(self, key: str) -> None:
+        self.store.db.execute("UPDATE pipelines SET dirty = 1 WHERE key = ?", (key,))
+
+    def dirty_keys(self, limit: int = 500) -> list[str]:
+        rows = self.store.db.execute("SELECT key FROM pipelines WHERE dirty = 1 LIMIT ?", (limit,)).fetchall()
+        return [r[0] for r in rows]
+
+    def clean(self, key: str) -> None:
+        self.store.db.execute("UPDATE pipelines SET dirty = 0 WHERE key = ?", (key,))
 
     # -- syncs and the builds they cause ---------------------------------------------------------
 

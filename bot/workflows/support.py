@@ -124,16 +124,31 @@ class Tickets:
     def close(self, ticket_id: int) -> None:
         self.table.update(ticket_id, {"status": "closed", "resolved_at": now()})
 
+    def reopen(self, ticket_id: int) -> None:
+        """A resolved ticket its reporter says is not: back to whoever had it, or to nobody."""
+        ticket = self.get(ticket_id)
+        if ticket is not None and ticket.status == "resolved":
+            self.table.update(ticket_id, {"status": "taken" if ticket.assignee_id else "open", "resolved_at": None})
+
     def by_thread(self, root_post_id: str) -> tuple[Ticket, str] | None:
-        """The open ticket whose thread this is, and which side: "support" or "reporter"."""
+        """The ticket whose thread this is, and which side: "support" or "reporter".
+
+        A resolved ticket still has its threads (its reporter may answer that the problem remains);
+        a closed one does not.
+        """
         db = self.store.db
         row = db.execute("SELECT key FROM posts WHERE post_id = ?", (root_post_id,)).fetchone()
         if row is not None and row[0].startswith("ticket:"):
             _, number, side = row[0].split(":")
             ticket = self.get(int(number))
-            return (ticket, side) if ticket is not None and ticket.open else None
+            return (ticket, side) if ticket is not None and ticket.status != "closed" else None
         rows = list(
-            self.table.rows_where("reporter_root_id = ? AND status IN ('open', 'taken')", [root_post_id], limit=1)
+            self.table.rows_where(
+                "reporter_root_id = ? AND status IN ('open', 'taken', 'resolved')",
+                [root_post_id],
+                order_by="id desc",
+                limit=1,
+            )
         )
         return (Ticket.from_row(rows[0]), "reporter") if rows else None
 

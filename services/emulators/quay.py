@@ -452,6 +452,30 @@ class _Api:
             self.state.orgs[name] = Organization(name, email or str(uuid.uuid4()), time.time(), {viewer.username})
         return JSONResponse("Created", status_code=201)
 
+    async def current_user(self, request: Request) -> Response:
+        """``GET /api/v1/user/`` (``getLoggedInUser``): the account the token acts as; 401 anonymous."""
+        viewer = self.require_user(request)
+        with self.state.lock:
+            organizations = [
+                {"name": org.name, "is_org_admin": True, "can_create_repo": True, "public": False}
+                for org in self.state.orgs.values()
+                if viewer.username in org.owners
+            ]
+        return JSONResponse(
+            {
+                "anonymous": False,
+                "username": viewer.username,
+                "email": f"{viewer.username}@quay.local",
+                "verified": True,
+                "can_create_repo": True,
+                "is_me": True,
+                "super_user": viewer.superuser,
+                "organizations": organizations,
+                "logins": [],
+                "prompts": [],
+            }
+        )
+
     async def get_org(self, request: Request) -> Response:
         viewer = self.check_anonymous(request)
         with self.state.lock:
@@ -1008,6 +1032,7 @@ def create_app(state: State) -> ASGIApp:
     routes = [
         Route("/health/instance", _wrap(api.health_instance), methods=["GET"]),
         Route("/health/endtoend", _wrap(api.health_endtoend), methods=["GET"]),
+        Route("/api/v1/user/", _wrap(api.current_user), methods=["GET"]),
         Route("/api/v1/organization/", _wrap(api.create_org), methods=["POST"]),
         Route(org, _wrap(api.get_org), methods=["GET"]),
         Route(org, _wrap(api.delete_org), methods=["DELETE"]),

@@ -325,6 +325,96 @@ def test_chat_buttons_edits_and_a_dialog_with_a_password(chat_world: World) -> N
     assert integration.submissions[-1]["channel_id"] == chat_world.channels["equipe-alpha"]
 
 
+def test_chat_scenario_and_degrade_act_on_the_emulated_platform(chat_world: World) -> None:
+    gl = chat_world.states["gitlab"]
+    projects_group = next(n for n in gl.namespaces.values() if gl.full_path(n) == "forge/projects")
+    for project, repos in (("demo", ("api", "front")), ("essai", ("api",))):
+        group = gl.add_group(project, parent_id=projects_group.id)
+        for repo in repos:
+            gl.add_project(repo, group["id"])
+    holder: dict[str, io.StringIO] = {}
+
+    def after(marker: str) -> str:
+        return holder["out"].getvalue().rsplit(marker, 1)[1]
+
+    def check(condition: Callable[[], bool]) -> Callable[[], None]:
+        def run() -> None:
+            assert condition()
+
+        return run
+
+    script = Script(
+        ":scenario front fail:test failed",
+        check(lambda: gl.scenarios["forge/projects/demo/front"] == "fail:test"),
+        check(lambda: chat_world.quality_outcomes["forge/projects/demo/front"] == "failed"),
+        ":scenario demo/api stuck:build",
+        ":scenario forge/projects/neuf/web fail:push",  # not created yet: allowed, as a full path
+        ":scenario api success",  # two of them
+        ":scenario nope success",
+        ":scenario front explode",
+        ":degrade sonarqube",
+        check(lambda: chat_world.states["sonarqube"].health == "YELLOW"),
+        "/cpn services",
+        ":degrade sonarqube ok",
+        "/cpn services",
+        ":degrade nexus down",
+        check(lambda: chat_world.states["nexus"].available is False),
+        ":degrade nexus ok",
+        check(lambda: chat_world.states["nexus"].available is True),
+        ":degrade mattermost down",
+        ":degrade jenkins",
+        ":help",
+        ":quit",
+    )
+    out = io.StringIO()
+    chat = Chat(chat_world.state_file(), "alice", "equipe-alpha", input_fn=script, output=out, world=chat_world)
+    holder["out"] = out
+    try:
+        chat.run()
+    finally:
+        chat.close()
+        for service in ("sonarqube", "nexus"):
+            chat_world.degrade(service, "ok")
+        for path in ("forge/projects/demo/front", "forge/projects/demo/api", "forge/projects/neuf/web"):
+            chat_world.scenario(path)
+    text = out.getvalue()
+    assert "Prochains pipelines de `forge/projects/demo/front` : `fail:test`, quality gate `failed`" in text
+    assert "Prochains pipelines de `forge/projects/demo/api` : `stuck:build`, quality gate `passed`" in text
+    assert "Prochains pipelines de `forge/projects/neuf/web` : `fail:push`" in text
+    part = after(":scenario api success").split(":scenario nope")[0]
+    assert "Plusieurs dépôts `api`" in part and "forge/projects/demo/api" in part and "forge/projects/essai/api" in part
+    part = after(":scenario nope success").split(":scenario front explode")[0]
+    assert "Aucun dépôt `nope`" in part and "`demo/front`" in part
+    assert "Usage : `:scenario DÉPÔT PIPELINE [QUALITÉ]`" in after(":scenario front explode")
+
+    degraded = after("> :degrade sonarqube\n").split("> :degrade sonarqube ok")[0]
+    assert "SonarQube est dégradé." in degraded
+    assert "SonarQube : Dégradé" in degraded and "GitLab : OK" in degraded
+    restored = after("> :degrade sonarqube ok").split("> :degrade nexus down")[0]
+    assert "SonarQube est rétabli." in restored and "SonarQube : OK" in restored
+    assert "Nexus est arrêté." in text and "Nexus est rétabli." in text
+    assert "Mattermost reste en marche" in after(":degrade mattermost down")
+    assert "Usage : `:degrade SERVICE" in after(":degrade jenkins")
+    help_part = after("> :help")
+    assert ":scenario DÉPÔT PIPELINE [QUALITÉ]" in help_part and ":degrade SERVICE [degraded|down|ok]" in help_part
+    assert not script.items  # every check above ran
+
+
+def test_chat_switches_in_english_and_without_the_sandbox(chat_world: World) -> None:
+    script = Script(":help", ":scenario api success", ":degrade vault down", ":quit")
+    chat, out = _chat(chat_world, script, language="en")
+    try:
+        chat.run()
+    finally:
+        chat.close()
+    text = out.getvalue()
+    assert ":scenario REPO PIPELINE [QUALITY]" in text and ":degrade SERVICE [degraded|down|ok]" in text
+    assert "(jobs: `sync`, `test`, `sonar`, `build`, `trivy`, `push`)" in text
+    assert "`:scenario` acts on the emulated services: only in the chat of `cpn-bot sandbox`." in text
+    assert "`:degrade` acts on the emulated services" in text
+    assert chat_world.states["vault"].sealed is False and not chat_world.states["vault"].faults.down
+
+
 # -- headless ---------------------------------------------------------------------------------------
 
 

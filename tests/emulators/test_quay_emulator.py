@@ -70,6 +70,13 @@ def test_missing_or_bad_token_is_401_with_quay_error_shape(anon: httpx.Client, s
         assert bad.put("/api/v1/organization/x/robots/ci", json={}).status_code == 401
 
 
+def test_the_logged_in_user_is_the_tokens_account(admin: httpx.Client, alice: httpx.Client, anon: httpx.Client) -> None:
+    me = admin.get("/user/").json()
+    assert me["username"] == "admin" and me["super_user"] is True and me["anonymous"] is False
+    assert alice.get("/user/").json()["super_user"] is False
+    assert anon.get("/user/").status_code == 401
+
+
 def test_known_user_without_rights_gets_403(admin: httpx.Client, alice: httpx.Client) -> None:
     _org(admin)
     resp = alice.put("/organization/mi-monprojet/robots/ci", json={"description": "ci"})
