@@ -13,6 +13,7 @@ from bot.model import Project
 from bot.operations import Operation
 from bot.outbox import Post
 from bot.render.projects import checklist
+from bot.rights import Role
 from bot.workflows.onboarding import Step
 from services.errors import ServiceError
 
@@ -74,6 +75,13 @@ def confirmation(
 @action("common.cancel")
 async def cancel(press: Press, bot: Bot) -> PressResult:
     return PressResult(update=Post(bot.tr("common.cancelled")))
+
+
+async def presser_has(bot: Bot, press: Press, project: str, role: Role) -> bool:
+    """The rights check again when the button is pressed: roles may have changed since it was shown."""
+    identity = await bot.identities.get(press.user_id)
+    current = bot.projects_roles(project, press.user_id)
+    return identity.is_platform_admin or (current is not None and current >= role)
 
 
 def submit_from_press(bot: Bot, press: Press, kind: str, params: dict[str, Any], root_key: str = "") -> int:

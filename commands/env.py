@@ -14,7 +14,7 @@ from bot.rights import Role
 from bot.spec import Arg, Flag, choice, command, integer
 from bot.workflows import teardown
 from bot.workflows.rules import ENV_NAME, STAGES
-from commands.common import confirmation, progress_card, submit_from_press
+from commands.common import confirmation, presser_has, progress_card, submit_from_press
 from commands.project import PROJECT
 
 if TYPE_CHECKING:
@@ -102,9 +102,7 @@ async def remove(ctx: CommandContext) -> Reply:
 @action("env.remove")
 async def remove_confirmed(press: Press, bot: Bot) -> PressResult:
     project_name, env = str(press.data["project"]), str(press.data["env"])
-    identity = await bot.identities.get(press.user_id)
-    role = bot.projects_roles(project_name, press.user_id)
-    if not identity.is_platform_admin and (role is None or role < Role.DEVOPS):
+    if not await presser_has(bot, press, project_name, Role.DEVOPS):
         return PressResult(ephemeral=bot.tr("actions.not_yours"))
     submit_from_press(bot, press, "env.remove", {"project": project_name, "env": env})
     bot.store.audit(press.user_id, press.user_name, "env.remove", f"{project_name}/{env}", "confirmed")

@@ -19,7 +19,7 @@ from bot.rights import Role
 from bot.spec import Arg, command
 from bot.workflows.naming import Names
 from bot.workflows.rules import SECRET_KEY
-from commands.common import confirmation
+from commands.common import confirmation, presser_has
 from commands.project import PROJECT
 from services.errors import Failure, ServiceError
 
@@ -82,9 +82,7 @@ async def set_submitted(press: Press, bot: Bot) -> PressResult:
     if not value:
         return PressResult(errors={"value": bot.tr("secret.empty")})
     project, key = str(press.data["project"]), str(press.data["key"])
-    role = bot.projects_roles(project, press.user_id)
-    identity = await bot.identities.get(press.user_id)
-    if not identity.is_platform_admin and (role is None or role < Role.DEVOPS):
+    if not await presser_has(bot, press, project, Role.DEVOPS):
         return PressResult(ephemeral=bot.tr("actions.not_yours"))
     version = await _vault(bot).write(key, {"value": value}, mount=_mount(bot, project))
     bot.store.audit(press.user_id, press.user_name, "secret.set", f"{project}/{key}", "ok", {"version": version})
@@ -131,9 +129,7 @@ async def delete(ctx: CommandContext) -> Reply:
 @action("secret.delete")
 async def delete_confirmed(press: Press, bot: Bot) -> PressResult:
     project, key = str(press.data["project"]), str(press.data["key"])
-    role = bot.projects_roles(project, press.user_id)
-    identity = await bot.identities.get(press.user_id)
-    if not identity.is_platform_admin and (role is None or role < Role.DEVOPS):
+    if not await presser_has(bot, press, project, Role.DEVOPS):
         return PressResult(ephemeral=bot.tr("actions.not_yours"))
     existed = await _vault(bot).delete(key, mount=_mount(bot, project))
     bot.store.audit(press.user_id, press.user_name, "secret.delete", f"{project}/{key}", "ok" if existed else "absent")

@@ -927,7 +927,7 @@ PIPELINE_PASSED = Text("réussi", "passed")
 PIPELINE_FAILED = Text("en échec", "failed")
 GATE_FAILED = Text("quality gate en échec", "quality gate failed")
 TRIVY = "Trivy —"
-DEPLOY_OF = Text("Déploiement de {what} sur {project} / {env}", "Deploying {what} to {project} / {env}")
+DEPLOY_OF = Text("Déploiement de {what} sur {project} / {env}", "Deploy of {what} to {project} / {env}")
 DEPLOY_DONE = Text("réussi", "done")
 CONFIRM = Text("Confirmer", "Confirm")
 QUESTION = Text("comment je synchronise mon dépôt ?", "how do I sync my repository?")
@@ -1166,10 +1166,33 @@ def _check_deploy_prod(demo: Demo, result: StepResult) -> None:
         head = next((i for i, line in enumerate(lines) if line.startswith(f"**{env}**")), -1)
         app_line = lines[head + 1] if 0 <= head < len(lines) - 1 else ""
         demo.expect(
-            head >= 0 and f"`{tag}`" in lines[head] and "Synced" in app_line and "Healthy" in app_line,
+            head >= 0 and f"`{tag}`" in lines[head] and _in_sync(demo, env, app_line) and "Healthy" in app_line,
             f"l'état ne montre pas {env} en {tag}, Synced et Healthy : {excerpt(envs, 160)}",
             f"the status does not show {env} at {tag}, Synced and Healthy: {excerpt(envs, 160)}",
         )
+
+
+def _in_sync(demo: Demo, env: str, app_line: str) -> bool:
+    """Whether the status line shows the environment's application in sync with git.
+
+    The emulated ArgoCD compares commits where Argo CD compares manifests: once it has refreshed
+    after a commit for another environment (``values-prod.yaml``), an application whose own values
+    did not change shows OutOfSync. That case counts as in sync, and only that one: the
+    environment's values file must be the same at the deployed commit and at the head.
+    """
+    if "🟢 Synced" in app_line:
+        return True
+    if "OutOfSync" not in app_line:
+        return False
+    status = (demo.argocd_app(demo.names.argocd_app(env, INFRA)) or {}).get("status") or {}
+    history = status.get("history") or [{}]
+    deployed, head = str(history[-1].get("revision") or ""), str((status.get("sync") or {}).get("revision") or "")
+    repo = quote(demo.names.repo(INFRA), safe="")
+    blobs = [
+        (demo.gitlab(f"/projects/{repo}/repository/files/values-{env}.yaml?ref={ref}") or {}).get("blob_id")
+        for ref in (deployed, head)
+    ]
+    return bool(deployed and head and blobs[0] and blobs[0] == blobs[1])
 
 
 # e. support

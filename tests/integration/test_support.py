@@ -523,8 +523,8 @@ def test_a_restarted_bot_still_knows_its_tickets_and_their_threads(tmp_path: Pat
         reply_in(world, root["id"], f"Votre ticket n°{number} est pris en charge par @alice")
         alice.say("Je regarde ArgoCD", channel="support-cpn", root_id=card["id"])
         reply_in(world, root["id"], "💬 @alice (équipe plateforme) : Je regarde ArgoCD")
-        bob.say("Merci !", root_id=root["id"])
-        reply_in(world, card["id"], "💬 @bob : Merci !")
+        bob.say("Merci, ça repart", root_id=root["id"])
+        reply_in(world, card["id"], "💬 @bob : Merci, ça repart")
         assert f"#{number} — pris en charge — @bob" in alice.run("/cpn ticket list")["text"]
     finally:
         bot.send_signal(signal.SIGTERM)
