@@ -238,13 +238,6 @@ def create_app(bot: Bot, manage_lifecycle: bool = True) -> ASGIApp:
     return EdgeMiddleware(app, bot)
 
 
-def _not_yet(source: str) -> Any:
-    async def endpoint() -> Response:
-        return _json_error(501, f"{source} webhooks are not handled yet")
-
-    return endpoint
-
-
 async def _json_body(request: Request) -> dict[str, Any] | None:
     try:
         body = json.loads(await request.body())

@@ -14,9 +14,18 @@ The exit code is 0 only if every step passed; a step that crashes is a failed st
 reason, never a traceback. When a step fails, the sandbox's directory (configuration, SQLite, the
 log of the bot and the emulators) is kept and its path printed.
 
+Members also write plain messages (``POST /api/v4/posts``, e.g. a question to @cpn-bot), and a
+step may flip one of the sandbox's own switches (``World.scenario``: a failing job, a failed quality
+gate), which the transcript says in a dimmed line.
+
+The tour has two chapters: the onboarding (:data:`ONBOARDING`: project, members, repositories,
+environments, secret, token) and the team at work (:data:`TEAMWORK`: syncs and their builds, a
+failing build with its log and quality gate, the Trivy scan against a stricter policy, deploys to dev
+and to prod, a question to the bot, a support ticket, the platform's services), which builds on the
+project ``demo`` that the onboarding leaves ready.
+
 Extending the tour: write ``run`` and ``check`` functions and append ``DemoStep``\\ s to
-:data:`STEPS` (or call :func:`add_steps`); later chapters (sync, pipelines, quality gate, scan,
-deploy, support) build on the project ``demo`` that the onboarding chapter leaves ready.
+:data:`STEPS` (or call :func:`add_steps`).
 """
 
 from __future__ import annotations
@@ -253,17 +262,26 @@ class Demo:
             self._render(Shown(post, channel, ephemeral_to=username), http_only=True)
         return answer
 
-    def write(self, username: str, message: str, channel: str = CHANNEL) -> dict[str, Any]:
-        """``username`` posts ``message`` in ``channel`` (``POST /api/v4/posts``); the new post."""
+    def write(self, username: str, message: str, channel: str = CHANNEL, *, to_bot: bool = False) -> dict[str, Any]:
+        """``username`` posts ``message`` in ``channel`` (``POST /api/v4/posts``); the new post.
+
+        ``to_bot``: the message is for the bot, whose answer (in the message's thread) is awaited
+        too: it comes through the bot's websocket, which the bot's idleness does not cover.
+        """
         self._where[username] = channel
         self._say(f"{self.style.wrap(BOLD, '@' + username)} {self.style.wrap(DIM, '~' + channel + '>')} {message}")
         self.result.typed.append((username, message))
         post: dict[str, Any] = {}
-
         body = {"channel_id": self.world.channels[channel], "message": message}
+        bot_id = self.world.bot_user.id if self.world.bot_user else ""
 
         def act() -> None:
             post.update(self._post(username, "/api/v4/posts", body))
+            deadline = time.monotonic() + IDLE_TIMEOUT / 4
+            while to_bot and time.monotonic() < deadline:
+                if any(r.get("user_id") == bot_id for r in self.thread_replies(str(post.get("id")))):
+                    break
+                time.sleep(SETTLE_LOOK)
 
         self._act(act)
         return post
@@ -1199,7 +1217,7 @@ def _in_sync(demo: Demo, env: str, app_line: str) -> bool:
 
 
 def _run_question(demo: Demo) -> None:
-    demo.write("alice", f"@cpn-bot {demo.tr(QUESTION)}")
+    demo.write("alice", f"@cpn-bot {demo.tr(QUESTION)}", to_bot=True)
 
 
 def _check_question(demo: Demo, result: StepResult) -> None:

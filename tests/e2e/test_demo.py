@@ -46,6 +46,13 @@ def test_the_tour_passes_and_shows_each_step(
     assert "@bob ~equipe-alpha> /cpn project create demo" in out
     assert "Projet prêt" in out and "Rien à réparer" in out
     assert "(champ mot de passe)" in out and "ghp_" not in out
+    # The team at work: a failing build, the scan against the policy, a deploy, a question, a ticket.
+    assert "@bob ~equipe-alpha> /cpn sync demo api" in out
+    assert "❌ Le job `build` (étape `build`) a échoué" in out and "quality gate en échec" in out
+    assert "❌ Ce scan dépasse la politique du projet. @bob" in out
+    assert "@bob appuie sur « Confirmer »" in out and "sur demo / prod — réussi" in out
+    assert "@alice ~equipe-alpha> @cpn-bot comment je synchronise mon dépôt ?" in out and "📘" in out
+    assert "[~support-cpn] @cpn-bot" in out
     assert "Traceback" not in out and "\x1b[" not in out
 
 
