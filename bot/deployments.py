@@ -114,6 +114,8 @@ async def watch_drift(bot: Bot) -> None:
                 except ServiceError:
                     continue
                 status = app.get("status") or {}
+                if not status.get("history"):
+                    continue  # never deployed yet: nothing has drifted
                 state = "ok"
                 if (status.get("health") or {}).get("status") == "Degraded":
                     state = "Degraded"

@@ -52,6 +52,13 @@ def owners_mention(bot: Bot, project: Project) -> str:
     return " ".join(f"@{name}" for name in owners)
 
 
+def image_name(artifact: str) -> str:
+    """``registry/ns/app:1.4.2`` or ``…@sha256:…`` → ``registry/ns/app``: one history per image, not per tag."""
+    name = artifact.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name.rsplit(":", 1)[0] if ":" in last else name
+
+
 def is_scan_job(bot: Bot, name: str) -> bool:
     pattern = bot.config.gitlab.trivy_job_pattern if bot.config.gitlab else "trivy*"
     return fnmatch.fnmatchcase(name, pattern)
@@ -70,15 +77,18 @@ def process_report(bot: Bot, project: Project, repo: str, raw: bytes, ref: str, 
     waived = scans.active_waivers(waivers_of(bot, project.id), date.today())
     summary = scans.summarize(report, waived, policy_of(bot, project.id))
     subject = summary.artifact_name or repo
+    # The previous scan of the same image (whatever its tag) or repository, in this repository.
+    lineage = image_name(subject)
     previous = bot.store.db.execute(
-        "SELECT keys FROM scans WHERE project_id = ? AND subject = ? ORDER BY id DESC LIMIT 1", (project.id, subject)
+        "SELECT keys FROM scans WHERE project_id = ? AND repo = ? AND subject = ? ORDER BY id DESC LIMIT 1",
+        (project.id, repo, lineage),
     ).fetchone()
     change = scans.diff(set(json.loads(previous[0])) if previous else None, summary)
     bot.store.db.table("scans").insert(
         {
             "project_id": project.id,
             "repo": repo,
-            "subject": subject,
+            "subject": lineage,
             "ref": ref,
             "sha": sha,
             "pipeline_key": "",

@@ -83,7 +83,10 @@ def vault_probe(url: str, token: str) -> Probe:
     async def probe(client: httpx.AsyncClient) -> tuple[Health, str]:
         health = await client.get(f"{url}/v1/sys/health", params={"standbyok": "true"})
         if health.status_code == 503:
-            return Health.FAILING, "sealed"
+            sealed = health.headers.get("content-type", "").startswith("application/json") and bool(
+                health.json().get("sealed")
+            )
+            return Health.FAILING, "sealed" if sealed else "sys/health: HTTP 503"
         if health.status_code not in (200, 429, 473):
             return Health.FAILING, f"sys/health: HTTP {health.status_code}"
         lookup = await client.get(f"{url}/v1/auth/token/lookup-self", headers={"X-Vault-Token": token})

@@ -850,8 +850,11 @@ class Chat:
             for candidate in (name, f"{root}/{name}"):
                 if candidate.lower() in by_lower:
                     return by_lower[candidate.lower()]
+            # A repository not created yet: its first pipelines will follow the scenario.
             if name.startswith(root + "/") and name.count("/") == depth:
-                return name  # a repository not created yet: its first pipelines will follow the scenario
+                return name
+            if name.count("/") == 1:
+                return f"{root}/{name}"
             found: list[str] = []
         else:
             found = [p for p in repos if p.rsplit("/", 1)[1].lower() == name.lower()]

@@ -29,6 +29,7 @@ _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 _HEX_RE = re.compile(r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})$")
 _CODE_SPAN_RE = re.compile(r"`([^`\n]+)`")
 _BOLD_RE = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
+_ESCAPED_RE = re.compile(r"\\([\\`*_{}\[\]()#+!|~>.\-])")
 _ITALIC_RE = re.compile(r"(?<![\w*])\*(?!\s)([^*\n]+?)\*(?![\w*])|(?<![\w_])_(?!\s)([^_\n]+?)_(?![\w_])")
 _LINK_RE = re.compile(r"\[([^\]\n]+)\]\(([^)\s]+)\)")
 _HEADING_RE = re.compile(r"^(#{1,6})\s+(.*)$")
@@ -146,6 +147,7 @@ def render_inline(text: str, style: Style) -> str:
     out = _LINK_RE.sub(lambda m: m.group(1) if m.group(1) == m.group(2) else f"{m.group(1)} <{m.group(2)}>", out)
     out = _BOLD_RE.sub(lambda m: style.wrap(BOLD, m.group(1) or m.group(2)), out)
     out = _ITALIC_RE.sub(lambda m: style.wrap(ITALIC, m.group(1) or m.group(2)), out)
+    out = _ESCAPED_RE.sub(r"\1", out)  # \_ shows as _ in Mattermost, and so here
     return re.sub(r"\x00(\d+)\x00", lambda m: spans[int(m.group(1))], out)
 
 

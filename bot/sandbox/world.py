@@ -8,6 +8,7 @@ bot's configuration points at them with ``file:``, exactly as in production.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
 import json
 import os
@@ -251,6 +252,7 @@ class World:
         self._argocd_state = ar
         # ArgoCD reads the infra repositories from the emulated GitLab, as a real one reads git.
         ar.git_resolver = self._git_head
+        ar.manifest_digest = self._manifest_digest
         self.service_tokens["argocd"] = argo_password
 
     # -- what the pipelines' jobs would tell the other services ---------------------------------
@@ -327,6 +329,35 @@ class World:
                 sonar.run_analysis(key, info["ref"], info["sha"], self.quality_outcomes.get(path, "passed"))
         elif info["job"] == "push":
             self.states["quay"].push_image(slug, repo, str(info["sha"])[:8])
+
+    def _manifest_digest(self, spec: dict[str, Any], revision: str) -> str | None:
+        """What an application renders at a revision: its path's files and its value files."""
+        source = spec.get("source") or {}
+        project = self._gitlab_project(str(source.get("repoURL", "")))
+        if project is None:
+            return None
+        gitlab = self.states["gitlab"]
+        values = set((source.get("helm") or {}).get("valueFiles") or [])
+        with gitlab.lock:
+            commit = project.repo.commits.get(revision)
+            if commit is None:
+                return None
+            # Every file but other environments' values files (values-<env>.yaml).
+            files = sorted(
+                (path, blob.data)
+                for path, blob in commit.tree.items()
+                if path in values or not (path.startswith("values-") and path.endswith(".yaml"))
+            )
+        return hashlib.sha256(repr(files).encode()).hexdigest()
+
+    def _gitlab_project(self, repo_url: str) -> Any:
+        gitlab = self.states["gitlab"]
+        base = self.servers["gitlab"].url + "/"
+        if not repo_url.startswith(base):
+            return None
+        path = repo_url[len(base) :].removesuffix(".git")
+        with gitlab.lock:
+            return next((p for p in gitlab.projects.values() if gitlab.project_path(p) == path), None)
 
     def _git_head(self, repo_url: str, ref: str) -> str | None:
         gitlab = self.states["gitlab"]

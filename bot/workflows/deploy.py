@@ -177,7 +177,8 @@ async def deploy(bot: Bot, target: Target, image_tag: str, revision: str, user: 
     sha = ""
     if content != current:
         action = "update" if current is not None else "create"
-        message = f"deploy({target.env.name}): {image_tag or revision} par {user} via cpn-bot"
+        # [skip ci]: a values change is for ArgoCD, not a reason to rebuild and rescan the infra repository.
+        message = f"deploy({target.env.name}): {image_tag or revision} par {user} via cpn-bot [skip ci]"
         sha = await gitlab.commit(repo.id, "main", message, [{"action": action, "file_path": path, "content": content}])
         progress.committed = sha[:8]
         progress.commit_url = f"{repo.web_url}/-/commit/{sha}"

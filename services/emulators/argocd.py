@@ -232,6 +232,9 @@ class State:
         self.target_revisions: dict[str, str] = {}
         # What ``git ls-remote <repoURL> <ref>`` answers; a sandbox wires it to its GitLab emulator.
         self.git_resolver: Callable[[str, str], str | None] | None = None
+        # What the app would render at a revision (a digest): Argo CD compares manifests, not commits,
+        # so a commit that changes only another environment's values leaves this one Synced.
+        self.manifest_digest: Callable[[dict[str, Any], str], str | None] | None = None
         self._secret = secrets.token_bytes(32)
         self._revoked: set[str] = set()
         self._resource_version = 1000
@@ -561,7 +564,12 @@ def reconcile(state: State, data: dict[str, Any]) -> None:
     sync = data["status"]["sync"]
     sync["revision"] = resolve_revision(state, name, source)
     sync["comparedTo"] = {"destination": data["spec"].get("destination", {}), "source": source}
-    sync["status"] = "Synced" if deployed_revision(data) == sync["revision"] else "OutOfSync"
+    deployed = deployed_revision(data)
+    same = deployed == sync["revision"]
+    if not same and deployed and state.manifest_digest is not None:
+        rendered = state.manifest_digest(data["spec"], deployed)
+        same = rendered is not None and rendered == state.manifest_digest(data["spec"], sync["revision"])
+    sync["status"] = "Synced" if same else "OutOfSync"
     for resource in data["status"].get("resources", []):
         resource["status"] = sync["status"]
     data["status"]["reconciledAt"] = now_iso()

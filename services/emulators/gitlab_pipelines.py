@@ -382,8 +382,10 @@ class Engine:
         state = self.state
         hooks = hooks_for(state, project, "push_events", branch)
         self.hooks.submit("Push Hook", hooks, push_payload(state, project, branch, before, commit, user))
-        # The mirror's .gitlab-ci.yml only runs for api/trigger/web/schedule sources.
-        if ci_skip or project.path == "mirror" or not ci_config_present(project, commit):
+        # The mirror's .gitlab-ci.yml only runs for api/trigger/web/schedule sources; like GitLab,
+        # a commit message with [skip ci] or [ci skip] starts no pipeline.
+        skip_message = any(marker in commit.message.lower() for marker in ("[skip ci]", "[ci skip]"))
+        if ci_skip or skip_message or project.path == "mirror" or not ci_config_present(project, commit):
             return
         create_pipeline(state, project, branch, "push", user.id, [])
 

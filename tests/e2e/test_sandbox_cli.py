@@ -348,7 +348,8 @@ def test_chat_scenario_and_degrade_act_on_the_emulated_platform(chat_world: Worl
         check(lambda: gl.scenarios["forge/projects/demo/front"] == "fail:test"),
         check(lambda: chat_world.quality_outcomes["forge/projects/demo/front"] == "failed"),
         ":scenario demo/api stuck:build",
-        ":scenario forge/projects/neuf/web fail:push",  # not created yet: allowed, as a full path
+        ":scenario forge/projects/neuf/web fail:push",  # not created yet: allowed, as a path
+        ":scenario neuf/front stuck:test",
         ":scenario api success",  # two of them
         ":scenario nope success",
         ":scenario front explode",
@@ -375,12 +376,13 @@ def test_chat_scenario_and_degrade_act_on_the_emulated_platform(chat_world: Worl
         chat.close()
         for service in ("sonarqube", "nexus"):
             chat_world.degrade(service, "ok")
-        for path in ("forge/projects/demo/front", "forge/projects/demo/api", "forge/projects/neuf/web"):
-            chat_world.scenario(path)
+        for path in ("demo/front", "demo/api", "neuf/web", "neuf/front"):
+            chat_world.scenario(f"forge/projects/{path}")
     text = out.getvalue()
     assert "Prochains pipelines de `forge/projects/demo/front` : `fail:test`, quality gate `failed`" in text
     assert "Prochains pipelines de `forge/projects/demo/api` : `stuck:build`, quality gate `passed`" in text
     assert "Prochains pipelines de `forge/projects/neuf/web` : `fail:push`" in text
+    assert "Prochains pipelines de `forge/projects/neuf/front` : `stuck:test`" in text
     part = after(":scenario api success").split(":scenario nope")[0]
     assert "Plusieurs dépôts `api`" in part and "forge/projects/demo/api" in part and "forge/projects/essai/api" in part
     part = after(":scenario nope success").split(":scenario front explode")[0]

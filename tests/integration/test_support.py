@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.knowledge import load_articles
@@ -60,6 +61,14 @@ def listening(world: World) -> bool:
     assert world.bot_user is not None
     with mm.lock:
         return any(sock.user_id == world.bot_user.id for sock in mm._sockets)
+
+
+def answering(world: World) -> bool:
+    """The bot's HTTP side is up: slash commands and buttons reach it."""
+    try:
+        return httpx.get(f"{world.bot_url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def bot_id(world: World) -> str:
@@ -133,7 +142,7 @@ def support_card(world: World, number: int, status: str = "") -> Json:
         return None
 
     card: Json = wait_for(find, what=f"the card of ticket {number} ({status or 'any status'})")
-    return card
+    return known(world, card)
 
 
 def reporter_root(world: World, number: int, channel: str = "equipe-alpha") -> Json:
@@ -144,7 +153,21 @@ def reporter_root(world: World, number: int, channel: str = "equipe-alpha") -> J
         ),
         what=f"the reporter's thread of ticket {number}",
     )
-    return root
+    return known(world, root)
+
+
+def known(world: World, post: Json) -> Json:
+    """``post``, once the bot has noted it made it (a reply in its thread is then recognised).
+
+    A person cannot answer within the milliseconds between Mattermost showing a post and the bot
+    recording its id; a test can.
+    """
+    store = world.store()
+    wait_for(
+        lambda: store.db.execute("SELECT 1 FROM posts WHERE post_id = ?", (post["id"],)).fetchone(),
+        what="the bot to record its post",
+    )
+    return post
 
 
 def press(world: World, user: User, post: Json, label: str) -> str:
@@ -506,7 +529,7 @@ def test_a_restarted_bot_still_knows_its_tickets_and_their_threads(tmp_path: Pat
 
     def serve() -> subprocess.Popen[bytes]:
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: listening(world), timeout=20, what="the bot process")
+        wait_for(lambda: listening(world) and answering(world), timeout=20, what="the bot process")
         return process
 
     bot = serve()
