@@ -104,7 +104,8 @@ def parse_args(spec: CommandSpec, tokens: list[Token], text: str) -> dict[str, A
     i = 0
     while i < len(tokens):
         word = tokens[i].word
-        in_greedy = greedy_at is not None and len(positional) >= greedy_at
+        # Once the greedy text has started (its first word taken), what follows is text, flags included.
+        in_greedy = greedy_at is not None and len(positional) > greedy_at
         if word == "--" and not in_greedy:
             positional.extend(tokens[i + 1 :])
             break

@@ -96,7 +96,7 @@ class Bot:
                 "gitlab.poll": config.gitlab.poll_seconds if config.gitlab else 0.0,
                 "argocd.drift": config.argocd.drift_poll_seconds if config.argocd else 0.0,
                 "support.health": config.support.health_poll_seconds,
-                "support.reminders": min(300.0, config.support.ticket_reminder_minutes * 60 / 4),
+                "support.reminders": max(5.0, min(300.0, config.support.ticket_reminder_minutes * 60 / 4)),
             },
         )
         self.listener = Listener(self)

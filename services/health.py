@@ -66,14 +66,26 @@ def mattermost_probe(url: str, token: str) -> Probe:
     return probe
 
 
+GITLAB_CORE = ("gitaly", "master", "db", "sessions")
+
+
 def gitlab_probe(url: str, token: str) -> Probe:
     async def probe(client: httpx.AsyncClient) -> tuple[Health, str]:
         ready = await client.get(f"{url}/-/readiness", params={"all": "1"})
+        body = ready.json() if ready.headers.get("content-type", "").startswith("application/json") else {}
+        failing = sorted(
+            name
+            for name, results in (body.items() if isinstance(body, dict) else [])
+            if name.endswith("_check")
+            and isinstance(results, list)
+            and any(isinstance(r, dict) and r.get("status") != "ok" for r in results)
+        )
+        if failing:
+            # platform-facts §1.8: a core component down is a failure, any other one a degradation.
+            core = [name for name in failing if name.removesuffix("_check") in GITLAB_CORE]
+            return (Health.FAILING if core else Health.DEGRADED), "readiness: " + ", ".join(failing)
         if ready.status_code != 200:
             return Health.FAILING, f"readiness: HTTP {ready.status_code}"
-        body = ready.json() if ready.headers.get("content-type", "").startswith("application/json") else {}
-        if body.get("status") not in (None, "ok"):
-            return Health.DEGRADED, "readiness: some components are not ok"
         return _status(await client.get(f"{url}/api/v4/user", headers={"PRIVATE-TOKEN": token}), "token")
 
     return probe
@@ -182,7 +194,7 @@ async def run_probe(name: str, probe: Probe, timeout: float = 5.0) -> Check:
         health, detail = Health.FAILING, f"no answer within {timeout:g} s"
     except httpx.HTTPError:
         health, detail = Health.FAILING, "unreachable"
-    except ValueError:
+    except Exception:  # an answer no probe expected: unknown, and the others still count
         health, detail = Health.UNKNOWN, "unexpected answer"
     return Check(name, health, (time.perf_counter() - started) * 1000, detail)
 

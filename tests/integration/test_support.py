@@ -635,7 +635,7 @@ def test_each_service_is_shown_ok_degraded_failing_or_unknown(make_world: Callab
     world.states["argocd"].faults.down = True
     assert health_lines(world) == {
         "ArgoCD": "🔴 En échec — healthz: HTTP 503",
-        "GitLab": "🔴 En échec — readiness: HTTP 503",
+        "GitLab": "🔴 En échec — readiness: gitaly\\_check",  # a core component: a failure, named
         "Mattermost": "🟢 OK",
         "Nexus": "🟠 Dégradé — read-only",
         "Quay": "🔴 En échec — health/instance: HTTP 503",
