@@ -52,9 +52,10 @@ from bot.workflows.scans import (
     parse_report,
     summarize,
 )
+from services.emulators.fixtures import fixture
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = Path("/work/shared/fixtures/trivy_image_report.json")
+FIXTURE = fixture("trivy_image_report.json")
 TIME_TARGET_S = 2.0
 MEMORY_TARGET_MB = 300.0
 CHILD_TIMEOUT_S = 120.0

@@ -66,6 +66,7 @@ from bench.common import (
     usable_cores,
     verdict,
 )
+from services.emulators.fixtures import fixtures_dir
 
 if TYPE_CHECKING:
     from bot.sandbox.world import World
@@ -75,7 +76,7 @@ BASELINE_SHARE_TARGET = 0.40
 ACK_P99_TARGET_MS = 50.0
 POST_P99_TARGET_S = 1.0
 
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = fixtures_dir()
 SLUG = "bench"
 REPO = "api"
 USER = "bob"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from services.emulators.base import Faults
+from services.emulators.fixtures import fixture
 from services.emulators.gitlab_http import ApiError, bad_request, forbidden, not_found
 from services.emulators.gitlab_repo import Action, Repository, now_iso
 
@@ -58,7 +59,7 @@ HOOK_EVENTS = (
     "resource_access_token_events",
     "emoji_events",
 )
-DEFAULT_TRIVY_REPORT = Path("/work/shared/fixtures/trivy_image_report.json")
+DEFAULT_TRIVY_REPORT = fixture("trivy_image_report.json")
 
 
 @dataclass

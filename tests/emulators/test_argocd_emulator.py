@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,10 +13,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.emulators.argocd import State, create_app, repo_permitted
 from services.emulators.base import EmulatorServer
+from services.emulators.fixtures import fixture
 
 PASSWORD = "argo-admin-password"
 GITLAB = "https://gitlab.cpn.example/forge/shop"
-FIXTURE = Path("/work/shared/fixtures/argocd_app.json")
+FIXTURE = fixture("argocd_app.json")
 
 
 class AppSwitch:

@@ -9,7 +9,6 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import gitlab
@@ -23,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.emulators.base import EmulatorServer
+from services.emulators.fixtures import fixtures_dir
 from services.emulators.gitlab import State, create_app
 
 _names = itertools.count(1)
@@ -572,7 +572,7 @@ def test_pagination_headers_and_get_all(server: EmulatorServer, state: State, ad
 
 # --- pipelines, engine and webhooks (phase 2) ------------------------------------------------
 
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = fixtures_dir()
 needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared GitLab fixtures not available")
 
 

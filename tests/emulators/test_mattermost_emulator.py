@@ -8,7 +8,6 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -30,9 +29,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.emulators.base import EmulatorServer
+from services.emulators.fixtures import fixture
 from services.emulators.mattermost import State, create_app
 
-FIXTURE = Path("/work/shared/fixtures/mattermost_slash_command.txt")
+FIXTURE = fixture("mattermost_slash_command.txt")
 
 
 @dataclass

@@ -8,7 +8,6 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.emulators.base import EmulatorServer
+from services.emulators.fixtures import fixture
 from services.emulators.sonarqube import State, create_app
 
 ADMIN_TOKEN = "squ_test_admin_token"
@@ -464,7 +464,7 @@ def receiver(receiver_server: tuple[Receiver, EmulatorServer]) -> tuple[Receiver
     return hooks, f"{running.url}/hooks/sonarqube"
 
 
-FIXTURE = json.loads(Path("/work/shared/fixtures/sonarqube_webhook.json").read_text())
+FIXTURE = json.loads(fixture("sonarqube_webhook.json").read_text())
 SECRET = "webhook-shared-secret"
 
 

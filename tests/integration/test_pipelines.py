@@ -17,10 +17,11 @@ import pytest
 
 from bot.sandbox.world import Timings, World
 from bot.workflows.naming import derive
+from services.emulators.fixtures import fixtures_dir
 from tests.conftest import wait_for
 from tests.support.mattermost import User, channel_posts
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+FIXTURES = fixtures_dir()
 Hook = Callable[..., httpx.Response]
 
 

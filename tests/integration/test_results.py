@@ -8,7 +8,6 @@ import hmac
 import json
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,10 +15,11 @@ import pytest
 
 from bot.sandbox.world import Timings, World
 from bot.workflows.naming import derive
+from services.emulators.fixtures import fixtures_dir
 from tests.conftest import wait_for
 from tests.support.mattermost import User, channel_posts, text_of
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+FIXTURES = fixtures_dir()
 
 
 def fixture(name: str) -> Any:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from bot.sandbox.world import World
+from services.emulators.fixtures import fixtures_dir
 from tests.conftest import wait_for
 from tests.support import commands as test_commands
 from tests.support.mattermost import User, channel_posts, text_of
 
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "mattermost_slash_command.txt"
+FIXTURE = fixtures_dir() / "mattermost_slash_command.txt"
 FIXTURE_TOKEN = "qzgakf1nx3yt9dr4n8585ihbxy"
 
 

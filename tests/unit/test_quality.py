@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +24,9 @@ from bot.workflows.quality import (
     status_of,
     trend,
 )
+from services.emulators.fixtures import fixtures_dir
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+FIXTURES = fixtures_dir()
 FIXTURE: dict[str, Any] = json.loads((FIXTURES / "sonarqube_webhook.json").read_text())
 FR, EN = Translator("fr"), Translator("en")
 SECRET = "s3cr3t-webhook"

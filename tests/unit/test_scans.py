@@ -8,7 +8,6 @@ import io
 import json
 import re
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,8 +25,9 @@ from bot.workflows.scans import (
     parse_report,
     summarize,
 )
+from services.emulators.fixtures import fixtures_dir
 
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = fixtures_dir()
 FR, EN = Translator("fr"), Translator("en")
 TOKEN = "ghp_R3alL00kingT0kenABCDEFGHIJKLMNOPQRST"
 
