@@ -9,7 +9,7 @@ from typing import Any
 from bot.i18n import Translator
 from bot.knowledge import Answer, Article
 from bot.render.safe import escape
-from bot.workflows.support import STAFF_LABELS, Ticket
+from bot.workflows.support import Ticket
 
 HEALTH_ICONS = {"ok": "🟢", "degraded": "🟠", "failing": "🔴", "unknown": "⚪"}
 TICKET_ICONS = {"open": "🆕", "taken": "🛠️", "resolved": "✅", "closed": "📁"}
@@ -88,6 +88,13 @@ def ticket_list(tickets: Sequence[Ticket], tr: Translator) -> str:
     return "\n".join(lines)
 
 
+def health_label(health: str, tr: Translator) -> str:
+    """The platform's own words: OK, Dégradé, En échec, Inconnu (platform-facts §1.8)."""
+    key = f"support.health.{health}"
+    label = tr(key)
+    return health if label == key else label
+
+
 def health_card(rows: Sequence[dict[str, Any]], tr: Translator) -> dict[str, Any]:
     lines = []
     worst = "ok"
@@ -97,7 +104,7 @@ def health_card(rows: Sequence[dict[str, Any]], tr: Translator) -> dict[str, Any
             worst = health
         detail = f" — {escape(row['detail'], 120)}" if row.get("detail") else ""
         lines.append(
-            f"{HEALTH_ICONS.get(health, '⚪')} **{row['service']}** : {STAFF_LABELS.get(health, health)}"
+            f"{HEALTH_ICONS.get(health, '⚪')} **{row['service']}** : {health_label(health, tr)}"
             f" ({row['latency_ms']:.0f} ms){detail}"
         )
     return {
@@ -112,8 +119,8 @@ def health_change(service: str, before: str, after: str, detail: str, tr: Transl
         "support.health_change",
         icon=HEALTH_ICONS.get(after, "⚪"),
         service=service,
-        before=STAFF_LABELS.get(before, before),
-        after=STAFF_LABELS.get(after, after),
+        before=health_label(before, tr),
+        after=health_label(after, tr),
         detail=f" — {escape(detail, 150)}" if detail else "",
     )
 

@@ -12,8 +12,6 @@ from typing import Any
 
 from bot.store import Store, now
 
-STAFF_LABELS = {"ok": "OK", "degraded": "Dégradé", "failing": "En échec", "unknown": "Inconnu"}
-
 
 @dataclass(frozen=True)
 class Ticket:
