@@ -171,3 +171,11 @@ def test_where_the_bot_is_not_a_member_it_answers_through_the_response_url(make_
 def test_a_team_not_allowed_gets_a_polite_refusal(make_world) -> None:  # type: ignore[no-untyped-def]
     world = make_world(config_overrides={"mattermost": {"allowed_teams": ["some-other-team"]}})
     assert "pas ouvert à cette équipe" in User(world, "bob").run("/cpn help")["text"]
+
+
+def test_english_is_available_with_language_en(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(language="en")
+    bob = User(world, "bob")
+    assert "cpn-bot commands" in bob.run("/cpn help")["text"]
+    assert "Did you mean `/cpn help`" in bob.run("/cpn helpp")["text"]
+    assert "Unknown option" in bob.run("/cpn whoami --nope")["text"]
