@@ -646,9 +646,8 @@ class _Api:
         )
 
     def _check_contents(self, role: Role) -> None:
-        known = self._all_privilege_names()
         for privilege in role.privileges:
-            if privilege not in known:
+            if self._find_privilege(privilege) is None:
                 raise _message(400, f"Privilege '{privilege}' contained in role '{role.id}' not found.")
         for child in role.roles:
             if child not in self.state.roles:
@@ -718,8 +717,19 @@ class _Api:
         result.extend(dict(p) for p in self.state.privileges.values())
         return result
 
-    def _all_privilege_names(self) -> set[str]:
-        return {p["name"] for p in self._all_privileges()}
+    def _find_privilege(self, name: str) -> dict[str, Any] | None:
+        """One privilege by name, without building the whole list (which grows with every repository)."""
+        if name in self.state.privileges:
+            return dict(self.state.privileges[name])
+        for privilege in _STATIC_PRIVILEGES:
+            if privilege["name"] == name:
+                return dict(privilege)
+        for repo in self.state.repositories.values():
+            if repo.name in name:
+                for privilege in _builtin_privileges(repo):
+                    if privilege["name"] == name:
+                        return privilege
+        return None
 
     async def list_privileges(self, request: Request) -> Response:
         self.require_admin(request)
@@ -730,9 +740,9 @@ class _Api:
         self.require_admin(request)
         name = request.path_params["name"]
         with self.state.lock:
-            for privilege in self._all_privileges():
-                if privilege["name"] == name:
-                    return JSONResponse(privilege)
+            privilege = self._find_privilege(name)
+        if privilege is not None:
+            return JSONResponse(privilege)
         raise _message(404, f"Privilege '{name}' not found.")
 
     async def create_repository_view_privilege(self, request: Request) -> Response:
@@ -757,7 +767,7 @@ class _Api:
             "actions": actions,
         }
         with self.state.lock:
-            if privilege["name"] in self._all_privilege_names():
+            if self._find_privilege(privilege["name"]) is not None:
                 raise _message(400, f"Privilege '{privilege['name']}' already exists, use a unique name.")
             self.state.privileges[privilege["name"]] = privilege
         return Response(status_code=201)
@@ -769,7 +779,7 @@ class _Api:
             if name in self.state.privileges:
                 del self.state.privileges[name]
                 return Response(status_code=204)
-            if name in self._all_privilege_names():
+            if self._find_privilege(name) is not None:
                 raise _message(400, f"Privilege '{name}' is internal and cannot be modified or deleted.")
         raise _message(404, f"Privilege '{name}' not found.")
 
