@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import commands  # noqa: F401  (declares every command)
-from bot import deployments, notifications  # noqa: F401  (ArgoCD's and GitLab's events, scheduled jobs)
+from bot import deployments, notifications, retention  # noqa: F401  (events, scheduled jobs)
 from bot.config import Config
 from bot.context import Identity
 from bot.dispatcher import Dispatcher
