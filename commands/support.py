@@ -137,8 +137,12 @@ async def ticket_from_answer(press: Press, bot: Bot) -> PressResult:
     if not root and not await _can_post(bot, press.channel_id):
         return PressResult(ephemeral=_invite_bot(bot))
     Questions(bot.store).feedback(int(press.data["q"]), False)
-    ticket = await open_ticket(bot, press.user_id, press.user_name, "", row[0], press.channel_id, press.team_id, root)
-    return PressResult(ephemeral=bot.tr("support.ticket_opened", id=ticket.id))
+    ticket, opened = await open_ticket(
+        bot, press.user_id, press.user_name, "", row[0], press.channel_id, press.team_id, root
+    )
+    return PressResult(
+        ephemeral=bot.tr("support.ticket_opened" if opened else "support.ticket_already_open", id=ticket.id)
+    )
 
 
 @command(
@@ -251,9 +255,13 @@ def _invite_bot(bot: Bot) -> str:
 
 async def open_ticket(
     bot: Bot, user_id: str, user_name: str, project: str, message: str, channel_id: str, team_id: str, root_id: str
-) -> Ticket:
-    support = await support_channel(bot, team_id)
+) -> tuple[Ticket, bool]:
+    """The ticket opened, and True; or the reporter's open ticket with the same message, and False."""
     tickets = Tickets(bot.store)
+    existing = tickets.find_open(user_id, message)
+    if existing is not None:
+        return existing, False
+    support = await support_channel(bot, team_id)
     ticket = tickets.open_ticket(user_id, user_name, project, message, channel_id, root_id, support)
     if root_id:
         reporter_thread = thread_of(root_id)
@@ -269,7 +277,7 @@ async def open_ticket(
         bot.outbox.enqueue(support, _support_card(bot, ticket), post_key=ticket.support_key)
     bot.store.audit(user_id, user_name, "ticket.open", f"#{ticket.id}", "ok", {"project": project})
     bot.metrics.inc("cpn_tickets_total", event="opened")
-    return ticket
+    return ticket, True
 
 
 def _reporter_thread(ticket: Ticket) -> str:
@@ -315,24 +323,34 @@ async def support_command(ctx: CommandContext) -> Reply:
     if not await _can_post(ctx.bot, ctx.channel_id):
         # The staff's answers could not reach the reporter: nothing is opened that nobody would see.
         return Reply(_invite_bot(ctx.bot))
-    ticket = await open_ticket(ctx.bot, ctx.user_id, ctx.user_name, project, message, ctx.channel_id, ctx.team_id, "")
-    return Reply(ctx.tr("support.ticket_opened", id=ticket.id))
+    ticket, opened = await open_ticket(
+        ctx.bot, ctx.user_id, ctx.user_name, project, message, ctx.channel_id, ctx.team_id, ""
+    )
+    return Reply(ctx.tr("support.ticket_opened" if opened else "support.ticket_already_open", id=ticket.id))
 
 
 async def _is_staff(bot: Bot, user_id: str) -> bool:
     return (await bot.identities.get(user_id)).is_platform_admin
 
 
-@action("ticket.take")
-async def take(press: Press, bot: Bot) -> PressResult:
+async def _ticket_for_staff(press: Press, bot: Bot) -> Ticket | PressResult:
+    """The open ticket a support-card button is about, or the answer to give whoever pressed it."""
     if not await _is_staff(bot, press.user_id):
         return PressResult(ephemeral=bot.tr("support.staff_only"))
-    tickets = Tickets(bot.store)
-    ticket = tickets.get(int(press.data["id"]))
+    ticket = Tickets(bot.store).get(int(press.data["id"]))
     if ticket is None or not ticket.open:
         return PressResult(ephemeral=bot.tr("support.ticket_closed"))
-    tickets.take(ticket.id, press.user_id, press.user_name)
-    ticket = tickets.get(ticket.id)
+    return ticket
+
+
+@action("ticket.take")
+async def take(press: Press, bot: Bot) -> PressResult:
+    found = await _ticket_for_staff(press, bot)
+    if isinstance(found, PressResult):
+        return found
+    tickets = Tickets(bot.store)
+    tickets.take(found.id, press.user_id, press.user_name)
+    ticket = tickets.get(found.id)
     assert ticket is not None
     bot.outbox.enqueue(
         ticket.reporter_channel_id,
@@ -345,14 +363,12 @@ async def take(press: Press, bot: Bot) -> PressResult:
 
 @action("ticket.resolve")
 async def resolve(press: Press, bot: Bot) -> PressResult:
-    if not await _is_staff(bot, press.user_id):
-        return PressResult(ephemeral=bot.tr("support.staff_only"))
+    found = await _ticket_for_staff(press, bot)
+    if isinstance(found, PressResult):
+        return found
     tickets = Tickets(bot.store)
-    ticket = tickets.get(int(press.data["id"]))
-    if ticket is None or not ticket.open:
-        return PressResult(ephemeral=bot.tr("support.ticket_closed"))
-    tickets.resolve(ticket.id, press.user_id, press.user_name)
-    ticket = tickets.get(ticket.id)
+    tickets.resolve(found.id, press.user_id, press.user_name)
+    ticket = tickets.get(found.id)
     assert ticket is not None
     bot.outbox.enqueue(
         ticket.reporter_channel_id,
@@ -442,8 +458,14 @@ async def ticket_close(ctx: CommandContext) -> Reply:
     tickets.close(ticket.id)
     closed = tickets.get(ticket.id)
     assert closed is not None
+    notice = Post(ctx.bot.tr("support.closed_notice", id=closed.id, user=f"@{ctx.user_name}"))
     if closed.support_channel_id:
         ctx.bot.outbox.enqueue(closed.support_channel_id, _support_card(ctx.bot, closed), post_key=closed.support_key)
+        if ctx.user_id == closed.reporter_id:
+            ctx.bot.outbox.enqueue(closed.support_channel_id, notice, root_key=closed.support_key)
+    if ctx.user_id != closed.reporter_id:
+        # The platform team closed it: the reporter learns it where they asked.
+        ctx.bot.outbox.enqueue(closed.reporter_channel_id, notice, root_key=_reporter_thread(closed))
     ctx.bot.store.audit(ctx.user_id, ctx.user_name, "ticket.close", f"#{ticket.id}", "ok")
     return Reply(ctx.tr("support.ticket_closed_now", id=ticket.id))
 

@@ -94,6 +94,18 @@ class Tickets:
         assert found is not None
         return found
 
+    def find_open(self, reporter_id: str, message: str) -> Ticket | None:
+        """The reporter's still-open ticket with this very message: a second press or a resent command."""
+        rows = list(
+            self.table.rows_where(
+                "reporter_id = ? AND message = ? AND status IN ('open', 'taken')",
+                [reporter_id, message[:4000]],
+                order_by="id desc",
+                limit=1,
+            )
+        )
+        return Ticket.from_row(rows[0]) if rows else None
+
     def get(self, ticket_id: int) -> Ticket | None:
         rows = list(self.table.rows_where("id = ?", [ticket_id], limit=1))
         return Ticket.from_row(rows[0]) if rows else None

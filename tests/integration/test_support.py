@@ -237,6 +237,19 @@ def test_the_ticket_button_of_an_ephemeral_answer_opens_a_ticket_in_a_thread_of_
     assert row["helpful"] == 0  # a ticket instead of an answer
 
 
+def test_pressing_open_a_ticket_twice_opens_one_ticket(shared: World) -> None:
+    question = "le certificat TLS de mon ingress a expiré hier soir"
+    bob = User(shared, "bob")
+    bob.run(f"/cpn ask {question}")
+    svc.press_ephemeral(shared, "bob", "Ouvrir un ticket")
+    opened = re.search(r"Ticket n°(\d+) ouvert", last_ephemeral(shared, bob))
+    assert opened, last_ephemeral(shared, bob)
+    svc.press_ephemeral(shared, "bob", "Ouvrir un ticket")
+    assert last_ephemeral(shared, bob).startswith(f"🎫 Votre ticket n°{opened.group(1)} sur ce sujet est déjà ouvert")
+    rows = list(shared.store().db.table("tickets").rows_where("message = ?", [question]))
+    assert len(rows) == 1
+
+
 def test_a_direct_message_is_answered_in_its_thread(shared: World) -> None:
     question = dm(shared, User(shared, "carol"), "comment ajouter un collègue à mon projet ?")
     card = reply_in(shared, question["id"], "📘")
@@ -489,6 +502,7 @@ def test_ticket_list_show_and_close(shared: World) -> None:
     assert carol.run(f"/cpn ticket close {number}")["text"] == f"📁 Ticket n°{number} clos."
     card = support_card(shared, number, "clos")
     assert buttons(card) == {}
+    reply_in(shared, card["id"], f"📁 Ticket n°{number} clos par @carol")  # the platform team is told
     assert f"#{number} " not in alice.run("/cpn ticket list")["text"]
     assert f"- 📁 #{number} — clos" in carol.run("/cpn ticket list")["text"]
     # A closed ticket's threads are quiet: nothing is relayed any more.
@@ -499,6 +513,15 @@ def test_ticket_list_show_and_close(shared: World) -> None:
     shared.wait_idle()
     assert not [p for p in bot_replies(shared, root["id"]) if "Toujours besoin" in p["message"]]
     assert not [p for p in bot_replies(shared, card["id"]) if "variable CI" in p["message"]]
+
+
+def test_a_ticket_the_platform_team_closes_is_announced_in_the_reporters_thread(shared: World) -> None:
+    bob, alice = User(shared, "bob"), User(shared, "alice")
+    number = open_ticket(bob, "/cpn support doublon du ticket précédent, à fermer")
+    root = reporter_root(shared, number)
+    assert alice.run(f"/cpn ticket close {number}")["text"] == f"📁 Ticket n°{number} clos."
+    reply_in(shared, root["id"], f"📁 Ticket n°{number} clos par @alice")
+    assert ticket_row(shared, number)["status"] == "closed"
 
 
 def test_mentions_and_links_in_a_ticket_are_shown_inert_everywhere(shared: World) -> None:
