@@ -84,10 +84,11 @@ def test_a_post_whose_creation_outcome_is_unknown_is_not_sent_twice(world: World
     # Once the bot has seen its attempt fail (while the server, in this story, did create the post).
     row = wait_for(lambda: next(iter(store.db.table("outbox").rows_where("attempts > 0 AND last_error != ''")), None))
     # What the lost attempt had done on the server: the post exists, stamped with the row's uid.
+    assert world.bot_user is not None
     mm.create_post(
         world.bot_user.id,
         world.channels["equipe-alpha"],
-        "une seule fois",  # type: ignore[union-attr]
+        "une seule fois",
         props={"cpn_uid": row["uid"]},
     )
     mm.faults.down = False

@@ -158,7 +158,7 @@ def test_long_work_is_acknowledged_then_posted_in_a_thread(make_world) -> None: 
     root = next(p for p in posts if p["message"] == "début bonjour")
     reply = next(p for p in posts if p["message"] == "réponse bonjour")
     assert reply["root_id"] == root["id"]
-    assert root["user_id"] == world.bot_user.id  # type: ignore[union-attr]
+    assert root["user_id"] == world.bot_user.id
 
 
 def test_where_the_bot_is_not_a_member_it_answers_through_the_response_url(make_world) -> None:  # type: ignore[no-untyped-def]
