@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.context import CommandContext, Reply
 from bot.i18n import Text
+from bot.model import Project
 from bot.render.safe import code
 from bot.rights import GITLAB_ACCESS, ROLE_NAMES, Role
 from bot.spec import Arg, Flag, choice, command, mention
@@ -80,6 +81,19 @@ async def add(ctx: CommandContext) -> Reply:
     return Reply("\n".join(filter(None, [text, note])), in_channel=not note)
 
 
+async def _changeable_member(ctx: CommandContext) -> tuple[Project, Person] | Reply:
+    """The project and the mentioned member whose membership may change, or why it may not."""
+    person = await resolve_mention(ctx, ctx.args["user"])
+    project = ctx.bot.projects.get(ctx.args["project"])
+    assert project is not None
+    member = ctx.bot.projects.member(project.id, person.user_id) if person else None
+    if person is None or member is None:
+        return Reply(ctx.tr("member.not_member", user=code("@" + ctx.args["user"]), project=code(project.name)))
+    if member.role is Role.OWNER:
+        return Reply(ctx.tr("member.owner_fixed"))
+    return project, person
+
+
 @command(
     "member remove",
     summary=Text("Retire une personne du projet", "Removes a person from the project"),
@@ -88,14 +102,10 @@ async def add(ctx: CommandContext) -> Reply:
 )
 async def remove(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    person = await resolve_mention(ctx, ctx.args["user"])
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
-    member = bot.projects.member(project.id, person.user_id) if person else None
-    if person is None or member is None:
-        return Reply(ctx.tr("member.not_member", user=code("@" + ctx.args["user"]), project=code(project.name)))
-    if member.role is Role.OWNER:
-        return Reply(ctx.tr("member.owner_fixed"))
+    found = await _changeable_member(ctx)
+    if isinstance(found, Reply):
+        return found
+    project, person = found
     await _gitlab_apply(ctx, person, None)
     bot.projects.remove_member(project.id, person.user_id)
     bot.store.audit(ctx.user_id, ctx.user_name, "member.remove", project.name, "ok", {"user": person.username})
@@ -111,14 +121,10 @@ async def remove(ctx: CommandContext) -> Reply:
 )
 async def set_role(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    person = await resolve_mention(ctx, ctx.args["user"])
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
-    member = bot.projects.member(project.id, person.user_id) if person else None
-    if person is None or member is None:
-        return Reply(ctx.tr("member.not_member", user=code("@" + ctx.args["user"]), project=code(project.name)))
-    if member.role is Role.OWNER:
-        return Reply(ctx.tr("member.owner_fixed"))
+    found = await _changeable_member(ctx)
+    if isinstance(found, Reply):
+        return found
+    project, person = found
     role = Role.parse(ctx.args["role"])
     note = await _gitlab_apply(ctx, person, role)
     bot.projects.set_member(project.id, person.user_id, person.username, person.email, role, ctx.user_id)

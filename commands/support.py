@@ -343,41 +343,34 @@ async def _ticket_for_staff(press: Press, bot: Bot) -> Ticket | PressResult:
     return ticket
 
 
-@action("ticket.take")
-async def take(press: Press, bot: Bot) -> PressResult:
+async def _staff_moves(press: Press, bot: Bot, event: str) -> PressResult:
+    """A support-card button pressed by the platform team: the ticket moves on, its reporter is told."""
     found = await _ticket_for_staff(press, bot)
     if isinstance(found, PressResult):
         return found
     tickets = Tickets(bot.store)
-    tickets.take(found.id, press.user_id, press.user_name)
+    if event == "take":
+        tickets.take(found.id, press.user_id, press.user_name)
+        notice = bot.tr("support.taken_notice", id=found.id, user=f"@{press.user_name}")
+    else:
+        tickets.resolve(found.id, press.user_id, press.user_name)
+        notice = bot.tr("support.resolved_notice", id=found.id, user=f"@{found.reporter_name}")
+        bot.metrics.inc("cpn_tickets_total", event="resolved")
     ticket = tickets.get(found.id)
     assert ticket is not None
-    bot.outbox.enqueue(
-        ticket.reporter_channel_id,
-        Post(bot.tr("support.taken_notice", id=ticket.id, user=f"@{press.user_name}")),
-        root_key=_reporter_thread(ticket),
-    )
-    bot.store.audit(press.user_id, press.user_name, "ticket.take", f"#{ticket.id}", "ok")
+    bot.outbox.enqueue(ticket.reporter_channel_id, Post(notice), root_key=_reporter_thread(ticket))
+    bot.store.audit(press.user_id, press.user_name, f"ticket.{event}", f"#{ticket.id}", "ok")
     return PressResult(update=_support_card(bot, ticket))
+
+
+@action("ticket.take")
+async def take(press: Press, bot: Bot) -> PressResult:
+    return await _staff_moves(press, bot, "take")
 
 
 @action("ticket.resolve")
 async def resolve(press: Press, bot: Bot) -> PressResult:
-    found = await _ticket_for_staff(press, bot)
-    if isinstance(found, PressResult):
-        return found
-    tickets = Tickets(bot.store)
-    tickets.resolve(found.id, press.user_id, press.user_name)
-    ticket = tickets.get(found.id)
-    assert ticket is not None
-    bot.outbox.enqueue(
-        ticket.reporter_channel_id,
-        Post(bot.tr("support.resolved_notice", id=ticket.id, user=f"@{ticket.reporter_name}")),
-        root_key=_reporter_thread(ticket),
-    )
-    bot.store.audit(press.user_id, press.user_name, "ticket.resolve", f"#{ticket.id}", "ok")
-    bot.metrics.inc("cpn_tickets_total", event="resolved")
-    return PressResult(update=_support_card(bot, ticket))
+    return await _staff_moves(press, bot, "resolve")
 
 
 @on_thread_reply
