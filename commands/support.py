@@ -256,9 +256,9 @@ def _invite_bot(bot: Bot) -> str:
 async def open_ticket(
     bot: Bot, user_id: str, user_name: str, project: str, message: str, channel_id: str, team_id: str, root_id: str
 ) -> tuple[Ticket, bool]:
-    """The ticket opened, and True; or the reporter's open ticket with the same message, and False."""
+    """The ticket opened, and True; or the reporter's open ticket with the same request, and False."""
     tickets = Tickets(bot.store)
-    existing = tickets.find_open(user_id, message)
+    existing = tickets.find_open(user_id, project, message)
     if existing is not None:
         return existing, False
     support = await support_channel(bot, team_id)

@@ -94,12 +94,13 @@ class Tickets:
         assert found is not None
         return found
 
-    def find_open(self, reporter_id: str, message: str) -> Ticket | None:
-        """The reporter's still-open ticket with this very message: a second press or a resent command."""
+    def find_open(self, reporter_id: str, project: str, message: str) -> Ticket | None:
+        """The reporter's still-open ticket on this project with this very message: a second press
+        of "Ouvrir un ticket", or a command sent again."""
         rows = list(
             self.table.rows_where(
-                "reporter_id = ? AND message = ? AND status IN ('open', 'taken')",
-                [reporter_id, message[:4000]],
+                "reporter_id = ? AND project = ? AND message = ? AND status IN ('open', 'taken')",
+                [reporter_id, project, message[:4000]],
                 order_by="id desc",
                 limit=1,
             )
