@@ -13,6 +13,7 @@ from bot.model import Project
 from bot.operations import Operation
 from bot.outbox import Post
 from bot.render.projects import checklist
+from bot.render.safe import code
 from bot.rights import Role
 from bot.workflows.onboarding import Step
 from services.errors import ServiceError
@@ -82,6 +83,17 @@ async def presser_has(bot: Bot, press: Press, project: str, role: Role) -> bool:
     identity = await bot.identities.get(press.user_id)
     current = bot.projects_roles(project, press.user_id)
     return identity.is_platform_admin or (current is not None and current >= role)
+
+
+async def confirmed_removal(press: Press, bot: Bot, item: str, role: Role) -> PressResult:
+    """The "remove" button of a repository or environment: the rights checked again, the
+    ``<item>.remove`` operation queued, the question replaced by ``<item>.removing``."""
+    project_name, name = str(press.data["project"]), str(press.data[item])
+    if not await presser_has(bot, press, project_name, role):
+        return PressResult(ephemeral=bot.tr("actions.not_yours"))
+    submit_from_press(bot, press, f"{item}.remove", {"project": project_name, item: name})
+    bot.store.audit(press.user_id, press.user_name, f"{item}.remove", f"{project_name}/{name}", "confirmed")
+    return PressResult(update=Post(bot.tr(f"{item}.removing", **{item: code(name)})))
 
 
 def submit_from_press(bot: Bot, press: Press, kind: str, params: dict[str, Any], root_key: str = "") -> int:

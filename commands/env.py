@@ -8,13 +8,12 @@ from bot.context import CommandContext, Reply
 from bot.i18n import Text
 from bot.interactive import Press, PressResult, action
 from bot.operations import Operation, operation
-from bot.outbox import Post
 from bot.render.safe import code
 from bot.rights import Role
 from bot.spec import Arg, Flag, choice, command, integer
 from bot.workflows import teardown
 from bot.workflows.rules import ENV_NAME, STAGES
-from commands.common import confirmation, presser_has, progress_card, submit_from_press
+from commands.common import confirmation, confirmed_removal, progress_card
 from commands.project import PROJECT
 
 if TYPE_CHECKING:
@@ -101,12 +100,7 @@ async def remove(ctx: CommandContext) -> Reply:
 
 @action("env.remove")
 async def remove_confirmed(press: Press, bot: Bot) -> PressResult:
-    project_name, env = str(press.data["project"]), str(press.data["env"])
-    if not await presser_has(bot, press, project_name, Role.DEVOPS):
-        return PressResult(ephemeral=bot.tr("actions.not_yours"))
-    submit_from_press(bot, press, "env.remove", {"project": project_name, "env": env})
-    bot.store.audit(press.user_id, press.user_name, "env.remove", f"{project_name}/{env}", "confirmed")
-    return PressResult(update=Post(bot.tr("env.removing", env=code(env))))
+    return await confirmed_removal(press, bot, "env", Role.DEVOPS)
 
 
 @operation("env.remove")

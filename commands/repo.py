@@ -22,7 +22,7 @@ from bot.spec import Arg, Flag, command
 from bot.workflows import teardown
 from bot.workflows.naming import Names
 from bot.workflows.rules import REPO_NAME, REPO_URL, host_check
-from commands.common import confirmation, presser_has, progress_card, submit_from_press
+from commands.common import confirmation, confirmed_removal, progress_card, submit_from_press
 from commands.project import PROJECT
 
 if TYPE_CHECKING:
@@ -256,12 +256,7 @@ async def remove(ctx: CommandContext) -> Reply:
 
 @action("repo.remove")
 async def remove_confirmed(press: Press, bot: Bot) -> PressResult:
-    project_name, repo = str(press.data["project"]), str(press.data["repo"])
-    if not await presser_has(bot, press, project_name, Role.DEVELOPER):
-        return PressResult(ephemeral=bot.tr("actions.not_yours"))
-    submit_from_press(bot, press, "repo.remove", {"project": project_name, "repo": repo})
-    bot.store.audit(press.user_id, press.user_name, "repo.remove", f"{project_name}/{repo}", "confirmed")
-    return PressResult(update=Post(bot.tr("repo.removing", repo=code(repo))))
+    return await confirmed_removal(press, bot, "repo", Role.DEVELOPER)
 
 
 @operation("repo.remove")

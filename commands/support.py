@@ -205,34 +205,23 @@ async def support_channel(bot: Bot, team_id: str) -> str:
 
 
 def _staff_buttons(bot: Bot, ticket: Ticket) -> list[dict[str, Any]]:
-    buttons = []
-    if ticket.status == "open":
-        buttons.append(
-            button(
-                bot.public_url,
-                bot.signer,
-                name="ticket.take",
-                label=bot.tr("support.take"),
-                user_id=ANY_USER,
-                data={"id": ticket.id},
-                style="primary",
-                ttl=30 * 86400,
-            )
-        )
+    """Take while nobody has; resolve while open. Any staff member may press (checked on press)."""
+    offered = [("ticket.take", "support.take", "primary")] if ticket.status == "open" else []
     if ticket.open:
-        buttons.append(
-            button(
-                bot.public_url,
-                bot.signer,
-                name="ticket.resolve",
-                label=bot.tr("support.resolve"),
-                user_id=ANY_USER,
-                data={"id": ticket.id},
-                style="good",
-                ttl=30 * 86400,
-            )
+        offered.append(("ticket.resolve", "support.resolve", "good"))
+    return [
+        button(
+            bot.public_url,
+            bot.signer,
+            name=name,
+            label=bot.tr(label),
+            user_id=ANY_USER,
+            data={"id": ticket.id},
+            style=style,
+            ttl=30 * 86400,
         )
-    return buttons
+        for name, label, style in offered
+    ]
 
 
 def _support_card(bot: Bot, ticket: Ticket) -> Post:
