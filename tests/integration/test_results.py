@@ -194,7 +194,9 @@ def test_a_report_without_a_valid_token_or_for_another_project_is_refused(alpha:
 
 def test_a_scan_breaking_the_policy_is_flagged_and_mentions_the_owners(alpha: World, token: str) -> None:
     bob = User(alpha, "bob")
-    assert "réservé" in User(alpha, "carol").run("/cpn policy alpha --max-critical 0")["text"] or True
+    bob.run("/cpn member add alpha @dave --role devops")
+    refused = User(alpha, "dave").run("/cpn policy alpha --max-critical 0")["text"]
+    assert refused == "⛔ `policy` est réservé aux rôles : propriétaire ou administrateur du projet (ou plus)."
     bob.run("/cpn policy alpha --max-critical 0")
     push_report(alpha, token, (FIXTURES / "trivy_image_report.json").read_bytes(), ref="main")
     alpha.wait_idle()

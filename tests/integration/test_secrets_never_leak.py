@@ -126,7 +126,6 @@ def test_no_secret_in_posts_logs_audit_or_database(make_world, captured_logs: io
     shown_once = [e for e in mm.ephemeral if sync_token in str(e)]
     assert len(shown_once) == 1 and shown_once[0]["user_id"] == world.users["bob"].id
     assert bot_id  # the bot did post: the search ran over real content
-    assert "Gestion" not in places["channel posts"] or True
 
 
 def test_a_bot_killed_halfway_through_an_onboarding_finishes_it_after_restart(tmp_path: Path) -> None:
