@@ -9,37 +9,16 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from services.emulators.argocd import State, create_app, repo_permitted
 from services.emulators.base import EmulatorServer
 from services.emulators.fixtures import fixture
+from tests.support.app_switch import AppSwitch
 
 PASSWORD = "argo-admin-password"
 GITLAB = "https://gitlab.cpn.example/forge/shop"
 FIXTURE = fixture("argocd_app.json")
-
-
-class AppSwitch:
-    """One loopback server per module; each test plugs in a fresh emulator app.
-
-    Starting and stopping uvicorn costs ~0.2 s, too much to pay per test.
-    """
-
-    def __init__(self) -> None:
-        self.app: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        assert self.app is not None
-        await self.app(scope, receive, send)
 
 
 @pytest.fixture(scope="module")
