@@ -145,6 +145,7 @@ class ServiceEndpoint(Section):
 class GitLabConfig(ServiceEndpoint):
     poll_seconds: float = Field(60.0, ge=0, description="polling fallback period; 0 disables it")
     poll_stale_seconds: float = Field(60.0, gt=0, description="a pipeline silent this long is asked about")
+    poll_batch: int = Field(50, ge=1, description="repositories the polling fallback looks at per round")
     sync_rate_per_minute: int = Field(6, ge=1, description="sync API calls allowed per token per minute")
     trivy_job_pattern: str = Field("trivy*", description="the jobs whose artifact is a Trivy report (glob)")
     trivy_artifact: str = Field("trivy-report.json", description="the report's path in the job's artifacts")
@@ -172,6 +173,7 @@ class ArgoCDConfig(Section):
     poll_seconds: float = Field(2.0, gt=0, description="how often a running deploy is looked at")
     deploy_timeout_seconds: float = Field(600.0, gt=0)
     drift_poll_seconds: float = Field(120.0, ge=0, description="drift watch period; 0 disables it")
+    drift_batch: int = Field(50, ge=1, description="applications the drift watch looks at per round")
     drift_grace_seconds: float = Field(600.0, ge=0, description="OutOfSync/Degraded this long is reported")
 
 

@@ -97,37 +97,33 @@ async def watch_drift(bot: Bot) -> None:
         return
     grace = bot.config.argocd.drift_grace_seconds
     subscriptions = Subscriptions(bot.store)
-    for project in bot.projects.all():
-        if not bot.projects.channels(project.id):
+    # A bounded number of applications per round (bot.rotation): a round costs the same whatever
+    # the number of projects; the drift's "since" is kept in SQLite, so the grace still holds.
+    for project_id, env, repo in bot.drift_rotation.take(bot.projects.linked_deployments()):
+        project = bot.projects.by_id(project_id)
+        if flow.running(bot.store, project.id, env):
             continue
-        names = Names(bot.config.platform.root_group, project.slug)
-        for env in bot.projects.environments(project.id):
-            if flow.running(bot.store, project.id, env.name):
-                continue
-            for repo in bot.projects.repositories(project.id):
-                if not repo.is_infra:
-                    continue
-                app_name = names.argocd_app(env.name, repo.name)
-                try:
-                    # A normal refresh compares with git now, as ArgoCD's own periodic one would.
-                    app = await argocd.refresh(app_name)
-                except ServiceError:
-                    continue
-                status = app.get("status") or {}
-                if not status.get("history"):
-                    continue  # never deployed yet: nothing has drifted
-                state = "ok"
-                if (status.get("health") or {}).get("status") == "Degraded":
-                    state = "Degraded"
-                elif (status.get("sync") or {}).get("status") == "OutOfSync":
-                    state = "OutOfSync"
-                message = _drift_step(bot, project, app_name, state, grace)
-                if message is None:
-                    continue
-                failure = state != "ok"
-                for channel_id in subscriptions.targets(project, "deploy", env.name, env.name, failure=True):
-                    bot.outbox.enqueue(channel_id, Post(message))
-                bot.metrics.inc("cpn_drift_reports_total", state="drift" if failure else "recovered")
+        app_name = Names(bot.config.platform.root_group, project.slug).argocd_app(env, repo)
+        try:
+            # A normal refresh compares with git now, as ArgoCD's own periodic one would.
+            app = await argocd.refresh(app_name)
+        except ServiceError:
+            continue
+        status = app.get("status") or {}
+        if not status.get("history"):
+            continue  # never deployed yet: nothing has drifted
+        state = "ok"
+        if (status.get("health") or {}).get("status") == "Degraded":
+            state = "Degraded"
+        elif (status.get("sync") or {}).get("status") == "OutOfSync":
+            state = "OutOfSync"
+        message = _drift_step(bot, project, app_name, state, grace)
+        if message is None:
+            continue
+        failure = state != "ok"
+        for channel_id in subscriptions.targets(project, "deploy", env, env, failure=True):
+            bot.outbox.enqueue(channel_id, Post(message))
+        bot.metrics.inc("cpn_drift_reports_total", state="drift" if failure else "recovered")
 
 
 def _drift_step(bot: Bot, project: Project, app: str, state: str, grace: float) -> str | None:

@@ -255,6 +255,33 @@ class Projects:
         rows = self.db.execute("SELECT channel_id FROM channel_links WHERE project_id = ?", (project_id,))
         return [r[0] for r in rows.fetchall()]
 
+    def linked_repositories(self) -> dict[int, list[str]]:
+        """Repository names of every active project linked to a channel, by project id (one query)."""
+        rows = self.db.execute(
+            "SELECT p.id, r.name FROM projects p LEFT JOIN repositories r "
+            "ON r.project_id = p.id AND r.status != 'removed' "
+            "WHERE p.status != 'archived' AND EXISTS (SELECT 1 FROM channel_links c WHERE c.project_id = p.id) "
+            "ORDER BY p.id, r.name"
+        ).fetchall()
+        found: dict[int, list[str]] = {}
+        for project_id, name in rows:
+            found.setdefault(project_id, [])
+            if name is not None:
+                found[project_id].append(name)
+        return found
+
+    def linked_deployments(self) -> list[tuple[int, str, str]]:
+        """(project id, environment, infra repository) of every active project linked to a channel:
+        the ArgoCD applications the drift watch looks at (one query)."""
+        rows = self.db.execute(
+            "SELECT p.id, e.name, r.name FROM projects p "
+            "JOIN environments e ON e.project_id = p.id AND e.status != 'removed' "
+            "JOIN repositories r ON r.project_id = p.id AND r.status != 'removed' AND r.is_infra "
+            "WHERE p.status != 'archived' AND EXISTS (SELECT 1 FROM channel_links c WHERE c.project_id = p.id) "
+            "ORDER BY p.id, e.name, r.name"
+        ).fetchall()
+        return [(int(pid), str(env), str(repo)) for pid, env, repo in rows]
+
     def linked_to(self, channel_id: str) -> list[Project]:
         rows = self.db.execute(
             "SELECT p.id FROM projects p JOIN channel_links c ON c.project_id = p.id "

@@ -248,10 +248,9 @@ async def poll_pipelines(bot: Bot) -> None:
         return
     book = PipelineBook(bot.store)
     stale_after = bot.config.gitlab.poll_stale_seconds if bot.config.gitlab else 60.0
-    projects = {p.id: p for p in bot.projects.all()}
     for state in book.unfinished(older_than=stale_after):
-        project = projects.get(state.project_id)
-        if project is None:
+        project = bot.projects.by_id(state.project_id)
+        if project.status == "archived":
             continue
         try:
             pipeline = await gitlab.pipeline(state.gitlab_project_id, state.pipeline_id)
@@ -263,10 +262,11 @@ async def poll_pipelines(bot: Bot) -> None:
         if changed:
             bot.metrics.inc("cpn_pipelines_polled_total", outcome="repaired")
             await publish(bot, project, updated)
-    await discover_recent(bot, list(projects.values()))
+    await discover_recent(bot)
 
 
-DISCOVERY_WINDOW = 900.0  # older pipelines are history, not news
+DISCOVERY_WINDOW = 900.0  # older pipelines are history, not news, the first time a repository is looked at
+DISCOVERY_MARGIN = 60.0  # clocks and pagination: a pipeline this much older than the last look is still news
 
 
 def _age_seconds(created_at: str) -> float:
@@ -279,29 +279,46 @@ def _age_seconds(created_at: str) -> float:
     return (datetime.now(UTC) - created).total_seconds()
 
 
-async def discover_recent(bot: Bot, projects: list[Project]) -> None:
-    """Pipelines of linked projects that no webhook told about (created while hooks were lost)."""
+async def discover_recent(bot: Bot) -> None:
+    """Pipelines of linked projects that no webhook told about (created while hooks were lost).
+
+    One round looks at the next ``gitlab.poll_batch`` repositories only (:class:`bot.rotation.Rotation`),
+    so its cost does not grow with the number of projects; a pipeline is news if it was created
+    after the repository's previous look (or, the first time, in the last ``DISCOVERY_WINDOW``).
+    """
     gitlab = bot.platform.gitlab
     assert gitlab is not None
     book = PipelineBook(bot.store)
-    for project in projects:
-        if not bot.projects.channels(project.id):
-            continue
-        names = Names(bot.config.platform.root_group, project.slug)
-        repos = [MIRROR_REPO] + [r.name for r in bot.projects.repositories(project.id)]
-        for repo in repos:
-            found = await gitlab.find_project(names.repo(repo)) if repo else None
-            if found is None:
-                continue
-            try:
-                pipelines = await gitlab.pipelines(found.id, per_page=3)
-            except ServiceError:
-                continue
-            for pipeline in pipelines:
-                known = book.get(f"{found.id}:{pipeline.id}")
-                if known is not None or _age_seconds(pipeline.created_at) > DISCOVERY_WINDOW:
+    targets = [
+        (project_id, repo)
+        for project_id, names in bot.projects.linked_repositories().items()
+        for repo in [MIRROR_REPO, *names]
+    ]
+    rotation = bot.pipeline_rotation
+    for project_id, repo in rotation.take(targets):
+        key = (project_id, repo)
+        project = bot.projects.by_id(project_id)
+        now = time.time()
+        previous = rotation.looked_at(key)
+        max_age = DISCOVERY_WINDOW if previous is None else now - previous + DISCOVERY_MARGIN
+        path = Names(bot.config.platform.root_group, project.slug).repo(repo)
+        gitlab_id = bot.gitlab_ids.get(path)
+        try:
+            if gitlab_id is None:
+                found = await gitlab.find_project(path)
+                if found is None:
                     continue
-                jobs = await gitlab.pipeline_jobs(found.id, pipeline.id)
-                state, _ = book.apply_api(project, repo, pipeline, jobs)
-                bot.metrics.inc("cpn_pipelines_polled_total", outcome="discovered")
-                await publish(bot, project, state)
+                gitlab_id = bot.gitlab_ids[path] = found.id
+            pipelines = await gitlab.pipelines(gitlab_id, per_page=3)
+        except ServiceError:
+            bot.gitlab_ids.pop(path, None)  # removed and added again under another id, or GitLab down
+            continue
+        rotation.mark(key, now)
+        for pipeline in pipelines:
+            known = book.get(f"{gitlab_id}:{pipeline.id}")
+            if known is not None or _age_seconds(pipeline.created_at) > max_age:
+                continue
+            jobs = await gitlab.pipeline_jobs(gitlab_id, pipeline.id)
+            state, _ = book.apply_api(project, repo, pipeline, jobs)
+            bot.metrics.inc("cpn_pipelines_polled_total", outcome="discovered")
+            await publish(bot, project, state)

@@ -32,6 +32,7 @@ from bot.outbox import Outbox, Post
 from bot.ratelimit import RateLimiter
 from bot.results import quality_lines  # also handles SonarQube's quality gates
 from bot.rights import Role
+from bot.rotation import Rotation
 from bot.scans import scan_lines  # also handles Trivy reports
 from bot.scheduler import Scheduler
 from bot.spec import REGISTRY, Registry
@@ -91,6 +92,12 @@ class Bot:
         self.support_channel_id = ""
         self.sync_limiter = RateLimiter(config.gitlab.sync_rate_per_minute if config.gitlab else 6)
         self.platform = Platform.from_config(config)
+        # The polling fallback's turn over the repositories, and their GitLab ids once looked up.
+        self.pipeline_rotation: Rotation[tuple[int, str]] = Rotation(config.gitlab.poll_batch if config.gitlab else 50)
+        self.gitlab_ids: dict[str, int] = {}
+        self.drift_rotation: Rotation[tuple[int, str, str]] = Rotation(
+            config.argocd.drift_batch if config.argocd else 50
+        )
         self.scheduler = Scheduler(
             {
                 "gitlab.poll": config.gitlab.poll_seconds if config.gitlab else 0.0,

@@ -408,6 +408,7 @@ class World:
                 # Pipelines silent this long are asked about: seconds in the sandbox.
                 "poll_seconds": max(1.0, 20 * self.timings.pipeline_step),
                 "poll_stale_seconds": max(1.0, 20 * self.timings.pipeline_step),
+                "poll_batch": 10,  # a round a second: ten repositories per round keep it light
             },
             "vault": {
                 "url": self.servers["vault"].url,
@@ -432,6 +433,7 @@ class World:
                 "webhook_secret": self.secret_ref("argocd_hooks", self.webhook_secrets["argocd"]),
                 "poll_seconds": max(0.02, self.timings.argocd_step / 2),
                 "drift_poll_seconds": max(1.0, 30 * self.timings.argocd_step),
+                "drift_batch": 10,
                 "drift_grace_seconds": max(2.0, 60 * self.timings.argocd_step),
             },
         }

@@ -481,6 +481,49 @@ def test_a_lost_webhook_still_ends_in_the_right_final_card_without_a_duplicate(
     assert "réussi" in card["title"] and "✅ test" in card["text"]
 
 
+def test_a_pipeline_no_webhook_told_about_is_found_by_polling_in_turns_and_posted_once(
+    make_world: Callable[..., World],
+) -> None:
+    # One repository per polling round: alpha's two (mirror, api) take two rounds.
+    world = make_world(config_overrides={"gitlab": {"poll_seconds": 0, "poll_batch": 1}})
+    bob = User(world, "bob")
+    bob.run("/cpn project create alpha")
+    world.wait_idle(30)
+    bob.run("/cpn repo add alpha api --url https://github.com/ministere/api.git")  # synced: it has a CI file
+    wait_for(lambda: _all_pipelines_done(world), timeout=20, what="the first sync")
+    world.wait_idle()
+    gitlab = httpx.Client(
+        base_url=f"{world.servers['gitlab'].url}/api/v4", headers={"PRIVATE-TOKEN": world.service_tokens["gitlab"]}
+    )
+    group = "forge%2Fprojects%2Falpha"
+    for hook in gitlab.get(f"/groups/{group}/hooks").json():  # every webhook is lost from now on
+        gitlab.delete(f"/groups/{group}/hooks/{hook['id']}").raise_for_status()
+    project = gitlab.get("/projects/forge%2Fprojects%2Falpha%2Fapi").json()
+    started = gitlab.post(f"/projects/{project['id']}/pipeline", json={"ref": "main"}).json()
+    wait_for(
+        lambda: gitlab.get(f"/projects/{project['id']}/pipelines/{started['id']}").json()["status"] == "success",
+        timeout=20,
+        what="GitLab finished the pipeline",
+    )
+
+    def poll() -> None:
+        async def one_round() -> None:
+            from bot.notifications import poll_pipelines
+
+            assert world.bot is not None
+            await poll_pipelines(world.bot)
+
+        world.run(one_round())
+        world.wait_idle()
+
+    poll()  # looks at "alpha/api" (before "alpha/mirror")
+    (card,) = pipeline_cards(world, started["id"])
+    assert "réussi" in card["title"] and "✅ test" in card["text"]
+    poll()  # "alpha/mirror": nothing there
+    poll()  # "alpha/api" again: already known
+    assert len(pipeline_cards(world, started["id"])) == 1
+
+
 @pytest.fixture
 def killed_world(tmp_path: Path) -> Iterator[World]:
     world = World(tmp_path, timings=Timings.fast(), bot_in_process=False).start()
