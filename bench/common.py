@@ -31,6 +31,14 @@ ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 
 
+def _cpu_of(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class BenchError(RuntimeError):
     """The benchmark could not measure what it meant to (a server did not start, answers were wrong)."""
 
@@ -257,10 +265,16 @@ class ServerProcess:
         raise BenchError(f"{self.name} not ready at {url} after {timeout:.0f} s:\n{self.log_tail()}")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the process has used so far (Linux /proc)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        """User + system CPU time the process and its live children (the bot's worker) have used so
+        far (Linux /proc). A child that exited is no longer counted: do not compare across its restart."""
+        return sum(_cpu_of(pid) for pid in [self.pid, *self.children()])
+
+    def children(self) -> list[int]:
+        try:
+            text = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(pid) for pid in text.split()]
 
     def memory(self) -> dict[str, int]:
         """The ``Vm*``, ``Rss*`` and ``Threads`` lines of /proc/<pid>/status, in kB (threads: count)."""

@@ -25,6 +25,7 @@ from bot.logs import log, request_id_var
 from bot.runtime import Bot
 from bot.slash import SlashCommands, parse_form, token_ok
 from bot.sync_api import sync_request
+from bot.worker import metrics_snapshot_path, read_snapshot
 from services.errors import ServiceError
 
 logger = logging.getLogger("cpn.http")
@@ -228,12 +229,15 @@ def create_app(bot: Bot, manage_lifecycle: bool = True) -> ASGIApp:
             checks["mattermost"] = "ok" if await bot.mm.ping() else "failed"
         except ServiceError:
             checks["mattermost"] = "unreachable"
+        if bot.worker is not None:
+            checks["worker"] = "ok" if bot.worker.alive() else "down"
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        return PlainTextResponse(bot.metrics.render(), media_type="text/plain; version=0.0.4")
+        other = read_snapshot(metrics_snapshot_path(bot.config)) if bot.worker is not None else None
+        return PlainTextResponse(bot.metrics.render(other), media_type="text/plain; version=0.0.4")
 
     return EdgeMiddleware(app, bot)
 

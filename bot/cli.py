@@ -23,7 +23,13 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"configuration refused:\n{exc}", file=sys.stderr)
         return 2
     setup_logging(config.logging.level, config.logging.json_format)
-    bot = Bot(config)
+    if config.server.worker_process:
+        from bot.worker import ProcessRole, Supervisor, worker_command
+
+        bot = Bot(config, role=ProcessRole.WEB)
+        bot.worker = Supervisor(worker_command(args.config))
+    else:
+        bot = Bot(config)
     uvicorn.run(
         create_app(bot),
         host=config.server.host,
@@ -34,6 +40,19 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=5,
     )
     return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from bot.logs import setup_logging
+    from bot.worker import run_worker
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"configuration refused:\n{exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.logging.level, config.logging.json_format)
+    return asyncio.run(run_worker(config))
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -76,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the bot (production)")
     serve.add_argument("--config", required=True, help="TOML configuration file")
     serve.set_defaults(func=_serve)
+
+    worker = sub.add_parser("worker", help="the worker process (started by serve when server.worker_process)")
+    worker.add_argument("--config", required=True, help="TOML configuration file")
+    worker.set_defaults(func=_worker)
 
     check = sub.add_parser("check-config", help="validate a configuration and reach every service")
     check.add_argument("--config", required=True)

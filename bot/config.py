@@ -69,6 +69,9 @@ class ServerConfig(Section):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_report_bytes: int = Field(67_108_864, ge=1024, description="body limit of POST /hooks/trivy")
     command_reply_budget_seconds: float = Field(0.8, gt=0, le=2.5)
+    worker_process: bool = Field(
+        False, description="process events, posts and scheduled jobs in a second process (another core)"
+    )
 
 
 class StoreConfig(Section):

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.inbox_writer import InboxWriter
 from bot.logs import log
 from bot.store import Store, now
 
@@ -66,6 +67,8 @@ EVENTS_PER_TURN = 8
 class Inbox:
     def __init__(self, store: Store) -> None:
         self.store = store
+        # The web process beside a worker writes through a group-commit thread (bot.inbox_writer).
+        self.writer: InboxWriter | None = None
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -104,19 +107,36 @@ class Inbox:
         self._wake.set()
         return int(row_id or 0), True
 
+    async def receive(
+        self,
+        source: str,
+        delivery_id: str,
+        event_type: str,
+        body: str,
+        headers: dict[str, str] | None = None,
+        project_key: str = "",
+    ) -> tuple[int, bool]:
+        """As :meth:`accept`, through the group-commit writer when this process has one."""
+        if self.writer is None:
+            return self.accept(source, delivery_id, event_type, body, headers, project_key)
+        return await self.writer.accept(source, delivery_id, event_type, body, headers or {}, project_key)
+
     def pending(self) -> int:
         return self.store.count("inbox", "status = 'pending'")
+
+    def wake(self) -> None:
+        """Look for pending rows now (another process stored them)."""
+        self._wake.set()
 
     async def run(self, bot: Bot) -> None:
         await self._after_batch(bot)  # what a crash left half done
         while not self._stopping:
             rows = list(self.store.db.table("inbox").rows_where("status = 'pending'", order_by="id", limit=100))
-            for index, row in enumerate(rows, start=1):
-                await self._process(row, bot)
-                if index % EVENTS_PER_TURN == 0:
-                    # Let acknowledgements and deliveries run: one loop serves them all. A few events
-                    # per turn, so that processing keeps pace with 64 senders being acknowledged.
-                    await asyncio.sleep(0)
+            for start in range(0, len(rows), EVENTS_PER_TURN):
+                await self._process_turn(rows[start : start + EVENTS_PER_TURN], bot)
+                # Let acknowledgements and deliveries run: one loop serves them all. A few events
+                # per turn, so that processing keeps pace with 64 senders being acknowledged.
+                await asyncio.sleep(0)
             if rows:
                 await self._after_batch(bot)
                 continue
@@ -144,7 +164,19 @@ class Inbox:
                 raise TimeoutError("inbox still has pending events")
             await asyncio.sleep(0.01)
 
+    async def _process_turn(self, rows: list[dict[str, Any]], bot: Bot) -> None:
+        """A few events in one transaction: one commit (and one take of the write lock) for all."""
+        conn = self.store.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for row in rows:
+                await self._process(row, bot)
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
     async def _process(self, row: dict[str, Any], bot: Bot) -> None:
+        """One event: its state, its posts and its own "done" together, or none of its effects."""
         event = InboundEvent(
             id=row["id"],
             source=row["source"],
@@ -156,26 +188,23 @@ class Inbox:
         )
         handler = HANDLERS.get(event.source)
         status, error = "done", ""
-        # One transaction per event: its state, its posts and its own "done" commit together.
-        conn = self.store.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if handler is None:
-                status = "ignored"
-                bot.metrics.inc("cpn_events_ignored_total", source=event.source, reason="no_handler")
-            else:
-                try:
-                    await handler(event, bot)
-                except Exception as exc:
-                    status, error = "failed", type(exc).__name__
-                    log(logger, logging.ERROR, "event processing failed", event=event.id, error=error)
-                    logger.debug("event failure", exc_info=True)
-                    bot.metrics.inc("cpn_event_errors_total", source=event.source)
-            self.store.db.execute(
-                "UPDATE inbox SET status = ?, error = ?, attempts = attempts + 1, processed_at = ? WHERE id = ?",
-                (status, error, now(), event.id),
-            )
-        finally:
-            if conn.in_transaction:
-                conn.execute("COMMIT")
+        db = self.store.db
+        db.execute("SAVEPOINT event")
+        if handler is None:
+            status = "ignored"
+            bot.metrics.inc("cpn_events_ignored_total", source=event.source, reason="no_handler")
+        else:
+            try:
+                await handler(event, bot)
+            except Exception as exc:
+                db.execute("ROLLBACK TO event")  # half an event's effects would be worse than none
+                status, error = "failed", type(exc).__name__
+                log(logger, logging.ERROR, "event processing failed", event=event.id, error=error)
+                logger.debug("event failure", exc_info=True)
+                bot.metrics.inc("cpn_event_errors_total", source=event.source)
+        db.execute(
+            "UPDATE inbox SET status = ?, error = ?, attempts = attempts + 1, processed_at = ? WHERE id = ?",
+            (status, error, now(), event.id),
+        )
+        db.execute("RELEASE event")
         bot.metrics.inc("cpn_events_processed_total", source=event.source, status=status)

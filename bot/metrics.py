@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -72,23 +73,61 @@ class Metrics:
     def value(self, name: str, **labels: str) -> float:
         return self._counters.get(name, {}).get(_labels(labels), 0.0)
 
-    def render(self) -> str:
-        lines: list[str] = []
+    def snapshot(self) -> dict[str, Any]:
+        """Counters and histograms as JSON, for another process to add to its own (the worker's)."""
         with self._lock:
-            for name, series in sorted(self._counters.items()):
-                lines.append(f"# HELP {name} {self._help.get(name, name)}")
-                lines.append(f"# TYPE {name} counter")
-                for labels, value in sorted(series.items()):
-                    lines.append(f"{name}{_fmt(labels)} {value:g}")
-            for name, hseries in sorted(self._histograms.items()):
-                lines.append(f"# HELP {name} {self._help.get(name, name)}")
-                lines.append(f"# TYPE {name} histogram")
-                for labels, hist in sorted(hseries.items()):
-                    for bound, count in zip(BUCKETS, hist.counts, strict=True):
-                        lines.append(f"{name}_bucket{_fmt(labels, (('le', f'{bound:g}'),))} {count}")
-                    lines.append(f"{name}_bucket{_fmt(labels, (('le', '+Inf'),))} {hist.n}")
-                    lines.append(f"{name}_sum{_fmt(labels)} {hist.total:g}")
-                    lines.append(f"{name}_count{_fmt(labels)} {hist.n}")
+            return {
+                "counters": {n: [[list(map(list, k)), v] for k, v in s.items()] for n, s in self._counters.items()},
+                "histograms": {
+                    n: [[list(map(list, k)), h.counts, h.total, h.n] for k, h in s.items()]
+                    for n, s in self._histograms.items()
+                },
+            }
+
+    def _merged(
+        self, other: dict[str, Any] | None
+    ) -> tuple[dict[str, dict[Labels, float]], dict[str, dict[Labels, _Histogram]]]:
+        with self._lock:
+            counters = {n: dict(s) for n, s in self._counters.items()}
+            histograms = {
+                n: {k: _Histogram(list(h.counts), h.total, h.n) for k, h in s.items()}
+                for n, s in self._histograms.items()
+            }
+        if not other:
+            return counters, histograms
+        for name, series in (other.get("counters") or {}).items():
+            mine = counters.setdefault(name, {})
+            for labels, value in series:
+                key: Labels = tuple((str(k), str(v)) for k, v in labels)
+                mine[key] = mine.get(key, 0.0) + float(value)
+        for name, hseries in (other.get("histograms") or {}).items():
+            hmine = histograms.setdefault(name, {})
+            for labels, counts, total, n in hseries:
+                key = tuple((str(k), str(v)) for k, v in labels)
+                hist = hmine.setdefault(key, _Histogram())
+                hist.counts = [a + int(b) for a, b in zip(hist.counts, counts, strict=True)]
+                hist.total += float(total)
+                hist.n += int(n)
+        return counters, histograms
+
+    def render(self, other: dict[str, Any] | None = None) -> str:
+        """The exposition text; ``other`` (a :meth:`snapshot` of another process) is added in."""
+        counters, histograms = self._merged(other)
+        lines: list[str] = []
+        for name, series in sorted(counters.items()):
+            lines.append(f"# HELP {name} {self._help.get(name, name)}")
+            lines.append(f"# TYPE {name} counter")
+            for labels, value in sorted(series.items()):
+                lines.append(f"{name}{_fmt(labels)} {value:g}")
+        for name, hseries in sorted(histograms.items()):
+            lines.append(f"# HELP {name} {self._help.get(name, name)}")
+            lines.append(f"# TYPE {name} histogram")
+            for labels, hist in sorted(hseries.items()):
+                for bound, count in zip(BUCKETS, hist.counts, strict=True):
+                    lines.append(f"{name}_bucket{_fmt(labels, (('le', f'{bound:g}'),))} {count}")
+                lines.append(f"{name}_bucket{_fmt(labels, (('le', '+Inf'),))} {hist.n}")
+                lines.append(f"{name}_sum{_fmt(labels)} {hist.total:g}")
+                lines.append(f"{name}_count{_fmt(labels)} {hist.n}")
         for name, (help_text, read) in sorted(self._gauges.items()):
             lines.append(f"# HELP {name} {help_text}")
             lines.append(f"# TYPE {name} gauge")

@@ -114,6 +114,10 @@ class Operations:
     def pending(self) -> int:
         return self.store.count("operations", "status IN ('pending', 'running')")
 
+    def wake(self) -> None:
+        """Look for pending rows now (another process stored them)."""
+        self._wake.set()
+
     def get(self, op_id: int) -> dict[str, Any] | None:
         rows = list(self.store.db.table("operations").rows_where("id = ?", [op_id]))
         return rows[0] if rows else None

@@ -21,6 +21,7 @@ from bot.dispatcher import Dispatcher
 from bot.i18n import Translator
 from bot.identity import Identities
 from bot.inbox import Inbox
+from bot.inbox_writer import InboxWriter
 from bot.interactive import Signer
 from bot.knowledge import KnowledgeBase, load_articles
 from bot.listener import Listener
@@ -37,6 +38,7 @@ from bot.scans import scan_lines  # also handles Trivy reports
 from bot.scheduler import Scheduler
 from bot.spec import REGISTRY, Registry
 from bot.store import Store
+from bot.worker import ProcessRole, StoreWatch, Supervisor
 from bot.workflows.naming import derive
 from bot.workflows.platform import Platform
 from services.errors import ServiceError
@@ -67,8 +69,11 @@ def _secrets_of(config: Config) -> list[str]:
 
 
 class Bot:
-    def __init__(self, config: Config, registry: Registry | None = None) -> None:
+    def __init__(self, config: Config, registry: Registry | None = None, role: ProcessRole = ProcessRole.ALL) -> None:
         self.config = config
+        self.role = role
+        # With a separate worker process, the web process runs it (set by ``cpn-bot serve``).
+        self.worker: Supervisor | None = None
         for secret in _secrets_of(config):
             register_secret(secret)
         self.tr = Translator(config.language)
@@ -122,20 +127,39 @@ class Bot:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start what this process runs (:class:`bot.worker.ProcessRole`): all of it, or its half."""
         self.loop = asyncio.get_running_loop()
-        recovered = self.operations.recover()
-        if recovered:
-            logger.info("operations resumed after restart", extra={"fields": {"count": recovered}})
+        role = self.role
         await self._login()
-        self._tasks = [
-            asyncio.create_task(self.outbox.run(), name="outbox"),
-            asyncio.create_task(self.operations.run(self), name="operations"),
-            asyncio.create_task(self.inbox.run(self), name="inbox"),
-        ]
-        self.scheduler.start(self)
-        if self.config.mattermost.websocket:
-            self.listener.start()
+        self._tasks = []
+        if role.serves_http:
+            recovered = self.operations.recover()
+            if recovered:
+                logger.info("operations resumed after restart", extra={"fields": {"count": recovered}})
+            self._tasks.append(asyncio.create_task(self.operations.run(self), name="operations"))
+        if role.processes:
+            self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
+            self._tasks.append(asyncio.create_task(self.inbox.run(self), name="inbox"))
+            self.scheduler.start(self)
+            if self.config.mattermost.websocket:
+                self.listener.start()
+        if role is ProcessRole.WEB:
+            self.inbox.writer = InboxWriter(self.store.path)
+            self.inbox.writer.start()
+        if role is not ProcessRole.ALL:
+            watch = StoreWatch(self.store, self._other_process_committed)
+            self._tasks.append(asyncio.create_task(watch.run(), name="store-watch"))
+        if self.worker is not None:
+            self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
         self.started = True
+
+    def _other_process_committed(self) -> None:
+        """The other process wrote: events to process, posts to send, operations to run."""
+        if self.role.processes:
+            self.inbox.wake()
+            self.outbox.wake()
+        else:
+            self.operations.wake()
 
     async def _login(self) -> None:
         try:
@@ -154,6 +178,11 @@ class Bot:
             delay = min(delay * 2, 30.0)
 
     async def stop(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop()
+        if self.inbox.writer is not None:
+            self.inbox.writer.stop()
+            self.inbox.writer = None
         self.outbox.stop()
         self.operations.stop()
         self.inbox.stop()

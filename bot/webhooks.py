@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import sqlite3
 import uuid
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,14 @@ if TYPE_CHECKING:
     from bot.runtime import Bot
 
 KEPT_HEADERS = ("x-gitlab-event", "x-gitlab-instance", "x-gitlab-webhook-uuid", "user-agent")
+
+
+def _not_stored(bot: Bot, source: str) -> Response:
+    """The event could not be made durable (the database is locked or full): not acknowledged."""
+    bot.metrics.inc("cpn_webhooks_refused_total", source=source, reason="store")
+    return JSONResponse(
+        {"error": "the event could not be stored; send it again later"}, status_code=503, headers={"Retry-After": "5"}
+    )
 
 
 def _equal(a: str, b: str) -> bool:
@@ -60,7 +69,10 @@ async def gitlab_hook(bot: Bot, request: Request) -> Response:
         or hashlib.sha256(body).hexdigest()
     )[:128]
     headers = {k: request.headers[k][:200] for k in KEPT_HEADERS if k in request.headers}
-    _, new = bot.inbox.accept("gitlab", delivery, event, body.decode("utf-8"), headers, project_key=slug)
+    try:
+        _, new = await bot.inbox.receive("gitlab", delivery, event, body.decode("utf-8"), headers, project_key=slug)
+    except sqlite3.Error:
+        return _not_stored(bot, "gitlab")
     bot.metrics.inc("cpn_webhooks_accepted_total", source="gitlab", duplicate=str(not new).lower())
     return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)
 
@@ -81,7 +93,10 @@ async def argocd_hook(bot: Bot, request: Request) -> Response:
     if not isinstance(payload, dict) or not isinstance(payload.get("app"), str):
         return JSONResponse({"error": 'expected a JSON object with "app" and "event"'}, status_code=400)
     delivery = hashlib.sha256(body).hexdigest()
-    _, new = bot.inbox.accept("argocd", delivery, str(payload.get("event", ""))[:64], body.decode("utf-8"))
+    try:
+        _, new = await bot.inbox.receive("argocd", delivery, str(payload.get("event", ""))[:64], body.decode("utf-8"))
+    except sqlite3.Error:
+        return _not_stored(bot, "argocd")
     return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)
 
 
@@ -105,7 +120,12 @@ async def sonarqube_hook(bot: Bot, request: Request) -> Response:
         payload = None
     if not isinstance(payload, dict):
         return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
-    _, new = bot.inbox.accept("sonarqube", delivery_id(body), "quality_gate", body.decode("utf-8"), project_key=slug)
+    try:
+        _, new = await bot.inbox.receive(
+            "sonarqube", delivery_id(body), "quality_gate", body.decode("utf-8"), project_key=slug
+        )
+    except sqlite3.Error:
+        return _not_stored(bot, "sonarqube")
     return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)
 
 
@@ -136,12 +156,15 @@ async def trivy_hook(bot: Bot, request: Request) -> Response:
     }
     # The same report pushed twice is two scans; only a retried delivery (same key) is one.
     delivery = request.headers.get("idempotency-key", "")[:128] or uuid.uuid4().hex
-    _, new = bot.inbox.accept(
-        "trivy",
-        delivery,
-        "report",
-        body.decode("utf-8", errors="replace"),
-        {"meta": json.dumps(meta)},
-        project_key=project.name,
-    )
+    try:
+        _, new = await bot.inbox.receive(
+            "trivy",
+            delivery,
+            "report",
+            body.decode("utf-8", errors="replace"),
+            {"meta": json.dumps(meta)},
+            project_key=project.name,
+        )
+    except sqlite3.Error:
+        return _not_stored(bot, "trivy")
     return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)

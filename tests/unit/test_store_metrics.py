@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from bot.metrics import Metrics
@@ -44,3 +45,34 @@ def test_metrics_text_format() -> None:
     assert 'cpn_commands_total{command="help"} 2' in text
     assert 'cpn_http_request_seconds_bucket{route="/x",le="0.025"} 1' in text
     assert 'cpn_queue_depth{queue="outbox"} 3' in text
+
+
+def test_another_process_metrics_are_added_to_the_rendered_ones() -> None:
+    web, worker = Metrics(), Metrics()
+    web.inc("cpn_webhooks_accepted_total", source="gitlab")
+    worker.inc("cpn_events_processed_total", 3, source="gitlab", status="done")
+    worker.inc("cpn_webhooks_accepted_total", 2, source="gitlab")
+    worker.observe("cpn_outbox_delivery_seconds", 0.02)
+    text = web.render(json.loads(json.dumps(worker.snapshot())))  # as read back from the snapshot file
+    assert 'cpn_webhooks_accepted_total{source="gitlab"} 3' in text
+    assert 'cpn_events_processed_total{source="gitlab",status="done"} 3' in text
+    assert 'cpn_outbox_delivery_seconds_bucket{le="0.025"} 1' in text
+    assert 'cpn_webhooks_accepted_total{source="gitlab"} 1' in web.render()  # its own series untouched
+
+
+def test_the_schema_cache_sees_tables_created_after_it_was_filled(tmp_path: Path) -> None:
+    store = Store(tmp_path / "bot.sqlite")
+    assert "later" not in store.db.table_names()
+    store.db.execute("CREATE TABLE later (id INTEGER PRIMARY KEY)")
+    assert "later" in store.db.table_names()
+    store.db.table("later").insert({"id": 1})
+    assert store.db.execute("SELECT COUNT(*) FROM later").fetchone()[0] == 1
+
+
+def test_data_version_changes_when_another_connection_commits(tmp_path: Path) -> None:
+    store, other = Store(tmp_path / "bot.sqlite"), Store(tmp_path / "bot.sqlite")
+    first = store.data_version()
+    store.audit("u1", "bob", "test", "x", "ok")  # its own commits do not count
+    assert store.data_version() == first
+    other.audit("u1", "bob", "test", "y", "ok")
+    assert store.data_version() != first

@@ -1,0 +1,169 @@
+"""The worker process: inbound events, posts, scheduled jobs and the websocket, beside the web process.
+
+With ``server.worker_process = true``, ``cpn-bot serve`` answers HTTP only (webhook
+acknowledgements, slash commands, buttons and the operations they start) and runs ``cpn-bot
+worker`` as its child, on another core: a webhook's ``202`` then costs one insert, and a burst of
+events no longer slows the acknowledgements down, nor they the posts. The two share nothing but the
+SQLite file. Each wakes when the other commits (``PRAGMA data_version`` changes for commits of
+other connections); the worker's metrics reach ``/metrics`` through a snapshot file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.store import Store
+
+if TYPE_CHECKING:
+    from bot.config import Config
+
+logger = logging.getLogger("cpn.worker")
+
+WATCH_SECONDS = 0.005  # how often a process looks for the other's commits: one cheap PRAGMA
+SNAPSHOT_SECONDS = 0.5  # how often the worker writes its metrics for the web process
+
+
+class ProcessRole(StrEnum):
+    """What a process of the bot runs."""
+
+    ALL = "all"  # everything in one process (the default, the tests, the sandbox)
+    WEB = "web"  # HTTP and operations; the worker does the rest
+    WORKER = "worker"  # inbox, outbox, scheduler, websocket listener
+
+    @property
+    def serves_http(self) -> bool:
+        return self is not ProcessRole.WORKER
+
+    @property
+    def processes(self) -> bool:
+        return self is not ProcessRole.WEB
+
+
+def metrics_snapshot_path(config: Config) -> Path:
+    return Path(f"{config.store.path}.worker-metrics.json")
+
+
+def read_snapshot(path: Path) -> dict[str, Any] | None:
+    """The worker's last metrics snapshot; None if it has not written one (or it is unreadable)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_snapshot(path: Path, data: dict[str, Any]) -> None:
+    """Written beside, then renamed: the web process never reads half a file."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data))
+    os.replace(temporary, path)
+
+
+class StoreWatch:
+    """Calls ``wake`` whenever another process has committed to the database."""
+
+    def __init__(self, store: Store, wake: Callable[[], None], interval: float = WATCH_SECONDS) -> None:
+        self.store = store
+        self.wake = wake
+        self.interval = interval
+
+    async def run(self) -> None:
+        last = self.store.data_version()
+        while True:
+            await asyncio.sleep(self.interval)
+            current = self.store.data_version()
+            if current != last:
+                last = current
+                self.wake()
+
+
+class Supervisor:
+    """Runs the worker as a child process; restarts it if it dies; stops it with the web process."""
+
+    def __init__(self, argv: Sequence[str], restart_delay: float = 0.5, max_delay: float = 30.0) -> None:
+        self.argv = list(argv)
+        self.restart_delay = restart_delay
+        self.max_delay = max_delay
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._stopping = False
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        # The child inherits stdout/stderr: its JSON log lines go where the web process's go.
+        self.process = subprocess.Popen(self.argv)  # noqa: S603 (our interpreter, our config path)
+
+    async def run(self) -> None:
+        delay = self.restart_delay
+        if self.process is None:
+            self.start()
+        started = time.monotonic()
+        while not self._stopping:
+            await asyncio.sleep(0.2)
+            assert self.process is not None
+            code = self.process.poll()
+            if code is None or self._stopping:
+                continue
+            logger.warning("worker process exited: restarting", extra={"fields": {"code": code}})
+            if time.monotonic() - started > 60:
+                delay = self.restart_delay  # it had been running well: not a crash loop
+            await asyncio.sleep(delay)
+            delay = min(self.max_delay, delay * 2)
+            if self._stopping:
+                break
+            self.restarts += 1
+            self.start()
+            started = time.monotonic()
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        self._stopping = True
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(process.wait, timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def worker_command(config_path: str) -> list[str]:
+    return [sys.executable, "-m", "bot.cli", "worker", "--config", config_path]
+
+
+async def run_worker(config: Config) -> int:
+    """``cpn-bot worker``: until SIGTERM or SIGINT; the metrics snapshot written as it goes."""
+    from bot.runtime import Bot
+
+    bot = Bot(config, role=ProcessRole.WORKER)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    path = metrics_snapshot_path(config)
+    await bot.start()
+    try:
+        while not stop.is_set():
+            write_snapshot(path, bot.metrics.snapshot())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), SNAPSHOT_SECONDS)
+    finally:
+        await bot.stop()
+        with contextlib.suppress(OSError):
+            write_snapshot(path, bot.metrics.snapshot())
+    return 0
