@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bot.inbox_writer import InboxWriter
@@ -40,6 +40,41 @@ class InboundEvent:
         return json.loads(self.body)
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """An event as it arrives, before it is stored.
+
+    ``subject`` names what the event is about (a pipeline); an event that ``closes`` its subject
+    carries all of it (a pipeline's final hook lists every job), so the pending events of the same
+    subject before it need not be processed: under a backlog they are marked ``superseded``.
+    """
+
+    source: str
+    delivery_id: str
+    event_type: str
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+    project_key: str = ""
+    subject: str = ""
+    closes: bool = False
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "delivery_id": self.delivery_id,
+            "event_type": self.event_type,
+            "project_key": self.project_key,
+            "headers": json.dumps(self.headers),
+            "body": self.body,
+            "status": "pending",
+            "attempts": 0,
+            "error": "",
+            "received_at": now(),
+            "subject": self.subject,
+            "closes": int(self.closes),
+        }
+
+
 EventHandler = Callable[[InboundEvent, "Bot"], Awaitable[None]]
 HANDLERS: dict[str, EventHandler] = {}
 # Run after each batch of events (and at start): work that is cheaper once for many events,
@@ -61,7 +96,8 @@ def inbox_handler(source: str) -> Callable[[EventHandler], EventHandler]:
     return decorate
 
 
-EVENTS_PER_TURN = 8
+EVENTS_PER_TURN = 8  # in one transaction, between two turns of the event loop
+EVENTS_PER_BATCH = 500  # looked at together: later events may close earlier ones; cards refreshed after
 
 
 class Inbox:
@@ -72,54 +108,23 @@ class Inbox:
         self._wake = asyncio.Event()
         self._stopping = False
 
-    def accept(
-        self,
-        source: str,
-        delivery_id: str,
-        event_type: str,
-        body: str,
-        headers: dict[str, str] | None = None,
-        project_key: str = "",
-    ) -> tuple[int, bool]:
+    def accept(self, delivery: Delivery) -> tuple[int, bool]:
         """Store the event; returns (row id, is_new). A delivery seen before is not stored twice."""
         try:
-            row_id = (
-                self.store.db.table("inbox")
-                .insert(
-                    {
-                        "source": source,
-                        "delivery_id": delivery_id,
-                        "event_type": event_type,
-                        "project_key": project_key,
-                        "headers": json.dumps(headers or {}),
-                        "body": body,
-                        "status": "pending",
-                        "received_at": now(),
-                    }
-                )
-                .last_pk
-            )
+            row_id = self.store.db.table("inbox").insert(delivery.row()).last_pk
         except sqlite3.IntegrityError:
             existing = self.store.db.execute(
-                "SELECT id FROM inbox WHERE source = ? AND delivery_id = ?", (source, delivery_id)
+                "SELECT id FROM inbox WHERE source = ? AND delivery_id = ?", (delivery.source, delivery.delivery_id)
             ).fetchone()
             return int(existing[0]), False
         self._wake.set()
         return int(row_id or 0), True
 
-    async def receive(
-        self,
-        source: str,
-        delivery_id: str,
-        event_type: str,
-        body: str,
-        headers: dict[str, str] | None = None,
-        project_key: str = "",
-    ) -> tuple[int, bool]:
+    async def receive(self, delivery: Delivery) -> tuple[int, bool]:
         """As :meth:`accept`, through the group-commit writer when this process has one."""
         if self.writer is None:
-            return self.accept(source, delivery_id, event_type, body, headers, project_key)
-        return await self.writer.accept(source, delivery_id, event_type, body, headers or {}, project_key)
+            return self.accept(delivery)
+        return await self.writer.accept(delivery)
 
     def pending(self) -> int:
         return self.store.count("inbox", "status = 'pending'")
@@ -131,13 +136,24 @@ class Inbox:
     async def run(self, bot: Bot) -> None:
         await self._after_batch(bot)  # what a crash left half done
         while not self._stopping:
-            rows = list(self.store.db.table("inbox").rows_where("status = 'pending'", order_by="id", limit=100))
+            heads = self.store.db.execute(
+                "SELECT id, source, subject, closes FROM inbox WHERE status = 'pending' ORDER BY id LIMIT ?",
+                (EVENTS_PER_BATCH,),
+            ).fetchall()
+            rows: list[dict[str, Any]] = []
+            if heads:
+                self._supersede(heads, bot)
+                rows = list(
+                    self.store.db.table("inbox").rows_where(
+                        "status = 'pending' AND id <= ?", [heads[-1][0]], order_by="id"
+                    )
+                )
             for start in range(0, len(rows), EVENTS_PER_TURN):
                 await self._process_turn(rows[start : start + EVENTS_PER_TURN], bot)
                 # Let acknowledgements and deliveries run: one loop serves them all. A few events
                 # per turn, so that processing keeps pace with 64 senders being acknowledged.
                 await asyncio.sleep(0)
-            if rows:
+            if heads:
                 await self._after_batch(bot)
                 continue
             self._wake.clear()
@@ -145,6 +161,30 @@ class Inbox:
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
             except TimeoutError:
                 await self._after_batch(bot)  # the idle tick: cards held back by the edit interval
+
+    def _supersede(self, heads: list[tuple[int, str, str, int]], bot: Bot) -> None:
+        """Mark ``superseded`` the events that a later event of the batch closes (see :class:`Delivery`).
+
+        Only under a backlog does a batch hold both; a bot that keeps up processes every event.
+        """
+        closers: dict[tuple[str, str], int] = {}
+        for row_id, source, subject, closes in heads:
+            if subject and closes:
+                closers[(source, subject)] = row_id
+        redundant = [
+            (row_id, source)
+            for row_id, source, subject, _ in heads
+            if subject and closers.get((source, subject), 0) > row_id
+        ]
+        if not redundant:
+            return
+        with self.store.transaction():
+            self.store.db.conn.executemany(
+                "UPDATE inbox SET status = 'superseded', processed_at = ? WHERE id = ? AND status = 'pending'",
+                [(now(), row_id) for row_id, _ in redundant],
+            )
+        for _, source in redundant:
+            bot.metrics.inc("cpn_events_processed_total", source=source, status="superseded")
 
     async def _after_batch(self, bot: Bot) -> None:
         for hook in AFTER_BATCH:

@@ -1,134 +1,138 @@
-"""Group commit for the inbox: the web process's acknowledgements share commits, off the event loop.
+"""Group commit for the inbox: the web process's acknowledgements share commits, and never stall.
 
 With a worker process (:mod:`bot.worker`), two processes write the same SQLite file, and a writer
-that finds the other holding the lock waits for it — by sleeping, which in the event loop would
-stall every request at once. So the web process hands each inbound event to one thread with its own
-connection: it takes everything that has queued up meanwhile, inserts it in one transaction,
-commits, and only then are the requests answered. An event is still acknowledged only once it is
-durable; under load, one commit serves many acknowledgements.
+that finds the other holding the lock waits for it — with SQLite's busy handler, by sleeping, which
+in the event loop would stall every request at once (and a thread would wait for the GIL instead).
+So the web process writes the inbox through one task with its own connection that never blocks:
+it takes every event that has arrived since its last commit, tries for the lock and, if the worker
+has it, tries again a fraction of a millisecond later while the loop goes on serving requests;
+then it inserts them all in one transaction, commits, and only then are the requests answered. An
+event is still acknowledged only once it is durable; under load, one commit serves many.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import queue
+import contextlib
 import sqlite3
-import threading
-from dataclasses import dataclass
+import time
+from typing import TYPE_CHECKING, Any
 
-from bot.store import now
+if TYPE_CHECKING:
+    from bot.inbox import Delivery
 
 MAX_BATCH = 256
+COMMIT_INTERVAL = 0.002  # at most one commit per interval: more events share it, the worker gets the lock between
+LOCK_RETRY = 0.0003
+LOCK_TIMEOUT = 10.0  # seconds: then the events are refused with 503, not acknowledged
 
+INSERT = (
+    "INSERT OR IGNORE INTO inbox (source, delivery_id, event_type, project_key, headers, body, status, attempts, "
+    "error, received_at, subject, closes) VALUES (:source, :delivery_id, :event_type, :project_key, :headers, "
+    ":body, :status, :attempts, :error, :received_at, :subject, :closes)"
+)
 
-@dataclass
-class _Pending:
-    row: tuple[str, str, str, str, str, str, float]  # source, delivery, type, project, headers, body, at
-    future: asyncio.Future[tuple[int, bool]]
-    loop: asyncio.AbstractEventLoop
+Answer = asyncio.Future[tuple[int, bool]]
 
 
 class InboxWriter:
-    """``await accept(...)`` → (row id, is_new), once committed, as :meth:`bot.inbox.Inbox.accept`."""
+    """``await accept(delivery)`` → (row id, is_new), once committed, as :meth:`bot.inbox.Inbox.accept`."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[dict[str, Any], Answer]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
         self.commits = 0  # how many transactions wrote how many rows: the batching at work
         self.rows = 0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
-        self._thread.start()
+        """In the running event loop."""
+        # timeout=0: a locked database is reported at once, and _begin waits without blocking.
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints are the worker's: not in an answer's way
+        self._conn = conn
+        self._task = asyncio.create_task(self._run(), name="inbox-writer")
 
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=10)
-            self._thread = None
+    async def stop(self) -> None:
+        """Commit what is waiting, then close."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        while self._pending:
+            await self._commit()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
-    async def accept(
-        self, source: str, delivery_id: str, event_type: str, body: str, headers: dict[str, str], project_key: str
-    ) -> tuple[int, bool]:
-        if self._thread is None:
+    async def accept(self, delivery: Delivery) -> tuple[int, bool]:
+        if self._conn is None:
             raise RuntimeError("the inbox writer is not running")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[int, bool]] = loop.create_future()
-        row = (source, delivery_id, event_type, project_key, json.dumps(headers), body, now())
-        self._queue.put(_Pending(row, future, loop))
+        future: Answer = asyncio.get_running_loop().create_future()
+        self._pending.append((delivery.row(), future))
+        self._wake.set()
         return await future
 
-    # -- the thread -----------------------------------------------------------------------------
+    async def _run(self) -> None:
+        last = 0.0
+        while True:
+            await self._wake.wait()
+            pause = last + COMMIT_INTERVAL - time.monotonic()
+            await asyncio.sleep(max(0.0, pause))  # also lets this loop turn's other requests join
+            self._wake.clear()
+            await self._commit()
+            last = time.monotonic()
+            if self._pending:
+                self._wake.set()
 
-    def _run(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=10, check_same_thread=False)
-        conn.execute("PRAGMA synchronous=NORMAL")
+    async def _commit(self) -> None:
+        assert self._conn is not None
+        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        if not batch:
+            return
+        conn = self._conn
         try:
-            while True:
-                first = self._queue.get()
-                if first is None:
-                    return
-                batch = [first]
-                stop = False
-                while len(batch) < MAX_BATCH:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        stop = True
-                        break
-                    batch.append(item)
-                self._write(conn, batch)
-                if stop:
-                    return
-        finally:
-            conn.close()
-
-    def _write(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
-        results: list[tuple[int, bool]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+            await _begin(conn)
             try:
-                for pending in batch:
-                    results.append(_insert(conn, pending.row))
+                results = [_insert(conn, row) for row, _ in batch]
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            for pending in batch:
-                pending.loop.call_soon_threadsafe(_fail, pending.future, exc)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
             return
         self.commits += 1
         self.rows += len(batch)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[tuple[int, bool]], tuple[int, bool]]]] = {}
-        for pending, result in zip(batch, results, strict=True):
-            by_loop.setdefault(pending.loop, []).append((pending.future, result))
-        for loop, answers in by_loop.items():
-            loop.call_soon_threadsafe(_resolve, answers)  # one wake-up of the loop per commit
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
 
 
-def _insert(conn: sqlite3.Connection, row: tuple[str, str, str, str, str, str, float]) -> tuple[int, bool]:
-    cursor = conn.execute(
-        "INSERT OR IGNORE INTO inbox (source, delivery_id, event_type, project_key, headers, body, status, "
-        "attempts, error, received_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, '', ?)",
-        row,
-    )
+async def _begin(conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, waiting for the worker's write lock without blocking the event loop."""
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(LOCK_RETRY)
+
+
+def _insert(conn: sqlite3.Connection, row: dict[str, Any]) -> tuple[int, bool]:
+    cursor = conn.execute(INSERT, row)
     if cursor.rowcount == 1:
         return int(cursor.lastrowid or 0), True
-    existing = conn.execute("SELECT id FROM inbox WHERE source = ? AND delivery_id = ?", (row[0], row[1])).fetchone()
+    existing = conn.execute(
+        "SELECT id FROM inbox WHERE source = ? AND delivery_id = ?", (row["source"], row["delivery_id"])
+    ).fetchone()
     return int(existing[0]), False
-
-
-def _resolve(answers: list[tuple[asyncio.Future[tuple[int, bool]], tuple[int, bool]]]) -> None:
-    for future, result in answers:
-        if not future.done():
-            future.set_result(result)
-
-
-def _fail(future: asyncio.Future[tuple[int, bool]], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)

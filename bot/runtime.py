@@ -181,7 +181,7 @@ class Bot:
         if self.worker is not None:
             await self.worker.stop()
         if self.inbox.writer is not None:
-            self.inbox.writer.stop()
+            await self.inbox.writer.stop()
             self.inbox.writer = None
         self.outbox.stop()
         self.operations.stop()

@@ -436,7 +436,13 @@ def _v7(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_pipelines_dirty ON pipelines (dirty) WHERE dirty = 1")
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+def _v8(db: sqlite_utils.Database) -> None:
+    """Inbox subjects: an event that ``closes`` its subject makes the earlier pending ones redundant."""
+    db.execute("ALTER TABLE inbox ADD COLUMN subject TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE inbox ADD COLUMN closes INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 
 
 _DDL = re.compile(r"\s*(CREATE|DROP|ALTER)\b", re.IGNORECASE)

@@ -13,15 +13,39 @@ import hmac
 import json
 import sqlite3
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
+
+from bot.inbox import Delivery
+from bot.workflows.pipelines import FINAL
 
 if TYPE_CHECKING:
     from bot.runtime import Bot
 
 KEPT_HEADERS = ("x-gitlab-event", "x-gitlab-instance", "x-gitlab-webhook-uuid", "user-agent")
+
+
+def pipeline_subject(bot: Bot, event: str, payload: dict[str, Any]) -> tuple[str, bool]:
+    """(subject, closes) of a GitLab event: its pipeline, and whether it is the pipeline's final hook.
+
+    A final Pipeline Hook lists every job with its final status, so the pipeline's earlier events
+    still waiting need not be folded in. A scan job's hook is never superseded: its report is fetched.
+    """
+    from bot.scans import is_scan_job
+
+    if event == "Pipeline Hook":
+        attrs = payload.get("object_attributes") or {}
+        project_id, pipeline_id = (payload.get("project") or {}).get("id"), attrs.get("id")
+        closes = attrs.get("status") in FINAL and bool(payload.get("builds"))
+    elif event == "Job Hook" and not is_scan_job(bot, str(payload.get("build_name"))):
+        project_id, pipeline_id, closes = payload.get("project_id"), payload.get("pipeline_id"), False
+    else:
+        return "", False
+    if not isinstance(project_id, int) or not isinstance(pipeline_id, int):
+        return "", False
+    return f"pipeline:{project_id}:{pipeline_id}", closes
 
 
 def _not_stored(bot: Bot, source: str) -> Response:
@@ -70,7 +94,10 @@ async def gitlab_hook(bot: Bot, request: Request) -> Response:
     )[:128]
     headers = {k: request.headers[k][:200] for k in KEPT_HEADERS if k in request.headers}
     try:
-        _, new = await bot.inbox.receive("gitlab", delivery, event, body.decode("utf-8"), headers, project_key=slug)
+        subject, closes = pipeline_subject(bot, event, payload)
+        _, new = await bot.inbox.receive(
+            Delivery("gitlab", delivery, event, body.decode("utf-8"), headers, slug, subject, closes)
+        )
     except sqlite3.Error:
         return _not_stored(bot, "gitlab")
     bot.metrics.inc("cpn_webhooks_accepted_total", source="gitlab", duplicate=str(not new).lower())
@@ -94,7 +121,9 @@ async def argocd_hook(bot: Bot, request: Request) -> Response:
         return JSONResponse({"error": 'expected a JSON object with "app" and "event"'}, status_code=400)
     delivery = hashlib.sha256(body).hexdigest()
     try:
-        _, new = await bot.inbox.receive("argocd", delivery, str(payload.get("event", ""))[:64], body.decode("utf-8"))
+        _, new = await bot.inbox.receive(
+            Delivery("argocd", delivery, str(payload.get("event", ""))[:64], body.decode("utf-8"))
+        )
     except sqlite3.Error:
         return _not_stored(bot, "argocd")
     return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)
@@ -122,7 +151,7 @@ async def sonarqube_hook(bot: Bot, request: Request) -> Response:
         return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
     try:
         _, new = await bot.inbox.receive(
-            "sonarqube", delivery_id(body), "quality_gate", body.decode("utf-8"), project_key=slug
+            Delivery("sonarqube", delivery_id(body), "quality_gate", body.decode("utf-8"), project_key=slug)
         )
     except sqlite3.Error:
         return _not_stored(bot, "sonarqube")
@@ -158,12 +187,14 @@ async def trivy_hook(bot: Bot, request: Request) -> Response:
     delivery = request.headers.get("idempotency-key", "")[:128] or uuid.uuid4().hex
     try:
         _, new = await bot.inbox.receive(
-            "trivy",
-            delivery,
-            "report",
-            body.decode("utf-8", errors="replace"),
-            {"meta": json.dumps(meta)},
-            project_key=project.name,
+            Delivery(
+                "trivy",
+                delivery,
+                "report",
+                body.decode("utf-8", errors="replace"),
+                {"meta": json.dumps(meta)},
+                project_key=project.name,
+            )
         )
     except sqlite3.Error:
         return _not_stored(bot, "trivy")

@@ -282,15 +282,18 @@ class PipelineBook:
                 state.duration = float(attrs["duration"])
             if status in FINAL:
                 state.finished_at = now()
+        web = str(gl_project.get("web_url") or "").rstrip("/")
         for build in payload.get("builds") or []:
+            job_id = int(build.get("id") or 0)
             self._merge_job(
                 state,
                 JobState(
-                    id=int(build.get("id") or 0),
+                    id=job_id,
                     name=build.get("name") or "",
                     stage=build.get("stage") or "",
                     status=build.get("status") or "created",
-                    url="",
+                    # GitLab's job page; the Job Hook says the same, but it may have been superseded.
+                    url=f"{web}/-/jobs/{job_id}" if web and job_id else "",
                     failure_reason=build.get("failure_reason") or "",
                     finished_at=build.get("finished_at") or "",
                     allow_failure=bool(build.get("allow_failure")),

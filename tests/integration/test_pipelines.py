@@ -220,6 +220,59 @@ def test_job_events_out_of_order_end_in_the_right_final_card(alpha: World) -> No
     assert "✅ test → ✅ build" in card["text"]
 
 
+def test_under_a_backlog_a_pipelines_final_hook_supersedes_its_earlier_events(alpha: World) -> None:
+    from bot.inbox import Delivery
+    from bot.webhooks import pipeline_subject
+
+    final = pipeline_event("failed", 88)
+    final["builds"] = [
+        {"id": 1, "stage": "test", "name": "unit", "status": "failed", "failure_reason": "script_failure"},
+        {"id": 2, "stage": "build", "name": "image", "status": "skipped"},
+    ]
+    events = [
+        ("Pipeline Hook", pipeline_event("running", 88)),
+        ("Job Hook", job_event("running", 1, "unit", "test", pipeline_id=88)),
+        ("Job Hook", job_event("failed", 1, "unit", "test", pipeline_id=88, finished="2026-11-28T10:00:01Z")),
+        ("Pipeline Hook", final),
+        ("Push Hook", fixture("gitlab_push_event.json")),  # about no pipeline: never superseded
+    ]
+
+    async def arrive_together() -> None:  # as they wait in the inbox while the bot is behind
+        assert alpha.bot is not None
+        for event, payload in events:
+            subject, closes = pipeline_subject(alpha.bot, event, payload)
+            delivery = Delivery("gitlab", str(uuid.uuid4()), event, json.dumps(payload), {}, "alpha", subject, closes)
+            alpha.bot.inbox.accept(delivery)
+
+    alpha.run(arrive_together())
+    alpha.wait_idle()
+    store = alpha.store()
+    statuses = [r[0] for r in store.db.execute("SELECT status FROM inbox ORDER BY id DESC LIMIT 5").fetchall()]
+    assert statuses == ["done", "done", "superseded", "superseded", "superseded"]
+    (card,) = pipeline_cards(alpha, 88)
+    assert card["title"].startswith("❌") and "❌ test" in card["text"]
+    replies = [p["message"] for p in channel_posts(alpha, "equipe-alpha") if "unit" in p["message"]]
+    assert len(replies) == 1 and "/-/jobs/1)" in replies[0]  # the job's link, from the final hook
+
+
+def test_only_pipeline_and_non_scan_job_hooks_have_a_subject_and_only_a_final_one_closes_it(alpha: World) -> None:
+    from bot.webhooks import pipeline_subject
+
+    assert alpha.bot is not None
+    bot = alpha.bot
+    running, final = pipeline_event("running", 9), pipeline_event("success", 9)
+    assert pipeline_subject(bot, "Pipeline Hook", running) == ("pipeline:500:9", False)
+    assert pipeline_subject(bot, "Pipeline Hook", final) == ("pipeline:500:9", False)  # lists no job: closes nothing
+    final["builds"] = [{"id": 1, "stage": "test", "name": "unit", "status": "success"}]
+    assert pipeline_subject(bot, "Pipeline Hook", final) == ("pipeline:500:9", True)
+    assert pipeline_subject(bot, "Job Hook", job_event("success", 1, "unit", "test", pipeline_id=9)) == (
+        "pipeline:500:9",
+        False,
+    )
+    assert pipeline_subject(bot, "Job Hook", job_event("success", 3, "trivy", "scan", pipeline_id=9)) == ("", False)
+    assert pipeline_subject(bot, "Push Hook", fixture("gitlab_push_event.json")) == ("", False)
+
+
 # -- failures, subscriptions, privacy ---------------------------------------------------------------
 
 

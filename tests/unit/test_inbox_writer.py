@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
-from bot.inbox import Inbox
+from bot.inbox import Delivery, Inbox
 from bot.inbox_writer import InboxWriter
 from bot.store import Store
 
@@ -13,20 +14,17 @@ from bot.store import Store
 def test_concurrent_events_share_commits_and_each_gets_its_own_row(tmp_path: Path) -> None:
     store = Store(tmp_path / "bot.sqlite")
     writer = InboxWriter(store.path)
-    writer.start()
 
     async def burst() -> list[tuple[int, bool]]:
-        return await asyncio.gather(
-            *(
-                writer.accept("gitlab", f"d{i}", "Pipeline Hook", "{}", {"x-gitlab-event": "e"}, "alpha")
-                for i in range(200)
-            )
-        )
+        writer.start()
+        headers = {"x-gitlab-event": "Pipeline Hook"}
+        deliveries = [Delivery("gitlab", f"d{i}", "Pipeline Hook", "{}", headers, "alpha") for i in range(200)]
+        try:
+            return await asyncio.gather(*(writer.accept(d) for d in deliveries))
+        finally:
+            await writer.stop()
 
-    try:
-        results = asyncio.run(burst())
-    finally:
-        writer.stop()
+    results = asyncio.run(burst())
     assert all(new for _, new in results) and len({row for row, _ in results}) == 200
     assert store.count("inbox", "status = 'pending' AND project_key = 'alpha'") == 200
     assert writer.rows == 200 and writer.commits < 200  # answered after a commit shared by several
@@ -35,13 +33,41 @@ def test_concurrent_events_share_commits_and_each_gets_its_own_row(tmp_path: Pat
 def test_a_delivery_seen_before_answers_its_first_row_as_the_direct_path_does(tmp_path: Path) -> None:
     store = Store(tmp_path / "bot.sqlite")
     inbox = Inbox(store)
-    first = inbox.accept("gitlab", "same", "Push Hook", "{}")
-    inbox.writer = InboxWriter(store.path)
-    inbox.writer.start()
-    try:
-        again = asyncio.run(inbox.receive("gitlab", "same", "Push Hook", "{}"))
-        other = asyncio.run(inbox.receive("sonarqube", "same", "quality_gate", "{}"))
-    finally:
-        inbox.writer.stop()
-    assert first == (first[0], True) and again == (first[0], False)
+    first = inbox.accept(Delivery("gitlab", "same", "Push Hook", "{}"))
+
+    async def again() -> tuple[tuple[int, bool], tuple[int, bool]]:
+        inbox.writer = InboxWriter(store.path)
+        inbox.writer.start()
+        try:
+            return (
+                await inbox.receive(Delivery("gitlab", "same", "Push Hook", "{}")),
+                await inbox.receive(Delivery("sonarqube", "same", "quality_gate", "{}")),
+            )
+        finally:
+            await inbox.writer.stop()
+
+    duplicate, other = asyncio.run(again())
+    assert first == (first[0], True) and duplicate == (first[0], False)
     assert other[1] is True and other[0] != first[0]  # deliveries are unique per source
+
+
+def test_while_another_process_holds_the_lock_the_writer_waits_without_blocking_the_loop(tmp_path: Path) -> None:
+    store = Store(tmp_path / "bot.sqlite")
+    other = sqlite3.connect(store.path, isolation_level=None)
+    writer = InboxWriter(store.path)
+
+    async def scenario() -> tuple[int, bool]:
+        writer.start()
+        other.execute("BEGIN IMMEDIATE")  # the worker, in the middle of a transaction
+        answer = asyncio.create_task(writer.accept(Delivery("gitlab", "d1", "Push Hook", "{}")))
+        for _ in range(20):  # the loop keeps turning meanwhile
+            await asyncio.sleep(0.001)
+        assert not answer.done()  # not acknowledged: not durable yet
+        other.execute("COMMIT")
+        try:
+            return await asyncio.wait_for(answer, 5)
+        finally:
+            await writer.stop()
+
+    row_id, new = asyncio.run(scenario())
+    assert new and store.count("inbox", "id = ?", (row_id,)) == 1
