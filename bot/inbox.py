@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bot.inbox_writer import InboxWriter
+from bot.inbox_writer import InboxWriter, insert_delivery
 from bot.logs import log
 from bot.store import Store, now
 
@@ -110,15 +109,10 @@ class Inbox:
 
     def accept(self, delivery: Delivery) -> tuple[int, bool]:
         """Store the event; returns (row id, is_new). A delivery seen before is not stored twice."""
-        try:
-            row_id = self.store.db.table("inbox").insert(delivery.row()).last_pk
-        except sqlite3.IntegrityError:
-            existing = self.store.db.execute(
-                "SELECT id FROM inbox WHERE source = ? AND delivery_id = ?", (delivery.source, delivery.delivery_id)
-            ).fetchone()
-            return int(existing[0]), False
-        self._wake.set()
-        return int(row_id or 0), True
+        row_id, new = insert_delivery(self.store.inbox_db, delivery.row())
+        if new:
+            self._wake.set()
+        return row_id, new
 
     async def receive(self, delivery: Delivery) -> tuple[int, bool]:
         """As :meth:`accept`, through the group-commit writer when this process has one."""
@@ -136,18 +130,11 @@ class Inbox:
     async def run(self, bot: Bot) -> None:
         await self._after_batch(bot)  # what a crash left half done
         while not self._stopping:
-            heads = self.store.db.execute(
-                "SELECT id, source, subject, closes FROM inbox WHERE status = 'pending' ORDER BY id LIMIT ?",
-                (EVENTS_PER_BATCH,),
-            ).fetchall()
+            heads = self._heads()
             rows: list[dict[str, Any]] = []
             if heads:
                 self._supersede(heads, bot)
-                rows = list(
-                    self.store.db.table("inbox").rows_where(
-                        "status = 'pending' AND id <= ?", [heads[-1][0]], order_by="id"
-                    )
-                )
+                rows = self._pending_rows(heads[-1][0])
             for start in range(0, len(rows), EVENTS_PER_TURN):
                 await self._process_turn(rows[start : start + EVENTS_PER_TURN], bot)
                 # Let acknowledgements and deliveries run: one loop serves them all. A few events
@@ -161,6 +148,50 @@ class Inbox:
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
             except TimeoutError:
                 await self._after_batch(bot)  # the idle tick: cards held back by the edit interval
+
+    def _heads(self) -> list[tuple[int, str, str, int]]:
+        """(id, source, subject, closes) of the next pending events, those already decided excepted.
+
+        An event is decided in the main file (``inbox_done``) and marked in the inbox file after:
+        one a crash caught between the two is marked now, not processed twice.
+        """
+        heads = self.store.inbox_db.execute(
+            "SELECT id, source, subject, closes FROM inbox WHERE status = 'pending' ORDER BY id LIMIT ?",
+            (EVENTS_PER_BATCH,),
+        ).fetchall()
+        if not heads:
+            return []
+        decided = self.store.db.execute(
+            "SELECT id, status, error, processed_at FROM inbox_done WHERE id BETWEEN ? AND ?",
+            (heads[0][0], heads[-1][0]),
+        ).fetchall()
+        if decided:
+            self._mark(decided)
+            done = {row[0] for row in decided}
+            heads = [h for h in heads if h[0] not in done]
+        return [(int(i), str(source), str(subject), int(closes)) for i, source, subject, closes in heads]
+
+    def _pending_rows(self, up_to: int) -> list[dict[str, Any]]:
+        cursor = self.store.inbox_db.execute(
+            "SELECT * FROM inbox WHERE status = 'pending' AND id <= ? ORDER BY id", (up_to,)
+        )
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def _decide(self, decisions: list[tuple[int, str, str, float]]) -> None:
+        """Record in the main file what became of events (in the caller's transaction)."""
+        self.store.db.conn.executemany(
+            "INSERT OR REPLACE INTO inbox_done (id, status, error, processed_at) VALUES (?, ?, ?, ?)", decisions
+        )
+
+    def _mark(self, decisions: list[tuple[int, str, str, float]]) -> None:
+        """Then in the inbox file: one short write, never inside the main file's transaction."""
+        with self.store.inbox_transaction() as conn:
+            conn.executemany(
+                "UPDATE inbox SET status = ?, error = ?, processed_at = ?, attempts = attempts + 1 "
+                "WHERE id = ? AND status = 'pending'",
+                [(status, error, at, row_id) for row_id, status, error, at in decisions],
+            )
 
     def _supersede(self, heads: list[tuple[int, str, str, int]], bot: Bot) -> None:
         """Mark ``superseded`` the events that a later event of the batch closes (see :class:`Delivery`).
@@ -178,11 +209,10 @@ class Inbox:
         ]
         if not redundant:
             return
+        decisions = [(row_id, "superseded", "", now()) for row_id, _ in redundant]
         with self.store.transaction():
-            self.store.db.conn.executemany(
-                "UPDATE inbox SET status = 'superseded', processed_at = ? WHERE id = ? AND status = 'pending'",
-                [(now(), row_id) for row_id, _ in redundant],
-            )
+            self._decide(decisions)
+        self._mark(decisions)
         for _, source in redundant:
             bot.metrics.inc("cpn_events_processed_total", source=source, status="superseded")
 
@@ -207,16 +237,19 @@ class Inbox:
     async def _process_turn(self, rows: list[dict[str, Any]], bot: Bot) -> None:
         """A few events in one transaction: one commit (and one take of the write lock) for all."""
         conn = self.store.db.conn
+        decisions: list[tuple[int, str, str, float]] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             for row in rows:
-                await self._process(row, bot)
+                decisions.append(await self._process(row, bot))
+            self._decide(decisions)
         finally:
             if conn.in_transaction:
                 conn.execute("COMMIT")
+        self._mark(decisions)
 
-    async def _process(self, row: dict[str, Any], bot: Bot) -> None:
-        """One event: its state, its posts and its own "done" together, or none of its effects."""
+    async def _process(self, row: dict[str, Any], bot: Bot) -> tuple[int, str, str, float]:
+        """One event: its effects, or none of them; what became of it, for :meth:`_decide`."""
         event = InboundEvent(
             id=row["id"],
             source=row["source"],
@@ -242,9 +275,6 @@ class Inbox:
                 log(logger, logging.ERROR, "event processing failed", event=event.id, error=error)
                 logger.debug("event failure", exc_info=True)
                 bot.metrics.inc("cpn_event_errors_total", source=event.source)
-        db.execute(
-            "UPDATE inbox SET status = ?, error = ?, attempts = attempts + 1, processed_at = ? WHERE id = ?",
-            (status, error, now(), event.id),
-        )
         db.execute("RELEASE event")
         bot.metrics.inc("cpn_events_processed_total", source=event.source, status=status)
+        return event.id, status, error, now()

@@ -1,13 +1,14 @@
 """Group commit for the inbox: the web process's acknowledgements share commits, and never stall.
 
-With a worker process (:mod:`bot.worker`), two processes write the same SQLite file, and a writer
-that finds the other holding the lock waits for it — with SQLite's busy handler, by sleeping, which
-in the event loop would stall every request at once (and a thread would wait for the GIL instead).
-So the web process writes the inbox through one task with its own connection that never blocks:
-it takes every event that has arrived since its last commit, tries for the lock and, if the worker
-has it, tries again a fraction of a millisecond later while the loop goes on serving requests;
-then it inserts them all in one transaction, commits, and only then are the requests answered. An
-event is still acknowledged only once it is durable; under load, one commit serves many.
+With a worker process (:mod:`bot.worker`), the web process writes the inbox file and the worker
+marks there what it processed; a writer that finds the other holding the lock waits for it — with
+SQLite's busy handler, by sleeping, which in the event loop would stall every request at once (a
+thread would wait for the GIL instead). So the web process writes the inbox through one task with
+its own connection that never blocks: it takes every event that has arrived since its last commit,
+tries for the lock and, if the worker has it, tries again a fraction of a millisecond later while
+the loop goes on serving requests; then it inserts them all in one transaction, commits, and only
+then are the requests answered. An event is still acknowledged only once it is durable; under
+load, one commit serves many.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.inbox import Delivery
+
 
 MAX_BATCH = 256
 COMMIT_INTERVAL = 0.002  # at most one commit per interval: more events share it, the worker gets the lock between
@@ -98,7 +100,7 @@ class InboxWriter:
         try:
             await _begin(conn)
             try:
-                results = [_insert(conn, row) for row, _ in batch]
+                results = [insert_delivery(conn, row) for row, _ in batch]
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -128,7 +130,8 @@ async def _begin(conn: sqlite3.Connection) -> None:
         await asyncio.sleep(LOCK_RETRY)
 
 
-def _insert(conn: sqlite3.Connection, row: dict[str, Any]) -> tuple[int, bool]:
+def insert_delivery(conn: sqlite3.Connection, row: dict[str, Any]) -> tuple[int, bool]:
+    """Insert a :meth:`Delivery.row` in the inbox file: (row id, is_new); the caller commits."""
     cursor = conn.execute(INSERT, row)
     if cursor.rowcount == 1:
         return int(cursor.lastrowid or 0), True

@@ -144,7 +144,7 @@ class Bot:
             if self.config.mattermost.websocket:
                 self.listener.start()
         if role is ProcessRole.WEB:
-            self.inbox.writer = InboxWriter(self.store.path)
+            self.inbox.writer = InboxWriter(self.store.inbox_path)
             self.inbox.writer.start()
         if role is not ProcessRole.ALL:
             watch = StoreWatch(self.store, self._other_process_committed)

@@ -442,7 +442,40 @@ def _v8(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE inbox ADD COLUMN closes INTEGER NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
+def _v9(db: sqlite_utils.Database) -> None:
+    """The inbox moves to its own file (see :class:`Store`); here stays what became of each event."""
+    db.table("inbox_done").create(
+        {"id": int, "status": str, "error": str, "processed_at": float},
+        pk="id",
+        defaults={"error": ""},
+    )
+    db.table("inbox_done").create_index(["processed_at"])
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
+
+# The inbox file: written by the web process only (acknowledgements), read by whoever processes.
+INBOX_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY, source TEXT NOT NULL, delivery_id TEXT NOT NULL, "
+    "event_type TEXT NOT NULL DEFAULT '', project_key TEXT NOT NULL DEFAULT '', headers TEXT NOT NULL DEFAULT '{}', "
+    "body TEXT NOT NULL DEFAULT '', status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, "
+    "error TEXT NOT NULL DEFAULT '', received_at FLOAT, processed_at FLOAT, subject TEXT NOT NULL DEFAULT '', "
+    "closes INTEGER NOT NULL DEFAULT 0)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS idx_inbox_source_delivery_id ON inbox (source, delivery_id)",
+    "CREATE INDEX IF NOT EXISTS idx_inbox_status ON inbox (status)",
+)
+INBOX_COLUMNS = (
+    "id, source, delivery_id, event_type, project_key, headers, body, status, attempts, error, received_at, "
+    "processed_at, subject, closes"
+)
+
+
+def inbox_path(path: str) -> str:
+    """``/var/lib/cpn-bot/cpn-bot.sqlite`` → ``/var/lib/cpn-bot/cpn-bot.inbox.sqlite``."""
+    if path == ":memory:":
+        return path
+    main = Path(path)
+    return str(main.with_name(f"{main.stem}.inbox{main.suffix or '.sqlite'}"))
 
 
 _DDL = re.compile(r"\s*(CREATE|DROP|ALTER)\b", re.IGNORECASE)
@@ -483,7 +516,14 @@ class _Database(sqlite_utils.Database):
 
 
 class Store:
-    """The SQLite database, migrated on open. One instance per process."""
+    """The SQLite database, migrated on open. One instance per process.
+
+    Two files: the main one, and beside it the inbox (``*.inbox.sqlite``, :func:`inbox_path`).
+    Webhooks are acknowledged once in the inbox, and only the web process writes it but for the
+    processed marks; so an acknowledgement never waits for the write lock of the main file, held
+    by whoever is processing (the worker process). What became of an event is decided in the main
+    file, in the transaction of its effects (``inbox_done``); the inbox's own status follows.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -495,7 +535,29 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=10000")
+        self.inbox_path = inbox_path(self.path)
+        self.inbox_db = sqlite3.connect(self.inbox_path, check_same_thread=False, isolation_level=None, timeout=10)
+        self.inbox_db.execute("PRAGMA journal_mode=WAL")
+        self.inbox_db.execute("PRAGMA synchronous=NORMAL")
+        for statement in INBOX_SCHEMA:
+            self.inbox_db.execute(statement)
         self.migrate()
+        self._move_inbox()
+
+    def _move_inbox(self) -> None:
+        """The inbox of a database from before the inbox file: its rows moved there, once."""
+        if "inbox" not in self.db.table_names() or self.path == ":memory:":
+            return
+        self.db.execute("ATTACH DATABASE ? AS moved", (self.inbox_path,))
+        try:
+            with self.transaction():
+                self.db.execute(
+                    f"INSERT OR IGNORE INTO moved.inbox ({INBOX_COLUMNS}) "  # noqa: S608
+                    f"SELECT {INBOX_COLUMNS} FROM main.inbox"
+                )
+                self.db.execute("DROP TABLE main.inbox")
+        finally:
+            self.db.execute("DETACH DATABASE moved")
 
     @property
     def version(self) -> int:
@@ -525,15 +587,29 @@ class Store:
             raise
         conn.execute("COMMIT")
 
-    def data_version(self) -> int:
+    def data_version(self) -> tuple[int, int]:
         """Changes whenever another connection (another process) has committed since the last call."""
-        return int(self.db.conn.execute("PRAGMA data_version").fetchone()[0])
+        main = int(self.db.conn.execute("PRAGMA data_version").fetchone()[0])
+        return main, int(self.inbox_db.execute("PRAGMA data_version").fetchone()[0])
+
+    @contextmanager
+    def inbox_transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT on the inbox file (see :class:`Store`)."""
+        conn = self.inbox_db
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def ping(self) -> bool:
         return self.db.execute("SELECT 1").fetchone()[0] == 1
 
     def close(self) -> None:
         self.db.conn.close()
+        self.inbox_db.close()
 
     # -- audit ---------------------------------------------------------------------------------
 
@@ -560,5 +636,7 @@ class Store:
         )
 
     def count(self, table: str, where: str = "", params: tuple[Any, ...] = ()) -> int:
+        """Rows of ``table`` (``inbox`` is read in its own file)."""
         sql = f"SELECT COUNT(*) FROM [{table}]" + (f" WHERE {where}" if where else "")  # noqa: S608
-        return int(self.db.execute(sql, params).fetchone()[0])
+        conn = self.inbox_db if table == "inbox" else self.db.conn
+        return int(conn.execute(sql, params).fetchone()[0])

@@ -247,7 +247,7 @@ def test_under_a_backlog_a_pipelines_final_hook_supersedes_its_earlier_events(al
     alpha.run(arrive_together())
     alpha.wait_idle()
     store = alpha.store()
-    statuses = [r[0] for r in store.db.execute("SELECT status FROM inbox ORDER BY id DESC LIMIT 5").fetchall()]
+    statuses = [r[0] for r in store.inbox_db.execute("SELECT status FROM inbox ORDER BY id DESC LIMIT 5").fetchall()]
     assert statuses == ["done", "done", "superseded", "superseded", "superseded"]
     (card,) = pipeline_cards(alpha, 88)
     assert card["title"].startswith("❌") and "❌ test" in card["text"]

@@ -116,10 +116,10 @@ def test_no_secret_in_posts_logs_audit_or_database(make_world, captured_logs: io
     db = world.store().db
     places["audit"] = "\n".join(str(r) for r in db.table("audit").rows)
     places["operations"] = "\n".join(str(r) for r in db.table("operations").rows)
-    places["inbox"] = "\n".join(str(r) for r in db.table("inbox").rows)
+    places["inbox"] = "\n".join(str(r) for r in world.store().inbox_db.execute("SELECT * FROM inbox"))
     places["outbox"] = "\n".join(str(r) for r in db.table("outbox").rows)
     world.stop_bot()  # flushes the WAL into the database file
-    files = [world.root / "cpn-bot.sqlite", world.root / "cpn-bot.sqlite-wal"]
+    files = [world.root / f"cpn-bot{name}" for name in (".sqlite", ".sqlite-wal", ".inbox.sqlite", ".inbox.sqlite-wal")]
     places["sqlite file"] = "\n".join(f.read_bytes().decode("latin-1") for f in files if f.exists())
     leaks = [(secret[:6] + "…", where) for secret in secrets for where, text in places.items() if secret in text]
     assert leaks == []

@@ -13,7 +13,7 @@ from bot.store import Store
 
 def test_concurrent_events_share_commits_and_each_gets_its_own_row(tmp_path: Path) -> None:
     store = Store(tmp_path / "bot.sqlite")
-    writer = InboxWriter(store.path)
+    writer = InboxWriter(store.inbox_path)
 
     async def burst() -> list[tuple[int, bool]]:
         writer.start()
@@ -36,7 +36,7 @@ def test_a_delivery_seen_before_answers_its_first_row_as_the_direct_path_does(tm
     first = inbox.accept(Delivery("gitlab", "same", "Push Hook", "{}"))
 
     async def again() -> tuple[tuple[int, bool], tuple[int, bool]]:
-        inbox.writer = InboxWriter(store.path)
+        inbox.writer = InboxWriter(store.inbox_path)
         inbox.writer.start()
         try:
             return (
@@ -53,12 +53,12 @@ def test_a_delivery_seen_before_answers_its_first_row_as_the_direct_path_does(tm
 
 def test_while_another_process_holds_the_lock_the_writer_waits_without_blocking_the_loop(tmp_path: Path) -> None:
     store = Store(tmp_path / "bot.sqlite")
-    other = sqlite3.connect(store.path, isolation_level=None)
-    writer = InboxWriter(store.path)
+    other = sqlite3.connect(store.inbox_path, isolation_level=None)
+    writer = InboxWriter(store.inbox_path)
 
     async def scenario() -> tuple[int, bool]:
         writer.start()
-        other.execute("BEGIN IMMEDIATE")  # the worker, in the middle of a transaction
+        other.execute("BEGIN IMMEDIATE")  # the worker, marking what it processed
         answer = asyncio.create_task(writer.accept(Delivery("gitlab", "d1", "Push Hook", "{}")))
         for _ in range(20):  # the loop keeps turning meanwhile
             await asyncio.sleep(0.001)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from bot.metrics import Metrics
 from bot.store import MIGRATIONS, Store
@@ -16,7 +17,7 @@ REQUIRED = {
     "channel_links",
     "subscriptions",
     "operations",
-    "inbox",
+    "inbox_done",
     "outbox",
     "posts",
     "audit",
@@ -28,6 +29,9 @@ def test_migrations_create_every_table_in_wal_mode(tmp_path: Path) -> None:
     assert REQUIRED <= set(store.db.table_names())
     assert store.version == len(MIGRATIONS)
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.inbox_path == str(tmp_path / "bot.inbox.sqlite")  # the inbox in its own file
+    assert store.inbox_db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert "inbox" not in store.db.table_names() and store.count("inbox") == 0
     store.close()
     again = Store(tmp_path / "bot.sqlite")  # re-opening applies nothing twice
     assert again.version == len(MIGRATIONS)
@@ -76,3 +80,31 @@ def test_data_version_changes_when_another_connection_commits(tmp_path: Path) ->
     assert store.data_version() == first
     other.audit("u1", "bob", "test", "y", "ok")
     assert store.data_version() != first
+
+
+def test_an_inbox_from_before_the_inbox_file_is_moved_there_once(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite"
+    old = sqlite_utils_database(path)
+    for migration in MIGRATIONS[:8]:  # a database as version 8 left it, with a pending event
+        migration(old)
+    old.execute("PRAGMA user_version=8")
+    old.execute(
+        "INSERT INTO inbox (source, delivery_id, event_type, project_key, headers, body, status, attempts, error, "
+        "received_at, subject, closes) VALUES ('gitlab', 'd1', 'Push Hook', 'alpha', '{}', '{}', 'pending', 0, '', "
+        "1.0, '', 0)"
+    )
+    old.conn.close()
+    store = Store(path)
+    assert "inbox" not in store.db.table_names()
+    assert store.inbox_db.execute("SELECT delivery_id, status FROM inbox").fetchall() == [("d1", "pending")]
+    store.close()
+    again = Store(path)  # nothing moved twice
+    assert again.count("inbox") == 1
+
+
+def sqlite_utils_database(path: Path) -> Any:
+    import sqlite3
+
+    import sqlite_utils
+
+    return sqlite_utils.Database(sqlite3.connect(path, isolation_level=None))
