@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -151,6 +152,10 @@ class Bot:
             self._tasks.append(asyncio.create_task(watch.run(), name="store-watch"))
         if self.worker is not None:
             self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
+        # What start-up built lives as long as the process: out of the collector's way, so that its
+        # full collections stay short (they walked every module, route and catalog: pauses of tens
+        # of ms in the middle of a burst of webhooks).
+        gc.freeze()
         self.started = True
 
     def _other_process_committed(self) -> None:
