@@ -19,7 +19,7 @@ sender, in order. Measured:
 - the bot's queue depths (``cpn_queue_depth`` of its ``/metrics``) right after the last answer and
   once every card is final.
 
-    .venv/bin/python bench/bench_webhooks.py [--events 5000] [--senders 64] [--one-process] [--profile-bot FILE]
+    .venv/bin/python bench/bench_webhooks.py [--events 5000] [--senders 64] [--workers 2] [--profile-bot FILE]
 
 ``--profile-bot FILE`` runs the bot under cProfile (slower: figures are then only indicative) and
 prints where its time goes. Exit 0 when every event was accepted and every card ended final
@@ -694,9 +694,9 @@ def run(args: argparse.Namespace) -> int:
     if args.profile_bot:
         print(f"PROFILING: the bot runs under cProfile ({args.profile_bot}): its figures are slowed down")
 
-    mode = "one process" if args.one_process else "web process + worker process (server.worker_process)"
-    print(f"cpn-bot: {mode}")
-    overrides = {} if args.one_process else {"server": {"worker_process": True}}
+    modes = {0: "one process", 1: "web process + one worker", 2: "web process + two workers (events, posts)"}
+    print(f"cpn-bot: {modes[args.workers]} (server.workers = {args.workers})")
+    overrides = {"server": {"workers": args.workers}}
     world = start_world_for_subprocess(timings=Timings.fast(), config_overrides=overrides)
     broken = True  # until the measure is done: the world's directory is kept for a look
     try:
@@ -934,9 +934,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=20.0, help="seconds the cards may take to be final")
     parser.add_argument("--max-seconds", type=float, default=95.0, help="cap of all the runs and waits, in all")
     parser.add_argument("--profile-bot", metavar="FILE", help="run the bot under cProfile, stats written to FILE")
-    parser.add_argument(
-        "--one-process", action="store_true", help="the bot without its worker process (server.worker_process off)"
-    )
+    parser.add_argument("--workers", type=int, choices=[0, 1, 2], default=2, help="server.workers of the bot")
     parser.add_argument("--profile-lines", type=int, default=30)
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--serve-bot-profiled", nargs=2, metavar=("OUT", "CONFIG"), help=argparse.SUPPRESS)

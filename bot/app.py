@@ -249,15 +249,16 @@ def create_app(bot: Bot, manage_lifecycle: bool = True) -> ASGIApp:
             checks["mattermost"] = "ok" if await bot.mm.ping() else "failed"
         except ServiceError:
             checks["mattermost"] = "unreachable"
-        if bot.worker is not None:
-            checks["worker"] = "ok" if bot.worker.alive() else "down"
+        for supervisor in bot.workers:
+            checks[f"worker:{supervisor.role.value}"] = "ok" if supervisor.alive() else "down"
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        other = read_snapshot(metrics_snapshot_path(bot.config)) if bot.worker is not None else None
-        return PlainTextResponse(bot.metrics.render(other), media_type="text/plain; version=0.0.4")
+        others = [read_snapshot(metrics_snapshot_path(bot.config, s.role)) for s in bot.workers]
+        text = bot.metrics.render([o for o in others if o is not None])
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     return EdgeMiddleware(app, bot)
 

@@ -23,11 +23,11 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"configuration refused:\n{exc}", file=sys.stderr)
         return 2
     setup_logging(config.logging.level, config.logging.json_format)
-    if config.server.worker_process:
-        from bot.worker import ProcessRole, Supervisor, worker_command
+    if config.server.workers:
+        from bot.worker import ProcessRole, Supervisor, worker_command, worker_roles
 
         bot = Bot(config, role=ProcessRole.WEB)
-        bot.worker = Supervisor(worker_command(args.config))
+        bot.workers = [Supervisor(worker_command(args.config, r), r) for r in worker_roles(config.server.workers)]
     else:
         bot = Bot(config)
     uvicorn.run(
@@ -44,7 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from bot.logs import setup_logging
-    from bot.worker import run_worker
+    from bot.worker import ProcessRole, run_worker
 
     try:
         config = load_config(args.config)
@@ -52,7 +52,7 @@ def _worker(args: argparse.Namespace) -> int:
         print(f"configuration refused:\n{exc}", file=sys.stderr)
         return 2
     setup_logging(config.logging.level, config.logging.json_format)
-    return asyncio.run(run_worker(config))
+    return asyncio.run(run_worker(config, ProcessRole(args.role)))
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -96,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", required=True, help="TOML configuration file")
     serve.set_defaults(func=_serve)
 
-    worker = sub.add_parser("worker", help="the worker process (started by serve when server.worker_process)")
+    worker = sub.add_parser("worker", help="a worker process (started by serve when server.workers > 0)")
     worker.add_argument("--config", required=True, help="TOML configuration file")
+    worker.add_argument("--role", choices=["worker", "events", "posts"], default="worker")
     worker.set_defaults(func=_worker)
 
     check = sub.add_parser("check-config", help="validate a configuration and reach every service")

@@ -69,8 +69,8 @@ class ServerConfig(Section):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_report_bytes: int = Field(67_108_864, ge=1024, description="body limit of POST /hooks/trivy")
     command_reply_budget_seconds: float = Field(0.8, gt=0, le=2.5)
-    worker_process: bool = Field(
-        False, description="process events, posts and scheduled jobs in a second process (another core)"
+    workers: int = Field(
+        0, ge=0, le=2, description="worker processes beside the web one: 0 none, 1 events and posts, 2 one each"
     )
 
 

@@ -19,14 +19,14 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
+from bot.store import begin_when_free
+
 if TYPE_CHECKING:
     from bot.inbox import Delivery
 
 
 MAX_BATCH = 256
 COMMIT_INTERVAL = 0.002  # at most one commit per interval: more events share it, the worker gets the lock between
-LOCK_RETRY = 0.0003
-LOCK_TIMEOUT = 10.0  # seconds: then the events are refused with 503, not acknowledged
 
 INSERT = (
     "INSERT OR IGNORE INTO inbox (source, delivery_id, event_type, project_key, headers, body, status, attempts, "
@@ -98,7 +98,7 @@ class InboxWriter:
             return
         conn = self._conn
         try:
-            await _begin(conn)
+            await begin_when_free(conn)
             try:
                 results = [insert_delivery(conn, row) for row, _ in batch]
                 conn.execute("COMMIT")
@@ -115,19 +115,6 @@ class InboxWriter:
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
-
-
-async def _begin(conn: sqlite3.Connection) -> None:
-    """BEGIN IMMEDIATE, waiting for the worker's write lock without blocking the event loop."""
-    deadline = time.monotonic() + LOCK_TIMEOUT
-    while True:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-        await asyncio.sleep(LOCK_RETRY)
 
 
 def insert_delivery(conn: sqlite3.Connection, row: dict[str, Any]) -> tuple[int, bool]:

@@ -85,7 +85,7 @@ class Metrics:
             }
 
     def _merged(
-        self, other: dict[str, Any] | None
+        self, others: list[dict[str, Any]]
     ) -> tuple[dict[str, dict[Labels, float]], dict[str, dict[Labels, _Histogram]]]:
         with self._lock:
             counters = {n: dict(s) for n, s in self._counters.items()}
@@ -93,8 +93,14 @@ class Metrics:
                 n: {k: _Histogram(list(h.counts), h.total, h.n) for k, h in s.items()}
                 for n, s in self._histograms.items()
             }
-        if not other:
-            return counters, histograms
+        for other in others:
+            self._add(other, counters, histograms)
+        return counters, histograms
+
+    @staticmethod
+    def _add(
+        other: dict[str, Any], counters: dict[str, dict[Labels, float]], histograms: dict[str, dict[Labels, _Histogram]]
+    ) -> None:
         for name, series in (other.get("counters") or {}).items():
             mine = counters.setdefault(name, {})
             for labels, value in series:
@@ -108,11 +114,10 @@ class Metrics:
                 hist.counts = [a + int(b) for a, b in zip(hist.counts, counts, strict=True)]
                 hist.total += float(total)
                 hist.n += int(n)
-        return counters, histograms
 
-    def render(self, other: dict[str, Any] | None = None) -> str:
-        """The exposition text; ``other`` (a :meth:`snapshot` of another process) is added in."""
-        counters, histograms = self._merged(other)
+    def render(self, others: list[dict[str, Any]] | None = None) -> str:
+        """The exposition text; ``others`` (:meth:`snapshot` of other processes) are added in."""
+        counters, histograms = self._merged(others or [])
         lines: list[str] = []
         for name, series in sorted(counters.items()):
             lines.append(f"# HELP {name} {self._help.get(name, name)}")

@@ -212,22 +212,22 @@ class Outbox:
             try:
                 await self._deliver(row)
             except ServiceError as exc:
-                self._failed(row, exc)
+                await self._failed(row, exc)
             except Exception:  # a bug must not stop the other deliveries
                 logger.exception("outbox delivery crashed", extra={"fields": {"row": row["id"]}})
-                self._retry_later(row, "internal error", None)
+                await self._retry_later(row, "internal error", None)
 
     # -- one delivery ---------------------------------------------------------------------------
 
     async def _deliver(self, row: Json) -> None:
         if row["post_key"] and self._superseded(row):
-            self._mark(row, "superseded")
+            await self._mark(row, "superseded")
             return
         body = json.loads(row["payload"])
         if row["op"] == "ephemeral":
-            self._attempted(row)
+            await self._attempted(row)
             await self.mm.create_ephemeral(row["user_id"], row["channel_id"], body["message"], body["props"])
-            self._sent(row)
+            await self._sent(row)
             return
 
         root_id = ""
@@ -236,19 +236,22 @@ class Outbox:
         elif row["root_key"] and row["root_key"] != row["post_key"]:
             found = self.post_id(row["root_key"])
             if found is None and self._root_pending(row["root_key"]):
-                self._retry_later(row, "thread root not delivered yet", 0.05)
+                await self._retry_later(row, "thread root not delivered yet", 0.05)
                 return
             root_id = found or ""  # a root that could not be posted: reply at top level
 
-        self._attempted(row)
+        await self._attempted(row)
+        # Read again once counted: an edit merged into this row meanwhile (by another process, which
+        # merges only into rows never attempted) goes out now rather than being lost.
+        body = self._payload(row) or body
         existing = self.post_id(row["post_key"]) if row["post_key"] else None
         if existing:
             await self.mm.patch_post(existing, body["message"], body["props"])
-            self._sent(row)
+            await self._sent(row)
             return
         if existing == "":
             # The card went out through the response URL: it cannot be edited.
-            self._mark(row, "superseded")
+            await self._mark(row, "superseded")
             return
 
         props = dict(body["props"], cpn_uid=row["uid"])
@@ -269,13 +272,13 @@ class Outbox:
                     await self._via_response_url(row, body)
                     return
                 raise
-        self._sent(row, post)
+        await self._sent(row, post)
 
     async def _via_response_url(self, row: Json, body: Json) -> None:
         """The bot cannot post in this channel: answer through the slash command's response URL."""
         reply = {"response_type": "in_channel", "text": body["message"], "props": body["props"]}
         await self.mm.post_to_response_url(row["response_url"], reply)
-        self._sent(row, {"id": "", "channel_id": row["channel_id"], "root_id": ""})
+        await self._sent(row, {"id": "", "channel_id": row["channel_id"], "root_id": ""})
         self.metrics.inc("cpn_outbox_response_url_total")
 
     async def _find_by_uid(self, row: Json) -> Json | None:
@@ -285,6 +288,10 @@ class Outbox:
                 self.metrics.inc("cpn_outbox_recovered_total")
                 return post
         return None
+
+    def _payload(self, row: Json) -> Json | None:
+        found = self.store.db.execute("SELECT payload FROM outbox WHERE id = ?", (row["id"],)).fetchone()
+        return json.loads(found[0]) if found else None
 
     def _superseded(self, row: Json) -> bool:
         newer = self.store.db.execute(
@@ -305,49 +312,58 @@ class Outbox:
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
-    def _attempted(self, row: Json) -> None:
+    async def _attempted(self, row: Json) -> None:
         """Counted before the request: after a crash, a count above zero means 'look before resending'."""
-        self.store.db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", (row["id"],))
+        await self.store.write(
+            lambda db: db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", (row["id"],))
+        )
 
-    def _sent(self, row: Json, post: Json | None = None) -> None:
-        with self.store.transaction():
-            self.store.db.execute(
-                "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = '' WHERE id = ?",
-                (now(), row["id"]),
-            )
-            if post is not None and row["post_key"]:
-                self.store.db.table("posts").upsert(
-                    {
-                        "key": row["post_key"],
-                        "post_id": post.get("id", ""),
-                        "channel_id": row["channel_id"],
-                        "root_id": post.get("root_id", ""),
-                        "created_at": now(),
-                        "updated_at": now(),
-                    },
-                    pk="key",
-                )
+    async def _sent(self, row: Json, post: Json | None = None) -> None:
+        await self.store.write(lambda db: self._record_sent(row, post))
         self.metrics.inc("cpn_outbox_delivered_total", op=row["op"])
         self.metrics.observe("cpn_outbox_delivery_seconds", now() - row["created_at"])
 
-    def _mark(self, row: Json, status: str) -> None:
-        self.store.db.execute("UPDATE outbox SET status = ? WHERE id = ?", (status, row["id"]))
+    def _record_sent(self, row: Json, post: Json | None) -> None:
+        self.store.db.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = '' WHERE id = ?", (now(), row["id"])
+        )
+        if post is not None and row["post_key"]:
+            self.store.db.table("posts").upsert(
+                {
+                    "key": row["post_key"],
+                    "post_id": post.get("id", ""),
+                    "channel_id": row["channel_id"],
+                    "root_id": post.get("root_id", ""),
+                    "created_at": now(),
+                    "updated_at": now(),
+                },
+                pk="key",
+            )
 
-    def _failed(self, row: Json, exc: ServiceError) -> None:
+    async def _mark(self, row: Json, status: str) -> None:
+        await self.store.write(lambda db: db.execute("UPDATE outbox SET status = ? WHERE id = ?", (status, row["id"])))
+
+    async def _failed(self, row: Json, exc: ServiceError) -> None:
         self.metrics.inc("cpn_outbox_errors_total", failure=exc.failure.value)
         too_old = now() - row["created_at"] > self.config.give_up_after_hours * 3600
         if exc.transient and not too_old:
-            self._retry_later(row, str(exc), exc.retry_after)
+            await self._retry_later(row, str(exc), exc.retry_after)
             return
         log(logger, logging.WARNING, "post dropped", row=row["id"], error=str(exc))
-        self.store.db.execute("UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?", (str(exc), row["id"]))
+        await self.store.write(
+            lambda db: db.execute(
+                "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?", (str(exc), row["id"])
+            )
+        )
 
-    def _retry_later(self, row: Json, error: str, retry_after: float | None) -> None:
+    async def _retry_later(self, row: Json, error: str, retry_after: float | None) -> None:
         if retry_after is None:
             attempt = max(1, int(row["attempts"]) + 1)
             backoff = min(self.config.max_backoff_seconds, self.config.base_backoff_seconds * 2 ** (attempt - 1))
             retry_after = backoff * (0.5 + random.random() / 2)
-        self.store.db.execute(
-            "UPDATE outbox SET next_attempt_at = ?, last_error = ? WHERE id = ?",
-            (now() + retry_after, error[:200], row["id"]),
+        at = now() + retry_after
+        await self.store.write(
+            lambda db: db.execute(
+                "UPDATE outbox SET next_attempt_at = ?, last_error = ? WHERE id = ?", (at, error[:200], row["id"])
+            )
         )

@@ -73,12 +73,14 @@ class Bot:
     def __init__(self, config: Config, registry: Registry | None = None, role: ProcessRole = ProcessRole.ALL) -> None:
         self.config = config
         self.role = role
-        # With a separate worker process, the web process runs it (set by ``cpn-bot serve``).
-        self.worker: Supervisor | None = None
+        # With worker processes, the web process runs them (set by ``cpn-bot serve``).
+        self.workers: list[Supervisor] = []
         for secret in _secrets_of(config):
             register_secret(secret)
         self.tr = Translator(config.language)
         self.store = Store(config.store.path)
+        if role is ProcessRole.POSTS:
+            self.store.wait_by_steps()  # its writes are the outbox's, through Store.write
         self.metrics = Metrics()
         mm = config.mattermost
         self.mm = Mattermost(str(mm.url), mm.bot_token.get_secret_value(), mm.timeout_seconds)
@@ -138,8 +140,9 @@ class Bot:
             if recovered:
                 logger.info("operations resumed after restart", extra={"fields": {"count": recovered}})
             self._tasks.append(asyncio.create_task(self.operations.run(self), name="operations"))
-        if role.processes:
+        if role.delivers:
             self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
+        if role.processes:
             self._tasks.append(asyncio.create_task(self.inbox.run(self), name="inbox"))
             self.scheduler.start(self)
             if self.config.mattermost.websocket:
@@ -150,8 +153,8 @@ class Bot:
         if role is not ProcessRole.ALL:
             watch = StoreWatch(self.store, self._other_process_committed)
             self._tasks.append(asyncio.create_task(watch.run(), name="store-watch"))
-        if self.worker is not None:
-            self._tasks.append(asyncio.create_task(self.worker.run(), name="worker"))
+        for supervisor in self.workers:
+            self._tasks.append(asyncio.create_task(supervisor.run(), name="worker"))
         # What start-up built lives as long as the process: out of the collector's way, so that its
         # full collections stay short (they walked every module, route and catalog: pauses of tens
         # of ms in the middle of a burst of webhooks).
@@ -159,11 +162,12 @@ class Bot:
         self.started = True
 
     def _other_process_committed(self) -> None:
-        """The other process wrote: events to process, posts to send, operations to run."""
+        """Another process wrote: events to process, posts to send, operations to run."""
         if self.role.processes:
             self.inbox.wake()
+        if self.role.delivers:
             self.outbox.wake()
-        else:
+        if self.role.serves_http:
             self.operations.wake()
 
     async def _login(self) -> None:
@@ -183,8 +187,8 @@ class Bot:
             delay = min(delay * 2, 30.0)
 
     async def stop(self) -> None:
-        if self.worker is not None:
-            await self.worker.stop()
+        for supervisor in self.workers:
+            await supervisor.stop()
         if self.inbox.writer is not None:
             await self.inbox.writer.stop()
             self.inbox.writer = None

@@ -10,6 +10,7 @@ No secret value is ever stored here: tokens are kept as hashes, credentials go t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 
@@ -478,6 +479,26 @@ def inbox_path(path: str) -> str:
     return str(main.with_name(f"{main.stem}.inbox{main.suffix or '.sqlite'}"))
 
 
+T = TypeVar("T")
+LOCK_TIMEOUT = 10.0  # seconds a write waits for another process's lock
+LOCK_RETRY = 0.0003
+
+
+async def begin_when_free(conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE; on a connection without busy timeout, another process's lock is waited for
+    in short asynchronous steps, the event loop going on meanwhile. ``sqlite3.OperationalError``
+    after ``LOCK_TIMEOUT``."""
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(LOCK_RETRY)
+
+
 _DDL = re.compile(r"\s*(CREATE|DROP|ALTER)\b", re.IGNORECASE)
 
 
@@ -591,6 +612,30 @@ class Store:
         """Changes whenever another connection (another process) has committed since the last call."""
         main = int(self.db.conn.execute("PRAGMA data_version").fetchone()[0])
         return main, int(self.inbox_db.execute("PRAGMA data_version").fetchone()[0])
+
+    async def write(self, work: Callable[[_Database], T]) -> T:
+        """``work(db)`` in a write transaction (joined if one is open).
+
+        With ``busy_timeout`` 0 (the posts worker, see :meth:`wait_by_steps`), a lock held by
+        another process is waited for here, in short asynchronous steps, rather than by SQLite's
+        sleeps of a millisecond or more that would stop the event loop and rarely fall in the gaps
+        between the other's transactions.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            return work(self.db)
+        await begin_when_free(conn)
+        try:
+            result = work(self.db)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    def wait_by_steps(self) -> None:
+        """For a process whose every write goes through :meth:`write`: no blocking busy handler."""
+        self.db.execute("PRAGMA busy_timeout=0")
 
     @contextmanager
     def inbox_transaction(self) -> Iterator[sqlite3.Connection]:

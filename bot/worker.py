@@ -1,11 +1,12 @@
-"""The worker process: inbound events, posts, scheduled jobs and the websocket, beside the web process.
+"""Worker processes: inbound events, posts, scheduled jobs and the websocket, beside the web process.
 
-With ``server.worker_process = true``, ``cpn-bot serve`` answers HTTP only (webhook
-acknowledgements, slash commands, buttons and the operations they start) and runs ``cpn-bot
-worker`` as its child, on another core: a webhook's ``202`` then costs one insert, and a burst of
-events no longer slows the acknowledgements down, nor they the posts. The two share nothing but the
-SQLite file. Each wakes when the other commits (``PRAGMA data_version`` changes for commits of
-other connections); the worker's metrics reach ``/metrics`` through a snapshot file.
+With ``server.workers = 1``, ``cpn-bot serve`` answers HTTP only (webhook acknowledgements, slash
+commands, buttons and the operations they start) and runs ``cpn-bot worker`` as its child, on
+another core: a webhook's ``202`` then costs one insert, and a burst of events no longer slows the
+acknowledgements down, nor they the posts. With ``2``, one worker processes the events and another
+sends the posts, so that a backlog drains on two cores. The processes share nothing but the SQLite
+files. Each wakes when another commits (``PRAGMA data_version`` changes for commits of other
+connections); the workers' metrics reach ``/metrics`` through snapshot files.
 """
 
 from __future__ import annotations
@@ -39,20 +40,31 @@ class ProcessRole(StrEnum):
     """What a process of the bot runs."""
 
     ALL = "all"  # everything in one process (the default, the tests, the sandbox)
-    WEB = "web"  # HTTP and operations; the worker does the rest
-    WORKER = "worker"  # inbox, outbox, scheduler, websocket listener
+    WEB = "web"  # HTTP and operations; the workers do the rest
+    WORKER = "worker"  # the one worker: events (inbox, scheduler, websocket listener) and posts (outbox)
+    EVENTS = "events"  # of two workers, the one processing events
+    POSTS = "posts"  # of two workers, the one sending the posts
 
     @property
     def serves_http(self) -> bool:
-        return self is not ProcessRole.WORKER
+        return self in (ProcessRole.ALL, ProcessRole.WEB)
 
     @property
     def processes(self) -> bool:
-        return self is not ProcessRole.WEB
+        return self in (ProcessRole.ALL, ProcessRole.WORKER, ProcessRole.EVENTS)
+
+    @property
+    def delivers(self) -> bool:
+        return self in (ProcessRole.ALL, ProcessRole.WORKER, ProcessRole.POSTS)
 
 
-def metrics_snapshot_path(config: Config) -> Path:
-    return Path(f"{config.store.path}.worker-metrics.json")
+def worker_roles(workers: int) -> list[ProcessRole]:
+    """The worker processes beside the web process for ``server.workers``."""
+    return {0: [], 1: [ProcessRole.WORKER]}.get(workers, [ProcessRole.EVENTS, ProcessRole.POSTS])
+
+
+def metrics_snapshot_path(config: Config, role: ProcessRole) -> Path:
+    return Path(f"{config.store.path}.{role.value}-metrics.json")
 
 
 def read_snapshot(path: Path) -> dict[str, Any] | None:
@@ -90,10 +102,13 @@ class StoreWatch:
 
 
 class Supervisor:
-    """Runs the worker as a child process; restarts it if it dies; stops it with the web process."""
+    """Runs a worker as a child process; restarts it if it dies; stops it with the web process."""
 
-    def __init__(self, argv: Sequence[str], restart_delay: float = 0.5, max_delay: float = 30.0) -> None:
+    def __init__(
+        self, argv: Sequence[str], role: ProcessRole, restart_delay: float = 0.5, max_delay: float = 30.0
+    ) -> None:
         self.argv = list(argv)
+        self.role = role
         self.restart_delay = restart_delay
         self.max_delay = max_delay
         self.process: subprocess.Popen[bytes] | None = None
@@ -118,7 +133,7 @@ class Supervisor:
             code = self.process.poll()
             if code is None or self._stopping:
                 continue
-            logger.warning("worker process exited: restarting", extra={"fields": {"code": code}})
+            logger.warning("worker process exited: restarting", extra={"fields": {"code": code, "role": self.role}})
             if time.monotonic() - started > 60:
                 delay = self.restart_delay  # it had been running well: not a crash loop
             await asyncio.sleep(delay)
@@ -142,20 +157,20 @@ class Supervisor:
             process.wait()
 
 
-def worker_command(config_path: str) -> list[str]:
-    return [sys.executable, "-m", "bot.cli", "worker", "--config", config_path]
+def worker_command(config_path: str, role: ProcessRole) -> list[str]:
+    return [sys.executable, "-m", "bot.cli", "worker", "--config", config_path, "--role", role.value]
 
 
-async def run_worker(config: Config) -> int:
+async def run_worker(config: Config, role: ProcessRole = ProcessRole.WORKER) -> int:
     """``cpn-bot worker``: until SIGTERM or SIGINT; the metrics snapshot written as it goes."""
     from bot.runtime import Bot
 
-    bot = Bot(config, role=ProcessRole.WORKER)
+    bot = Bot(config, role=role)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    path = metrics_snapshot_path(config)
+    path = metrics_snapshot_path(config, role)
     await bot.start()
     try:
         while not stop.is_set():

@@ -1,4 +1,4 @@
-"""``server.worker_process``: the web process answers, a worker process it supervises does the rest."""
+"""``server.workers``: the web process answers, the worker processes it supervises do the rest."""
 
 from __future__ import annotations
 
@@ -31,10 +31,10 @@ def _ready(world: World) -> bool:
         return False
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[World, subprocess.Popen[bytes]]]:
+@pytest.fixture(params=[1, 2], ids=["one worker", "two workers"])
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[World, subprocess.Popen[bytes]]]:
     world = World(
-        tmp_path, timings=Timings.fast(), bot_in_process=False, config_overrides={"server": {"worker_process": True}}
+        tmp_path, timings=Timings.fast(), bot_in_process=False, config_overrides={"server": {"workers": request.param}}
     ).start()
     process = subprocess.Popen(world.serve_command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -51,8 +51,10 @@ def test_commands_events_and_posts_go_through_the_two_processes(
     served: tuple[World, subprocess.Popen[bytes]],
 ) -> None:
     world, process = served
-    (worker,) = _children(process.pid)
-    assert httpx.get(f"{world.bot_url}/readyz").json()["checks"]["worker"] == "ok"
+    workers = _children(process.pid)
+    checks = httpx.get(f"{world.bot_url}/readyz").json()["checks"]
+    assert len(workers) == len([c for c in checks if c.startswith("worker:")]) in (1, 2)
+    assert all(v == "ok" for c, v in checks.items() if c.startswith("worker:"))
     bob = User(world, "bob")
     assert "alpha" in bob.run("/cpn project create alpha")["text"]  # answered by the web process
     store = world.store()
@@ -69,17 +71,18 @@ def test_commands_events_and_posts_go_through_the_two_processes(
 
     wait_for(processed, timeout=10, what="the worker's metrics")
 
-    # A worker that dies is started again, and nothing sent meanwhile is lost.
-    os.kill(worker, signal.SIGKILL)
+    # Workers that die are started again, and nothing sent meanwhile is lost.
+    for worker in workers:
+        os.kill(worker, signal.SIGKILL)
     assert send(world, "Pipeline Hook", pipeline_event("failed", 502), token=project_secret(world)).status_code == 202
-    wait_for(lambda: len(pipeline_cards(world, 502)) == 1, timeout=30, what="the card after the worker's restart")
-    (restarted,) = _children(process.pid)
-    assert restarted != worker
+    wait_for(lambda: len(pipeline_cards(world, 502)) == 1, timeout=30, what="the card after the workers' restart")
+    restarted = _children(process.pid)
+    assert len(restarted) == len(workers) and not set(restarted) & set(workers)
 
-    # Stopping the web process stops its worker.
+    # Stopping the web process stops its workers.
     process.send_signal(signal.SIGTERM)
     process.wait(15)
-    assert not Path(f"/proc/{restarted}").exists() or "zombie" in Path(f"/proc/{restarted}/status").read_text()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in restarted)
 
 
 def test_duplicate_deliveries_are_one_event_through_the_group_commit(

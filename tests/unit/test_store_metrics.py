@@ -57,7 +57,7 @@ def test_another_process_metrics_are_added_to_the_rendered_ones() -> None:
     worker.inc("cpn_events_processed_total", 3, source="gitlab", status="done")
     worker.inc("cpn_webhooks_accepted_total", 2, source="gitlab")
     worker.observe("cpn_outbox_delivery_seconds", 0.02)
-    text = web.render(json.loads(json.dumps(worker.snapshot())))  # as read back from the snapshot file
+    text = web.render([json.loads(json.dumps(worker.snapshot()))])  # as read back from the snapshot file
     assert 'cpn_webhooks_accepted_total{source="gitlab"} 3' in text
     assert 'cpn_events_processed_total{source="gitlab",status="done"} 3' in text
     assert 'cpn_outbox_delivery_seconds_bucket{le="0.025"} 1' in text
