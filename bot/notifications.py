@@ -148,9 +148,11 @@ async def publish(bot: Bot, project: Project, state: PipelineState) -> None:
         post_key = existing.get(channel_id) or card_key(state, channel_id)
         root_key = parent_posts.get(channel_id, "")
         if channel_id not in existing:
-            bot.store.db.table("pipeline_posts").upsert(
-                {"pipeline_key": state.key, "channel_id": channel_id, "post_key": post_key, "root_key": root_key},
-                pk=("pipeline_key", "channel_id"),
+            bot.store.db.execute(
+                "INSERT INTO pipeline_posts (pipeline_key, channel_id, post_key, root_key) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (pipeline_key, channel_id) DO UPDATE SET post_key = excluded.post_key, "
+                "root_key = excluded.root_key",
+                (state.key, channel_id, post_key, root_key),
             )
             if parent is not None and root_key:
                 bot.outbox.enqueue(channel_id, Post(render.build_started(parent, state, bot.tr)), root_key=root_key)

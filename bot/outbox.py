@@ -106,27 +106,11 @@ class Outbox:
                 self.metrics.inc("cpn_outbox_merged_total")
                 self.wake()
                 return 0
-        row_id = (
-            self.store.db.table("outbox")
-            .insert(
-                {
-                    "uid": uid,
-                    "group_key": group,
-                    "op": op,
-                    "post_key": post_key,
-                    "root_key": root_key,
-                    "channel_id": channel_id,
-                    "user_id": ephemeral_to,
-                    "payload": json.dumps(post.body(), ensure_ascii=False),
-                    "response_url": response_url,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": 0.0,
-                    "created_at": now(),
-                }
-            )
-            .last_pk
-        )
+        row_id = self.store.db.execute(
+            "INSERT INTO outbox (uid, group_key, op, post_key, root_key, channel_id, user_id, payload, response_url, "
+            "status, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0.0, ?)",
+            (uid, group, op, post_key, root_key, channel_id, ephemeral_to, payload, response_url, now()),
+        ).lastrowid
         self.metrics.inc("cpn_outbox_enqueued_total", op=op)
         self.wake()
         return int(row_id or 0)
@@ -328,16 +312,11 @@ class Outbox:
             "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = '' WHERE id = ?", (now(), row["id"])
         )
         if post is not None and row["post_key"]:
-            self.store.db.table("posts").upsert(
-                {
-                    "key": row["post_key"],
-                    "post_id": post.get("id", ""),
-                    "channel_id": row["channel_id"],
-                    "root_id": post.get("root_id", ""),
-                    "created_at": now(),
-                    "updated_at": now(),
-                },
-                pk="key",
+            self.store.db.execute(
+                "INSERT INTO posts (key, post_id, channel_id, root_id, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET post_id = excluded.post_id, "
+                "channel_id = excluded.channel_id, root_id = excluded.root_id, updated_at = excluded.updated_at",
+                (row["post_key"], post.get("id", ""), row["channel_id"], post.get("root_id", ""), now(), now()),
             )
 
     async def _mark(self, row: Json, status: str) -> None:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("cpn.worker")
 
 WATCH_SECONDS = 0.005  # how often a process looks for the other's commits: one cheap PRAGMA
-SNAPSHOT_SECONDS = 0.5  # how often the worker writes its metrics for the web process
+SNAPSHOT_SECONDS = 0.5  # how often a worker writes its metrics for the web process
 
 
 class ProcessRole(StrEnum):
@@ -56,6 +56,10 @@ class ProcessRole(StrEnum):
     @property
     def delivers(self) -> bool:
         return self in (ProcessRole.ALL, ProcessRole.WORKER, ProcessRole.POSTS)
+
+
+# Under contention, the web process first, then the posts, then the events (see run_worker).
+NICENESS = {ProcessRole.WORKER: 2, ProcessRole.EVENTS: 3, ProcessRole.POSTS: 1}
 
 
 def worker_roles(workers: int) -> list[ProcessRole]:
@@ -165,6 +169,10 @@ async def run_worker(config: Config, role: ProcessRole = ProcessRole.WORKER) -> 
     """``cpn-bot worker``: until SIGTERM or SIGINT; the metrics snapshot written as it goes."""
     from bot.runtime import Bot
 
+    # When the cores are all busy, the web process goes first: senders wait for its answers, while
+    # a worker's backlog drains as soon as the burst is over. The posts go before the events: they
+    # are what people see, and a backlog of events shrinks as it grows (superseded events).
+    os.nice(NICENESS[role])
     bot = Bot(config, role=role)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
