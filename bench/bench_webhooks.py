@@ -1,7 +1,9 @@
 """GitLab webhook ingest: pipeline and job events from 64 concurrent senders, against a bare baseline.
 
-The bot runs as ``cpn-bot serve --config …`` in its own process, wired to the sandbox's emulators
-(in this process) with short emulated timings (``Timings.fast()``). Bob creates the project
+The bot runs as ``cpn-bot serve --config …`` in its own process with ``server.workers = 2`` (its
+two worker processes, events and posts; ``--workers`` to change), wired to the sandbox's emulators
+(in this process) with short emulated timings (``Timings.fast()``). Its CPU figures include its
+workers'. Bob creates the project
 ``bench`` in ~equipe-alpha (the channel is linked: successes on ``main`` are posted there) and adds
 its repository ``api``, typing the commands as a user does. Then N events — many pipelines on
 ``main``, each one ``Pipeline Hook`` running, a ``Job Hook`` per job finished, ``Pipeline Hook``

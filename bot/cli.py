@@ -30,6 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
         bot.workers = [Supervisor(worker_command(args.config, r), r) for r in worker_roles(config.server.workers)]
     else:
         bot = Bot(config)
+    bot.freeze_heap = True
     uvicorn.run(
         create_app(bot),
         host=config.server.host,

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bot.inbox_writer import InboxWriter, insert_delivery
 from bot.logs import log
@@ -72,6 +72,28 @@ class Delivery:
             "subject": self.subject,
             "closes": int(self.closes),
         }
+
+
+class Head(NamedTuple):
+    """What is looked at of a pending event before deciding to process it."""
+
+    id: int
+    source: str
+    delivery_id: str
+    subject: str
+    closes: bool
+
+
+class Decision(NamedTuple):
+    """What became of an event; keyed by its delivery, which no new event can share (ids can be
+    reused by a new inbox file, a delivery id cannot)."""
+
+    id: int
+    source: str
+    delivery_id: str
+    status: str  # done | failed | ignored | superseded
+    error: str
+    at: float
 
 
 EventHandler = Callable[[InboundEvent, "Bot"], Awaitable[None]]
@@ -134,7 +156,7 @@ class Inbox:
             rows: list[dict[str, Any]] = []
             if heads:
                 self._supersede(heads, bot)
-                rows = self._pending_rows(heads[-1][0])
+                rows = self._pending_rows(heads[-1].id)
             for start in range(0, len(rows), EVENTS_PER_TURN):
                 await self._process_turn(rows[start : start + EVENTS_PER_TURN], bot)
                 # Let acknowledgements and deliveries run: one loop serves them all. A few events
@@ -149,27 +171,37 @@ class Inbox:
             except TimeoutError:
                 await self._after_batch(bot)  # the idle tick: cards held back by the edit interval
 
-    def _heads(self) -> list[tuple[int, str, str, int]]:
-        """(id, source, subject, closes) of the next pending events, those already decided excepted.
+    def _heads(self) -> list[Head]:
+        """The next pending events, those already decided excepted.
 
         An event is decided in the main file (``inbox_done``) and marked in the inbox file after:
         one a crash caught between the two is marked now, not processed twice.
         """
-        heads = self.store.inbox_db.execute(
-            "SELECT id, source, subject, closes FROM inbox WHERE status = 'pending' ORDER BY id LIMIT ?",
-            (EVENTS_PER_BATCH,),
-        ).fetchall()
+        heads = [
+            Head(int(i), str(source), str(delivery), str(subject), bool(closes))
+            for i, source, delivery, subject, closes in self.store.inbox_db.execute(
+                "SELECT id, source, delivery_id, subject, closes FROM inbox WHERE status = 'pending' "
+                "ORDER BY id LIMIT ?",
+                (EVENTS_PER_BATCH,),
+            ).fetchall()
+        ]
         if not heads:
             return []
-        decided = self.store.db.execute(
-            "SELECT id, status, error, processed_at FROM inbox_done WHERE id BETWEEN ? AND ?",
-            (heads[0][0], heads[-1][0]),
-        ).fetchall()
+        by_delivery = {(h.source, h.delivery_id): h for h in heads}
+        pairs = ", ".join("(?, ?)" for _ in heads)
+        decided = [
+            Decision(by_delivery[(source, delivery)].id, source, delivery, status, error, at)
+            for source, delivery, status, error, at in self.store.db.execute(
+                "SELECT source, delivery_id, status, error, processed_at FROM inbox_done "  # noqa: S608
+                f"WHERE (source, delivery_id) IN (VALUES {pairs})",
+                [part for h in heads for part in (h.source, h.delivery_id)],
+            ).fetchall()
+        ]
         if decided:
             self._mark(decided)
-            done = {row[0] for row in decided}
-            heads = [h for h in heads if h[0] not in done]
-        return [(int(i), str(source), str(subject), int(closes)) for i, source, subject, closes in heads]
+            done = {d.id for d in decided}
+            heads = [h for h in heads if h.id not in done]
+        return heads
 
     def _pending_rows(self, up_to: int) -> list[dict[str, Any]]:
         cursor = self.store.inbox_db.execute(
@@ -178,43 +210,41 @@ class Inbox:
         columns = [c[0] for c in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
-    def _decide(self, decisions: list[tuple[int, str, str, float]]) -> None:
+    def _decide(self, decisions: list[Decision]) -> None:
         """Record in the main file what became of events (in the caller's transaction)."""
         self.store.db.conn.executemany(
-            "INSERT OR REPLACE INTO inbox_done (id, status, error, processed_at) VALUES (?, ?, ?, ?)", decisions
+            "INSERT OR REPLACE INTO inbox_done (source, delivery_id, status, error, processed_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(d.source, d.delivery_id, d.status, d.error, d.at) for d in decisions],
         )
 
-    def _mark(self, decisions: list[tuple[int, str, str, float]]) -> None:
+    def _mark(self, decisions: list[Decision]) -> None:
         """Then in the inbox file: one short write, never inside the main file's transaction."""
         with self.store.inbox_transaction() as conn:
             conn.executemany(
                 "UPDATE inbox SET status = ?, error = ?, processed_at = ?, attempts = attempts + 1 "
                 "WHERE id = ? AND status = 'pending'",
-                [(status, error, at, row_id) for row_id, status, error, at in decisions],
+                [(d.status, d.error, d.at, d.id) for d in decisions],
             )
 
-    def _supersede(self, heads: list[tuple[int, str, str, int]], bot: Bot) -> None:
+    def _supersede(self, heads: list[Head], bot: Bot) -> None:
         """Mark ``superseded`` the events that a later event of the batch closes (see :class:`Delivery`).
 
         Only under a backlog does a batch hold both; a bot that keeps up processes every event.
         """
-        closers: dict[tuple[str, str], int] = {}
-        for row_id, source, subject, closes in heads:
-            if subject and closes:
-                closers[(source, subject)] = row_id
-        redundant = [
-            (row_id, source)
-            for row_id, source, subject, _ in heads
-            if subject and closers.get((source, subject), 0) > row_id
+        closers = {(h.source, h.subject): h.id for h in heads if h.subject and h.closes}
+        decisions = [
+            Decision(h.id, h.source, h.delivery_id, "superseded", "", now())
+            for h in heads
+            if h.subject and closers.get((h.source, h.subject), 0) > h.id
         ]
-        if not redundant:
+        if not decisions:
             return
-        decisions = [(row_id, "superseded", "", now()) for row_id, _ in redundant]
         with self.store.transaction():
             self._decide(decisions)
         self._mark(decisions)
-        for _, source in redundant:
-            bot.metrics.inc("cpn_events_processed_total", source=source, status="superseded")
+        for decision in decisions:
+            bot.metrics.inc("cpn_events_processed_total", source=decision.source, status="superseded")
 
     async def _after_batch(self, bot: Bot) -> None:
         for hook in AFTER_BATCH:
@@ -237,7 +267,7 @@ class Inbox:
     async def _process_turn(self, rows: list[dict[str, Any]], bot: Bot) -> None:
         """A few events in one transaction: one commit (and one take of the write lock) for all."""
         conn = self.store.db.conn
-        decisions: list[tuple[int, str, str, float]] = []
+        decisions: list[Decision] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             for row in rows:
@@ -248,7 +278,7 @@ class Inbox:
                 conn.execute("COMMIT")
         self._mark(decisions)
 
-    async def _process(self, row: dict[str, Any], bot: Bot) -> tuple[int, str, str, float]:
+    async def _process(self, row: dict[str, Any], bot: Bot) -> Decision:
         """One event: its effects, or none of them; what became of it, for :meth:`_decide`."""
         event = InboundEvent(
             id=row["id"],
@@ -277,4 +307,4 @@ class Inbox:
                 bot.metrics.inc("cpn_event_errors_total", source=event.source)
         db.execute("RELEASE event")
         bot.metrics.inc("cpn_events_processed_total", source=event.source, status=status)
-        return event.id, status, error, now()
+        return Decision(event.id, event.source, event.delivery_id, status, error, now())

@@ -75,6 +75,8 @@ class Bot:
         self.role = role
         # With worker processes, the web process runs them (set by ``cpn-bot serve``).
         self.workers: list[Supervisor] = []
+        # Set by ``cpn-bot serve`` and ``worker``, not by the tests' many bots in one process.
+        self.freeze_heap = False
         for secret in _secrets_of(config):
             register_secret(secret)
         self.tr = Translator(config.language)
@@ -155,10 +157,11 @@ class Bot:
             self._tasks.append(asyncio.create_task(watch.run(), name="store-watch"))
         for supervisor in self.workers:
             self._tasks.append(asyncio.create_task(supervisor.run(), name="worker"))
-        # What start-up built lives as long as the process: out of the collector's way, so that its
-        # full collections stay short (they walked every module, route and catalog: pauses of tens
-        # of ms in the middle of a burst of webhooks).
-        gc.freeze()
+        if self.freeze_heap:
+            # What start-up built lives as long as the process: out of the collector's way, so that
+            # its full collections stay short (they walked every module, route and catalog: pauses
+            # of tens of ms in the middle of a burst of webhooks).
+            gc.freeze()
         self.started = True
 
     def _other_process_committed(self) -> None:

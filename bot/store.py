@@ -446,8 +446,8 @@ def _v8(db: sqlite_utils.Database) -> None:
 def _v9(db: sqlite_utils.Database) -> None:
     """The inbox moves to its own file (see :class:`Store`); here stays what became of each event."""
     db.table("inbox_done").create(
-        {"id": int, "status": str, "error": str, "processed_at": float},
-        pk="id",
+        {"source": str, "delivery_id": str, "status": str, "error": str, "processed_at": float},
+        pk=("source", "delivery_id"),
         defaults={"error": ""},
     )
     db.table("inbox_done").create_index(["processed_at"])

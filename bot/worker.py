@@ -174,6 +174,7 @@ async def run_worker(config: Config, role: ProcessRole = ProcessRole.WORKER) -> 
     # are what people see, and a backlog of events shrinks as it grows (superseded events).
     os.nice(NICENESS[role])
     bot = Bot(config, role=role)
+    bot.freeze_heap = True
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

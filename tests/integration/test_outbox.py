@@ -138,3 +138,31 @@ def _healthy(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_an_edit_merged_by_another_process_while_a_delivery_starts_is_the_one_sent(
+    world: World, tmp_path: Path
+) -> None:
+    """The posts worker read the row; the events worker merged a newer card into it before the
+    attempt was counted: the newer card is what Mattermost gets."""
+    from services.mattermost import Mattermost
+
+    assert world.bot_user is not None
+    channel = world.channels["equipe-alpha"]
+    path = tmp_path / "outbox.sqlite"
+    posts_side, events_side = Store(path), Store(path)
+    mm = Mattermost(world.servers["mattermost"].url, world.bot_user.token, 5.0)
+    poster = Outbox(posts_side, mm, Metrics(), OutboxConfig())
+    producer = Outbox(events_side, None, Metrics(), OutboxConfig())  # type: ignore[arg-type]
+
+    async def race() -> None:
+        await mm.login()
+        producer.enqueue(channel, Post("carte v1"), post_key="card:race")
+        (row,) = poster._ready_heads()  # read: "carte v1"
+        producer.enqueue(channel, Post("carte v2"), post_key="card:race")  # merged into the same row
+        await poster._deliver(row)
+        await mm.close()
+
+    world.run(race())
+    assert [m for m in messages(world) if m.startswith("carte")] == ["carte v2"]
+    assert posts_side.count("outbox") == 1 and posts_side.count("outbox", "status = 'sent'") == 1

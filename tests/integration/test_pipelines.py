@@ -255,6 +255,29 @@ def test_under_a_backlog_a_pipelines_final_hook_supersedes_its_earlier_events(al
     assert len(replies) == 1 and "/-/jobs/1)" in replies[0]  # the job's link, from the final hook
 
 
+def test_an_event_decided_before_a_crash_but_not_yet_marked_in_the_inbox_is_not_processed_again(
+    alpha: World,
+) -> None:
+    from bot.inbox import Delivery
+
+    store = alpha.store()
+    with store.transaction():  # its effects and its decision were committed in the main file…
+        store.db.execute(
+            "INSERT INTO inbox_done (source, delivery_id, status, error, processed_at) "
+            "VALUES ('gitlab', 'crashed-1', 'done', '', 1.0)"
+        )
+    body = json.dumps(pipeline_event("failed", 91))
+
+    async def still_pending() -> None:  # …the crash came before the inbox file was marked
+        assert alpha.bot is not None
+        alpha.bot.inbox.accept(Delivery("gitlab", "crashed-1", "Pipeline Hook", body, {}, "alpha"))
+
+    alpha.run(still_pending())
+    alpha.wait_idle()
+    assert store.inbox_db.execute("SELECT status FROM inbox WHERE delivery_id = 'crashed-1'").fetchone() == ("done",)
+    assert pipeline_cards(alpha, 91) == []  # its card is not posted a second time
+
+
 def test_only_pipeline_and_non_scan_job_hooks_have_a_subject_and_only_a_final_one_closes_it(alpha: World) -> None:
     from bot.webhooks import pipeline_subject
 
