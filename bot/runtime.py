@@ -98,7 +98,8 @@ class Bot:
         self.projects = Projects(self.store)
         self.kb_dir = Path(config.support.kb_dir) if config.support.kb_dir else DEFAULT_KB
         self.kb = KnowledgeBase(self.store.db)
-        self._index_kb()
+        if role.serves_http:
+            self._index_kb()  # once, by the process that starts first; workers read what it wrote
         self.support_channel_id = ""
         self.sync_limiter = RateLimiter(config.gitlab.sync_rate_per_minute if config.gitlab else 6)
         self.platform = Platform.from_config(config)

@@ -48,12 +48,20 @@ def pipeline_subject(bot: Bot, event: str, payload: dict[str, Any]) -> tuple[str
     return f"pipeline:{project_id}:{pipeline_id}", closes
 
 
-def _not_stored(bot: Bot, source: str) -> Response:
-    """The event could not be made durable (the database is locked or full): not acknowledged."""
-    bot.metrics.inc("cpn_webhooks_refused_total", source=source, reason="store")
-    return JSONResponse(
-        {"error": "the event could not be stored; send it again later"}, status_code=503, headers={"Retry-After": "5"}
-    )
+async def _acknowledge(bot: Bot, delivery: Delivery) -> Response:
+    """``202`` once the event is durable; ``503`` if it could not be stored (the database locked
+    for too long, or full): not acknowledged, so the sender may send it again."""
+    try:
+        _, new = await bot.inbox.receive(delivery)
+    except sqlite3.Error:
+        bot.metrics.inc("cpn_webhooks_refused_total", source=delivery.source, reason="store")
+        return JSONResponse(
+            {"error": "the event could not be stored; send it again later"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+    bot.metrics.inc("cpn_webhooks_accepted_total", source=delivery.source, duplicate=str(not new).lower())
+    return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)
 
 
 def _equal(a: str, b: str) -> bool:
@@ -93,15 +101,10 @@ async def gitlab_hook(bot: Bot, request: Request) -> Response:
         or hashlib.sha256(body).hexdigest()
     )[:128]
     headers = {k: request.headers[k][:200] for k in KEPT_HEADERS if k in request.headers}
-    try:
-        subject, closes = pipeline_subject(bot, event, payload)
-        _, new = await bot.inbox.receive(
-            Delivery("gitlab", delivery, event, body.decode("utf-8"), headers, slug, subject, closes)
-        )
-    except sqlite3.Error:
-        return _not_stored(bot, "gitlab")
-    bot.metrics.inc("cpn_webhooks_accepted_total", source="gitlab", duplicate=str(not new).lower())
-    return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)
+    subject, closes = pipeline_subject(bot, event, payload)
+    return await _acknowledge(
+        bot, Delivery("gitlab", delivery, event, body.decode("utf-8"), headers, slug, subject, closes)
+    )
 
 
 async def argocd_hook(bot: Bot, request: Request) -> Response:
@@ -120,13 +123,9 @@ async def argocd_hook(bot: Bot, request: Request) -> Response:
     if not isinstance(payload, dict) or not isinstance(payload.get("app"), str):
         return JSONResponse({"error": 'expected a JSON object with "app" and "event"'}, status_code=400)
     delivery = hashlib.sha256(body).hexdigest()
-    try:
-        _, new = await bot.inbox.receive(
-            Delivery("argocd", delivery, str(payload.get("event", ""))[:64], body.decode("utf-8"))
-        )
-    except sqlite3.Error:
-        return _not_stored(bot, "argocd")
-    return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)
+    return await _acknowledge(
+        bot, Delivery("argocd", delivery, str(payload.get("event", ""))[:64], body.decode("utf-8"))
+    )
 
 
 async def sonarqube_hook(bot: Bot, request: Request) -> Response:
@@ -149,13 +148,9 @@ async def sonarqube_hook(bot: Bot, request: Request) -> Response:
         payload = None
     if not isinstance(payload, dict):
         return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
-    try:
-        _, new = await bot.inbox.receive(
-            Delivery("sonarqube", delivery_id(body), "quality_gate", body.decode("utf-8"), project_key=slug)
-        )
-    except sqlite3.Error:
-        return _not_stored(bot, "sonarqube")
-    return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)
+    return await _acknowledge(
+        bot, Delivery("sonarqube", delivery_id(body), "quality_gate", body.decode("utf-8"), project_key=slug)
+    )
 
 
 async def trivy_hook(bot: Bot, request: Request) -> Response:
@@ -185,17 +180,7 @@ async def trivy_hook(bot: Bot, request: Request) -> Response:
     }
     # The same report pushed twice is two scans; only a retried delivery (same key) is one.
     delivery = request.headers.get("idempotency-key", "")[:128] or uuid.uuid4().hex
-    try:
-        _, new = await bot.inbox.receive(
-            Delivery(
-                "trivy",
-                delivery,
-                "report",
-                body.decode("utf-8", errors="replace"),
-                {"meta": json.dumps(meta)},
-                project_key=project.name,
-            )
-        )
-    except sqlite3.Error:
-        return _not_stored(bot, "trivy")
-    return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)
+    text = body.decode("utf-8", errors="replace")
+    return await _acknowledge(
+        bot, Delivery("trivy", delivery, "report", text, {"meta": json.dumps(meta)}, project_key=project.name)
+    )

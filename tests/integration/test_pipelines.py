@@ -112,6 +112,20 @@ def test_a_webhook_without_the_right_token_is_refused_and_nothing_is_stored(alph
     assert alpha.store().count("inbox") == before
 
 
+def test_an_event_that_cannot_be_stored_is_not_acknowledged(alpha: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    assert alpha.bot is not None
+
+    async def locked(delivery: object) -> tuple[int, bool]:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(alpha.bot.inbox, "receive", locked)
+    answer = send(alpha, "Pipeline Hook", as_repo(fixture("gitlab_pipeline_event.json")), token=project_secret(alpha))
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+    assert answer.json() == {"error": "the event could not be stored; send it again later"}  # no detail leaks
+
+
 def test_malformed_json_is_a_400(alpha: World) -> None:
     for raw in (b"{not json", b"[1, 2]", b"\xff\xfe", b""):
         answer = send(alpha, "Pipeline Hook", {}, token=project_secret(alpha), raw=raw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 from bot.sandbox.world import Timings, World
 from tests.conftest import wait_for
 from tests.integration.test_pipelines import pipeline_cards, pipeline_event, project_secret, send
-from tests.support.mattermost import User
+from tests.support.mattermost import User, channel_posts
 
 
 def _children(pid: int) -> list[int]:
@@ -63,6 +64,15 @@ def test_commands_events_and_posts_go_through_the_two_processes(
     # A webhook acknowledged by the web process; its card posted by the worker.
     assert send(world, "Pipeline Hook", pipeline_event("failed", 501), token=project_secret(world)).status_code == 202
     wait_for(lambda: len(pipeline_cards(world, 501)) == 1, timeout=20, what="the card posted by the worker")
+
+    # A mention is heard on the websocket and answered from the knowledge base the web process indexed.
+    question = bob.say("@cpn-bot comment ajouter un dépôt privé ?")
+
+    def answered() -> bool:
+        replies = [p for p in channel_posts(world, "equipe-alpha") if p["root_id"] == question["id"]]
+        return any("Ajouter un dépôt au projet" in json.dumps(p, ensure_ascii=False) for p in replies)
+
+    wait_for(answered, timeout=20, what="the answer to the mention")
 
     # The worker's counters are in the web process's /metrics.
     def processed() -> bool:
