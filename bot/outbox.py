@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import random
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
@@ -131,14 +132,21 @@ class Outbox:
     async def run(self) -> None:
         """Deliver until :meth:`stop`; wakes on enqueue, and polls for rows written by others."""
         while not self._stopping:
-            delivered = await self.deliver_ready()
-            if delivered:
-                continue
-            if self.pending() == 0:
-                self._idle.set()
+            try:
+                delivered = await self.deliver_ready()
+                if delivered:
+                    continue
+                if self.pending() == 0:
+                    self._idle.set()
+                wait = self._next_wait()
+            except sqlite3.OperationalError as exc:
+                # The database busy for a moment (another process's checkpoint, a posts worker
+                # without busy timeout): try again shortly rather than stop delivering.
+                log(logger, logging.WARNING, "outbox: database busy", error=str(exc)[:100])
+                wait = 0.05
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._next_wait())
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
             except TimeoutError:
                 pass
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bot.config import OutboxConfig
 from bot.metrics import Metrics
@@ -166,3 +168,22 @@ def test_an_edit_merged_by_another_process_while_a_delivery_starts_is_the_one_se
     world.run(race())
     assert [m for m in messages(world) if m.startswith("carte")] == ["carte v2"]
     assert posts_side.count("outbox") == 1 and posts_side.count("outbox", "status = 'sent'") == 1
+
+
+def test_a_database_busy_for_a_moment_does_not_stop_the_deliveries(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot = world.bot
+    assert bot is not None
+    original, calls = bot.outbox._ready_heads, []
+
+    def busy_once() -> list[dict[str, object]]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return original()
+
+    monkeypatch.setattr(bot.outbox, "_ready_heads", busy_once)
+    enqueue(world, ("après le verrou", {}))
+    wait_for(lambda: messages(world) == ["après le verrou"], timeout=5, what="the delivery after the busy moment")
+    assert len(calls) > 1
