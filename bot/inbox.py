@@ -1,8 +1,11 @@
 """Inbound events (webhooks) made durable before they are acknowledged, then processed in order.
 
-``accept`` writes the row (deduplicated by the sender's delivery id) and only then may the HTTP
-handler answer ``202``. A worker hands each row to the handler registered for its source; a crash
-between the ``202`` and the processing only delays it: pending rows are picked up at start.
+``accept`` (or ``receive``, through the web process's group commit) writes the row in the inbox
+file (deduplicated by the sender's delivery id) and only then may the HTTP handler answer ``202``.
+``run`` hands each row to the handler registered for its source, a few per transaction of the
+main file, each in a savepoint, and records there what became of it (``inbox_done``); a crash
+between the ``202`` and the processing only delays it: pending rows are picked up at start. Under
+a backlog, events that a later one of the same batch makes redundant are ``superseded``.
 """
 
 from __future__ import annotations
@@ -124,7 +127,7 @@ EVENTS_PER_BATCH = 500  # looked at together: later events may close earlier one
 class Inbox:
     def __init__(self, store: Store) -> None:
         self.store = store
-        # The web process beside a worker writes through a group-commit thread (bot.inbox_writer).
+        # The web process beside workers writes through a group commit (bot.inbox_writer).
         self.writer: InboxWriter | None = None
         self._wake = asyncio.Event()
         self._stopping = False

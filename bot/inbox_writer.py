@@ -51,7 +51,7 @@ class InboxWriter:
 
     def start(self) -> None:
         """In the running event loop."""
-        # timeout=0: a locked database is reported at once, and _begin waits without blocking.
+        # timeout=0: a locked database is reported at once, and begin_when_free waits without blocking.
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints are the worker's: not in an answer's way

@@ -300,9 +300,9 @@ async def discover_recent(bot: Bot) -> None:
     for project_id, repo in rotation.take(targets):
         key = (project_id, repo)
         project = bot.projects.by_id(project_id)
-        now = time.time()
+        looking = time.time()
         previous = rotation.looked_at(key)
-        max_age = DISCOVERY_WINDOW if previous is None else now - previous + DISCOVERY_MARGIN
+        max_age = DISCOVERY_WINDOW if previous is None else looking - previous + DISCOVERY_MARGIN
         path = Names(bot.config.platform.root_group, project.slug).repo(repo)
         gitlab_id = bot.gitlab_ids.get(path)
         try:
@@ -315,7 +315,7 @@ async def discover_recent(bot: Bot) -> None:
         except ServiceError:
             bot.gitlab_ids.pop(path, None)  # removed and added again under another id, or GitLab down
             continue
-        rotation.mark(key, now)
+        rotation.mark(key, looking)
         for pipeline in pipelines:
             known = book.get(f"{gitlab_id}:{pipeline.id}")
             if known is not None or _age_seconds(pipeline.created_at) > max_age:
