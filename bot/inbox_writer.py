@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 MAX_BATCH = 256
 COMMIT_INTERVAL = 0.002  # at most one commit per interval: more events share it, the worker gets the lock between
+CHECKPOINT_WHEN_IDLE = 5.0  # seconds without an event, after some: the file's WAL checkpointed here
 
 INSERT = (
     "INSERT OR IGNORE INTO inbox (source, delivery_id, event_type, project_key, headers, body, status, attempts, "
@@ -48,13 +49,14 @@ class InboxWriter:
         self._task: asyncio.Task[None] | None = None
         self.commits = 0  # how many transactions wrote how many rows: the batching at work
         self.rows = 0
+        self.checkpoints = 0
 
     def start(self) -> None:
         """In the running event loop."""
         # timeout=0: a locked database is reported at once, and begin_when_free waits without blocking.
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints are the worker's: not in an answer's way
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # not in an answer's way: the workers', or when idle
         self._conn = conn
         self._task = asyncio.create_task(self._run(), name="inbox-writer")
 
@@ -81,15 +83,30 @@ class InboxWriter:
 
     async def _run(self) -> None:
         last = 0.0
+        written = False  # since the last checkpoint
         while True:
-            await self._wake.wait()
+            try:
+                await asyncio.wait_for(self._wake.wait(), CHECKPOINT_WHEN_IDLE)
+            except TimeoutError:
+                if written:
+                    self._checkpoint()
+                    written = False
+                continue
             pause = last + COMMIT_INTERVAL - time.monotonic()
             await asyncio.sleep(max(0.0, pause))  # also lets this loop turn's other requests join
             self._wake.clear()
             await self._commit()
+            written = True
             last = time.monotonic()
             if self._pending:
                 self._wake.set()
+
+    def _checkpoint(self) -> None:
+        """Once quiet: the workers checkpoint the file as they mark rows, but they may be down."""
+        assert self._conn is not None
+        with contextlib.suppress(sqlite3.Error):  # PASSIVE: never waits, does what it can
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self.checkpoints += 1
 
     async def _commit(self) -> None:
         assert self._conn is not None

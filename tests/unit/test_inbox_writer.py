@@ -6,6 +6,8 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from bot.inbox import Delivery, Inbox
 from bot.inbox_writer import InboxWriter
 from bot.store import Store
@@ -71,3 +73,21 @@ def test_while_another_process_holds_the_lock_the_writer_waits_without_blocking_
 
     row_id, new = asyncio.run(scenario())
     assert new and store.count("inbox", "id = ?", (row_id,)) == 1
+
+
+def test_once_quiet_the_writer_checkpoints_the_inbox_file_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.inbox_writer.CHECKPOINT_WHEN_IDLE", 0.05)
+    store = Store(tmp_path / "bot.sqlite")
+    writer = InboxWriter(store.inbox_path)
+
+    async def scenario() -> None:
+        writer.start()
+        await writer.accept(Delivery("gitlab", "d1", "Push Hook", "{}"))
+        assert writer.checkpoints == 0  # not while events come
+        await asyncio.sleep(0.2)
+        await writer.stop()
+
+    asyncio.run(scenario())
+    assert writer.checkpoints == 1  # once after the quiet moment, not again while nothing came
