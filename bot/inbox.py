@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -155,18 +156,14 @@ class Inbox:
     async def run(self, bot: Bot) -> None:
         await self._after_batch(bot)  # what a crash left half done
         while not self._stopping:
-            heads = self._heads()
-            rows: list[dict[str, Any]] = []
-            if heads:
-                self._supersede(heads, bot)
-                rows = self._pending_rows(heads[-1].id)
-            for start in range(0, len(rows), EVENTS_PER_TURN):
-                await self._process_turn(rows[start : start + EVENTS_PER_TURN], bot)
-                # Let acknowledgements and deliveries run: one loop serves them all. A few events
-                # per turn, so that processing keeps pace with 64 senders being acknowledged.
-                await asyncio.sleep(0)
-            if heads:
-                await self._after_batch(bot)
+            try:
+                if await self._batch(bot):
+                    continue
+            except sqlite3.OperationalError as exc:
+                # A file busy for a moment: what was not decided is still pending, and what was
+                # decided but not marked is marked on the next look.
+                log(logger, logging.WARNING, "inbox: database busy", error=str(exc)[:100])
+                await asyncio.sleep(0.05)
                 continue
             self._wake.clear()
             try:
@@ -174,7 +171,23 @@ class Inbox:
             except TimeoutError:
                 await self._after_batch(bot)  # the idle tick: cards held back by the edit interval
 
-    def _heads(self) -> list[Head]:
+    async def _batch(self, bot: Bot) -> bool:
+        """Up to ``EVENTS_PER_BATCH`` pending events, then their cards; False if there were none."""
+        heads = await self._heads()
+        if not heads:
+            return False
+        decided = self._supersede(heads, bot)
+        rows = self._pending_rows(heads[-1].id)
+        for start in range(0, len(rows), EVENTS_PER_TURN):
+            decided += await self._process_turn(rows[start : start + EVENTS_PER_TURN], bot)
+            # Let acknowledgements and deliveries run: one loop serves them all. A few events
+            # per turn, so that processing keeps pace with 64 senders being acknowledged.
+            await asyncio.sleep(0)
+        await self._mark(decided)
+        await self._after_batch(bot)
+        return True
+
+    async def _heads(self) -> list[Head]:
         """The next pending events, those already decided excepted.
 
         An event is decided in the main file (``inbox_done``) and marked in the inbox file after:
@@ -201,7 +214,7 @@ class Inbox:
             ).fetchall()
         ]
         if decided:
-            self._mark(decided)
+            await self._mark(decided)
             done = {d.id for d in decided}
             heads = [h for h in heads if h.id not in done]
         return heads
@@ -221,16 +234,21 @@ class Inbox:
             [(d.source, d.delivery_id, d.status, d.error, d.at) for d in decisions],
         )
 
-    def _mark(self, decisions: list[Decision]) -> None:
-        """Then in the inbox file: one short write, never inside the main file's transaction."""
-        with self.store.inbox_transaction() as conn:
-            conn.executemany(
+    async def _mark(self, decisions: list[Decision]) -> None:
+        """Then in the inbox file, once per batch: one short write, never inside the main file's
+        transaction, waiting for the web process's lock without blocking."""
+        if not decisions:
+            return
+        marks = [(d.status, d.error, d.at, d.id) for d in decisions]
+        await self.store.inbox_write(
+            lambda conn: conn.executemany(
                 "UPDATE inbox SET status = ?, error = ?, processed_at = ?, attempts = attempts + 1 "
                 "WHERE id = ? AND status = 'pending'",
-                [(d.status, d.error, d.at, d.id) for d in decisions],
+                marks,
             )
+        )
 
-    def _supersede(self, heads: list[Head], bot: Bot) -> None:
+    def _supersede(self, heads: list[Head], bot: Bot) -> list[Decision]:
         """Mark ``superseded`` the events that a later event of the batch closes (see :class:`Delivery`).
 
         Only under a backlog does a batch hold both; a bot that keeps up processes every event.
@@ -242,12 +260,12 @@ class Inbox:
             if h.subject and closers.get((h.source, h.subject), 0) > h.id
         ]
         if not decisions:
-            return
+            return []
         with self.store.transaction():
             self._decide(decisions)
-        self._mark(decisions)
         for decision in decisions:
             bot.metrics.inc("cpn_events_processed_total", source=decision.source, status="superseded")
+        return decisions
 
     async def _after_batch(self, bot: Bot) -> None:
         for hook in AFTER_BATCH:
@@ -267,7 +285,7 @@ class Inbox:
                 raise TimeoutError("inbox still has pending events")
             await asyncio.sleep(0.01)
 
-    async def _process_turn(self, rows: list[dict[str, Any]], bot: Bot) -> None:
+    async def _process_turn(self, rows: list[dict[str, Any]], bot: Bot) -> list[Decision]:
         """A few events in one transaction: one commit (and one take of the write lock) for all."""
         conn = self.store.db.conn
         decisions: list[Decision] = []
@@ -276,10 +294,12 @@ class Inbox:
             for row in rows:
                 decisions.append(await self._process(row, bot))
             self._decide(decisions)
-        finally:
+        except BaseException:  # not a handler's failure (that is a decision): the store's, or a stop
             if conn.in_transaction:
-                conn.execute("COMMIT")
-        self._mark(decisions)
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return decisions
 
     async def _process(self, row: dict[str, Any], bot: Bot) -> Decision:
         """One event: its effects, or none of them; what became of it, for :meth:`_decide`."""

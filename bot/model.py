@@ -78,14 +78,17 @@ class Projects:
 
     def get(self, name: str, include_archived: bool = False) -> Project | None:
         where = "name = ?" if include_archived else f"name = ? AND {ACTIVE}"
-        rows = list(self.db.table("projects").rows_where(where, [name], limit=1))
+        rows = self.store.rows(f"SELECT * FROM projects WHERE {where} LIMIT 1", (name,))  # noqa: S608
         return Project.from_row(rows[0]) if rows else None
 
     def by_id(self, project_id: int) -> Project:
-        return Project.from_row(self.db.table("projects").get(project_id))
+        rows = self.store.rows("SELECT * FROM projects WHERE id = ?", (project_id,))
+        if not rows:
+            raise KeyError(f"no project {project_id}")
+        return Project.from_row(rows[0])
 
     def all(self) -> list[Project]:
-        return [Project.from_row(r) for r in self.db.table("projects").rows_where(ACTIVE, order_by="name")]
+        return [Project.from_row(r) for r in self.store.rows(f"SELECT * FROM projects WHERE {ACTIVE} ORDER BY name")]  # noqa: S608
 
     def of_user(self, user_id: str) -> list[tuple[Project, Role]]:
         rows = self.db.execute(

@@ -92,23 +92,30 @@ EDIT_INTERVAL = 1.0  # a running pipeline's card is edited at most this often; f
 _last_edit: dict[str, float] = {}
 
 
+CARDS_PER_TRANSACTION = 32
+
+
 @after_batch
 async def refresh_cards(bot: Bot) -> None:
     """One card refresh per pipeline for all the events of a batch (a pipeline sends many)."""
     book = PipelineBook(bot.store)
     clock = time.monotonic()
+    due: list[tuple[str, PipelineState | None]] = []
     for key in book.dirty_keys():
         state = book.get(key)
         if state is not None and not state.final and clock - _last_edit.get(key, 0.0) < EDIT_INTERVAL:
             continue  # stays dirty: a later batch, or the idle tick, edits it
         _last_edit[key] = clock
-        if len(_last_edit) > 10_000:
-            _last_edit.clear()
-        project = bot.projects.by_id(state.project_id) if state is not None else None
-        with bot.store.transaction():
-            if state is not None and project is not None and project.status != "archived":
-                await publish(bot, project, state)
-            book.clean(key)
+        due.append((key, state))
+    if len(_last_edit) > 10_000:
+        _last_edit.clear()
+    for start in range(0, len(due), CARDS_PER_TRANSACTION):
+        with bot.store.transaction():  # one commit for several cards, each queued with its "clean"
+            for key, state in due[start : start + CARDS_PER_TRANSACTION]:
+                project = bot.projects.by_id(state.project_id) if state is not None else None
+                if state is not None and project is not None and project.status != "archived":
+                    await publish(bot, project, state)
+                book.clean(key)
         await asyncio.sleep(0)
 
 

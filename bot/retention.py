@@ -20,5 +20,6 @@ async def clear_old_rows(bot: Bot) -> None:
         bot.store.db.execute("DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", (cutoff,))
         bot.store.db.execute("DELETE FROM inbox_done WHERE processed_at < ?", (cutoff,))
         bot.store.db.execute("DELETE FROM operations WHERE status IN ('done', 'failed') AND created_at < ?", (cutoff,))
-    with bot.store.inbox_transaction() as inbox:
-        inbox.execute("DELETE FROM inbox WHERE status != 'pending' AND received_at < ?", (cutoff,))
+    await bot.store.inbox_write(
+        lambda inbox: inbox.execute("DELETE FROM inbox WHERE status != 'pending' AND received_at < ?", (cutoff,))
+    )

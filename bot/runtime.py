@@ -82,7 +82,9 @@ class Bot:
         self.tr = Translator(config.language)
         self.store = Store(config.store.path)
         if role is ProcessRole.POSTS:
-            self.store.wait_by_steps()  # its writes are the outbox's, through Store.write
+            self.store.wait_by_steps(inbox=False)  # its writes are the outbox's, through Store.write
+        elif role in (ProcessRole.EVENTS, ProcessRole.WORKER):
+            self.store.wait_by_steps(main=False)  # its inbox marks go through Store.inbox_write
         self.metrics = Metrics()
         mm = config.mattermost
         self.mm = Mattermost(str(mm.url), mm.bot_token.get_secret_value(), mm.timeout_seconds)

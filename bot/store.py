@@ -633,21 +633,25 @@ class Store:
         conn.execute("COMMIT")
         return result
 
-    def wait_by_steps(self) -> None:
-        """For a process whose every write goes through :meth:`write`: no blocking busy handler."""
-        self.db.execute("PRAGMA busy_timeout=0")
-
-    @contextmanager
-    def inbox_transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT on the inbox file (see :class:`Store`)."""
+    async def inbox_write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """As :meth:`write`, on the inbox file."""
         conn = self.inbox_db
-        conn.execute("BEGIN IMMEDIATE")
+        await begin_when_free(conn)
         try:
-            yield conn
+            result = work(conn)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        return result
+
+    def wait_by_steps(self, main: bool = True, inbox: bool = True) -> None:
+        """For a process whose writes to that file go through :meth:`write` or :meth:`inbox_write`:
+        no blocking busy handler."""
+        if main:
+            self.db.execute("PRAGMA busy_timeout=0")
+        if inbox:
+            self.inbox_db.execute("PRAGMA busy_timeout=0")
 
     def ping(self) -> bool:
         return self.db.execute("SELECT 1").fetchone()[0] == 1
@@ -679,6 +683,12 @@ class Store:
                 "detail": json.dumps(detail or {}, ensure_ascii=False),
             }
         )
+
+    def rows(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[dict[str, Any]]:
+        """The rows of a query as dicts, without sqlite_utils' per-call introspection (hot paths)."""
+        cursor = self.db.conn.execute(sql, params)
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
     def count(self, table: str, where: str = "", params: tuple[Any, ...] = ()) -> int:
         """Rows of ``table`` (``inbox`` is read in its own file)."""

@@ -197,7 +197,7 @@ class PipelineBook:
     # -- reading and writing --------------------------------------------------------------------
 
     def get(self, key: str) -> PipelineState | None:
-        rows = list(self.table.rows_where("key = ?", [key], limit=1))
+        rows = self.store.rows("SELECT * FROM pipelines WHERE key = ?", (key,))
         return self._from_row(rows[0]) if rows else None
 
     def _from_row(self, row: dict[str, Any]) -> PipelineState:
