@@ -177,7 +177,8 @@ class Inbox:
         if not heads:
             return False
         decided = self._supersede(heads, bot)
-        rows = self._pending_rows(heads[-1].id)
+        skipped = {d.id for d in decided}  # superseded: marked in the inbox file with the others, below
+        rows = [row for row in self._pending_rows(heads[-1].id) if row["id"] not in skipped]
         for start in range(0, len(rows), EVENTS_PER_TURN):
             decided += await self._process_turn(rows[start : start + EVENTS_PER_TURN], bot)
             # Let acknowledgements and deliveries run: one loop serves them all. A few events

@@ -34,6 +34,7 @@ logger = logging.getLogger("cpn.worker")
 
 WATCH_SECONDS = 0.005  # how often a process looks for the other's commits: one cheap PRAGMA
 SNAPSHOT_SECONDS = 0.5  # how often a worker writes its metrics for the web process
+WORKER_NICENESS = 1
 
 
 class ProcessRole(StrEnum):
@@ -56,10 +57,6 @@ class ProcessRole(StrEnum):
     @property
     def delivers(self) -> bool:
         return self in (ProcessRole.ALL, ProcessRole.WORKER, ProcessRole.POSTS)
-
-
-# Under contention, the web process first, then the posts, then the events (see run_worker).
-NICENESS = {ProcessRole.WORKER: 2, ProcessRole.EVENTS: 3, ProcessRole.POSTS: 1}
 
 
 def worker_roles(workers: int) -> list[ProcessRole]:
@@ -169,10 +166,9 @@ async def run_worker(config: Config, role: ProcessRole = ProcessRole.WORKER) -> 
     """``cpn-bot worker``: until SIGTERM or SIGINT; the metrics snapshot written as it goes."""
     from bot.runtime import Bot
 
-    # When the cores are all busy, the web process goes first: senders wait for its answers, while
-    # a worker's backlog drains as soon as the burst is over. The posts go before the events: they
-    # are what people see, and a backlog of events shrinks as it grows (superseded events).
-    os.nice(NICENESS[role])
+    # When the cores are all busy, the web process goes a little first: senders wait for its
+    # answers, while a worker's backlog drains as soon as the burst is over.
+    os.nice(WORKER_NICENESS)
     bot = Bot(config, role=role)
     bot.freeze_heap = True
     stop = asyncio.Event()

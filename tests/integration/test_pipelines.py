@@ -263,6 +263,9 @@ def test_under_a_backlog_a_pipelines_final_hook_supersedes_its_earlier_events(al
     store = alpha.store()
     statuses = [r[0] for r in store.inbox_db.execute("SELECT status FROM inbox ORDER BY id DESC LIMIT 5").fetchall()]
     assert statuses == ["done", "done", "superseded", "superseded", "superseded"]
+    decided = store.db.execute("SELECT status, COUNT(*) FROM inbox_done GROUP BY status").fetchall()
+    assert ("superseded", 3) in decided  # decided once: not processed after all
+    assert alpha.bot is not None and alpha.bot.metrics.value("cpn_events_processed_total", source="gitlab", status="superseded") == 3
     (card,) = pipeline_cards(alpha, 88)
     assert card["title"].startswith("❌") and "❌ test" in card["text"]
     replies = [p["message"] for p in channel_posts(alpha, "equipe-alpha") if "unit" in p["message"]]
