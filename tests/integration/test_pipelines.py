@@ -265,7 +265,8 @@ def test_under_a_backlog_a_pipelines_final_hook_supersedes_its_earlier_events(al
     assert statuses == ["done", "done", "superseded", "superseded", "superseded"]
     decided = store.db.execute("SELECT status, COUNT(*) FROM inbox_done GROUP BY status").fetchall()
     assert ("superseded", 3) in decided  # decided once: not processed after all
-    assert alpha.bot is not None and alpha.bot.metrics.value("cpn_events_processed_total", source="gitlab", status="superseded") == 3
+    assert alpha.bot is not None
+    assert alpha.bot.metrics.value("cpn_events_processed_total", source="gitlab", status="superseded") == 3
     (card,) = pipeline_cards(alpha, 88)
     assert card["title"].startswith("❌") and "❌ test" in card["text"]
     replies = [p["message"] for p in channel_posts(alpha, "equipe-alpha") if "unit" in p["message"]]
