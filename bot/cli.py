@@ -53,7 +53,7 @@ def _worker(args: argparse.Namespace) -> int:
         print(f"configuration refused:\n{exc}", file=sys.stderr)
         return 2
     setup_logging(config.logging.level, config.logging.json_format)
-    return asyncio.run(run_worker(config, ProcessRole(args.role)))
+    return asyncio.run(run_worker(config, ProcessRole(args.role), args.parent))
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="a worker process (started by serve when server.workers > 0)")
     worker.add_argument("--config", required=True, help="TOML configuration file")
     worker.add_argument("--role", choices=["worker", "events", "posts"], default="worker")
+    worker.add_argument("--parent", type=int, help="stop when this process (the web one) is gone")
     worker.set_defaults(func=_worker)
 
     check = sub.add_parser("check-config", help="validate a configuration and reach every service")

@@ -159,11 +159,14 @@ class Supervisor:
 
 
 def worker_command(config_path: str, role: ProcessRole) -> list[str]:
-    return [sys.executable, "-m", "bot.cli", "worker", "--config", config_path, "--role", role.value]
+    """The worker's command line; ``--parent`` names this (the web) process, whose death stops it."""
+    command = [sys.executable, "-m", "bot.cli", "worker", "--config", config_path, "--role", role.value]
+    return [*command, "--parent", str(os.getpid())]
 
 
-async def run_worker(config: Config, role: ProcessRole = ProcessRole.WORKER) -> int:
-    """``cpn-bot worker``: until SIGTERM or SIGINT; the metrics snapshot written as it goes."""
+async def run_worker(config: Config, role: ProcessRole = ProcessRole.WORKER, parent: int | None = None) -> int:
+    """``cpn-bot worker``: until SIGTERM or SIGINT, or until the web process ``parent`` is gone;
+    the metrics snapshot written as it goes."""
     from bot.runtime import Bot
 
     # When the cores are all busy, the web process goes a little first: senders wait for its
@@ -179,6 +182,11 @@ async def run_worker(config: Config, role: ProcessRole = ProcessRole.WORKER) -> 
     await bot.start()
     try:
         while not stop.is_set():
+            if parent is not None and os.getppid() != parent:
+                # The web process died without stopping us (SIGKILL, the OOM killer): the next one
+                # starts its own workers, and two would process the same events.
+                logger.warning("web process gone: worker stopping", extra={"fields": {"role": role}})
+                break
             write_snapshot(path, bot.metrics.snapshot())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), SNAPSHOT_SECONDS)

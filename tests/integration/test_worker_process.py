@@ -111,3 +111,19 @@ def test_duplicate_deliveries_are_one_event_through_the_group_commit(
     assert store.count("inbox") == before + 1
     unsigned = send(world, "Pipeline Hook", pipeline_event("running", 602), token="wrong")
     assert unsigned.status_code == 401 and store.count("inbox") == before + 1
+
+
+def test_workers_stop_when_the_web_process_is_killed(served: tuple[World, subprocess.Popen[bytes]]) -> None:
+    _, process = served
+    workers = _children(process.pid)
+    assert workers
+    process.send_signal(signal.SIGKILL)  # no chance to stop its workers itself
+    process.wait(10)
+    wait_for(lambda: not any(_running(pid) for pid in workers), timeout=15, what="the orphaned workers to stop")
+
+
+def _running(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
