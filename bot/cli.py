@@ -7,22 +7,31 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from bot.config import ConfigError, load_config
+from bot.config import Config, ConfigError, load_config
+
+
+def _configured(args: argparse.Namespace) -> Config | None:
+    """The configuration of ``--config``, logging set up from it; None (and why, on stderr) if refused."""
+    from bot.logs import setup_logging
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"configuration refused:\n{exc}", file=sys.stderr)
+        return None
+    setup_logging(config.logging.level, config.logging.json_format)
+    return config
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bot.app import create_app
-    from bot.logs import setup_logging
     from bot.runtime import Bot
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"configuration refused:\n{exc}", file=sys.stderr)
+    config = _configured(args)
+    if config is None:
         return 2
-    setup_logging(config.logging.level, config.logging.json_format)
     if config.server.workers:
         from bot.worker import ProcessRole, Supervisor, worker_command, worker_roles
 
@@ -44,15 +53,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from bot.logs import setup_logging
     from bot.worker import ProcessRole, run_worker
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"configuration refused:\n{exc}", file=sys.stderr)
+    config = _configured(args)
+    if config is None:
         return 2
-    setup_logging(config.logging.level, config.logging.json_format)
     return asyncio.run(run_worker(config, ProcessRole(args.role), args.parent))
 
 

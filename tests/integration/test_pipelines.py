@@ -530,10 +530,9 @@ def test_the_sync_api_is_rate_limited_per_token(make_world: Callable[..., World]
 # -- the polling fallback and crash safety ------------------------------------------------------------
 
 
-def test_a_lost_webhook_still_ends_in_the_right_final_card_without_a_duplicate(
-    make_world: Callable[..., World],
-) -> None:
-    world = make_world(config_overrides={"gitlab": {"poll_seconds": 0, "poll_stale_seconds": 0.01}})
+def _synced_then_deaf(world: World) -> tuple[httpx.Client, dict[str, Any]]:
+    """alpha with its repository api synced once, then every webhook of its group deleted: a GitLab
+    client and the repository as GitLab describes it."""
     bob = User(world, "bob")
     bob.run("/cpn project create alpha")
     world.wait_idle(30)
@@ -546,7 +545,15 @@ def test_a_lost_webhook_still_ends_in_the_right_final_card_without_a_duplicate(
     group = "forge%2Fprojects%2Falpha"
     for hook in gitlab.get(f"/groups/{group}/hooks").json():  # the webhooks are lost from now on
         gitlab.delete(f"/groups/{group}/hooks/{hook['id']}").raise_for_status()
-    project = gitlab.get("/projects/forge%2Fprojects%2Falpha%2Fapi").json()
+    project: dict[str, Any] = gitlab.get("/projects/forge%2Fprojects%2Falpha%2Fapi").json()
+    return gitlab, project
+
+
+def test_a_lost_webhook_still_ends_in_the_right_final_card_without_a_duplicate(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world(config_overrides={"gitlab": {"poll_seconds": 0, "poll_stale_seconds": 0.01}})
+    gitlab, project = _synced_then_deaf(world)
     started = gitlab.post(f"/projects/{project['id']}/pipeline", json={"ref": "main"}).json()
     # The bot had heard that it was running, then nothing more.
     event = pipeline_event("running", started["id"], ref="main")
@@ -580,19 +587,7 @@ def test_a_pipeline_no_webhook_told_about_is_found_by_polling_in_turns_and_poste
 ) -> None:
     # One repository per polling round: alpha's two (mirror, api) take two rounds.
     world = make_world(config_overrides={"gitlab": {"poll_seconds": 0, "poll_batch": 1}})
-    bob = User(world, "bob")
-    bob.run("/cpn project create alpha")
-    world.wait_idle(30)
-    bob.run("/cpn repo add alpha api --url https://github.com/ministere/api.git")  # synced: it has a CI file
-    wait_for(lambda: _all_pipelines_done(world), timeout=20, what="the first sync")
-    world.wait_idle()
-    gitlab = httpx.Client(
-        base_url=f"{world.servers['gitlab'].url}/api/v4", headers={"PRIVATE-TOKEN": world.service_tokens["gitlab"]}
-    )
-    group = "forge%2Fprojects%2Falpha"
-    for hook in gitlab.get(f"/groups/{group}/hooks").json():  # every webhook is lost from now on
-        gitlab.delete(f"/groups/{group}/hooks/{hook['id']}").raise_for_status()
-    project = gitlab.get("/projects/forge%2Fprojects%2Falpha%2Fapi").json()
+    gitlab, project = _synced_then_deaf(world)
     started = gitlab.post(f"/projects/{project['id']}/pipeline", json={"ref": "main"}).json()
     wait_for(
         lambda: gitlab.get(f"/projects/{project['id']}/pipelines/{started['id']}").json()["status"] == "success",
