@@ -41,6 +41,7 @@ from bench.common import (
     load_average,
     machine_line,
     python_env,
+    serve_like_the_bot,
     slash_request,
     start_world_for_subprocess,
     stop_world,
@@ -59,8 +60,6 @@ BASELINE_REPLY = {"response_type": "ephemeral", "text": "ok"}
 
 def serve_baseline(port: int) -> None:
     """A bare FastAPI endpoint answering a fixed JSON to a form POST, run like ``cpn-bot serve``."""
-    import uvicorn
-
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.post("/mattermost/command")
@@ -68,15 +67,7 @@ def serve_baseline(port: int) -> None:
         await request.body()
         return JSONResponse(BASELINE_REPLY)
 
-    uvicorn.run(
-        app,
-        host=LOOPBACK,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=5,
-    )
+    serve_like_the_bot(app, port)
 
 
 # -- the measure ------------------------------------------------------------------------------------

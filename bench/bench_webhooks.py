@@ -62,6 +62,7 @@ from bench.common import (
     percentile,
     process_cpu_seconds,
     python_env,
+    serve_like_the_bot,
     start_world_for_subprocess,
     stop_world,
     table,
@@ -526,8 +527,6 @@ def repository(world: World) -> tuple[int, str]:
 
 def serve_baseline(port: int) -> None:
     """A bare FastAPI endpoint answering 202 to a JSON POST, run like ``cpn-bot serve``."""
-    import uvicorn
-
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.post("/hooks/gitlab")
@@ -539,15 +538,7 @@ def serve_baseline(port: int) -> None:
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    uvicorn.run(
-        app,
-        host=LOOPBACK,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        proxy_headers=True,
-        timeout_graceful_shutdown=5,
-    )
+    serve_like_the_bot(app, port)
 
 
 def serve_bot_profiled(out: str, config: str) -> int:

@@ -318,6 +318,15 @@ class ServerProcess:
         self.stop()
 
 
+def serve_like_the_bot(app: Any, port: int) -> None:
+    """Run ``app`` (a bare baseline) on loopback as ``cpn-bot serve`` runs the bot's."""
+    import uvicorn
+
+    from bot.cli import SERVER_OPTIONS
+
+    uvicorn.run(app, host=LOOPBACK, port=port, **SERVER_OPTIONS)
+
+
 def python_env() -> dict[str, str]:
     """Environment for a child Python that must import ``bench`` (not an installed package)."""
     path = os.environ.get("PYTHONPATH", "")

@@ -64,6 +64,15 @@ async def _acknowledge(bot: Bot, delivery: Delivery) -> Response:
     return JSONResponse({"accepted": True, "duplicate": not new}, status_code=202)
 
 
+def json_object(raw: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object; None if it is not one (malformed, not UTF-8, a list…)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
@@ -87,11 +96,8 @@ async def gitlab_hook(bot: Bot, request: Request) -> Response:
         bot.metrics.inc("cpn_webhooks_refused_total", source="gitlab", reason="token")
         return JSONResponse({"error": "invalid or missing X-Gitlab-Token"}, status_code=401)
     body = await request.body()
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        payload = None
-    if not isinstance(payload, dict):
+    payload = json_object(body)
+    if payload is None:
         bot.metrics.inc("cpn_webhooks_refused_total", source="gitlab", reason="malformed")
         return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
     event = request.headers.get("x-gitlab-event", "")[:64]
@@ -116,11 +122,8 @@ async def argocd_hook(bot: Bot, request: Request) -> Response:
         bot.metrics.inc("cpn_webhooks_refused_total", source="argocd", reason="token")
         return JSONResponse({"error": "invalid or missing shared secret"}, status_code=401)
     body = await request.body()
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        payload = None
-    if not isinstance(payload, dict) or not isinstance(payload.get("app"), str):
+    payload = json_object(body)
+    if payload is None or not isinstance(payload.get("app"), str):
         return JSONResponse({"error": 'expected a JSON object with "app" and "event"'}, status_code=400)
     delivery = hashlib.sha256(body).hexdigest()
     return await _acknowledge(
@@ -142,11 +145,7 @@ async def sonarqube_hook(bot: Bot, request: Request) -> Response:
     if not signature_ok(secret, body, request.headers.get("x-sonar-webhook-hmac-sha256")):
         bot.metrics.inc("cpn_webhooks_refused_total", source="sonarqube", reason="signature")
         return JSONResponse({"error": "invalid or missing X-Sonar-Webhook-HMAC-SHA256"}, status_code=401)
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        payload = None
-    if not isinstance(payload, dict):
+    if json_object(body) is None:
         return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
     return await _acknowledge(
         bot, Delivery("sonarqube", delivery_id(body), "quality_gate", body.decode("utf-8"), project_key=slug)

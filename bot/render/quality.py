@@ -6,7 +6,6 @@ metric's key are escaped; values are shown only once read as numbers, else escap
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,6 +19,7 @@ from bot.workflows.quality import (
     GateResult,
     Trend,
     kind_of,
+    parse_number,
 )
 
 ICONS = {"OK": "✅", "ERROR": "❌", "WARN": "⚠️", "NONE": "❔"}
@@ -38,16 +38,6 @@ def metric_name(metric: str, tr: Translator) -> str:
 
 def status_name(status: str, tr: Translator) -> str:
     return tr(f"quality.status.{status}") if status in ICONS else escape(status, 20)
-
-
-def _number(text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _decimal(value: float, tr: Translator, places: int = 1) -> str:
@@ -78,7 +68,7 @@ def value_text(metric: str, raw: str | None, tr: Translator) -> str:
     """A measure or threshold with its unit: ``42,5 %``, ``C``, ``7``, ``2 h 5 min``; — if none."""
     if raw is None or raw == "":
         return "—"
-    number = _number(raw)
+    number = parse_number(raw)
     if number is None:
         return escape(raw, 40)
     kind = kind_of(metric)

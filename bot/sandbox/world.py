@@ -361,12 +361,8 @@ class World:
 
     def _git_head(self, repo_url: str, ref: str) -> str | None:
         gitlab = self.states["gitlab"]
-        base = self.servers["gitlab"].url + "/"
-        if not repo_url.startswith(base):
-            return None
-        path = repo_url[len(base) :].removesuffix(".git")
+        project = self._gitlab_project(repo_url)
         with gitlab.lock:
-            project = next((p for p in gitlab.projects.values() if gitlab.project_path(p) == path), None)
             commit = project.repo.resolve(None if ref == "HEAD" else ref) if project is not None else None
         return str(commit.id) if commit is not None else None
 

@@ -352,7 +352,8 @@ class Trend:
     direction: Direction
 
 
-def _number(text: str | None) -> float | None:
+def parse_number(text: str | None) -> float | None:
+    """A SonarQube measure's value as a finite number, or None."""
     if text is None:
         return None
     try:
@@ -369,7 +370,7 @@ def trend(previous: dict[str, str] | None, current: dict[str, str]) -> dict[str,
     trends: dict[str, Trend] = {}
     for metric, text in current.items():
         higher = higher_is_better(metric)
-        now, before = _number(text), _number(previous.get(metric))
+        now, before = parse_number(text), parse_number(previous.get(metric))
         if higher is None or now is None or before is None:
             continue
         delta = round(now - before, 6)

@@ -128,3 +128,11 @@ def test_direct_messages_and_mentions_get_an_answer_in_their_thread(world: World
     alice.say("un message qui ne concerne pas le bot")
     world.wait_idle()
     assert len([p for p in mm.channel_posts(world.channels["equipe-alpha"]) if p["user_id"] == world.bot_user.id]) == 1  # type: ignore[union-attr]
+
+
+def test_webhooks_take_only_posts_and_refuse_an_unsigned_one_without_a_traceback(world: World) -> None:
+    for path in ("/hooks/gitlab", "/hooks/argocd", "/hooks/sonarqube", "/hooks/trivy"):
+        assert httpx.get(f"{world.bot_url}{path}").status_code == 405, path
+        refused = httpx.post(f"{world.bot_url}{path}", content=b"{}", headers={"Content-Type": "application/json"})
+        assert refused.status_code == 401, path
+        assert refused.json().get("error") and "Traceback" not in refused.text
