@@ -9,6 +9,7 @@ from bot.i18n import Lang, Translator
 from bot.rights import Role
 
 if TYPE_CHECKING:
+    from bot.model import Project
     from bot.runtime import Bot
     from bot.spec import CommandSpec
 
@@ -73,6 +74,14 @@ class CommandContext:
         if self._identity is None:
             self._identity = await self.bot.identities.get(self.user_id, fallback_username=self.user_name)
         return self._identity
+
+    def project(self) -> Project:
+        """The project the command's ``<project>`` argument names. The dispatcher's rights check
+        has already refused an unknown one, so its absence here is a bug."""
+        found = self.bot.projects.get(self.args["project"])
+        if found is None:
+            raise LookupError(f"the project {self.args['project']!r} passed the rights check but is gone")
+        return found
 
     async def role_in(self, project: str) -> Role | None:
         return self.bot.projects_roles(project, self.user_id)

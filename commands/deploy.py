@@ -145,8 +145,7 @@ async def _start(ctx: CommandContext, kind: str, target: flow.Target, params: di
 )
 async def deploy_command(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     try:
         target = flow.resolve(bot, project, ctx.args["env"], ctx.args["repo"])
     except flow.DeployRefused as exc:
@@ -178,8 +177,8 @@ async def deploy_command(ctx: CommandContext) -> Reply:
 )
 async def promote_command(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None and bot.platform.argocd is not None
+    project = ctx.project()
+    assert bot.platform.argocd is not None
     try:
         source = flow.resolve(bot, project, ctx.args["from"], ctx.args["repo"])
         target = flow.resolve(bot, project, ctx.args["to"], ctx.args["repo"])
@@ -222,8 +221,8 @@ async def promote_command(ctx: CommandContext) -> Reply:
 )
 async def rollback_command(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None and bot.platform.argocd is not None
+    project = ctx.project()
+    assert bot.platform.argocd is not None
     try:
         target = flow.resolve(bot, project, ctx.args["env"], ctx.args["repo"])
     except flow.DeployRefused as exc:
@@ -329,8 +328,7 @@ async def status_command(ctx: CommandContext) -> Reply:
     from bot.render.status import status_card
 
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     names = Names(bot.config.platform.root_group, project.slug)
     environments = []
     last = flow.last_deploys(bot.store, project.id)

@@ -36,8 +36,7 @@ ENV = Arg("env", Text("nom de l'environnement", "environment name"), ENV_NAME)
 )
 async def add(ctx: CommandContext) -> Reply:
     bot, name = ctx.bot, ctx.args["env"]
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     if bot.projects.environment(project.id, name) is not None:
         return Reply(ctx.tr("env.taken", env=code(name)))
     bot.projects.add_environment(
@@ -61,8 +60,7 @@ async def add(ctx: CommandContext) -> Reply:
 )
 async def list_environments(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     environments = bot.projects.environments(project.id)
     if not environments:
         return Reply(ctx.tr("project.no_environments"))
@@ -82,8 +80,7 @@ async def list_environments(ctx: CommandContext) -> Reply:
 )
 async def remove(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     if bot.projects.environment(project.id, ctx.args["env"]) is None:
         return Reply(
             ctx.tr(

@@ -21,8 +21,7 @@ async def _gitlab_apply(ctx: CommandContext, person: Person, role: Role | None) 
     gitlab = ctx.bot.platform.gitlab
     if gitlab is None:
         return ""
-    project = ctx.bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     group = await gitlab.find_group(Names(ctx.bot.config.platform.root_group, project.slug).group)
     user = await gitlab.find_user_by_email(person.email) if person.email else None
     if user is None:
@@ -56,8 +55,7 @@ async def add(ctx: CommandContext) -> Reply:
     person = await resolve_mention(ctx, ctx.args["user"])
     if person is None:
         return Reply(ctx.tr("member.unknown_user", user=code("@" + ctx.args["user"])))
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     existing = bot.projects.member(project.id, person.user_id)
     if existing is not None and existing.role is Role.OWNER:
         return Reply(ctx.tr("member.owner_fixed"))
@@ -84,8 +82,7 @@ async def add(ctx: CommandContext) -> Reply:
 async def _changeable_member(ctx: CommandContext) -> tuple[Project, Person] | Reply:
     """The project and the mentioned member whose membership may change, or why it may not."""
     person = await resolve_mention(ctx, ctx.args["user"])
-    project = ctx.bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     member = ctx.bot.projects.member(project.id, person.user_id) if person else None
     if person is None or member is None:
         return Reply(ctx.tr("member.not_member", user=code("@" + ctx.args["user"]), project=code(project.name)))
@@ -148,8 +145,7 @@ async def set_role(ctx: CommandContext) -> Reply:
 )
 async def list_members(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     lines = [f"#### {ctx.tr('member.list_title', project=project.name)}"]
     lines += [f"- @{m.username} — {ROLE_NAMES[m.role](ctx.lang)}" for m in bot.projects.members(project.id)]
     return Reply("\n".join(lines))

@@ -123,8 +123,7 @@ def service_links(bot: Bot, project: Project) -> dict[str, str]:
 )
 async def show(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None  # the rights check has seen it
+    project = ctx.project()
     card = render.project_page(
         project,
         service_links(bot, project),
@@ -144,8 +143,7 @@ async def show(ctx: CommandContext) -> Reply:
 )
 async def link(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     try:
         channel = await bot.mm.get_channel(ctx.channel_id)
         channel_type = str(channel.get("type", "O"))

@@ -46,8 +46,7 @@ def _remember(bot: Bot, key: str, branch: str, measures: dict[str, str]) -> None
 )
 async def quality_command(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     sonar = bot.platform.sonarqube
     if sonar is None:
         return Reply(ctx.tr("errors.service", service="SonarQube"))

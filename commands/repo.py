@@ -115,8 +115,7 @@ async def _url_refusal(ctx: CommandContext, url: str) -> str | None:
 )
 async def add(ctx: CommandContext) -> Reply:
     bot, name = ctx.bot, ctx.args["repo"]
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     if bot.projects.repository(project.id, name) is not None:
         return Reply(ctx.tr("repo.taken", repo=code(name), project=code(project.name)))
     url = ctx.args["url"] or ""
@@ -195,8 +194,7 @@ async def credentials_submitted(press: Press, bot: Bot) -> PressResult:
 )
 async def credentials(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     repo = bot.projects.repository(project.id, ctx.args["repo"])
     if repo is None or not repo.external_url:
         return Reply(ctx.tr("repo.unknown", repo=code(ctx.args["repo"]), project=code(project.name)))
@@ -223,8 +221,7 @@ async def credentials(ctx: CommandContext) -> Reply:
 )
 async def list_repositories(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     repositories = bot.projects.repositories(project.id)
     if not repositories:
         return Reply(ctx.tr("project.no_repositories"))
@@ -244,8 +241,7 @@ async def list_repositories(ctx: CommandContext) -> Reply:
 )
 async def remove(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     if bot.projects.repository(project.id, ctx.args["repo"]) is None:
         return Reply(ctx.tr("repo.unknown", repo=code(ctx.args["repo"]), project=code(project.name)))
     question = ctx.tr("repo.remove_confirm", repo=code(ctx.args["repo"]), project=code(project.name))

@@ -37,8 +37,7 @@ VULN = Kind("CVE-AAAA-NNNN", _vuln)
 )
 async def scan_command(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     where, params = "project_id = ?", [project.id]
     if ctx.args["repo"]:
         where += " AND repo = ?"
@@ -96,8 +95,7 @@ async def scan_command(ctx: CommandContext) -> Reply:
 )
 async def policy_command(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     changing = (
         ctx.args["max-critical"] is not None
         or ctx.args["max-high"] is not None
@@ -161,8 +159,7 @@ async def policy_command(ctx: CommandContext) -> Reply:
 )
 async def waive(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     until: date = ctx.args["until"]
     if until < date.today():
         return Reply(ctx.tr("scan.past_date"))
@@ -205,8 +202,7 @@ async def waive(ctx: CommandContext) -> Reply:
 )
 async def waivers(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     rows = list(bot.store.db.table("waivers").rows_where("project_id = ?", [project.id], order_by="until desc"))
     if not rows:
         return Reply(ctx.tr("scan.no_waivers", project=code(project.name)))

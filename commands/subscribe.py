@@ -61,8 +61,7 @@ async def _channel_type(ctx: CommandContext) -> str:
 )
 async def subscribe(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     events = tuple(ctx.args["events"] or ())
     for event in events:
         _event(event)
@@ -106,8 +105,7 @@ async def subscribe(ctx: CommandContext) -> Reply:
 )
 async def unsubscribe(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     if not Subscriptions(bot.store).unsubscribe(project, ctx.channel_id):
         return Reply(ctx.tr("subscribe.none_here", project=code(project.name)))
     bot.store.audit(ctx.user_id, ctx.user_name, "unsubscribe", project.name, "ok", {"channel": ctx.channel_id})

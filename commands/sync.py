@@ -54,8 +54,7 @@ BRANCH = Kind("branche", _branch)
 )
 async def sync_command(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     repo = bot.projects.repository(project.id, ctx.args["repo"])
     if repo is None:
         known = ", ".join(code(r.name) for r in bot.projects.repositories(project.id)) or "—"
@@ -87,8 +86,7 @@ async def sync_command(ctx: CommandContext) -> Reply:
 )
 async def pipeline_command(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     repo = ctx.args["repo"]
     gitlab = bot.platform.gitlab
     book = PipelineBook(bot.store)

@@ -70,8 +70,7 @@ def snippets(bot: Bot, project: str, token_var: str = "CPN_SYNC_TOKEN") -> tuple
 )
 async def create(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     token = PREFIX + secrets.token_urlsafe(32)
     token_id = (
         bot.store.db.table("api_tokens")
@@ -112,8 +111,7 @@ async def create(ctx: CommandContext) -> Reply:
 )
 async def revoke(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     cursor = bot.store.db.execute(
         "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND project_id = ? AND revoked_at IS NULL",
         (now(), ctx.args["id"], project.id),
@@ -132,8 +130,7 @@ async def revoke(ctx: CommandContext) -> Reply:
 )
 async def list_tokens(ctx: CommandContext) -> Reply:
     bot = ctx.bot
-    project = bot.projects.get(ctx.args["project"])
-    assert project is not None
+    project = ctx.project()
     rows = list(
         bot.store.db.table("api_tokens").rows_where(
             "project_id = ? AND revoked_at IS NULL", [project.id], order_by="id"
