@@ -163,6 +163,7 @@ class NexusConfig(Section):
     username: str = "admin"
     password: Secret
     timeout_seconds: float = Field(10.0, gt=0, le=120)
+    blob_store: str = Field("default", min_length=1, description="blob store of the repositories the bot creates")
 
 
 class ArgoCDConfig(Section):

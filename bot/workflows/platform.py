@@ -51,6 +51,7 @@ class Platform:
                 config.nexus.username,
                 config.nexus.password.get_secret_value(),
                 config.nexus.timeout_seconds,
+                blob_store=config.nexus.blob_store,
             )
         if config.sonarqube:
             platform.sonarqube = SonarQube(
