@@ -65,6 +65,7 @@ class Platform:
                 config.argocd.username,
                 config.argocd.password.get_secret_value(),
                 config.argocd.timeout_seconds,
+                refresh_timeout=config.argocd.refresh_timeout_seconds,
             )
         return platform
 
