@@ -357,3 +357,14 @@ def test_under_automated_sync_the_deploy_names_no_revision(world: World) -> None
     app = argocd.app("alpha-dev-deploy")
     assert app is not None and app["status"]["history"][-1]["revision"] == head.id
     assert app["spec"]["syncPolicy"]["automated"]  # still on
+
+
+def test_deleting_a_project_waits_for_its_applications_to_be_gone(world: World) -> None:
+    argocd = world.states["argocd"]
+    argocd.timings.cascade_delete_seconds = 0.5  # the controller prunes the resources meanwhile
+    assert argocd.app("alpha-dev-deploy") is not None
+    User(world, "bob").run("/cpn project delete alpha")
+    svc.press_ephemeral(world, "bob", "Confirmer")
+    world.wait_idle(30)
+    assert argocd.project("alpha") is None and argocd.app("alpha-dev-deploy") is None
+    assert argocd.deletions and all(cascade for _, cascade in argocd.deletions)
