@@ -9,6 +9,7 @@ import pytest
 from services.emulators.base import EmulatorServer
 from services.emulators.nexus import State, User, create_app
 from services.errors import Failure, ServiceError
+from services.health import Health, nexus_probe, run_probe
 from services.nexus import Nexus
 
 ADMIN_PASSWORD = "nexus-admin-Pa55!"
@@ -246,3 +247,12 @@ async def test_an_unknown_blob_store_is_invalid(server: EmulatorServer) -> None:
     finally:
         await client.close()
     assert err.value.failure is Failure.INVALID
+
+
+async def test_the_health_probe_does_not_wait_for_a_remote_realm(server: EmulatorServer, state: State) -> None:
+    state.remote_delay_seconds = 2.0
+    try:
+        check = await run_probe("Nexus", nexus_probe(server.url, "admin", ADMIN_PASSWORD), timeout=0.5)
+    finally:
+        state.remote_delay_seconds = 0.0
+    assert check.health is Health.OK, check.detail
