@@ -626,7 +626,7 @@ def create_application(state: State, body: dict[str, Any], *, upsert: bool) -> d
             return copy.deepcopy(existing.data)
         if not upsert:
             raise ArgoError(INVALID_ARGUMENT, "existing application spec is different, use upsert flag to force update")
-        return update_application(state, existing, candidate)
+        return update_application(state, existing, candidate, merge=True)
     app = {"metadata": state.new_metadata(name, metadata), "spec": spec}
     app["status"] = initial_status(state, app)
     state.apps[name] = App(app)
@@ -634,12 +634,19 @@ def create_application(state: State, body: dict[str, Any], *, upsert: bool) -> d
     return copy.deepcopy(app)
 
 
-def update_application(state: State, app: App, new: dict[str, Any]) -> dict[str, Any]:
+def update_application(state: State, app: App, new: dict[str, Any], *, merge: bool) -> dict[str, Any]:
+    """server/application/application.go updateApp: labels and annotations merged (create with
+    upsert) or replaced (PUT); finalizers always replaced."""
     data = app.data
     data["spec"] = new["spec"]
     for key in ("labels", "annotations", "finalizers"):
-        if new["metadata"].get(key) is not None:
-            data["metadata"][key] = new["metadata"][key]
+        given = new["metadata"].get(key)
+        if merge and key != "finalizers":
+            data["metadata"][key] = {**(data["metadata"].get(key) or {}), **(given or {})}
+        else:
+            data["metadata"][key] = given
+        if not data["metadata"][key]:
+            data["metadata"].pop(key)
     data["metadata"]["resourceVersion"] = state.next_resource_version()
     data["metadata"]["generation"] = data["metadata"].get("generation", 1) + 1
     reconcile(state, app.data)
@@ -1196,7 +1203,7 @@ def put_application(call: Call) -> dict[str, Any]:
     candidate = {"metadata": metadata, "spec": spec}
     if call.flag("validate", True):
         validate_application(call.state, candidate)
-    return update_application(call.state, app, candidate)
+    return update_application(call.state, app, candidate, merge=False)
 
 
 RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"

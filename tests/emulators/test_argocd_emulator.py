@@ -695,3 +695,21 @@ def test_auto_sync_refuses_another_revision(argo: httpx.Client, state: State) ->
     refused = argo.post("/api/v1/applications/shop-dev-api/sync", json={"revision": REV1})
     assert refused.status_code == 400
     assert grpc_error(refused) == (9, f"Cannot sync to {REV1}: auto-sync currently set to main")
+
+
+def test_an_application_put_replaces_labels_annotations_and_finalizers(argo: httpx.Client, state: State) -> None:
+    shop_project(state)
+    created = state.add_application(application())
+    body = {"metadata": {"name": "shop-dev-api", "annotations": {"a": "1"}}, "spec": created["spec"]}
+    replaced = argo.put("/api/v1/applications/shop-dev-api", json=body).json()["metadata"]
+    assert replaced.get("annotations") == {"a": "1"} and "labels" not in replaced
+
+
+def test_an_upsert_merges_labels(argo: httpx.Client, state: State) -> None:
+    shop_project(state)
+    state.add_application(application())
+    again = application()
+    again["metadata"]["labels"] = {"extra": "yes"}
+    again["spec"]["source"]["path"] = "deploy"
+    merged = argo.post("/api/v1/applications", params={"upsert": "true"}, json=again).json()["metadata"]["labels"]
+    assert merged == {"dso/project": "shop", "dso/environment": "dev", "extra": "yes"}
