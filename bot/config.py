@@ -163,6 +163,7 @@ class NexusConfig(Section):
     username: str = "admin"
     password: Secret
     timeout_seconds: float = Field(10.0, gt=0, le=120)
+    blob_store: str = Field("default", min_length=1, description="blob store of the repositories the bot creates")
 
 
 class ArgoCDConfig(Section):
@@ -175,6 +176,8 @@ class ArgoCDConfig(Section):
     destination_server: str = "https://kubernetes.default.svc"
     poll_seconds: float = Field(2.0, gt=0, description="how often a running deploy is looked at")
     deploy_timeout_seconds: float = Field(600.0, gt=0)
+    refresh_timeout_seconds: float = Field(60.0, gt=0, le=600, description="a refresh answers once reconciled")
+    delete_timeout_seconds: float = Field(300.0, gt=0, description="how long a cascade delete is waited for")
     drift_poll_seconds: float = Field(120.0, ge=0, description="drift watch period; 0 disables it")
     drift_batch: int = Field(50, ge=1, description="applications the drift watch looks at per round")
     drift_grace_seconds: float = Field(600.0, ge=0, description="OutOfSync/Degraded this long is reported")

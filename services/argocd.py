@@ -6,14 +6,19 @@ when a call answers 401. Two argocd-server behaviours matter:
 - getting (or acting on) an application that does not exist answers 403 "permission denied"
   (code 7) unless the request names the application's ``project``; the adapter tells a missing
   application from a real refusal by listing applications by name;
-- an AppProject is a Kubernetes object: ``PUT`` needs its current ``metadata.resourceVersion``.
+- an AppProject is a Kubernetes object: ``PUT`` needs its current ``metadata.resourceVersion``
+  and replaces the whole object, metadata included;
+- a cascade delete only marks an application (finalizer, ``deletionTimestamp``): it is gone,
+  and its AppProject deletable, once the controller has pruned its resources;
+- ``GET …?refresh=`` answers once the controller has reconciled: it gets its own, longer timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-from typing import Any
+import time
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
@@ -39,17 +44,72 @@ def _grpc_code(response: httpx.Response) -> int | None:
     return code if isinstance(code, int) else None
 
 
+def _grpc_message(response: httpx.Response) -> str:
+    """grpc-gateway's ``message``, for matching only: never shown (it may name accounts)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    return str(body.get("message") or "") if isinstance(body, dict) else ""
+
+
 def _refusal(response: httpx.Response) -> Failure:
     """400 FailedPrecondition (an operation runs, auto-sync is on) is a CONFLICT; else INVALID."""
     return Failure.CONFLICT if _grpc_code(response) == 9 else Failure.INVALID
 
 
+Refusal = Literal["sync_window", "override", "auto_sync", "running", "deleting", "other"]
+
+
+class SyncRefused(ServiceError):
+    """Argo CD refused to start a sync, and why (``kind``), so that each gets its own message.
+
+    server/application/application.go Sync: a sync window is PermissionDenied "cannot sync: blocked
+    by sync window" (before 2.5 "Cannot sync: Blocked by sync window"); a revision other than the
+    target without the ``override`` action (requireOverridePrivilegeForRevisionSync) is
+    PermissionDenied "permission denied: applications, override, …"; a revision other than the target
+    under auto-sync is FailedPrecondition "Cannot sync to …: auto-sync currently set to …"; an
+    operation already running, or an application being deleted, FailedPrecondition too.
+    """
+
+    def __init__(self, kind: Refusal, failure: Failure, status: int, name: str) -> None:
+        super().__init__(SERVICE, failure, status, detail=f"cannot sync {name}: {kind}")
+        self.kind: Refusal = kind
+
+
+def _sync_refusal(response: httpx.Response, name: str) -> SyncRefused:
+    message = _grpc_message(response).lower()
+    if response.status_code == 403:
+        if "sync window" in message:
+            return SyncRefused("sync_window", Failure.FORBIDDEN, 403, name)
+        if message.startswith("permission denied: applications, override"):
+            return SyncRefused("override", Failure.FORBIDDEN, 403, name)
+        return SyncRefused("other", Failure.FORBIDDEN, 403, name)
+    failure = _refusal(response)
+    if "auto-sync currently set" in message:
+        return SyncRefused("auto_sync", failure, response.status_code, name)
+    if "another operation is already in progress" in message:
+        return SyncRefused("running", failure, response.status_code, name)
+    if "application is deleting" in message:
+        return SyncRefused("deleting", failure, response.status_code, name)
+    return SyncRefused("other", failure, response.status_code, name)
+
+
+def automated(app: Json) -> bool:
+    """Whether automated sync is on (``spec.syncPolicy.automated``, absent or ``enabled: false`` off)."""
+    policy = ((app.get("spec") or {}).get("syncPolicy") or {}).get("automated")
+    return isinstance(policy, dict) and policy.get("enabled", True) is not False
+
+
 class ArgoCD(HttpService):
     service = SERVICE
 
-    def __init__(self, url: str, username: str, password: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, username: str, password: str, timeout: float = 10.0, refresh_timeout: float = 60.0
+    ) -> None:
         super().__init__(url, timeout)
         self.url = self.base_url
+        self.refresh_timeout = refresh_timeout
         self._username = username
         self._password = password
         self._token: str | None = None
@@ -117,13 +177,11 @@ class ArgoCD(HttpService):
         if _same_project(spec, wanted):
             return Ensured(None, False, "")
         spec.update(wanted)
-        metadata = current.get("metadata") or {}
-        body = {
-            "project": {
-                "metadata": {"name": name, "resourceVersion": metadata.get("resourceVersion", "")},
-                "spec": spec,
-            }
-        }
+        # server/project/project.go Update is a Kubernetes Update of the whole AppProject: the
+        # labels, annotations and finalizers an admin set must be sent back or they are dropped.
+        metadata = {k: v for k, v in (current.get("metadata") or {}).items() if k != "managedFields"}
+        metadata["name"] = name
+        body = {"project": {"metadata": metadata, "spec": spec}}
         response = await self.call("PUT", f"/api/v1/projects/{_q(name)}", json=body, allow=(400,))
         if response.status_code == 400:
             raise ServiceError(SERVICE, Failure.INVALID, 400, detail=f"cannot update project {name}")
@@ -149,7 +207,9 @@ class ArgoCD(HttpService):
     async def _app_call(
         self, method: str, name: str, suffix: str = "", *, allow: tuple[int, ...] = (), **kwargs: Any
     ) -> httpx.Response | None:
-        """A call on application ``name``; None when the application does not exist."""
+        """A call on application ``name``; None when the application does not exist.
+
+        A 403 of an existing application is returned when 403 is in ``allow``, raised otherwise."""
         path = f"/api/v1/applications/{_q(name)}{suffix}"
         response = await self.call(method, path, allow=(403, 404, *allow), **kwargs)
         if response.status_code == 404:
@@ -157,7 +217,8 @@ class ArgoCD(HttpService):
         if response.status_code == 403:
             if _grpc_code(response) == 7 and await self._listed(name) is None:
                 return None  # argocd-server hides a missing application behind "permission denied"
-            raise ServiceError(SERVICE, Failure.FORBIDDEN, 403)
+            if 403 not in allow:
+                raise ServiceError(SERVICE, Failure.FORBIDDEN, 403)
         return response
 
     async def _require(
@@ -230,10 +291,9 @@ class ArgoCD(HttpService):
         destination.pop("name", None)  # server and name are exclusive
         destination.update(server=server, namespace=namespace)
         policy = spec.get("syncPolicy") or {}
+        # Automated sync an admin turned on stays on: the bot only ever turns it on.
         if auto_sync and "automated" not in policy:
             policy["automated"] = {"prune": True, "selfHeal": True}
-        elif not auto_sync:
-            policy.pop("automated", None)
         if policy:
             spec["syncPolicy"] = policy
         else:
@@ -248,26 +308,47 @@ class ArgoCD(HttpService):
         return Ensured(None, True, f"updated ArgoCD application {name}")
 
     async def delete_application(self, name: str, cascade: bool = True) -> bool:
-        """Delete (with its resources when ``cascade``); False when absent."""
+        """Delete (with its resources when ``cascade``); False when absent.
+
+        A cascade delete returns at once while the application is still there, being deleted:
+        :meth:`wait_deleted` waits until it is gone."""
         params = {"cascade": "true" if cascade else "false"}
         response = await self._app_call("DELETE", name, params=params)
         return response is not None
 
+    async def wait_deleted(self, names: list[str], timeout: float = 300.0, interval: float = 1.0) -> None:
+        """Until none of ``names`` exists any more (server/application/application.go Delete only
+        marks an application; the controller removes it after its resources). UNAVAILABLE past
+        ``timeout``."""
+        deadline = time.monotonic() + timeout
+        pending = list(names)
+        while pending:
+            pending = [name for name in pending if await self.get_application(name) is not None]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise ServiceError(SERVICE, Failure.UNAVAILABLE, detail=f"{len(pending)} applications still deleting")
+            await asyncio.sleep(interval)
+
     async def sync(self, name: str, revision: str | None = None, prune: bool = False) -> Json:
         """Start a sync; the application with its Running ``operationState``.
 
-        An operation already running, or a revision refused by auto-sync, is a CONFLICT."""
+        A refusal raises :class:`SyncRefused` saying why: sync window or missing ``override``
+        (FORBIDDEN), auto-sync on another revision or an operation already running (CONFLICT)."""
         body: Json = {"prune": prune}
         if revision:
             body["revision"] = revision
-        response = await self._require("POST", name, "/sync", json=body, allow=(400,))
-        if response.status_code == 400:
-            raise ServiceError(SERVICE, _refusal(response), 400, detail=f"cannot sync {name} now")
+        response = await self._require("POST", name, "/sync", json=body, allow=(400, 403))
+        if response.status_code in (400, 403):
+            raise _sync_refusal(response, name)
         app: Json = response.json()
         return app
 
     async def refresh(self, name: str, hard: bool = False) -> Json:
-        response = await self._require("GET", name, params={"refresh": "hard" if hard else "normal"})
+        """The application once Argo CD has compared it with git again. The call blocks until the
+        controller has reconciled (server/application/application.go Get), hence its own timeout."""
+        params = {"refresh": "hard" if hard else "normal"}
+        response = await self._require("GET", name, params=params, timeout=self.refresh_timeout)
         app: Json = response.json()
         return app
 
@@ -312,4 +393,4 @@ def _normal(spec: Json) -> Json:
     return spec
 
 
-__all__ = ["IN_CLUSTER", "SERVICE", "ArgoCD"]
+__all__ = ["IN_CLUSTER", "SERVICE", "ArgoCD", "Refusal", "SyncRefused", "automated"]

@@ -109,7 +109,9 @@ def vault_probe(url: str, token: str) -> Probe:
 
 def sonarqube_probe(url: str, token: str) -> Probe:
     async def probe(client: httpx.AsyncClient) -> tuple[Health, str]:
-        response = await client.get(f"{url}/api/system/health", headers={"Authorization": f"Bearer {token}"})
+        # The token as Basic login, empty password: the only form SonarQube 9.9 LTS reads (Bearer came
+        # in 10.0) — SonarSource/sonarqube server/sonar-webserver-auth/.../BasicAuthentication.java.
+        response = await client.get(f"{url}/api/system/health", auth=(token, ""))
         if response.status_code != 200:
             return _status(response, "api/system/health")
         health = response.json().get("health")
@@ -128,7 +130,10 @@ def nexus_probe(url: str, username: str, password: str) -> Probe:
         writable = await client.get(f"{url}/service/rest/v1/status/writable")
         if writable.status_code != 200:
             return Health.DEGRADED, "read-only"
-        users = await client.get(f"{url}/service/rest/v1/security/users", auth=(username, password))
+        # source=default: the local realm only, so that a slow LDAP realm does not hold the probe.
+        users = await client.get(
+            f"{url}/service/rest/v1/security/users", params={"source": "default"}, auth=(username, password)
+        )
         return _status(users, "credentials")
 
     return probe

@@ -56,9 +56,14 @@ def _project_repositories(slug: str) -> list[tuple[str, str]]:
 class Nexus(HttpService):
     service = SERVICE
 
-    def __init__(self, url: str, username: str, password: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, username: str, password: str, timeout: float = 10.0, blob_store: str = "default"
+    ) -> None:
         super().__init__(url, timeout, auth=(username, password))
         self.url = self.base_url
+        # Where new repositories store their blobs (``[nexus] blob_store``); Nexus refuses a name it
+        # does not know, and a change on an existing repository (AbstractRepositoriesApiResource).
+        self.blob_store = blob_store
 
     # -- repositories ---------------------------------------------------------------------------
 
@@ -102,7 +107,7 @@ class Nexus(HttpService):
             "name": name,
             "online": True,
             "storage": {
-                "blobStoreName": "default",
+                "blobStoreName": self.blob_store,
                 "strictContentTypeValidation": True,
                 "writePolicy": write_policy,
             },
@@ -124,7 +129,7 @@ class Nexus(HttpService):
             if same:
                 return ""
             # Keep what an admin tuned (blob store, cleanup, content types), fix only our settings.
-            body["storage"]["blobStoreName"] = storage.get("blobStoreName") or "default"
+            body["storage"]["blobStoreName"] = storage.get("blobStoreName") or self.blob_store
             body["storage"]["strictContentTypeValidation"] = storage.get("strictContentTypeValidation", True)
             body["cleanup"] = current.get("cleanup")
             if version_policy and maven:
@@ -142,7 +147,7 @@ class Nexus(HttpService):
         body: Json = {
             "name": name,
             "online": True,
-            "storage": {"blobStoreName": "default", "strictContentTypeValidation": True},
+            "storage": {"blobStoreName": self.blob_store, "strictContentTypeValidation": True},
             "group": {"memberNames": members},
         }
         if current is not None:
@@ -151,7 +156,7 @@ class Nexus(HttpService):
             if not missing and current.get("online", True):
                 return ""
             storage = current.get("storage") or {}
-            body["storage"]["blobStoreName"] = storage.get("blobStoreName") or "default"
+            body["storage"]["blobStoreName"] = storage.get("blobStoreName") or self.blob_store
             body["group"]["memberNames"] = present + missing  # extra members an admin added stay
             await self._save(fmt, "group", name, body, exists=True)
             return f"fixed {fmt} group {name}"
@@ -238,7 +243,11 @@ class Nexus(HttpService):
         return f"updated privileges of role {rid}"
 
     async def _find_user(self, user_id: str) -> Json | None:
-        response = await self.request("GET", f"{API}/security/users", params={"userId": user_id})
+        # source=default: only the local realm, where the bot's users live. Without it Nexus asks
+        # every realm, LDAP included, and waits for it (nexus-public components/nexus-security/
+        # .../security/internal/rest/UserApiResource.getUsers, DefaultSecuritySystem.searchUsers).
+        params = {"userId": user_id, "source": "default"}
+        response = await self.request("GET", f"{API}/security/users", params=params)
         for user in response.json() or []:
             if user.get("userId") == user_id and user.get("source", "default") == "default":
                 found: Json = user

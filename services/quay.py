@@ -11,6 +11,7 @@ default permissions. Implements :class:`services.registry.ContainerRegistry`.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -24,6 +25,9 @@ from services.registry import RobotCredentials, Tag, docker_config_json
 
 SERVICE = "Quay"
 Json = dict[str, Any]
+# Quay with FEATURE_MAILING (the default) refuses an organization without a contact e-mail, and up
+# to 3.17 an e-mail may belong to one namespace only: each organization gets its own address.
+ORG_EMAIL_DOMAIN = "quay.cpn.invalid"
 
 
 def _q(part: str) -> str:
@@ -56,7 +60,11 @@ class Quay(HttpService):
         found = await self.request("GET", f"/api/v1/organization/{_q(slug)}", allow=(404,))
         if found.status_code == 200:
             return Ensured(slug, False, "")
-        created = await self.request("POST", "/api/v1/organization/", json={"name": slug}, allow=(400,))
+        # quay/quay:endpoints/api/organization.py OrganizationList.post — "Email address is required"
+        # (400) when FEATURE_MAILING is on; data/model/user.py create_user_noverify (≤ 3.17) refuses
+        # an address already used by another user or organization.
+        body = {"name": slug, "email": f"{slug}@{ORG_EMAIL_DOMAIN}"}
+        created = await self.request("POST", "/api/v1/organization/", json=body, allow=(400,))
         if created.status_code == 400:
             raise ServiceError(SERVICE, Failure.INVALID, 400, detail=f"cannot create organization {slug}")
         return Ensured(slug, True, f"created organization {slug}")
@@ -155,8 +163,9 @@ class Quay(HttpService):
             if response.status_code == 404:
                 raise ServiceError(SERVICE, Failure.NOT_FOUND, 404, detail=f"no repository {slug}/{repository}")
             body = response.json()
+            now = time.time()
             for tag in body.get("tags") or []:
-                if tag.get("end_ts") is not None:
+                if not _alive(tag, now):
                     continue
                 result.append(
                     Tag(
@@ -181,6 +190,15 @@ class Quay(HttpService):
         return docker_config_json(self.host, creds)
 
 
+def _alive(tag: Json, now: float) -> bool:
+    """A tag with an expiration still ahead is alive until then.
+
+    quay/quay:data/model/oci/tag.py filter_to_alive_tags — ``lifetime_end_ms`` NULL or in the future.
+    """
+    end = tag.get("end_ts")
+    return end is None or (isinstance(end, int | float) and end > now)
+
+
 def _date(value: Any) -> datetime | None:
     if not value:
         return None
@@ -190,4 +208,4 @@ def _date(value: Any) -> datetime | None:
         return None
 
 
-__all__ = ["SERVICE", "Quay"]
+__all__ = ["ORG_EMAIL_DOMAIN", "SERVICE", "Quay"]

@@ -60,7 +60,9 @@ def deploy_card(
     if progress.unhealthy:
         lines.append(tr("deploy.unhealthy"))
         lines += [f"- {escape(item, 200)}" for item in progress.unhealthy[:10]]
-    if progress.outcome in ("failed", "reverted") and progress.message:
+    if progress.outcome in ("failed", "reverted") and progress.reason:
+        lines.append(tr("deploy.reason", reason=tr(progress.reason, app=code(app))))
+    elif progress.outcome in ("failed", "reverted") and progress.message:
         lines.append(tr("deploy.reason", reason=escape(progress.message, 300)))
     if progress.outcome == "timeout":
         lines.append(tr("deploy.timeout"))

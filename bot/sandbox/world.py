@@ -247,6 +247,8 @@ class World:
         ar = argocd.State(admin_password=argo_password)
         ar.timings.sync_seconds = self.timings.argocd_step
         ar.timings.health_seconds = self.timings.argocd_step
+        ar.timings.cascade_delete_seconds = self.timings.argocd_step
+        ar.timings.refresh_seconds = self.timings.argocd_step
         self._serve("argocd", ar, argocd)
         # Argo CD Notifications -> the bot, with the shared-secret header (set once the bot's URL is known).
         self._argocd_state = ar

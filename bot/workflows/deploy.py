@@ -4,6 +4,10 @@ values for the environment, then ArgoCD asked to refresh and sync, then followed
 If ArgoCD cannot be reached the infra repository is left as it was: the application is looked up
 *before* anything is committed (nothing is committed when ArgoCD is down), and a commit whose sync
 could not be started is reverted at once. Which of the two happened is part of the outcome.
+
+A refresh that outlives its timeout is not such a failure: ArgoCD goes on with it and the sync
+resolves the revision itself. Under automated sync the bot never names a revision (Argo CD refuses
+one other than the target) and an automated sync already applying the commit is followed as is.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from bot.config import Config
 from bot.model import Environment, Project, Repository
 from bot.store import Store, now
 from bot.workflows.naming import Names
+from services.argocd import ArgoCD, SyncRefused, automated
 from services.errors import Failure, ServiceError
 
 if TYPE_CHECKING:
@@ -65,6 +70,7 @@ class Progress:
     message: str = ""
     outcome: str = "running"  # running | succeeded | failed | degraded | reverted | unchanged | timeout
     reverted: bool = False
+    reason: str = ""  # catalog key of why ArgoCD refused the sync ("deploy.refused.…"), if it did
 
 
 Report = Callable[[Progress], Awaitable[None]]
@@ -183,9 +189,10 @@ async def deploy(bot: Bot, target: Target, image_tag: str, revision: str, user: 
         progress.committed = sha[:8]
         progress.commit_url = f"{repo.web_url}/-/commit/{sha}"
     await report(progress)
+    auto = automated(application)
     try:
-        await argocd.refresh(target.app)
-        await argocd.sync(target.app, revision=sha or None)
+        await refresh_for_sync(argocd, target.app)
+        await start_sync(argocd, target.app, sha, auto)
     except ServiceError as exc:
         # The infra repository must not say something ArgoCD never applied.
         if sha:
@@ -193,9 +200,39 @@ async def deploy(bot: Bot, target: Target, image_tag: str, revision: str, user: 
             progress.reverted = True
         progress.outcome = "reverted" if sha else "failed"
         progress.message = exc.service
+        progress.reason = refusal_key(exc)
         await report(progress)
         return progress
-    return await follow(bot, target.app, progress, report)
+    return await follow(bot, target.app, progress, report, revision=sha)
+
+
+async def refresh_for_sync(argocd: ArgoCD, app: str) -> None:
+    """Have ArgoCD read git again; a refresh still running past its timeout is left to finish."""
+    try:
+        await argocd.refresh(app)
+    except ServiceError as exc:
+        if exc.failure is not Failure.UNAVAILABLE or exc.detail != "timeout":
+            raise
+
+
+async def start_sync(argocd: ArgoCD, app: str, sha: str, auto: bool) -> None:
+    """A manual sync to ``sha``; under automated sync, to the target (which holds ``sha``), and an
+    automated sync already running is the one that applies it."""
+    try:
+        await argocd.sync(app, revision=None if auto else (sha or None))
+    except SyncRefused as exc:
+        if not (auto and exc.kind == "running"):
+            raise
+
+
+REFUSALS = ("sync_window", "override", "auto_sync", "running", "deleting")
+
+
+def refusal_key(exc: ServiceError) -> str:
+    """The catalog entry telling why ArgoCD refused the sync ("" when it is not a refusal)."""
+    if isinstance(exc, SyncRefused) and exc.kind in REFUSALS:
+        return f"deploy.refused.{exc.kind}"
+    return ""
 
 
 _TAG_IN_BLOCK = re.compile(r'^\s*tag:\s*"([^"]*)"', re.MULTILINE)
@@ -213,8 +250,14 @@ async def deployed_tag(bot: Bot, target: Target) -> str:
     return found.group(1) if found else ""
 
 
-async def follow(bot: Bot, app: str, progress: Progress, report: Report) -> Progress:
-    """Watch ArgoCD until the operation is over and the health has settled."""
+def operation_revision(operation: dict[str, Any]) -> str:
+    result = (operation.get("syncResult") or {}).get("revision")
+    return str(result or ((operation.get("operation") or {}).get("sync") or {}).get("revision") or "")
+
+
+async def follow(bot: Bot, app: str, progress: Progress, report: Report, revision: str = "") -> Progress:
+    """Watch ArgoCD until the operation is over and the health has settled; with ``revision``, only
+    an operation on that revision counts (an automated sync may start it a little later)."""
     argocd = bot.platform.argocd
     assert argocd is not None
     config = bot.config.argocd
@@ -224,6 +267,8 @@ async def follow(bot: Bot, app: str, progress: Progress, report: Report) -> Prog
         data = await argocd.get_application(app) or {}
         status = data.get("status") or {}
         operation = status.get("operationState") or {}
+        if revision and operation_revision(operation) != revision:
+            operation = {}  # an older operation, not the one applying this deploy
         changed = read_status(progress, status, operation)
         if changed:
             await report(progress)

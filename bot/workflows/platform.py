@@ -51,6 +51,7 @@ class Platform:
                 config.nexus.username,
                 config.nexus.password.get_secret_value(),
                 config.nexus.timeout_seconds,
+                blob_store=config.nexus.blob_store,
             )
         if config.sonarqube:
             platform.sonarqube = SonarQube(
@@ -64,6 +65,7 @@ class Platform:
                 config.argocd.username,
                 config.argocd.password.get_secret_value(),
                 config.argocd.timeout_seconds,
+                refresh_timeout=config.argocd.refresh_timeout_seconds,
             )
         return platform
 

@@ -58,9 +58,19 @@ async def delete_project(bot: Bot, project: Project, progress: Progress) -> bool
         argocd = platform.argocd
 
         async def argocd_action(step: Step) -> None:
+            deleted = []
             for app in await argocd.list_applications(names.argocd_project):
                 if await argocd.delete_application(app["metadata"]["name"]):
+                    deleted.append(app["metadata"]["name"])
                     step.changes.append(f"deleted application {app['metadata']['name']}")
+            # A cascade delete only marks each application; the AppProject refuses deletion while
+            # one is still there (server/project/project.go Delete: "project is referenced by …").
+            config = bot.config.argocd
+            await argocd.wait_deleted(
+                deleted,
+                timeout=config.delete_timeout_seconds if config else 300.0,
+                interval=config.poll_seconds if config else 1.0,
+            )
             if await argocd.delete_project(names.argocd_project):
                 step.changes.append(f"deleted AppProject {names.argocd_project}")
 

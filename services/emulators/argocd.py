@@ -25,6 +25,7 @@ Everything lives in memory behind one lock, so tests may read the state from the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import hashlib
@@ -37,7 +38,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -176,6 +177,91 @@ def destination_permitted(destinations: list[dict[str, Any]], server: str, clust
     return False
 
 
+# --------------------------------------------------------------------------- sync windows
+
+
+def cron_field(spec: str, value: int, low: int, high: int) -> bool:
+    """One field of a 5-field cron schedule (robfig/cron, as Argo CD parses it)."""
+    for part in spec.split(","):
+        base, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if base == "*":
+            first, last = low, high
+        elif "-" in base:
+            first, last = (int(v) for v in base.split("-", 1))
+        else:
+            first = last = int(base)
+            if step_text:
+                last = high
+        if first <= value <= last and (value - first) % step == 0:
+            return True
+    return False
+
+
+def cron_matches(schedule: str, moment: datetime) -> bool:
+    minute, hour, dom, month, dow = schedule.split()
+    days = cron_field(dom, moment.day, 1, 31), cron_field(dow, (moment.weekday() + 1) % 7, 0, 6)
+    # As in cron: when both day fields are restricted, either one matching is enough.
+    day_ok = (days[0] or days[1]) if dom != "*" and dow != "*" else (days[0] and days[1])
+    return (
+        cron_field(minute, moment.minute, 0, 59)
+        and cron_field(hour, moment.hour, 0, 23)
+        and cron_field(month, moment.month, 1, 12)
+        and day_ok
+    )
+
+
+def parse_duration(text: str) -> float:
+    """Go's time.ParseDuration for what sync windows use: ``1h``, ``30m``, ``1h30m``, ``90s``."""
+    found = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text.strip())
+    if not text.strip() or found is None:
+        raise ArgoError(INVALID_ARGUMENT, f"cannot parse duration '{text}'")
+    hours, minutes, seconds = (int(g or 0) for g in found.groups())
+    return hours * 3600.0 + minutes * 60.0 + seconds
+
+
+def window_active(window: dict[str, Any], at: datetime) -> bool:
+    """SyncWindow.active (pkg/apis/application/v1alpha1/types.go): the schedule fired within the
+    last ``duration`` (UTC; the minutes of that span are tried one by one)."""
+    span = parse_duration(str(window.get("duration") or ""))
+    start = at.replace(second=0, microsecond=0)
+    minutes = int(span // 60)
+    return any(cron_matches(str(window.get("schedule") or ""), start - timedelta(minutes=m)) for m in range(minutes))
+
+
+def window_matches(window: dict[str, Any], app: dict[str, Any]) -> bool:
+    """SyncWindows.Matches with the default OR operator: applications, clusters or namespaces."""
+    dest = app["spec"].get("destination") or {}
+    return (
+        any(glob_match(g, app["metadata"]["name"]) for g in window.get("applications") or [])
+        or any(
+            (dest.get("name") and glob_match(g, dest["name"])) or (dest.get("server") and glob_match(g, dest["server"]))
+            for g in window.get("clusters") or []
+        )
+        or any(glob_match(g, str(dest.get("namespace") or "")) for g in window.get("namespaces") or [])
+    )
+
+
+def sync_allowed_by_windows(state: State, app: dict[str, Any], *, manual: bool, at: datetime) -> bool:
+    """SyncWindows.CanSync: an active deny window blocks (a manual sync passes only if every active
+    deny window has ``manualSync``); allow windows, when some match, must be active (or all of them
+    allow manual syncs)."""
+    project = state.projects.get(project_name(app["spec"])) or {}
+    windows = [w for w in (project.get("spec") or {}).get("syncWindows") or [] if window_matches(w, app)]
+    if not windows:
+        return True
+    active = [w for w in windows if window_active(w, at)]
+    denies = [w for w in active if w.get("kind") == "deny"]
+    if denies:
+        return manual and all(w.get("manualSync") for w in denies)
+    if any(w.get("kind") == "allow" for w in active):
+        return True
+    inactive_allows = [w for w in windows if w.get("kind") == "allow" and w not in active]
+    if inactive_allows:
+        return manual and all(w.get("manualSync") for w in inactive_allows)
+    return True
+
+
 # --------------------------------------------------------------------------- state
 
 
@@ -189,6 +275,11 @@ class Timings:
     health_seconds: float = 2.0
     # Timeout of the notification webhook deliveries.
     notification_timeout: float = 5.0
+    # A cascade delete marks the application (finalizer, deletionTimestamp); the controller removes
+    # it once its resources are gone, this long later.
+    cascade_delete_seconds: float = 1.0
+    # How long ``GET …?refresh=`` blocks: until the controller has reconciled the application.
+    refresh_seconds: float = 0.5
 
 
 @dataclass
@@ -223,6 +314,10 @@ class State:
         self.notification_webhooks: list[tuple[str, dict[str, str]]] = []
         self.notifications: list[dict[str, Any]] = []  # every notification sent, for tests
         self.deletions: list[tuple[str, bool]] = []  # (application, cascade), for tests
+        # ``application.sync.requireOverridePrivilegeForRevisionSync`` (argocd-cm): syncing to a
+        # revision other than the target needs the ``override`` action, granted to these accounts.
+        self.require_override_for_revision_sync = False
+        self.override_granted: set[str] = set()
         self.namespace = namespace
         self.version = version
         self.accounts: dict[str, str] = {admin_username: admin_password}
@@ -531,7 +626,7 @@ def create_application(state: State, body: dict[str, Any], *, upsert: bool) -> d
             return copy.deepcopy(existing.data)
         if not upsert:
             raise ArgoError(INVALID_ARGUMENT, "existing application spec is different, use upsert flag to force update")
-        return update_application(state, existing, candidate)
+        return update_application(state, existing, candidate, merge=True)
     app = {"metadata": state.new_metadata(name, metadata), "spec": spec}
     app["status"] = initial_status(state, app)
     state.apps[name] = App(app)
@@ -539,12 +634,19 @@ def create_application(state: State, body: dict[str, Any], *, upsert: bool) -> d
     return copy.deepcopy(app)
 
 
-def update_application(state: State, app: App, new: dict[str, Any]) -> dict[str, Any]:
+def update_application(state: State, app: App, new: dict[str, Any], *, merge: bool) -> dict[str, Any]:
+    """server/application/application.go updateApp: labels and annotations merged (create with
+    upsert) or replaced (PUT); finalizers always replaced."""
     data = app.data
     data["spec"] = new["spec"]
     for key in ("labels", "annotations", "finalizers"):
-        if new["metadata"].get(key) is not None:
-            data["metadata"][key] = new["metadata"][key]
+        given = new["metadata"].get(key)
+        if merge and key != "finalizers":
+            data["metadata"][key] = {**(data["metadata"].get(key) or {}), **(given or {})}
+        else:
+            data["metadata"][key] = given
+        if not data["metadata"][key]:
+            data["metadata"].pop(key)
     data["metadata"]["resourceVersion"] = state.next_resource_version()
     data["metadata"]["generation"] = data["metadata"].get("generation", 1) + 1
     reconcile(state, app.data)
@@ -850,8 +952,14 @@ async def read_json(request: Request) -> dict[str, Any]:
     return body
 
 
-def api(state: State, handler: Handler, *, auth: bool = True) -> Callable[[Request], Awaitable[Response]]:
-    """Authenticate (argocd-server's ``Authenticate`` interceptor), parse JSON, map errors."""
+Before = Callable[[State, Request], Awaitable[None]]
+
+
+def api(
+    state: State, handler: Handler, *, auth: bool = True, before: Before | None = None
+) -> Callable[[Request], Awaitable[Response]]:
+    """Authenticate (argocd-server's ``Authenticate`` interceptor), parse JSON, map errors;
+    ``before`` runs once authenticated, outside the lock (a wait the real server makes)."""
 
     async def endpoint(request: Request) -> Response:
         try:
@@ -866,6 +974,8 @@ def api(state: State, handler: Handler, *, auth: bool = True) -> Callable[[Reque
             elif auth:
                 raise ArgoError(UNAUTHENTICATED, "no session information")
             body = await read_json(request) if request.method in ("POST", "PUT") else {}
+            if before is not None:
+                await before(state, request)
             with state.lock:
                 result = handler(Call(state, request, body, username))
         except ArgoError as error:
@@ -1002,10 +1112,14 @@ def update_project(call: Call) -> dict[str, Any]:
             f'Operation cannot be fulfilled on appprojects.argoproj.io "{name}": the object has been '
             "modified; please apply your changes to the latest version and try again",
         )
+    # server/project/project.go Update hands the whole object to the Kubernetes Update: what the
+    # request leaves out (labels, annotations, finalizers) is removed, not kept.
     existing["spec"] = dict(project.get("spec") or {})
-    for key in ("labels", "annotations"):
-        if project["metadata"].get(key) is not None:
+    for key in ("labels", "annotations", "finalizers"):
+        if project["metadata"].get(key):
             existing["metadata"][key] = project["metadata"][key]
+        else:
+            existing["metadata"].pop(key, None)
     existing["metadata"]["resourceVersion"] = call.state.next_resource_version()
     existing["metadata"]["generation"] = existing["metadata"].get("generation", 1) + 1
     return copy.deepcopy(existing)
@@ -1070,6 +1184,14 @@ def get_application(call: Call) -> dict[str, Any]:
     return copy.deepcopy(app.data)
 
 
+async def refresh_wait(state: State, request: Request) -> None:
+    """server/application/application.go Get: with ``?refresh=`` the call returns only once the
+    controller has reconciled the application (the refresh annotation gone) — seconds on a real
+    instance, ``timings.refresh_seconds`` here."""
+    if request.query_params.get("refresh"):
+        await asyncio.sleep(state.timings.refresh_seconds)
+
+
 def put_application(call: Call) -> dict[str, Any]:
     name = call.path("name")
     app = find_app(call, name)
@@ -1081,25 +1203,71 @@ def put_application(call: Call) -> dict[str, Any]:
     candidate = {"metadata": metadata, "spec": spec}
     if call.flag("validate", True):
         validate_application(call.state, candidate)
-    return update_application(call.state, app, candidate)
+    return update_application(call.state, app, candidate, merge=False)
+
+
+RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 
 
 def delete_application(call: Call) -> dict[str, Any]:
+    """server/application/application.go Delete: a cascade delete adds the resources finalizer and
+    deletes; Kubernetes then only sets ``deletionTimestamp`` and the application stays (its project
+    still refuses deletion) until the controller has pruned its resources and drops the finalizer."""
     name = call.path("name")
     app = find_app(call, name)
+    cascade = call.flag("cascade", True)
+    if not cascade and call.query("propagationPolicy"):
+        raise ArgoError(INVALID_ARGUMENT, "cannot set propagation policy when cascading is disabled")
     app.terminate.set()  # a running operation dies with its application
-    del call.state.apps[name]
-    call.state.deletions.append((name, call.flag("cascade", True)))
+    metadata = app.data["metadata"]
+    finalizers = [f for f in metadata.get("finalizers") or [] if f != RESOURCES_FINALIZER]
+    if cascade and "deletionTimestamp" not in metadata:
+        finalizers.append(RESOURCES_FINALIZER)
+    if finalizers:
+        metadata["finalizers"] = finalizers
+    else:
+        metadata.pop("finalizers", None)
+    call.state.deletions.append((name, cascade))
+    if not cascade or not finalizers:
+        del call.state.apps[name]
+        return {}
+    if "deletionTimestamp" not in metadata:
+        metadata["deletionTimestamp"] = now_iso()
+        metadata["resourceVersion"] = call.state.next_resource_version()
+        threading.Timer(call.state.timings.cascade_delete_seconds, finalize_deletion, (call.state, app)).start()
     return {}
 
 
+def finalize_deletion(state: State, app: App) -> None:
+    """The controller's part: resources pruned, finalizer dropped, the object gone."""
+    with state.lock:
+        name = app.data["metadata"]["name"]
+        if state.apps.get(name) is app:
+            del state.apps[name]
+
+
 def sync_application(call: Call) -> dict[str, Any]:
+    """server/application/application.go Sync, in its order: sync windows (PermissionDenied), the
+    application being deleted, then resolveSourceRevisions (the ``override`` action when the
+    setting asks for it, then FailedPrecondition under auto-sync), then a running operation."""
     name = call.path("name")
     app = find_app(call, name)
     data = app.data
+    if not sync_allowed_by_windows(call.state, data, manual=True, at=datetime.now(UTC)):
+        raise ArgoError(PERMISSION_DENIED, "cannot sync: blocked by sync window")
+    if "deletionTimestamp" in data["metadata"]:
+        raise ArgoError(FAILED_PRECONDITION, "application is deleting")
     requested = str(call.body.get("revision") or "")
     source = data["spec"].get("source", {})
     target = source.get("targetRevision") or "HEAD"
+    if requested and requested != target:
+        username = call.username or "admin"
+        if call.state.require_override_for_revision_sync and username not in call.state.override_granted:
+            raise ArgoError(
+                PERMISSION_DENIED,
+                f"permission denied: applications, override, {project_name(data['spec'])}/{name}, "
+                f"sub: {username}, iat: {now_iso()}",
+            )
     automated = (data["spec"].get("syncPolicy") or {}).get("automated")
     if automated is not None and not call.body.get("dryRun") and requested and requested != target:
         raise ArgoError(FAILED_PRECONDITION, f"Cannot sync to {requested}: auto-sync currently set to {target}")
@@ -1209,8 +1377,10 @@ def tree_node(resource: dict[str, Any], created: str, parent: dict[str, Any] | N
 
 
 def create_app(state: State) -> ASGIApp:
-    def route(path: str, handler: Handler, methods: list[str], *, auth: bool = True) -> Route:
-        return Route(path, api(state, handler, auth=auth), methods=methods)
+    def route(
+        path: str, handler: Handler, methods: list[str], *, auth: bool = True, before: Before | None = None
+    ) -> Route:
+        return Route(path, api(state, handler, auth=auth, before=before), methods=methods)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -1228,7 +1398,7 @@ def create_app(state: State) -> ASGIApp:
         route("/api/v1/projects/{name}", delete_project, ["DELETE"]),
         route("/api/v1/applications", post_application, ["POST"]),
         route("/api/v1/applications", list_applications, ["GET"]),
-        route("/api/v1/applications/{name}", get_application, ["GET"]),
+        route("/api/v1/applications/{name}", get_application, ["GET"], before=refresh_wait),
         route("/api/v1/applications/{name}", put_application, ["PUT"]),
         route("/api/v1/applications/{name}", delete_application, ["DELETE"]),
         route("/api/v1/applications/{name}/sync", sync_application, ["POST"]),

@@ -16,6 +16,7 @@ Shapes follow sonatype/nexus-public (``RepositoriesApiResource``, ``UserApiResou
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import copy
@@ -111,6 +112,7 @@ class User:
     password: str
     status: str = "active"
     roles: list[str] = field(default_factory=list)
+    source: str = "default"  # "LDAP" for a user of the remote realm
 
     def view(self) -> dict[str, Any]:
         return {
@@ -118,9 +120,9 @@ class User:
             "firstName": self.first_name,
             "lastName": self.last_name,
             "emailAddress": self.email,
-            "source": "default",
+            "source": self.source,
             "status": self.status,
-            "readOnly": False,
+            "readOnly": self.source != "default",
             "roles": sorted(self.roles),
             "externalRoles": [],
         }
@@ -190,6 +192,12 @@ class State:
         }
         self.privileges: dict[str, dict[str, Any]] = {}  # custom (non read-only) privileges
         self.repositories: dict[str, Repository] = {}
+        # Blob stores a repository may name (AbstractRepositoriesApiResource.validateBlobStoreName).
+        self.blob_stores: set[str] = {"default"}
+        # A remote realm (LDAP): searched, with its latency, by a user search naming no ``source``
+        # (DefaultSecuritySystem.searchUsers asks every user manager then).
+        self.remote_users: dict[str, User] = {}
+        self.remote_delay_seconds = 0.0
         self.add_user("admin", admin_password, roles=["nx-admin"], first_name="Administrator", last_name="User")
         self.add_user("anonymous", "anonymous", roles=["nx-anonymous"], first_name="Anonymous", last_name="User")
         if seed_defaults:
@@ -504,8 +512,19 @@ class _Api:
         with self.state.lock:
             if any(r.lower() == repo.name.lower() for r in self.state.repositories):
                 raise _validation("name", "Name is already used, must be unique (ignoring case)")
+            self._check_blob_store(repo, None)
             self.state.repositories[repo.name] = repo
         return Response(status_code=201)
+
+    def _check_blob_store(self, repo: Repository, current: Repository | None) -> None:
+        """AbstractRepositoriesApiResource.validateBlobStoreName (nexus-public
+        components/nexus-repository-services/.../rest/api): an unknown store, or a change of store
+        on update, is a ValidationErrorsException with id ``BlobStoreName``."""
+        if repo.blob_store not in self.state.blob_stores:
+            raise NexusError(400, [{"id": "BlobStoreName", "message": "Blob store not found"}])
+        if current is not None and current.blob_store != repo.blob_store:
+            message = "You cannot change a repository\u2019s blob store through the API"
+            raise NexusError(400, [{"id": "BlobStoreName", "message": message}])
 
     async def get_typed_repository(self, request: Request) -> Response:
         self.require_admin(request)
@@ -527,22 +546,29 @@ class _Api:
                 raise NexusError(404)
             if updated.name != name:
                 raise _validation("name", "Renaming a repository is not supported")
+            self._check_blob_store(updated, current)
             self.state.repositories[name] = updated
         return Response(status_code=204)
 
     # --- users ----------------------------------------------------------------------------------
 
     async def list_users(self, request: Request) -> Response:
+        """sonatype/nexus-public components/nexus-security/.../rest/UserApiResource.getUsers and
+        DefaultSecuritySystem.searchUsers: no ``source`` searches every realm (the remote one
+        included, 100 users at most there), a named one only that realm; ``userId`` is a prefix
+        (AbstractUserManager, case-insensitive)."""
         self.require_admin(request)
-        prefix = request.query_params.get("userId") or ""
-        source = request.query_params.get("source")
+        prefix = (request.query_params.get("userId") or "").lower()
+        source = request.query_params.get("source") or ""
         with self.state.lock:
-            users = (
-                []
-                if source not in (None, "", "default")
-                else sorted(self.state.users.values(), key=lambda u: u.user_id)
-            )
-            return JSONResponse([u.view() for u in users if u.user_id.startswith(prefix)])
+            local = list(self.state.users.values()) if source in ("", "default") else []
+            remote = list(self.state.remote_users.values()) if source in ("", "LDAP") else []
+            delay = self.state.remote_delay_seconds if remote or source == "" else 0.0
+        if delay:
+            await asyncio.sleep(delay)
+        found = [u for u in local if u.user_id.lower().startswith(prefix)]
+        found += [u for u in remote if u.user_id.lower().startswith(prefix)][:100]
+        return JSONResponse([u.view() for u in sorted(found, key=lambda u: (u.user_id, u.source))])
 
     async def create_user(self, request: Request) -> Response:
         self.require_admin(request)

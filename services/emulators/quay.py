@@ -46,6 +46,7 @@ from services.emulators.base import FaultMiddleware, Faults, bearer_token
 # util/validation.py and util/names.py of quay/quay.
 _NAMESPACE_RE = re.compile(r"^([a-z0-9]+(?:[._-][a-z0-9]+)*)$")
 _REPOSITORY_RE = re.compile(r"^[a-z0-9][\.a-z0-9_-]{0,254}$")
+_EMAIL_RE = re.compile(r"[^@]+@[^@]+\.[^@]+")  # util/validation.py validate_email (re.match)
 _ROLES = ("read", "write", "admin")
 _ROLE_RANK = {"read": 1, "write": 2, "admin": 3}
 _ERROR_TYPES = {
@@ -157,6 +158,10 @@ class Tag:
     seq: int  # push order, to sort pushes made within the same second
     end_ts: int | None = None
 
+    def alive(self, now: float) -> bool:
+        """quay/quay:data/model/oci/tag.py filter_to_alive_tags: no end, or an end still ahead."""
+        return self.end_ts is None or self.end_ts > now
+
 
 @dataclass
 class Repository:
@@ -170,15 +175,23 @@ class Repository:
     manifests: dict[str, Manifest] = field(default_factory=dict)
     permissions: dict[str, str] = field(default_factory=dict)  # username -> role
 
-    def active_tags(self) -> list[Tag]:
-        return [t for t in self.tags if t.end_ts is None]
+    def active_tags(self, now: float | None = None) -> list[Tag]:
+        moment = time.time() if now is None else now
+        return [t for t in self.tags if t.alive(moment)]
 
 
 class State:
     """Everything the emulated Quay knows; thread-safe (tests read it from another thread)."""
 
-    def __init__(self, anonymous_access: bool = True, repos_per_page: int = 100) -> None:
+    def __init__(
+        self, anonymous_access: bool = True, repos_per_page: int = 100, *, mailing: bool = True, version: str = "3.17.4"
+    ) -> None:
         self.lock = threading.Lock()
+        # FEATURE_MAILING (on by default, quay/quay:config.py): a new organization needs an e-mail.
+        self.mailing = mailing
+        # Up to 3.17 an e-mail belongs to one namespace; 3.18 lets organizations share one
+        # (quay/quay PROJQUAY-6975, data/model/organization.py _create_org_user).
+        self.version = version
         self.faults = Faults()
         self.anonymous_access = anonymous_access
         self.repos_per_page = repos_per_page
@@ -231,11 +244,20 @@ class State:
             if digest not in repository.manifests:
                 repository.manifests[digest] = _build_manifest(digest, size, is_manifest_list)
             now = int(time.time())
-            for old in repository.active_tags():
+            for old in repository.active_tags(now):
                 if old.name == tag:
                     old.end_ts = now
             repository.tags.append(Tag(tag, digest, now, self._seq))
             return digest
+
+    def expire_tag(self, org: str, repo: str, tag: str, end_ts: int) -> None:
+        """What ``PUT /api/v1/repository/…/tag/<tag> {"expiration": …}`` does: the tag ends at
+        ``end_ts`` (seconds), alive until then."""
+        with self.lock:
+            repository = self.repos[(org, repo)]
+            for current in repository.active_tags():
+                if current.name == tag:
+                    current.end_ts = end_ts
 
     def set_service_health(self, service: str, healthy: bool, message: str = "") -> None:
         """Make one ``/health`` service (database, redis, storage, auth…) fail or recover."""
@@ -438,16 +460,24 @@ class _Api:
         if not isinstance(name, str):
             raise self.fail(request, 400, "'name' is a required property")
         email = body.get("email") or ""
+        # quay/quay:endpoints/api/organization.py OrganizationList.post (name taken, then "Email
+        # address is required" under FEATURE_MAILING), then data/model/user.py create_user_noverify
+        # (util/validation.py validate_email, then the namespace pattern, then e-mail reuse).
         with self.state.lock:
             if name in self.state.orgs or name in self.state.users:
                 raise self.fail(request, 400, "A user or organization with this name already exists")
+            if self.state.mailing and not email:
+                raise self.fail(request, 400, "Email address is required")
+            if self.state.mailing and not _EMAIL_RE.match(str(email)):
+                raise self.fail(request, 400, f"Invalid email address: {email}")
             if not _NAMESPACE_RE.match(name) or not 2 <= len(name) <= 255:
                 raise self.fail(
                     request,
                     400,
                     f"Invalid namespace {name}: Namespace must match expression {_NAMESPACE_RE.pattern}",
                 )
-            if email and any(o.email == email for o in self.state.orgs.values()):
+            shared_ok = _version(self.state.version) >= (3, 18)
+            if email and not shared_ok and any(o.email == email for o in self.state.orgs.values()):
                 raise self.fail(request, 400, f"Email has already been used: {email}")
             self.state.orgs[name] = Organization(name, email or str(uuid.uuid4()), time.time(), {viewer.username})
         return JSONResponse("Created", status_code=201)
@@ -919,7 +949,7 @@ class _Api:
                 t
                 for t in history
                 if (specific is None or t.name == specific)
-                and (not only_active or t.end_ts is None)
+                and (not only_active or t.alive(time.time()))
                 and name_filter(t.name)
             ]
             chunk = history[(page - 1) * limit : page * limit]
@@ -973,6 +1003,10 @@ class _Api:
 
     async def health_endtoend(self, request: Request) -> Response:
         return self.health(_ENDTOEND_SERVICES)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
 def _truthy(value: str | None, default: bool) -> bool:

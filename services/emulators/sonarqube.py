@@ -3,7 +3,8 @@
 Faithful to SonarQube Server 10.x (``SonarSource/sonarqube`` ``server/sonar-webserver-webapi`` ws
 actions and their ``*-example.json`` files):
 
-- Authentication: ``Authorization: Bearer <token>``, or HTTP Basic with the token as login and an
+- Authentication: ``Authorization: Bearer <token>`` (10.0 and later: ``State(version="9.9…")``
+  ignores it, as the 9.9 LTS does), or HTTP Basic with the token as login and an
   empty password, or Basic ``login:password`` for local users. "Force user authentication" is on
   (the default since 8.6): an anonymous call to a protected action answers 401, and so do bad
   credentials anywhere, with an EMPTY body. A logged-in user lacking a right gets 403
@@ -284,7 +285,7 @@ class State:
         self.passcode = passcode
         # Public base URL written in webhook payloads (``serverUrl``, dashboard links).
         self.server_url = server_url
-        self.version = version
+        self.version = version  # "9.9.x" switches to the LTS's Basic-only token authentication
         self.server_id = "243B8A4D-AZ" + secrets.token_hex(6).upper()
         # Like ``sonar.validateWebhooks``: real SonarQube refuses loopback webhook URLs unless it is
         # turned off. Off by default here, since the bot under test listens on loopback.
@@ -307,6 +308,11 @@ class State:
         self.add_token(admin.login, "emulator-admin", token=admin_token)
 
     # ----------------------------------------------------------------- seeding helpers
+
+    @property
+    def major_version(self) -> int:
+        head = self.version.split(".", 1)[0]
+        return int(head) if head.isdigit() else 10
 
     def add_user(
         self,
@@ -676,7 +682,13 @@ def authenticate(state: State, request: Request) -> tuple[bool, User | None]:
     scheme, _, value = header.partition(" ")
     value = value.strip()
     login: str | None = None
+    if scheme.lower() == "bearer" and state.major_version < 10:
+        # 9.9 LTS reads tokens only from Basic (SonarSource/sonarqube 9.9
+        # server/sonar-webserver-auth/.../authentication/BasicAuthentication.java): any other
+        # scheme leaves the caller anonymous (UserSessionInitializer: 401 where login is forced).
+        return True, None
     if scheme.lower() == "bearer" and value:
+        # Bearer arrived in 10.0 (UserTokenAuthentication reads "Authorization: Bearer").
         login = state.login_for_token(value)
     elif scheme.lower() == "basic" and value:
         try:

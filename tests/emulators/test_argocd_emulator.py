@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from services.emulators.argocd import State, create_app, repo_permitted
 from services.emulators.base import EmulatorServer
 from services.emulators.fixtures import fixture
+from tests.conftest import wait_for
 from tests.support.app_switch import AppSwitch
 
 PASSWORD = "argo-admin-password"
@@ -30,7 +31,10 @@ def switch() -> Iterator[tuple[AppSwitch, EmulatorServer]]:
 
 @pytest.fixture
 def state() -> State:
-    return State(admin_password=PASSWORD)
+    state = State(admin_password=PASSWORD)
+    state.timings.cascade_delete_seconds = 0.05
+    state.timings.refresh_seconds = 0.01
+    return state
 
 
 @pytest.fixture
@@ -201,7 +205,7 @@ def test_delete_project_refused_while_referenced(argo: httpx.Client, state: Stat
     refused = argo.delete("/api/v1/projects/shop")
     assert refused.status_code == 400
     assert grpc_error(refused) == (3, "project is referenced by 1 applications")
-    assert argo.delete("/api/v1/applications/shop-dev-api").status_code == 200
+    assert argo.delete("/api/v1/applications/shop-dev-api", params={"cascade": "false"}).status_code == 200
     assert argo.delete("/api/v1/projects/shop").json() == {}
     assert state.project("shop") is None
 
@@ -599,5 +603,113 @@ def test_delete_during_a_sync(argo: httpx.Client, fast: State) -> None:
     fast.add_application(application())
     argo.post("/api/v1/applications/shop-dev-api/sync", json={})
     assert argo.delete("/api/v1/applications/shop-dev-api").status_code == 200
-    time.sleep(0.05)
-    assert fast.app("shop-dev-api") is None
+    wait_for(lambda: fast.app("shop-dev-api") is None, what="the cascade delete to finish")
+
+
+# --------------------------------------------------------------------------- rules of the real server
+
+
+def test_a_project_put_replaces_its_metadata(argo: httpx.Client) -> None:
+    body = project_body()
+    body["project"]["metadata"]["labels"] = {"team": "shop"}
+    body["project"]["metadata"]["annotations"] = {"owner": "ops"}
+    body["project"]["metadata"]["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]
+    created = argo.post("/api/v1/projects", json=body).json()
+    update = {"project": {"metadata": {"name": "shop", "resourceVersion": created["metadata"]["resourceVersion"]}}}
+    update["project"]["spec"] = created["spec"]
+    replaced = argo.put("/api/v1/projects/shop", json=update).json()["metadata"]
+    assert not {"labels", "annotations", "finalizers"} & set(replaced)
+
+
+def test_a_cascade_delete_marks_the_application_until_its_resources_are_gone(argo: httpx.Client, state: State) -> None:
+    shop_project(state)
+    state.add_application(application())
+    state.timings.cascade_delete_seconds = 0.3
+    assert argo.delete("/api/v1/applications/shop-dev-api").json() == {}
+    deleting = argo.get("/api/v1/applications/shop-dev-api").json()["metadata"]
+    assert "deletionTimestamp" in deleting and deleting["finalizers"] == ["resources-finalizer.argocd.argoproj.io"]
+    assert grpc_error(argo.delete("/api/v1/projects/shop")) == (3, "project is referenced by 1 applications")
+    refused = argo.post("/api/v1/applications/shop-dev-api/sync", json={})
+    assert refused.status_code == 400 and grpc_error(refused) == (9, "application is deleting")
+    assert argo.delete("/api/v1/applications/shop-dev-api").status_code == 200  # idempotent meanwhile
+    wait_for(lambda: state.app("shop-dev-api") is None, what="the controller to drop the finalizer")
+    assert argo.delete("/api/v1/projects/shop").json() == {}
+
+
+def test_a_refresh_answers_once_the_application_is_reconciled(argo: httpx.Client, state: State) -> None:
+    shop_project(state)
+    state.add_application(application())
+    state.timings.refresh_seconds = 0.3
+    started = time.monotonic()
+    argo.get("/api/v1/applications/shop-dev-api")
+    plain = time.monotonic() - started
+    started = time.monotonic()
+    argo.get("/api/v1/applications/shop-dev-api", params={"refresh": "normal"})
+    assert plain < 0.3 <= time.monotonic() - started
+
+
+def window(kind: str, *, manual: bool = False, schedule: str = "* * * * *") -> dict[str, Any]:
+    return {"kind": kind, "schedule": schedule, "duration": "1h", "applications": ["shop-*"], "manualSync": manual}
+
+
+@pytest.mark.parametrize(
+    ("windows", "allowed"),
+    [
+        ([window("deny")], False),
+        ([window("deny", manual=True)], True),
+        ([window("allow", schedule="0 0 30 2 *")], False),  # an allow window that never opens
+        ([window("allow", schedule="0 0 30 2 *", manual=True)], True),
+        ([window("allow"), window("deny", schedule="0 0 30 2 *")], True),
+    ],
+)
+def test_sync_windows_block_a_manual_sync(
+    argo: httpx.Client, state: State, windows: list[dict[str, Any]], allowed: bool
+) -> None:
+    shop_project(state)
+    state.projects["shop"]["spec"]["syncWindows"] = windows
+    state.add_application(application())
+    response = argo.post("/api/v1/applications/shop-dev-api/sync", json={})
+    if allowed:
+        assert response.status_code == 200
+    else:
+        assert response.status_code == 403
+        assert grpc_error(response) == (7, "cannot sync: blocked by sync window")
+
+
+def test_a_revision_sync_needs_override_when_the_setting_asks(argo: httpx.Client, state: State) -> None:
+    shop_project(state)
+    state.add_application(application())
+    state.require_override_for_revision_sync = True
+    refused = argo.post("/api/v1/applications/shop-dev-api/sync", json={"revision": REV1})
+    assert refused.status_code == 403
+    code, message = grpc_error(refused)
+    assert code == 7 and message.startswith("permission denied: applications, override, shop/shop-dev-api, sub: admin")
+    assert argo.post("/api/v1/applications/shop-dev-api/sync", json={}).status_code == 200  # the target: no override
+
+
+def test_auto_sync_refuses_another_revision(argo: httpx.Client, state: State) -> None:
+    shop_project(state)
+    state.add_application(application())
+    with state.lock:
+        state.apps["shop-dev-api"].data["spec"]["syncPolicy"] = {"automated": {"prune": True}}
+    refused = argo.post("/api/v1/applications/shop-dev-api/sync", json={"revision": REV1})
+    assert refused.status_code == 400
+    assert grpc_error(refused) == (9, f"Cannot sync to {REV1}: auto-sync currently set to main")
+
+
+def test_an_application_put_replaces_labels_annotations_and_finalizers(argo: httpx.Client, state: State) -> None:
+    shop_project(state)
+    created = state.add_application(application())
+    body = {"metadata": {"name": "shop-dev-api", "annotations": {"a": "1"}}, "spec": created["spec"]}
+    replaced = argo.put("/api/v1/applications/shop-dev-api", json=body).json()["metadata"]
+    assert replaced.get("annotations") == {"a": "1"} and "labels" not in replaced
+
+
+def test_an_upsert_merges_labels(argo: httpx.Client, state: State) -> None:
+    shop_project(state)
+    state.add_application(application())
+    again = application()
+    again["metadata"]["labels"] = {"extra": "yes"}
+    again["spec"]["source"]["path"] = "deploy"
+    merged = argo.post("/api/v1/applications", params={"upsert": "true"}, json=again).json()["metadata"]["labels"]
+    assert merged == {"dso/project": "shop", "dso/environment": "dev", "extra": "yes"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,7 +10,7 @@ import httpx
 import pytest
 
 from services.emulators.base import EmulatorServer
-from services.emulators.nexus import REALM, State, create_app
+from services.emulators.nexus import REALM, State, User, create_app
 
 PASSWORD = "s3cret-admin"
 API = "/service/rest/v1"
@@ -320,3 +321,49 @@ def test_status_endpoints_and_faults(admin: httpx.Client, anon: httpx.Client, st
     state.faults.fail("POST /service/rest/v1/repositories/maven/*", 500, times=1)
     assert admin.post("/repositories/maven/hosted", json=_hosted("p")).status_code == 500
     assert admin.post("/repositories/maven/hosted", json=_hosted("p")).status_code == 201
+
+
+# --- rules of the real server -------------------------------------------------------------------
+
+
+def test_a_repository_needs_a_known_blob_store_and_keeps_it(admin: httpx.Client, state: State) -> None:
+    body = _hosted("alpha-release")
+    body["storage"]["blobStoreName"] = "missing"
+    refused = admin.post("/repositories/maven/hosted", json=body)
+    assert refused.status_code == 400
+    assert refused.json() == [{"id": "BlobStoreName", "message": "Blob store not found"}]
+
+    state.blob_stores.add("fast-ssd")
+    assert admin.post("/repositories/maven/hosted", json=_hosted("alpha-release")).status_code == 201
+    moved = _hosted("alpha-release")
+    moved["storage"]["blobStoreName"] = "fast-ssd"
+    changed = admin.put("/repositories/maven/hosted/alpha-release", json=moved)
+    assert changed.status_code == 400
+    assert changed.json() == [
+        {"id": "BlobStoreName", "message": "You cannot change a repository\u2019s blob store through the API"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("source", "sources"), [(None, {"default", "LDAP"}), ("default", {"default"}), ("LDAP", {"LDAP"})]
+)
+def test_a_user_search_without_source_asks_every_realm(
+    admin: httpx.Client, state: State, source: str | None, sources: set[str]
+) -> None:
+    state.add_user("alpha", "Pa55-word!", roles=["nx-admin"])
+    with state.lock:
+        state.remote_users["alpha"] = User("alpha", "Alpha", "Ldap", "alpha@ldap.example", "", source="LDAP")
+    params = {"userId": "ALP", **({"source": source} if source else {})}
+    found = admin.get("/security/users", params=params).json()
+    assert {u["source"] for u in found} == sources and {u["userId"] for u in found} == {"alpha"}
+
+
+def test_only_a_search_naming_no_source_waits_for_the_remote_realm(admin: httpx.Client, state: State) -> None:
+    state.remote_delay_seconds = 0.3
+    started = time.monotonic()
+    admin.get("/security/users", params={"source": "default"})
+    local = time.monotonic() - started
+    started = time.monotonic()
+    admin.get("/security/users")
+    everywhere = time.monotonic() - started
+    assert local < 0.3 <= everywhere

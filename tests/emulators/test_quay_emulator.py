@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -290,5 +291,48 @@ def test_health_endpoints_and_faults(server: EmulatorServer, state: State) -> No
         assert down.status_code == 503 and down.json()["status"] == 503
         state.faults.clear()
         state.faults.fail("POST /api/v1/organization/", 500, times=1)
-        assert client.post("/api/v1/organization/", json={"name": "zz"}).status_code == 500
+        assert client.post("/api/v1/organization/", json={"name": "zz", "email": "zz@x.fr"}).status_code == 500
         assert client.get("/health/instance").status_code == 200
+
+
+# --- rules of the real server -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"name": "noemail"}, "Email address is required"),
+        ({"name": "bademail", "email": "not-an-address"}, "Invalid email address: not-an-address"),
+    ],
+)
+def test_an_organization_needs_a_valid_email_when_mailing_is_on(
+    admin: httpx.Client, body: dict[str, str], message: str
+) -> None:
+    refused = admin.post("/organization/", json=body)
+    assert refused.status_code == 400 and refused.json()["error_message"] == message
+    assert refused.json()["error_type"] == "invalid_request"
+
+
+def test_without_mailing_an_organization_needs_no_email(admin: httpx.Client, state: State) -> None:
+    state.mailing = False
+    assert admin.post("/organization/", json={"name": "noemail"}).status_code == 201
+
+
+@pytest.mark.parametrize(("version", "status"), [("3.17.4", 400), ("3.18.0", 201)])
+def test_organizations_share_an_email_only_from_3_18(
+    admin: httpx.Client, state: State, version: str, status: int
+) -> None:
+    state.version = version
+    _org(admin, "first")
+    assert admin.post("/organization/", json={"name": "second", "email": "first@example.fr"}).status_code == status
+
+
+def test_a_tag_expiring_later_is_active_until_then(admin: httpx.Client, state: State) -> None:
+    _org(admin)
+    state.push_image("mi-monprojet", "api", "soon")
+    state.push_image("mi-monprojet", "api", "gone")
+    state.expire_tag("mi-monprojet", "api", "soon", int(time.time()) + 3600)
+    state.expire_tag("mi-monprojet", "api", "gone", int(time.time()) - 10)
+    active = admin.get("/repository/mi-monprojet/api/tag/", params={"onlyActiveTags": "true"}).json()["tags"]
+    assert [t["name"] for t in active] == ["soon"] and "end_ts" in active[0] and "expiration" in active[0]
+    assert state.tag_names("mi-monprojet", "api") == ["soon"]

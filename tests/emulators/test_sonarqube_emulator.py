@@ -639,3 +639,24 @@ def test_background_processing_takes_the_configured_time(state: State, receiver:
         time.sleep(0.01)
     assert len(state.analyses_of("shop-api")) == 1
     assert len(hooks.received) == 1
+
+
+# --------------------------------------------------------------------------- versions
+
+
+@pytest.mark.parametrize(("version", "bearer_status"), [("9.9.8.100196", 401), ("10.0.0.68432", 200)])
+def test_bearer_tokens_are_read_from_10_0_basic_everywhere(
+    server: EmulatorServer, state: State, version: str, bearer_status: int
+) -> None:
+    state.version = version
+    with http(server, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as bearer:
+        response = bearer.get("/api/users/search")
+        assert response.status_code == bearer_status
+        if bearer_status == 401:
+            assert response.content == b""
+            # The health action reads a passcode, so it has no forced login: an anonymous caller.
+            health = bearer.get("/api/system/health")
+            assert health.status_code == 403 and errors(health) == ["Insufficient privileges"]
+    with http(server, auth=(ADMIN_TOKEN, "")) as basic:
+        assert basic.get("/api/users/search").status_code == 200
+        assert basic.get("/api/system/health").status_code == 200

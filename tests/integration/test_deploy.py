@@ -305,3 +305,66 @@ def test_the_status_card_shows_repositories_and_environments(world: World) -> No
     assert "**dev** (dev) — dernier déploiement `7.0.0`" in text and "Synced" in text and "Healthy" in text
     assert "alpha-prod-deploy" in text
     assert json.dumps(text)
+
+
+def test_a_refresh_slower_than_its_timeout_does_not_undo_the_deploy(make_world: Callable[..., World]) -> None:
+    world = make_project(make_world, config_overrides={"argocd": {"refresh_timeout_seconds": 0.1}})
+    world.states["argocd"].timings.refresh_seconds = 0.6
+    User(world, "bob").run("/cpn deploy alpha dev --image-tag 6.0.0")
+    settled(world)
+    card = deploy_cards(world)[-1]
+    assert "réussi" in card["title"], card
+    assert not commits(world)[0].message.startswith("Revert")
+    assert "6.0.0" in values_file(world, "dev")
+
+
+def deny_window(world: World) -> None:
+    with world.states["argocd"].lock:
+        spec = world.states["argocd"].projects["alpha"]["spec"]
+        spec["syncWindows"] = [{"kind": "deny", "schedule": "* * * * *", "duration": "1h", "applications": ["*"]}]
+
+
+def require_override(world: World) -> None:
+    world.states["argocd"].require_override_for_revision_sync = True
+
+
+@pytest.mark.parametrize(
+    ("refuse", "said"),
+    [
+        (deny_window, "fenêtre de synchronisation ArgoCD interdit de synchroniser `alpha-dev-deploy`"),
+        (require_override, "n'a pas le droit `override` sur `alpha-dev-deploy`"),
+    ],
+)
+def test_a_refused_sync_says_why_and_reverts(world: World, refuse: Callable[[World], None], said: str) -> None:
+    refuse(world)
+    User(world, "bob").run("/cpn deploy alpha dev --image-tag 6.1.0")
+    world.wait_idle(20)
+    card = deploy_cards(world)[-1]
+    assert "annulé" in card["title"] and said in card["text"], card
+    assert commits(world)[0].message.startswith("Revert")
+
+
+def test_under_automated_sync_the_deploy_names_no_revision(world: World) -> None:
+    argocd = world.states["argocd"]
+    with argocd.lock:
+        argocd.apps["alpha-dev-deploy"].data["spec"]["syncPolicy"] = {"automated": {"prune": True, "selfHeal": True}}
+    User(world, "bob").run("/cpn deploy alpha dev --image-tag 6.2.0")
+    settled(world)
+    card = deploy_cards(world)[-1]
+    assert "réussi" in card["title"], card
+    head = commits(world)[0]
+    assert not head.message.startswith("Revert")
+    app = argocd.app("alpha-dev-deploy")
+    assert app is not None and app["status"]["history"][-1]["revision"] == head.id
+    assert app["spec"]["syncPolicy"]["automated"]  # still on
+
+
+def test_deleting_a_project_waits_for_its_applications_to_be_gone(world: World) -> None:
+    argocd = world.states["argocd"]
+    argocd.timings.cascade_delete_seconds = 0.5  # the controller prunes the resources meanwhile
+    assert argocd.app("alpha-dev-deploy") is not None
+    User(world, "bob").run("/cpn project delete alpha")
+    svc.press_ephemeral(world, "bob", "Confirmer")
+    world.wait_idle(30)
+    assert argocd.project("alpha") is None and argocd.app("alpha-dev-deploy") is None
+    assert argocd.deletions and all(cascade for _, cascade in argocd.deletions)

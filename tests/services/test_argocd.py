@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from services.argocd import ArgoCD
+from services.argocd import ArgoCD, SyncRefused, automated
 from services.emulators.argocd import State, create_app
 from services.emulators.base import EmulatorServer
 from services.errors import Failure, ServiceError
@@ -22,6 +22,8 @@ def state() -> State:
     state = State(PASSWORD)
     state.timings.sync_seconds = 0.05
     state.timings.health_seconds = 0.05
+    state.timings.cascade_delete_seconds = 0.02
+    state.timings.refresh_seconds = 0.01
     return state
 
 
@@ -206,3 +208,102 @@ async def test_down_is_unavailable(argo: ArgoCD, state: State) -> None:
 
 async def test_ui_url(argo: ArgoCD, server: EmulatorServer) -> None:
     assert argo.ui_url("alpha-dev-infra") == f"{server.url}/applications/alpha-dev-infra"
+
+
+async def test_a_project_update_keeps_the_metadata_an_admin_set(argo: ArgoCD, state: State) -> None:
+    await argo.ensure_project("alpha", REPOS, DESTS)
+    with state.lock:
+        metadata = state.projects["alpha"]["metadata"]
+        metadata.update(labels={"team": "alpha"}, annotations={"owner": "ops"}, finalizers=["keep.example/x"])
+    assert (await argo.ensure_project("alpha", [*REPOS, "https://other.example/*"], DESTS)).changed
+    project = state.project("alpha")
+    assert project is not None
+    kept = {k: project["metadata"].get(k) for k in ("labels", "annotations", "finalizers")}
+    assert kept == {"labels": {"team": "alpha"}, "annotations": {"owner": "ops"}, "finalizers": ["keep.example/x"]}
+
+
+async def test_a_cascade_delete_is_waited_for_before_the_project_goes(argo: ArgoCD, state: State) -> None:
+    await _app(argo)
+    state.timings.cascade_delete_seconds = 0.2
+    assert await argo.delete_application("alpha-dev-infra") is True
+    with pytest.raises(ServiceError) as err:
+        await argo.delete_project("alpha")  # the application is only marked for deletion
+    assert err.value.failure is Failure.INVALID
+    await argo.wait_deleted(["alpha-dev-infra"], timeout=5.0, interval=0.02)
+    assert await argo.get_application("alpha-dev-infra") is None
+    assert await argo.delete_project("alpha") is True
+
+
+async def test_waiting_for_a_delete_gives_up_as_unavailable(argo: ArgoCD, state: State) -> None:
+    await _app(argo)
+    state.timings.cascade_delete_seconds = 5.0
+    await argo.delete_application("alpha-dev-infra")
+    with pytest.raises(ServiceError) as err:
+        await argo.wait_deleted(["alpha-dev-infra"], timeout=0.1, interval=0.02)
+    assert err.value.failure is Failure.UNAVAILABLE
+
+
+async def test_a_refresh_has_its_own_longer_timeout(server: EmulatorServer, state: State) -> None:
+    client = ArgoCD(server.url, "admin", PASSWORD, timeout=0.3, refresh_timeout=3.0)
+    try:
+        await _app(client)
+        state.timings.refresh_seconds = 0.6
+        app = await client.refresh("alpha-dev-infra")
+        assert app["metadata"]["name"] == "alpha-dev-infra"
+    finally:
+        await client.close()
+
+
+def _sync_window(state: State) -> str | None:
+    with state.lock:
+        windows = [{"kind": "deny", "schedule": "* * * * *", "duration": "1h", "applications": ["alpha-*"]}]
+        state.projects["alpha"]["spec"]["syncWindows"] = windows
+    return None
+
+
+def _override(state: State) -> str | None:
+    state.require_override_for_revision_sync = True
+    return "a" * 40
+
+
+def _auto_sync(state: State) -> str | None:
+    with state.lock:
+        state.apps["alpha-dev-infra"].data["spec"]["syncPolicy"] = {"automated": {}}
+    return "a" * 40
+
+
+def _running(state: State) -> str | None:
+    state.timings.sync_seconds = 2.0
+    return None
+
+
+@pytest.mark.parametrize(
+    ("arrange", "kind", "failure"),
+    [
+        (_sync_window, "sync_window", Failure.FORBIDDEN),
+        (_override, "override", Failure.FORBIDDEN),
+        (_auto_sync, "auto_sync", Failure.CONFLICT),
+        (_running, "running", Failure.CONFLICT),
+    ],
+)
+async def test_sync_refusals_are_told_apart(
+    argo: ArgoCD, state: State, arrange: Callable[[State], str | None], kind: str, failure: Failure
+) -> None:
+    await _app(argo)
+    revision = arrange(state)
+    if kind == "running":
+        await argo.sync("alpha-dev-infra")
+    with pytest.raises(SyncRefused) as err:
+        await argo.sync("alpha-dev-infra", revision=revision)
+    assert (err.value.kind, err.value.failure) == (kind, failure)
+
+
+async def test_automated_sync_an_admin_enabled_stays_on(argo: ArgoCD, state: State) -> None:
+    await _app(argo)
+    with state.lock:
+        state.apps["alpha-dev-infra"].data["spec"]["syncPolicy"] = {"automated": {"prune": False}}
+    await argo.ensure_application("alpha-dev-infra", "alpha", REPO_URL, "deploy", "HEAD", "alpha-dev")
+    app = state.app("alpha-dev-infra")
+    assert app is not None and app["spec"]["source"]["path"] == "deploy"
+    assert app["spec"]["syncPolicy"]["automated"] == {"prune": False}
+    assert automated(app)

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from services.emulators.base import EmulatorServer
-from services.emulators.nexus import State, create_app
+from services.emulators.nexus import State, User, create_app
 from services.errors import Failure, ServiceError
+from services.health import Health, nexus_probe, run_probe
 from services.nexus import Nexus
 
 ADMIN_PASSWORD = "nexus-admin-Pa55!"
@@ -179,3 +180,79 @@ async def test_invalid_name_is_invalid_without_secret(nexus: Nexus) -> None:
         await nexus.ensure_npm("_bad")
     assert err.value.failure is Failure.INVALID
     assert err.value.detail == "cannot create repository _bad-npm"
+
+
+async def test_a_slow_remote_realm_does_not_hold_the_user_lookup(server: EmulatorServer, state: State) -> None:
+    # An LDAP realm slower than the adapter's timeout: only a search limited to the local realm
+    # (source=default) answers in time.
+    state.remote_delay_seconds = 2.0
+    client = Nexus(server.url, "admin", ADMIN_PASSWORD, timeout=0.5)
+    try:
+        await client.ensure_maven("alpha")
+        assert (await client.ensure_access("alpha", USER_PASSWORD)).changed
+    finally:
+        state.remote_delay_seconds = 0.0
+        await client.close()
+    user = state.user("alpha")
+    assert user is not None and user.source == "default"
+
+
+async def test_an_ldap_user_of_the_same_name_is_not_the_bots(nexus: Nexus, state: State) -> None:
+    with state.lock:
+        state.remote_users["alpha"] = User("alpha", "Alpha", "Ldap", "alpha@ldap.example", "", source="LDAP")
+    await nexus.ensure_maven("alpha")
+    assert "created user alpha" in (await nexus.ensure_access("alpha", USER_PASSWORD)).what
+    assert state.user("alpha") is not None
+
+
+@pytest.mark.parametrize("blob_store", ["default", "fast-ssd"])
+async def test_new_repositories_use_the_configured_blob_store(
+    server: EmulatorServer, state: State, blob_store: str
+) -> None:
+    state.blob_stores.add("fast-ssd")
+    client = Nexus(server.url, "admin", ADMIN_PASSWORD, timeout=5.0, blob_store=blob_store)
+    try:
+        await client.ensure_maven("alpha")
+        await client.ensure_npm("alpha")
+    finally:
+        await client.close()
+    for name in ("alpha-repository-release", "alpha-repository-group", "alpha-npm", "alpha-npm-group"):
+        repository = state.repository(name)
+        assert repository is not None and repository.blob_store == blob_store
+
+
+async def test_an_existing_repository_keeps_its_blob_store(server: EmulatorServer, state: State) -> None:
+    state.blob_stores.add("fast-ssd")
+    first = Nexus(server.url, "admin", ADMIN_PASSWORD, timeout=5.0)
+    try:
+        await first.ensure_maven("alpha")
+    finally:
+        await first.close()
+    with state.lock:
+        state.repositories["alpha-repository-release"].write_policy = "ALLOW"
+    client = Nexus(server.url, "admin", ADMIN_PASSWORD, timeout=5.0, blob_store="fast-ssd")
+    try:
+        assert (await client.ensure_maven("alpha")).changed
+    finally:
+        await client.close()
+    release = state.repository("alpha-repository-release")
+    assert release is not None and release.blob_store == "default" and release.write_policy == "ALLOW_ONCE"
+
+
+async def test_an_unknown_blob_store_is_invalid(server: EmulatorServer) -> None:
+    client = Nexus(server.url, "admin", ADMIN_PASSWORD, timeout=5.0, blob_store="missing")
+    try:
+        with pytest.raises(ServiceError) as err:
+            await client.ensure_maven("alpha")
+    finally:
+        await client.close()
+    assert err.value.failure is Failure.INVALID
+
+
+async def test_the_health_probe_does_not_wait_for_a_remote_realm(server: EmulatorServer, state: State) -> None:
+    state.remote_delay_seconds = 2.0
+    try:
+        check = await run_probe("Nexus", nexus_probe(server.url, "admin", ADMIN_PASSWORD), timeout=0.5)
+    finally:
+        state.remote_delay_seconds = 0.0
+    assert check.health is Health.OK, check.detail

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -209,3 +210,30 @@ async def test_timeout_is_unavailable(server: EmulatorServer, state: State) -> N
     await client.close()
     state.faults.latency = 0.0
     assert err.value.failure is Failure.UNAVAILABLE and err.value.detail == "timeout"
+
+
+@pytest.mark.parametrize("version", ["3.17.4", "3.18.0"])
+async def test_new_organizations_get_their_own_contact_email(
+    server: EmulatorServer, state: State, version: str
+) -> None:
+    # Quay with FEATURE_MAILING refuses an organization without e-mail; up to 3.17 two
+    # organizations cannot share one.
+    state.version = version
+    client = Quay(server.url, ADMIN, timeout=5.0)
+    try:
+        assert (await client.ensure_namespace("alpha")).changed
+        assert (await client.ensure_namespace("beta")).changed
+    finally:
+        await client.close()
+    emails = {name: org.email for name in ("alpha", "beta") if (org := state.organization(name))}
+    assert len(set(emails.values())) == 2 and all("@" in e for e in emails.values())
+
+
+async def test_a_tag_whose_expiration_is_ahead_is_alive(quay: Quay, state: State) -> None:
+    await quay.ensure_namespace("alpha")
+    state.push_image("alpha", "api", "release")
+    state.push_image("alpha", "api", "expired")
+    state.push_image("alpha", "api", "kept")
+    state.expire_tag("alpha", "api", "release", int(time.time()) + 3600)
+    state.expire_tag("alpha", "api", "expired", int(time.time()) - 1)
+    assert sorted(t.name for t in await quay.tags("alpha", "api")) == ["kept", "release"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -13,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.emulators.base import EmulatorServer
 from services.emulators.sonarqube import State, create_app
 from services.errors import Failure, ServiceError
+from services.health import Health, Probe, sonarqube_probe
 from services.sonarqube import SonarQube
 
 ADMIN_TOKEN = "squ_admin_token_for_tests"
@@ -201,3 +203,28 @@ async def test_invalid_input_is_invalid(sonar: SonarQube) -> None:
     with pytest.raises(ServiceError) as err:
         await sonar.ensure_project("bad key!", "x")
     assert err.value.failure is Failure.INVALID and err.value.detail == "cannot create project bad key!"
+
+
+@pytest.mark.parametrize("version", ["9.9.8.100196", "10.7.0.96327"])
+async def test_the_health_probe_is_accepted_by_9_9_lts_and_10(
+    server: EmulatorServer, state: State, version: str
+) -> None:
+    state.version = version
+    health, detail = await run_probe_once(sonarqube_probe(server.url, ADMIN_TOKEN))
+    assert (health, detail) == (Health.OK, "")
+
+
+@pytest.mark.parametrize("version", ["9.9.8.100196", "10.7.0.96327"])
+async def test_the_adapter_is_accepted_by_9_9_lts_and_10(server: EmulatorServer, state: State, version: str) -> None:
+    state.version = version
+    client = SonarQube(server.url, ADMIN_TOKEN, timeout=5.0)
+    try:
+        assert (await client.ensure_user("alpha", "Projet alpha")).changed
+        assert (await client.ensure_project("alpha-api", "alpha-api")).changed
+    finally:
+        await client.close()
+
+
+async def run_probe_once(probe: Probe) -> tuple[Health, str]:
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        return await probe(client)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, load_config, parse_config
+from bot.workflows.platform import Platform
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,3 +102,10 @@ def test_the_example_documents_a_valid_config(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setenv(name, f"value-of-{name}")
     config = load_config(ROOT / "config.example.toml")
     assert config.gitlab is not None and config.argocd is not None
+
+
+@pytest.mark.parametrize(("given", "used"), [({}, "default"), ({"blob_store": "fast-ssd"}, "fast-ssd")])
+def test_the_nexus_blob_store_reaches_the_adapter(given: dict[str, str], used: str) -> None:
+    nexus = {"url": "http://127.0.0.1:8081", "password": "env:CPN_TEST_KEY", **given}
+    platform = Platform.from_config(parse_config(minimal(nexus=nexus)))
+    assert platform.nexus is not None and platform.nexus.blob_store == used
