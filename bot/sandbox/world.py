@@ -469,6 +469,11 @@ class World:
         """The Vault the bot uses: the emulator's, or the external one."""
         return self.vault.url.rstrip("/") if self.vault is not None else self.servers["vault"].url
 
+    @property
+    def vault_admin_token(self) -> str:
+        """A token that may look at everything (the bot's own holds only its policy on a real Vault)."""
+        return self.vault.token if self.vault is not None else self.service_tokens["vault"]
+
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         """Run ``coro`` on the bot's event loop (it lives in its server's thread)."""
         assert self.bot is not None and self.bot.loop is not None

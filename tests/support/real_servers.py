@@ -109,6 +109,10 @@ class RealServer:
         self.reset()
         return self
 
+    def hold(self, release: Callable[[], None]) -> None:
+        """Who uses the server since the last claim (a module-scoped World): released at the next."""
+        self._holder = release
+
     def stop(self) -> None:
         if self._holder is not None:
             holder, self._holder = self._holder, None
