@@ -89,7 +89,10 @@ UNAUTHENTICATED = frozenset({"sys/health", "sys/seal-status"})
 
 PERMISSION_DENIED = "permission denied"
 # A bad token: OpenBao answers the bare error, HashiCorp Vault a go-multierror of two, as one string.
-INVALID_TOKEN = {"openbao": PERMISSION_DENIED, "vault": "2 errors occurred:\n\t* permission denied\n\t* invalid token\n\n"}
+INVALID_TOKEN = {
+    "openbao": PERMISSION_DENIED,
+    "vault": "2 errors occurred:\n\t* permission denied\n\t* invalid token\n\n",
+}
 # A path the token's policies do not grant: both wrap the error in a go-multierror.
 ACL_DENIED = "1 error occurred:\n\t* permission denied\n\n"
 SEALED = "Vault is sealed"

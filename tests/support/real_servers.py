@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 import httpx
 import pytest
@@ -75,7 +76,7 @@ class RealServer:
 
     # -- life cycle
 
-    def start(self) -> RealServer:
+    def start(self) -> Self:
         log = (self.root / "server.log").open("wb")
         self.process = subprocess.Popen(
             self.command(), cwd=self.root, env=self.environment(), stdout=log, stderr=subprocess.STDOUT
@@ -101,7 +102,7 @@ class RealServer:
         path = self.root / "server.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
-    def claim(self, release: Callable[[], None] | None = None) -> RealServer:
+    def claim(self, release: Callable[[], None] | None = None) -> Self:
         """Lend the server to a new user: the previous one is released (stopped), then reset."""
         previous, self._holder = self._holder, release
         if previous is not None:
@@ -178,8 +179,10 @@ class OpenBao(RealServer):
 
     def _ok(self, response: httpx.Response) -> httpx.Response:
         if response.status_code >= 400:
-            raise RuntimeError(f"{self.name} reset: {response.request.method} {response.request.url.path}: "
-                               f"{response.status_code} {response.text[:200]}")
+            raise RuntimeError(
+                f"{self.name} reset: {response.request.method} {response.request.url.path}: "
+                f"{response.status_code} {response.text[:200]}"
+            )
         return response
 
     def reset(self) -> None:
