@@ -153,6 +153,15 @@ def scan_card(
             lines.append(f"- {SEVERITY_ICONS[m.severity]} {ident} {escape(m.title, 100)} — {_code(m.target, 80)}")
         if len(summary.misconfigs) > CARD_SECTION_LINES:
             lines.append(tr("scan.more_short", count=len(summary.misconfigs) - CARD_SECTION_LINES))
+    if summary.licenses:
+        lines.append("")
+        head = tr("scan.license_title", count=len(summary.licenses))
+        lines.append(f"{head} ({_short_counts(summary.license_counts)})")
+        for lic in summary.licenses[:CARD_SECTION_LINES]:
+            category = f" ({escape(lic.category, 40)})" if lic.category else ""
+            lines.append(f"- {SEVERITY_ICONS[lic.severity]} {_code(lic.name, 60)}{category} — {_code(lic.where, 80)}")
+        if len(summary.licenses) > CARD_SECTION_LINES:
+            lines.append(tr("scan.more_short", count=len(summary.licenses) - CARD_SECTION_LINES))
     if summary.unused_waivers:
         lines.append(tr("scan.unused_waivers", ids=_names(summary.unused_waivers)))
     url = safe_url(dashboard_url or "")
