@@ -465,3 +465,28 @@ def test_creating_projects_can_be_restricted(make_world: Callable[..., World]) -
     assert "réservé" in User(world, "bob").run("/cpn project create alpha")["text"]
     assert "lancée" in User(world, "carol").run("/cpn project create alpha")["text"]
     wait_for(lambda: cards(world), what="the checklist")
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("revoked", "Vault refuse les identifiants du bot"),
+        ("without rights", "Vault refuse l'opération : droits insuffisants du bot"),
+    ],
+)
+def test_vault_refusing_the_bots_token_is_told_from_the_bot_lacking_rights(
+    make_world: Callable[..., World], vault_options: dict[str, Any], token: str, expected: str
+) -> None:
+    world = make_world(**vault_options)
+    admin = svc.vault_client(world)
+    weak = admin.auth.token.create(policies=["default"], ttl="1h")["auth"]["client_token"]
+    if token == "revoked":
+        admin.auth.token.revoke(weak)
+    assert world.bot is not None and world.bot.platform.vault is not None
+    world.bot.platform.vault.client.token = weak  # as if the operator had configured that token
+    User(world, "bob").run("/cpn project create alpha")
+    world.wait_idle(30)
+    text = last_card(world, "Création du projet alpha")["text"]
+    vault_line = next(line for line in text.splitlines() if "Vault" in line)
+    assert expected in vault_line, text
+    assert weak not in text
