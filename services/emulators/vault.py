@@ -35,6 +35,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -99,6 +100,10 @@ SEALED = "Vault is sealed"
 CAS_MISMATCH = "check-and-set parameter did not match the current version"
 CAS_REQUIRED = "check-and-set parameter required for this call"
 
+
+# Which server the answer being built imitates (set per request by ``VaultApi.handle``): OpenBao
+# leaves out ``mount_type`` and the enterprise fields of HashiCorp Vault's answers.
+_FLAVOR: ContextVar[str] = ContextVar("vault_emulator_flavor", default="openbao")
 
 # --------------------------------------------------------------------------- small helpers
 
@@ -430,7 +435,9 @@ class KvKey:
         }
 
     def metadata_body(self) -> dict[str, Any]:
+        openbao = {"current_metadata_version": 0, "metadata_cas_required": False}  # OpenBao's metadata CAS
         return {
+            **(openbao if _FLAVOR.get() == "openbao" else {}),
             "cas_required": self.cas_required,
             "created_time": _iso(self.created),
             "current_version": self.current_version,
@@ -516,6 +523,7 @@ class Policy:
     text: str
     rules: list[PathRule]
     modified: float
+    version: int = 1
 
 
 # --------------------------------------------------------------------------- state
@@ -705,7 +713,8 @@ class State:
             rules = parse_policy(text)
         except PolicyError as exc:
             raise ApiError(400, [str(exc)]) from exc
-        self.policies[name] = Policy(name, text, rules, self.now())
+        previous = self.policies.get(name)
+        self.policies[name] = Policy(name, text, rules, self.now(), previous.version + 1 if previous else 1)
 
     def _acl(self, token: Token) -> Acl:
         rules: list[PathRule] = []
@@ -791,8 +800,8 @@ class State:
 
 
 def _envelope(data: Any, *, mount_type: str = "", auth: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Vault's response wrapper around a backend's ``data``."""
-    return {
+    """Vault's response wrapper around a backend's ``data`` (``mount_type``: HashiCorp Vault only)."""
+    body = {
         "request_id": str(uuid.uuid4()),
         "lease_id": "",
         "renewable": False,
@@ -801,8 +810,10 @@ def _envelope(data: Any, *, mount_type: str = "", auth: dict[str, Any] | None = 
         "wrap_info": None,
         "warnings": None,
         "auth": auth,
-        "mount_type": mount_type,
     }
+    if _FLAVOR.get() == "vault":
+        body["mount_type"] = mount_type
+    return body
 
 
 def _ok(data: Any, *, mount_type: str = "", legacy_top_level: bool = False) -> JSONResponse:
@@ -858,6 +869,13 @@ class VaultApi:
     # -- entry point
 
     def handle(self, method: str, path: str, query: Mapping[str, str], token_id: str | None, body: Any) -> Response:
+        flavor = _FLAVOR.set(self.state.flavor)
+        try:
+            return self._handle(method, path, query, token_id, body)
+        finally:
+            _FLAVOR.reset(flavor)
+
+    def _handle(self, method: str, path: str, query: Mapping[str, str], token_id: str | None, body: Any) -> Response:
         if path in UNAUTHENTICATED:
             return self._unauthenticated(method, path, query)
         state = self.state
@@ -960,15 +978,13 @@ class VaultApi:
             "initialized": state.initialized,
             "sealed": state.sealed,
             "standby": state.standby,
-            "performance_standby": False,
             "replication_performance_mode": "disabled",
             "replication_dr_mode": "disabled",
             "server_time_utc": int(state.now()),
             "version": state.version,
-            "enterprise": False,
-            "echo_duration_ms": 0,
-            "clock_skew_ms": 0,
         }
+        if state.flavor == "vault":
+            body.update(performance_standby=False, enterprise=False, echo_duration_ms=0, clock_skew_ms=0)
         if not state.sealed:
             body["cluster_name"] = state.cluster_name
             body["cluster_id"] = state.cluster_id
@@ -1116,6 +1132,15 @@ class VaultApi:
             else:
                 raise _not_found()
             data = {"name": name, "rules": text} if legacy else {"name": name, "policy": text}
+            if not legacy and self.state.flavor == "openbao" and name in policies:
+                # OpenBao versions policies (check-and-set) and says which templating they allow.
+                data.update(
+                    allow_slashes_in_identity_templates=False,
+                    allow_wildcards_in_identity_templates=False,
+                    cas_required=False,
+                    modified=_iso(policies[name].modified),
+                    version=policies[name].version,
+                )
             return _ok(data, mount_type="system", legacy_top_level=legacy)
         if call.op == "write":
             self.state._put_policy(name, str(call.body.get("policy") or call.body.get("rules") or ""))

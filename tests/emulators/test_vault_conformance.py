@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -82,3 +83,57 @@ def test_tokens_look_like_openbao_ones(target: VaultBackend) -> None:
     # OpenBao service tokens are "s." + 24 characters (HashiCorp Vault's are "hvs." + more).
     token = target.create_token(["beta-read"])
     assert token.startswith("s.") and len(token) == 26
+
+
+# -- the shapes of the answers: the same calls on both, compared key by key ------------------------
+
+CALLS: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("POST", "forge-dso/data/forge/alpha/GITLAB", {"data": {"K": "v"}}),
+    ("GET", "forge-dso/data/forge/alpha/GITLAB", None),
+    ("POST", "forge-dso/data/forge/alpha/GITLAB", {"data": {"K": "w"}, "options": {"cas": 7}}),
+    ("GET", "forge-dso/metadata/forge/alpha/GITLAB", None),
+    ("LIST", "forge-dso/metadata/forge", None),
+    ("LIST", "forge-dso/metadata/nothing-here", None),
+    ("DELETE", "forge-dso/metadata/forge/alpha/GITLAB", None),
+    ("GET", "forge-dso/data/forge/alpha/GITLAB", None),
+    ("GET", "auth/token/lookup-self", None),
+    ("POST", "auth/token/create", {"policies": ["default"]}),
+    ("POST", "auth/token/revoke", {}),
+    ("GET", "sys/mounts", None),
+    ("POST", "sys/mounts/alpha", {"type": "kv", "options": {"version": "2"}}),
+    ("POST", "sys/mounts/alpha", {"type": "kv", "options": {"version": "2"}}),
+    ("GET", "sys/mounts/alpha/tune", None),
+    ("POST", "sys/policies/acl/app--alpha--admin", {"policy": 'path "alpha/*" {\n  capabilities = ["read"]\n}'}),
+    ("GET", "sys/policies/acl/app--alpha--admin", None),
+    ("GET", "sys/policies/acl/nothing-here", None),
+    ("LIST", "sys/policies/acl", None),
+    ("POST", "sys/capabilities-self", {"paths": ["forge-dso/data/x"]}),
+    ("GET", "sys/health", None),
+]
+
+
+def shape(value: Any, depth: int = 0) -> Any:
+    """Keys and value types, not values (ids, times); errors are compared word for word."""
+    if isinstance(value, dict):
+        if depth == 2:
+            return "dict"  # mount listings, versions: keyed by names, not a fixed shape
+        return {k: v if k == "errors" else shape(v, depth + 1) for k, v in value.items() if not k.endswith("/")}
+    return type(value).__name__
+
+
+def answers(backend: VaultBackend) -> list[tuple[str, int, Any]]:
+    found = []
+    with httpx.Client(base_url=f"{backend.url}/v1", headers={"X-Vault-Token": backend.root_token}) as api:
+        for method, path, body in CALLS:
+            answer = api.request(method, path, json=body)
+            parsed = answer.json() if answer.content else None
+            found.append((f"{method} {path}", answer.status_code, shape(parsed)))
+    return found
+
+
+@pytest.mark.real_server
+def test_the_emulator_answers_with_openbaos_shapes(request: pytest.FixtureRequest) -> None:
+    with backend_for(request, "openbao") as real, backend_for(request, "emulator") as emulator:
+        expected, found = answers(real), answers(emulator)
+    for want, got in zip(expected, found, strict=True):
+        assert got == want
