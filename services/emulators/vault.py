@@ -1131,7 +1131,7 @@ class VaultApi:
                 text = policies[name].text
             else:
                 raise _not_found()
-            data = {"name": name, "rules": text} if legacy else {"name": name, "policy": text}
+            data: dict[str, Any] = {"name": name, "rules": text} if legacy else {"name": name, "policy": text}
             if not legacy and self.state.flavor == "openbao" and name in policies:
                 # OpenBao versions policies (check-and-set) and says which templating they allow.
                 data.update(
