@@ -616,3 +616,12 @@ def test_keys_stored_before_the_target_was_in_them_still_compare() -> None:
     stored = {"|".join(key.split("|")[:2]) for key in after.keys}  # what older scans rows hold
     change = diff(stored - {"CVE-2019-1551|libssl1.1"}, after)
     assert change.new == ("CVE-2019-1551|libssl1.1",) and change.fixed == ()
+
+
+def test_the_emulators_own_clean_report_has_trivys_shape() -> None:
+    from services.emulators.gitlab_pipelines import MINIMAL_TRIVY_REPORT
+
+    # Trivy never writes `"Results": []`: an empty list is left out (omitempty).
+    assert "Results" not in MINIMAL_TRIVY_REPORT
+    summary = summarize(parse_report(dump(MINIMAL_TRIVY_REPORT)), set())
+    assert summary.verdict == "ok" and summary.kind == "image" and summary.os == "alpine 3.20.3"
