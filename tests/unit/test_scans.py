@@ -584,6 +584,8 @@ def test_license_findings_are_counted_apart_from_vulnerabilities() -> None:
     for tr, title in ((FR, "Licences"), (EN, "Licenses")):
         text = scan_card(summary, None, "app", tr)["text"]
         assert f"**{title}**" in text and "AGPL-3.0" in text and "left-pad" in text
+    listing = full_list(summary, EN, subject="app")
+    assert "**Licenses** (3)" in listing and "| 🔴 CRITICAL | AGPL-3.0 | forbidden | left-pad |" in listing
     notice_only = summarize(parse_report(with_licenses(LICENSES[2])), set())
     assert notice_only.verdict == "ok" and len(notice_only.licenses) == 1
 
