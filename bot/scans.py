@@ -102,6 +102,7 @@ def process_report(bot: Bot, project: Project, repo: str, raw: bytes, ref: str, 
                     "new": change.new_count,
                     "fixed": change.fixed_count,
                     "kind": summary.kind,
+                    "licenses": dict(summary.license_counts),
                 }
             ),
             "keys": json.dumps(sorted(summary.keys)),
@@ -114,7 +115,7 @@ def process_report(bot: Bot, project: Project, repo: str, raw: bytes, ref: str, 
         message = bot.tr("scan.policy_mention", owners=owners_mention(bot, project) or "—")
     failure = summary.verdict != "ok"
     publish_result(bot, project, repo, sha, "scan", ref or "main", failure, Post(message, (card,)))
-    if summary.total or summary.misconfigs or summary.secrets:
+    if summary.total or summary.misconfigs or summary.secrets or summary.licenses:
         # The full list goes in the thread of the pipeline, never as a wall of text in the channel.
         for channel_id, root_key in pipeline_threads(bot, project.id, repo, sha).items():
             bot.outbox.enqueue(channel_id, Post(render.full_list(summary, bot.tr, subject=subject)), root_key=root_key)

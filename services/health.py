@@ -16,6 +16,7 @@ from enum import Enum
 import httpx
 
 from bot.config import Config
+from services.vault_policy import missing_rights, probe_paths
 
 
 class Health(Enum):
@@ -91,7 +92,7 @@ def gitlab_probe(url: str, token: str) -> Probe:
     return probe
 
 
-def vault_probe(url: str, token: str) -> Probe:
+def vault_probe(url: str, token: str, kv_mount: str = "forge-dso") -> Probe:
     async def probe(client: httpx.AsyncClient) -> tuple[Health, str]:
         health = await client.get(f"{url}/v1/sys/health", params={"standbyok": "true"})
         if health.status_code == 503:
@@ -101,8 +102,23 @@ def vault_probe(url: str, token: str) -> Probe:
             return Health.FAILING, "sealed" if sealed else "sys/health: HTTP 503"
         if health.status_code not in (200, 429, 473):
             return Health.FAILING, f"sys/health: HTTP {health.status_code}"
-        lookup = await client.get(f"{url}/v1/auth/token/lookup-self", headers={"X-Vault-Token": token})
-        return _status(lookup, "token")
+        headers = {"X-Vault-Token": token}
+        # Every live token may look itself up: a 403 here is the token refused, not missing rights.
+        lookup = await client.get(f"{url}/v1/auth/token/lookup-self", headers=headers)
+        if lookup.status_code != 200:
+            return _status(lookup, "token")
+        # Then what the bot will do, asked without doing it (sys/capabilities-self, default policy).
+        asked = await client.post(
+            f"{url}/v1/sys/capabilities-self", headers=headers, json={"paths": list(probe_paths(kv_mount))}
+        )
+        if asked.status_code != 200:
+            return Health.FAILING, f"token lacks rights: sys/capabilities-self (HTTP {asked.status_code})"
+        body = asked.json()
+        missing = missing_rights(body.get("data") or body, kv_mount)
+        if missing:
+            where = "; ".join(f"{path} ({', '.join(caps)})" for path, caps in missing.items())
+            return Health.FAILING, f"token lacks rights: {where}"
+        return Health.OK, ""
 
     return probe
 
@@ -170,7 +186,9 @@ def probes(config: Config) -> dict[str, Probe]:
     if config.gitlab:
         found["GitLab"] = gitlab_probe(str(config.gitlab.url).rstrip("/"), config.gitlab.token.get_secret_value())
     if config.vault:
-        found["Vault"] = vault_probe(str(config.vault.url).rstrip("/"), config.vault.token.get_secret_value())
+        found["Vault"] = vault_probe(
+            str(config.vault.url).rstrip("/"), config.vault.token.get_secret_value(), config.vault.kv_mount
+        )
     if config.quay:
         found["Quay"] = quay_probe(str(config.quay.url).rstrip("/"), config.quay.token.get_secret_value())
     if config.nexus:

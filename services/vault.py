@@ -45,9 +45,6 @@ def _failure(exc: hvac_errors.VaultError) -> tuple[Failure, int | None]:
     errors = " ".join(str(e) for e in (exc.errors or []))
     for kind, failure, status in _FAILURES:
         if isinstance(exc, kind):
-            if failure is Failure.FORBIDDEN and "invalid token" in errors:
-                # Vault answers 403 to an unknown or expired token: the bot's own credentials.
-                return Failure.UNAUTHORIZED, status
             if failure is Failure.INVALID and CAS_MISMATCH in errors:
                 return Failure.CONFLICT, status
             return failure, status
@@ -89,6 +86,8 @@ class Vault:
                 return call()
             except hvac_errors.VaultError as exc:
                 failure, status = _failure(exc)
+                if failure is Failure.FORBIDDEN and not self._token_accepted():
+                    failure = Failure.UNAUTHORIZED
                 raise ServiceError(SERVICE, failure, status, detail=what) from None
             except requests.Timeout:
                 raise ServiceError(SERVICE, Failure.UNAVAILABLE, detail=f"{what}: timeout") from None
@@ -96,6 +95,23 @@ class Vault:
                 raise ServiceError(SERVICE, Failure.UNAVAILABLE, detail=f"{what}: unreachable") from None
 
         return await in_thread(SERVICE, guarded, self.timeout + 1.0)
+
+    def _token_accepted(self) -> bool:
+        """After a 403: is it the token itself that is refused, or only this path?
+
+        Both answer 403 ``permission denied``; only HashiCorp Vault adds ``invalid token`` for a
+        bad token, OpenBao does not (``openbao/openbao:vault/request_handling.go``,
+        ``fetchACLTokenEntryAndEntity``). ``auth/token/lookup-self`` tells them apart whatever
+        the server: every live token may read it (the ``default`` policy). Anything but a 403
+        there (an outage, say) keeps the first answer: the bot lacks rights.
+        """
+        try:
+            self.client.auth.token.lookup_self()
+        except hvac_errors.Forbidden:
+            return False
+        except (hvac_errors.VaultError, requests.RequestException):
+            return True
+        return True
 
     async def _maybe(self, what: str, call: Callable[[], T]) -> T | None:
         """Like ``_call`` but a 404 gives None."""

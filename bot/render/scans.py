@@ -153,6 +153,15 @@ def scan_card(
             lines.append(f"- {SEVERITY_ICONS[m.severity]} {ident} {escape(m.title, 100)} — {_code(m.target, 80)}")
         if len(summary.misconfigs) > CARD_SECTION_LINES:
             lines.append(tr("scan.more_short", count=len(summary.misconfigs) - CARD_SECTION_LINES))
+    if summary.licenses:
+        lines.append("")
+        head = tr("scan.license_title", count=len(summary.licenses))
+        lines.append(f"{head} ({_short_counts(summary.license_counts)})")
+        for lic in summary.licenses[:CARD_SECTION_LINES]:
+            category = f" ({escape(lic.category, 40)})" if lic.category else ""
+            lines.append(f"- {SEVERITY_ICONS[lic.severity]} {_code(lic.name, 60)}{category} — {_code(lic.where, 80)}")
+        if len(summary.licenses) > CARD_SECTION_LINES:
+            lines.append(tr("scan.more_short", count=len(summary.licenses) - CARD_SECTION_LINES))
     if summary.unused_waivers:
         lines.append(tr("scan.unused_waivers", ids=_names(summary.unused_waivers)))
     url = safe_url(dashboard_url or "")
@@ -187,11 +196,12 @@ def full_list(
     """Every finding as markdown tables, for a thread reply; cut at ``max_chars`` with a note.
 
     Secrets (the most urgent) come first, then the vulnerabilities, most severe first, then the
-    misconfigurations. Secrets and misconfigurations are few and capped at :data:`SECTION_ROWS`
-    rows each, and always fit; the vulnerabilities fill what is left. :func:`full_csv` has them all.
+    misconfigurations and the licenses. Secrets, misconfigurations and licenses are few and capped
+    at :data:`SECTION_ROWS` rows each, and always fit; the vulnerabilities fill what is left.
+    :func:`full_csv` has them all.
     """
     tr = tr or Translator()
-    secrets = misconfigs = ""
+    secrets = misconfigs = licenses = ""
     hidden = 0
     if summary.secrets:
         rows = [f"**{tr('scan.secret_list')}** ({len(summary.secrets)})"]
@@ -236,10 +246,19 @@ def full_list(
             )
         hidden += max(0, len(summary.misconfigs) - SECTION_ROWS)
         misconfigs = "\n".join(rows)
+    if summary.licenses:
+        rows = [f"**{tr('scan.license_list')}** ({len(summary.licenses)})"]
+        columns = ("scan.col_severity", "scan.col_license", "scan.col_category", "scan.col_package", "scan.col_target")
+        rows += _table([tr(column) for column in columns])
+        for lic in summary.licenses[:SECTION_ROWS]:
+            cells = [f"{SEVERITY_ICONS[lic.severity]} {lic.severity}", escape(lic.name, 60), escape(lic.category, 40)]
+            rows.append(_row([*cells, escape(lic.where, 80), escape(lic.target, 120)]))
+        hidden += max(0, len(summary.licenses) - SECTION_ROWS)
+        licenses = "\n".join(rows)
     head = tr("scan.full_title", subject=escape(subject or summary.artifact_name, 150), count=summary.total)
     if summary.waived_findings:
         head += "\n" + tr("scan.waived_list", ids=_names({f.id for f in summary.waived_findings}, 20))
-    used = len(head) + len(secrets) + len(misconfigs) + 200  # 200: room for separators and the cut note
+    used = len(head) + len(secrets) + len(misconfigs) + len(licenses) + 200  # 200: room for separators and the cut note
     rows = [f"**{tr('scan.vuln_list')}** ({summary.total})"]
     rows += _table(
         [
@@ -272,7 +291,7 @@ def full_list(
         used += len(row) + 1
         shown += 1
     hidden += summary.total - shown
-    parts = [head, secrets, "\n".join(rows) if summary.findings else "", misconfigs]
+    parts = [head, secrets, "\n".join(rows) if summary.findings else "", misconfigs, licenses]
     parts = [part for part in parts if part]
     if hidden:
         parts.append(tr("scan.cut", count=hidden))

@@ -68,6 +68,19 @@ class Timings:
         return cls(pipeline_step=0.01, argocd_step=0.01)
 
 
+@dataclass(frozen=True)
+class ExternalVault:
+    """A real Vault or OpenBao to use instead of the emulator: its URL and an admin (root) token.
+
+    The world mounts the platform's KV v2 ``forge-dso`` there if absent, writes the policy
+    ``cpn-bot`` (:func:`services.vault_policy.bot_policy`) and gives the bot a token holding only
+    that policy (and ``default``), as an operator would: the admin token never reaches the bot.
+    """
+
+    url: str
+    token: str
+
+
 @dataclass
 class World:
     root: Path
@@ -79,6 +92,7 @@ class World:
     slash_token: str = field(default_factory=lambda: secrets.token_hex(13))
     keep_files: bool = False
     quality_outcomes: dict[str, str] = field(default_factory=dict)
+    vault: ExternalVault | None = None  # None: the Vault emulator
 
     def __post_init__(self) -> None:
         self.servers: dict[str, EmulatorServer] = {}
@@ -216,12 +230,15 @@ class World:
         self.service_tokens["gitlab"] = gl.root_token
         gl.job_listeners.append(self._on_job)
 
-        vault = importlib.import_module("services.emulators.vault")
-        vault_token = secrets.token_hex(16)
-        vs = vault.State(root_token=vault_token)
-        vs.enable_kv2("forge-dso")
-        self._serve("vault", vs, vault)
-        self.service_tokens["vault"] = vault_token
+        if self.vault is None:
+            vault = importlib.import_module("services.emulators.vault")
+            vault_token = secrets.token_hex(16)
+            vs = vault.State(root_token=vault_token)
+            vs.enable_kv2("forge-dso")
+            self._serve("vault", vs, vault)
+            self.service_tokens["vault"] = vault_token
+        else:
+            self.service_tokens["vault"] = _bot_vault_token(self.vault, "forge-dso")
 
         quay = importlib.import_module("services.emulators.quay")
         qs = quay.State()
@@ -409,7 +426,7 @@ class World:
                 "poll_batch": 10,  # a round a second: ten repositories per round keep it light
             },
             "vault": {
-                "url": self.servers["vault"].url,
+                "url": self.vault_url,
                 "token": self.secret_ref("vault", self.service_tokens["vault"]),
                 "kv_mount": "forge-dso",
             },
@@ -448,6 +465,16 @@ class World:
         self.config_path.write_text(_to_toml(data))
 
     # -- for tests and the sandbox --------------------------------------------------------------
+
+    @property
+    def vault_url(self) -> str:
+        """The Vault the bot uses: the emulator's, or the external one."""
+        return self.vault.url.rstrip("/") if self.vault is not None else self.servers["vault"].url
+
+    @property
+    def vault_admin_token(self) -> str:
+        """A token that may look at everything (the bot's own holds only its policy on a real Vault)."""
+        return self.vault.token if self.vault is not None else self.service_tokens["vault"]
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
         """Run ``coro`` on the bot's event loop (it lives in its server's thread)."""
@@ -494,13 +521,31 @@ class World:
         """
         return {
             name: {
-                "url": self.servers[name].url,
+                "url": self.vault_url if name == "vault" else self.servers[name].url,
                 "token": self.service_tokens.get(name, ""),
                 "secret": self.webhook_secrets.get(name, ""),
             }
             for name in ("gitlab", "vault", "quay", "nexus", "sonarqube", "argocd")
-            if name in self.servers
+            if name in self.servers or (name == "vault" and self.vault is not None)
         }
+
+
+def _bot_vault_token(vault: ExternalVault, kv_mount: str) -> str:
+    """On an external Vault: the platform's mount, the bot's policy, and a token holding only it."""
+    import hvac
+
+    from services.vault_policy import bot_policy
+
+    admin = hvac.Client(url=vault.url, token=vault.token, timeout=10)
+    try:
+        if f"{kv_mount}/" not in admin.sys.list_mounted_secrets_engines()["data"]:
+            admin.sys.enable_secrets_engine("kv", path=kv_mount, options={"version": "2"})
+        admin.sys.create_or_update_acl_policy(name="cpn-bot", policy=bot_policy(kv_mount))
+        created = admin.auth.token.create(policies=["cpn-bot"], display_name="cpn-bot", ttl="24h")
+        token: str = created["auth"]["client_token"]
+        return token
+    finally:
+        admin.adapter.close()
 
 
 async def _unused_app(scope: Any, receive: Any, send: Any) -> None:  # replaced before start

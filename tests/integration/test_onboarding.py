@@ -9,7 +9,7 @@ import gitlab
 import pytest
 
 from bot.sandbox.world import Timings, World
-from tests.conftest import wait_for
+from tests.conftest import VAULT_BACKENDS, vault_world_options, wait_for
 from tests.support import platform as svc
 from tests.support.mattermost import User, channel_posts, text_of
 
@@ -49,9 +49,14 @@ def onboard(world: World) -> None:
     world.wait_idle(30)
 
 
-@pytest.fixture(scope="module")
-def onboarded() -> Iterator[World]:
-    world = World.create(timings=Timings.fast()).start()
+@pytest.fixture(scope="module", params=VAULT_BACKENDS)
+def onboarded(request: pytest.FixtureRequest) -> Iterator[World]:
+    """One full onboarding per Vault backend (``vault`` = emulator | openbao), shared by the checks."""
+    options = vault_world_options(request, request.param)
+    world = World.create(timings=Timings.fast(), **options).start()
+    if options:
+        # The real server is shared by the session: the next test to claim it stops this world first.
+        request.getfixturevalue("openbao_server").hold(world.stop)
     try:
         onboard(world)
         yield world
@@ -173,8 +178,10 @@ def test_replay_twice_changes_nothing(make_world: Callable[..., World]) -> None:
         assert "Rien à réparer" in card["text"], card["text"]
 
 
-def test_replay_repairs_drift_and_says_what_it_changed(make_world: Callable[..., World]) -> None:
-    world = make_world()
+def test_replay_repairs_drift_and_says_what_it_changed(
+    make_world: Callable[..., World], vault_options: dict[str, Any]
+) -> None:
+    world = make_world(**vault_options)
     User(world, "bob").run("/cpn project create alpha")
     world.wait_idle(30)
     gl = svc.gitlab_client(world)
@@ -189,8 +196,10 @@ def test_replay_repairs_drift_and_says_what_it_changed(make_world: Callable[...,
     assert svc.vault_secret(world, f"{ROOT}/alpha/NEXUS")
 
 
-def test_delete_needs_the_owner_and_leaves_nothing_behind(make_world: Callable[..., World]) -> None:
-    world = make_world()
+def test_delete_needs_the_owner_and_leaves_nothing_behind(
+    make_world: Callable[..., World], vault_options: dict[str, Any]
+) -> None:
+    world = make_world(**vault_options)
     onboard(world)
     carol = User(world, "carol")
     assert "réservé" in carol.run("/cpn project delete alpha")["text"]
@@ -330,9 +339,9 @@ def test_member_changes_follow_in_gitlab_and_unknown_people_are_explained(make_w
 
 
 def test_secrets_are_typed_in_a_dialog_listed_without_values_and_deleted_with_confirmation(
-    make_world: Callable[..., World],
+    make_world: Callable[..., World], vault_options: dict[str, Any]
 ) -> None:
-    world = make_world()
+    world = make_world(**vault_options)
     bob = User(world, "bob")
     bob.run("/cpn project create alpha")
     world.wait_idle(30)
@@ -456,3 +465,28 @@ def test_creating_projects_can_be_restricted(make_world: Callable[..., World]) -
     assert "réservé" in User(world, "bob").run("/cpn project create alpha")["text"]
     assert "lancée" in User(world, "carol").run("/cpn project create alpha")["text"]
     wait_for(lambda: cards(world), what="the checklist")
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("revoked", "Vault refuse les identifiants du bot"),
+        ("without rights", "Vault refuse l'opération : droits insuffisants du bot"),
+    ],
+)
+def test_vault_refusing_the_bots_token_is_told_from_the_bot_lacking_rights(
+    make_world: Callable[..., World], vault_options: dict[str, Any], token: str, expected: str
+) -> None:
+    world = make_world(**vault_options)
+    admin = svc.vault_client(world)
+    weak = admin.auth.token.create(policies=["default"], ttl="1h")["auth"]["client_token"]
+    if token == "revoked":
+        admin.auth.token.revoke(weak)
+    assert world.bot is not None and world.bot.platform.vault is not None
+    world.bot.platform.vault.client.token = weak  # as if the operator had configured that token
+    User(world, "bob").run("/cpn project create alpha")
+    world.wait_idle(30)
+    text = last_card(world, "Création du projet alpha")["text"]
+    vault_line = next(line for line in text.splitlines() if "Vault" in line)
+    assert expected in vault_line, text
+    assert weak not in text

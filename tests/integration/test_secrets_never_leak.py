@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,7 @@ def vault_values(world: World) -> set[str]:
 
 def every_secret(world: World, sync_token: str) -> set[str]:
     secrets = vault_values(world) | {TYPED_TOKEN, TYPED_SECRET, sync_token}
-    secrets |= set(world.service_tokens.values()) | set(world.webhook_secrets.values())
+    secrets |= set(world.service_tokens.values()) | set(world.webhook_secrets.values()) | {world.vault_admin_token}
     secrets |= {u.token for u in world.users.values()} | {world.slash_token}
     assert world.bot_user is not None
     secrets.add(world.bot_user.token)
@@ -81,8 +82,10 @@ def captured_logs() -> Iterator[io.StringIO]:
         root.setLevel(previous)
 
 
-def test_no_secret_in_posts_logs_audit_or_database(make_world, captured_logs: io.StringIO) -> None:  # type: ignore[no-untyped-def]
-    world: World = make_world()
+def test_no_secret_in_posts_logs_audit_or_database(  # type: ignore[no-untyped-def]
+    make_world, captured_logs: io.StringIO, vault_options: dict[str, Any]
+) -> None:
+    world: World = make_world(**vault_options)
     bob = User(world, "bob")
     bob.run("/cpn project create alpha")
     world.wait_idle(30)

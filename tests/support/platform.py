@@ -16,7 +16,7 @@ def gitlab_client(world: World) -> gitlab.Gitlab:
 
 
 def vault_client(world: World) -> hvac.Client:
-    return hvac.Client(url=world.servers["vault"].url, token=world.service_tokens["vault"])
+    return hvac.Client(url=world.vault_url, token=world.vault_admin_token)
 
 
 def vault_secret(world: World, path: str, mount: str = "forge-dso") -> dict[str, Any] | None:

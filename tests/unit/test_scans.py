@@ -95,13 +95,17 @@ def test_the_alpine_image_report_is_read_and_counted() -> None:
     assert [f.severity for f in summary.top] == ["CRITICAL", "CRITICAL", "MEDIUM", "MEDIUM", "MEDIUM", "MEDIUM"]
     assert {f.pkg for f in summary.top[:2]} == {"musl", "musl-utils"}
     assert summary.verdict == "warn" and not summary.breached
+    target = "testdata/fixtures/images/alpine-39.tar.gz (alpine 3.9.4)"
     assert summary.keys == {
-        "CVE-2019-1549|libcrypto1.1",
-        "CVE-2019-1551|libcrypto1.1",
-        "CVE-2019-1549|libssl1.1",
-        "CVE-2019-1551|libssl1.1",
-        "CVE-2019-14697|musl",
-        "CVE-2019-14697|musl-utils",
+        f"{vuln}|{pkg}|{target}"
+        for vuln, pkg in [
+            ("CVE-2019-1549", "libcrypto1.1"),
+            ("CVE-2019-1551", "libcrypto1.1"),
+            ("CVE-2019-1549", "libssl1.1"),
+            ("CVE-2019-1551", "libssl1.1"),
+            ("CVE-2019-14697", "musl"),
+            ("CVE-2019-14697", "musl-utils"),
+        ]
     }
     assert summary.misconfigs == () and summary.secrets == ()
 
@@ -163,7 +167,8 @@ def test_ignore_unfixed_changes_the_counts_and_the_verdict() -> None:
     assert hidden.counts["CRITICAL"] == 0 and hidden.counts["MEDIUM"] == 4
     assert (hidden.total, hidden.fixable, hidden.unfixed_ignored) == (4, 4, 2)
     assert hidden.verdict == "ok" and hidden.breaches == ()
-    assert "CVE-2019-14697|musl" in hidden.keys and "CVE-2019-14697|musl" not in hidden.visible_keys
+    musl = next(f.key for f in report.findings if f.pkg == "musl")
+    assert musl in hidden.keys and musl not in hidden.visible_keys
     text = card_text(scan_card(hidden, None, "alpine", FR))
     assert "--ignore-unfixed" in text and ": 2" in text
 
@@ -216,8 +221,9 @@ def test_diff_between_two_scans_of_the_same_image() -> None:
     after = summarize(parse_report(dump(data)), {"CVE-2099-0002"})
 
     change = diff(set(before.keys), after)
-    assert change.new == ("CVE-2099-0001|musl-utils",)  # the waived newcomer is no news
-    assert change.fixed == ("CVE-2019-1551|libcrypto1.1", "CVE-2019-1551|libssl1.1")
+    target = "|testdata/fixtures/images/alpine-39.tar.gz (alpine 3.9.4)"
+    assert change.new == ("CVE-2099-0001|musl-utils" + target,)  # the waived newcomer is no news
+    assert change.fixed == ("CVE-2019-1551|libcrypto1.1" + target, "CVE-2019-1551|libssl1.1" + target)
     assert (change.new_count, change.fixed_count, change.first) == (1, 2, False)
 
     card = scan_card(after, change, "registry.example/app:2", FR)
@@ -277,17 +283,14 @@ def test_wrong_schemas_are_unreadable() -> None:
     missing_version = image()
     del missing_version["SchemaVersion"]
     assert reason(dump(missing_version)) == "schema"
-    no_results = image()
-    del no_results["Results"]
-    assert reason(dump(no_results)) == "no_results"
-    assert reason(dump(minimal(Results=None))) == "no_results"
     assert reason(dump(minimal(Results={"Target": "x"}))) == "not_trivy"
     assert reason(dump(minimal(Results=["x"]))) == "not_trivy"
     assert reason(dump(minimal(Results=[{"Target": "x", "Vulnerabilities": {"a": 1}}]))) == "not_trivy"
     assert reason(dump(minimal(Results=[{"Target": "x", "Vulnerabilities": [1]}]))) == "not_trivy"
     assert reason(dump(minimal(Results=[{"Target": "x", "Vulnerabilities": [{"PkgName": "a"}]}]))) == "not_trivy"
     assert reason(dump(minimal(ArtifactName=None))) == "not_trivy"
-    assert reason(dump(minimal(ArtifactType="cyclonedx"))) == "artifact"
+    assert reason(dump(minimal(ArtifactType="vm"))) == "artifact"
+    assert reason(dump(minimal(ArtifactType="aws_account"))) == "artifact"
     assert reason(dump(minimal()) + b" trailing") == "not_json"
     assert reason(b'{"SchemaVersion": 2, "N": ' + b"9" * 5000 + b"}") == "not_json"
     assert reason(b"[" * 100_000) in ("truncated", "schema")
@@ -521,3 +524,106 @@ def test_the_full_list_is_a_table_cut_at_a_sane_length() -> None:
     assert len(full_list(big, EN, max_chars=3000)) <= 3000
     csv_text = full_csv(big)
     assert csv_text.count("\n") == 2001  # header + every finding: the attached file is complete
+
+
+# -- Trivy's real shapes (aquasecurity/trivy pkg/types/report.go, license.go, fanal/artifact) ----
+
+
+@pytest.mark.parametrize("fixture", ["trivy_image_report.json", "trivy_fs_report.json"])
+@pytest.mark.parametrize("results", ["absent", "null"])
+def test_a_report_with_nothing_found_is_clean_not_unreadable(fixture: str, results: str) -> None:
+    # Trivy drops `Results` (omitempty) when it has nothing to report; the header is still whole.
+    data = load(fixture)
+    if results == "absent":
+        del data["Results"]
+    else:
+        data["Results"] = None
+    summary = summarize(parse_report(dump(data)), set())
+    assert (summary.verdict, summary.total, summary.misconfigs, summary.secrets, summary.licenses) == (
+        "ok",
+        0,
+        (),
+        (),
+        (),
+    )
+    assert "Aucune vulnérabilité." in scan_card(summary, None, "x", FR)["text"]
+
+
+@pytest.mark.parametrize("artifact_type", ["cyclonedx", "spdx"])
+def test_sbom_reports_are_read(artifact_type: str) -> None:
+    # `trivy sbom app.cdx.json`: the same report, with the SBOM's artifact type.
+    data = image()
+    data.update(ArtifactType=artifact_type, ArtifactName="app.cdx.json")
+    summary = summarize(parse_report(dump(data)), set())
+    assert summary.kind == "sbom" and summary.total == 6
+    for tr, word in ((FR, "SBOM"), (EN, "SBOM")):
+        assert word in scan_card(summary, None, "app.cdx.json", tr)["title"]
+
+
+LICENSES = [
+    {"Severity": "CRITICAL", "Category": "forbidden", "PkgName": "left-pad", "Name": "AGPL-3.0", "Confidence": 1},
+    {"Severity": "HIGH", "Category": "restricted", "PkgName": "glibc", "Name": "GPL-2.0", "Confidence": 1},
+    {"Severity": "LOW", "Category": "notice", "FilePath": "LICENSE", "Name": "MIT", "Confidence": 0.9},
+]
+
+
+def with_licenses(*licenses: dict[str, Any]) -> bytes:
+    return dump(minimal(Results=[{"Target": "Loose File License(s)", "Class": "license-file", "Licenses": licenses}]))
+
+
+def test_license_findings_are_counted_apart_from_vulnerabilities() -> None:
+    summary = summarize(parse_report(with_licenses(*LICENSES)), set(), Policy(max_critical=0, max_high=0))
+    assert [(x.name, x.category, x.severity, x.where) for x in summary.licenses] == [
+        ("AGPL-3.0", "forbidden", "CRITICAL", "left-pad"),
+        ("GPL-2.0", "restricted", "HIGH", "glibc"),
+        ("MIT", "notice", "LOW", "LICENSE"),
+    ]
+    assert summary.license_counts["CRITICAL"] == 1 and summary.license_counts["LOW"] == 1
+    # A forbidden or restricted license is to be looked at, never a breach of the vulnerability policy.
+    assert summary.total == 0 and summary.breaches == () and summary.verdict == "warn"
+    for tr, title in ((FR, "Licences"), (EN, "Licenses")):
+        text = scan_card(summary, None, "app", tr)["text"]
+        assert f"**{title}**" in text and "AGPL-3.0" in text and "left-pad" in text
+    listing = full_list(summary, EN, subject="app")
+    assert "**Licenses** (3)" in listing and "| 🔴 CRITICAL | AGPL-3.0 | forbidden | left-pad |" in listing
+    notice_only = summarize(parse_report(with_licenses(LICENSES[2])), set())
+    assert notice_only.verdict == "ok" and len(notice_only.licenses) == 1
+
+
+def test_the_same_cve_of_the_same_package_in_two_targets_is_two_findings() -> None:
+    lock = {"Target": "a/package-lock.json", "Class": "lang-pkgs", "Type": "npm"}
+    vuln = {"VulnerabilityID": "CVE-2024-0001", "PkgName": "lodash", "InstalledVersion": "4.17.0", "Severity": "HIGH"}
+    both = minimal(
+        Results=[
+            {**lock, "Vulnerabilities": [vuln]},
+            {**lock, "Target": "b/package-lock.json", "Vulnerabilities": [vuln]},
+        ]
+    )
+    two = summarize(parse_report(dump(both)), set())
+    assert two.total == 2 and len(two.keys) == 2
+    only_a = summarize(parse_report(dump(minimal(Results=[{**lock, "Vulnerabilities": [vuln]}]))), set())
+    change = diff(set(two.keys), only_a)
+    assert change.fixed == ("CVE-2024-0001|lodash|b/package-lock.json",) and change.new == ()
+    # Two jars of one image: the same target, told apart by PkgPath.
+    jars = [{**vuln, "PkgPath": f"app/lib/{name}.jar"} for name in ("x", "y")]
+    image_two = summarize(parse_report(dump(minimal(Results=[{"Target": "Java", "Vulnerabilities": jars}]))), set())
+    assert image_two.keys == {"CVE-2024-0001|lodash|app/lib/x.jar", "CVE-2024-0001|lodash|app/lib/y.jar"}
+    # An upgrade that still carries the CVE is the same finding, not one fixed and one new.
+    upgraded = minimal(Results=[{**lock, "Vulnerabilities": [{**vuln, "InstalledVersion": "4.17.5"}]}])
+    assert diff(set(only_a.keys), summarize(parse_report(dump(upgraded)), set())) == diff(set(only_a.keys), only_a)
+
+
+def test_keys_stored_before_the_target_was_in_them_still_compare() -> None:
+    after = summarize(parse_report(dump(image())), set())
+    stored = {"|".join(key.split("|")[:2]) for key in after.keys}  # what older scans rows hold
+    change = diff(stored - {"CVE-2019-1551|libssl1.1"}, after)
+    assert change.new == ("CVE-2019-1551|libssl1.1",) and change.fixed == ()
+
+
+def test_the_emulators_own_clean_report_has_trivys_shape() -> None:
+    from services.emulators.gitlab_pipelines import MINIMAL_TRIVY_REPORT
+
+    # Trivy never writes `"Results": []`: an empty list is left out (omitempty).
+    assert "Results" not in MINIMAL_TRIVY_REPORT
+    summary = summarize(parse_report(dump(MINIMAL_TRIVY_REPORT)), set())
+    assert summary.verdict == "ok" and summary.kind == "image" and summary.os == "alpine 3.20.3"
