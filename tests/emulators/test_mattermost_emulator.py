@@ -113,6 +113,8 @@ def world(capture_server: CaptureServer) -> Iterator[World]:
     state.integration_timeout = 2.0
     users = {
         "cpn-bot": state.add_user("cpn-bot", is_bot=True),
+        # A bot account given the system_admin role: the one kind of bot allowed to send ephemerals.
+        "admin-bot": state.add_user("admin-bot", is_bot=True, admin=True),
         "alice": state.add_user("alice", first_name="Alice", last_name="Martin"),
         "bob": state.add_user("bob"),
         "root": state.add_user("root", admin=True),
@@ -120,7 +122,7 @@ def world(capture_server: CaptureServer) -> Iterator[World]:
     team = state.add_team("ministere", "Ministère")
     town = state.add_channel(team["id"], "projet-alpha", "Projet Alpha")
     other = state.add_channel(team["id"], "projet-beta", "Projet Beta", type="P")
-    for name in ("cpn-bot", "alice"):
+    for name in ("cpn-bot", "admin-bot", "alice"):
         state.add_member(town["id"], users[name][0]["id"])
     state.add_member(other["id"], users["cpn-bot"][0]["id"])
     state.add_team_member(team["id"], users["bob"][0]["id"])
@@ -249,14 +251,69 @@ async def test_non_member_gets_403_and_bad_root_400(world: World) -> None:
         await bot.posts.create_post(world.town["id"], "réponse", root_id="b" * 26)
 
 
-async def test_ephemeral_only_for_bots_and_admins(world: World) -> None:
+@pytest.mark.parametrize("sender", ["admin-bot", "root"])
+async def test_ephemeral_from_a_system_admin_is_delivered_and_never_stored(world: World, sender: str) -> None:
     post = {"channel_id": world.town["id"], "message": "Seulement pour vous"}
-    sent = await world.driver("cpn-bot").posts.create_post_ephemeral(world.uid("alice"), post)
-    assert sent["type"] == "system_ephemeral" and sent["user_id"] == world.uid("cpn-bot")
+    sent = await world.driver(sender).posts.create_post_ephemeral(world.uid("alice"), post)
+    assert sent["type"] == "system_ephemeral" and sent["user_id"] == world.uid(sender)
     assert world.state.ephemeral_for(world.uid("alice"))[0]["message"] == "Seulement pour vous"
     assert world.state.channel_posts(world.town["id"]) == []  # never stored as a post
-    with pytest.raises(NotEnoughPermissions):
-        await world.driver("alice").posts.create_post_ephemeral(world.uid("bob"), post)
+
+
+@pytest.mark.parametrize("sender", ["cpn-bot", "alice"])
+async def test_ephemeral_without_system_admin_is_refused_like_the_real_server(world: World, sender: str) -> None:
+    """api4/post.go createEphemeralPost: PermissionCreatePostEphemeral, held by system_admin only;
+    a plain bot account (member of the channel) gets the same 403 as a person."""
+    body = {"user_id": world.uid("bob"), "post": {"channel_id": world.town["id"], "message": "psst"}}
+    async with httpx.AsyncClient(base_url=world.url, trust_env=False) as raw:
+        answer = await raw.post(
+            "/api/v4/posts/ephemeral", json=body, headers={"Authorization": f"Bearer {world.users[sender][1]}"}
+        )
+    assert answer.status_code == 403 and answer.headers["content-type"] == "application/json"
+    error = answer.json()
+    assert error["id"] == "api.context.permissions.app_error" and error["status_code"] == 403
+    assert error["message"] == "You do not have the appropriate permissions." and error["detailed_error"] == ""
+    assert world.state.ephemeral_for(world.uid("bob")) == []
+
+
+async def test_a_message_or_props_over_the_limits_is_refused_like_post_is_valid(world: World) -> None:
+    """model/post.go Post.IsValid: message ≤ 16 383 runes (PostMessageMaxRunesV2), props ≤ 800 000."""
+    bot = world.driver("cpn-bot")
+    longest = "é" * 16383  # runes, not bytes
+    fits = await bot.posts.create_post(world.town["id"], longest)
+    async with httpx.AsyncClient(base_url=world.url, trust_env=False) as raw:
+        headers = {"Authorization": f"Bearer {world.users['cpn-bot'][1]}"}
+        too_long = {"channel_id": world.town["id"], "message": longest + "x"}
+        props = {"channel_id": world.town["id"], "message": "ok", "props": {"blob": "a" * 800000}}
+        answers = [
+            await raw.post("/api/v4/posts", json=too_long, headers=headers),
+            await raw.put(f"/api/v4/posts/{fits['id']}/patch", json={"message": longest + "x"}, headers=headers),
+            await raw.put(
+                f"/api/v4/posts/{fits['id']}", json={"id": fits["id"], "message": longest + "x"}, headers=headers
+            ),
+            await raw.post("/api/v4/posts", json=props, headers=headers),
+        ]
+    ids = [a.json()["id"] for a in answers]
+    assert [a.status_code for a in answers] == [400, 400, 400, 400]
+    assert ids[:3] == ["model.post.is_valid.message_length.app_error"] * 3
+    assert ids[3] == "model.post.is_valid.props.app_error"
+    assert answers[0].json()["message"] == "Post Message property is longer than the maximum permitted length."
+    assert [p["message"] for p in world.state.channel_posts(world.town["id"])] == [longest]
+
+
+async def test_since_returns_at_most_1000_posts_and_deleted_ones_too(world: World) -> None:
+    """store/sqlstore/post_store.go GetPostsSince: UpdateAt > since, no DeleteAt filter, LIMIT 1000."""
+    bot = world.driver("cpn-bot")
+    start = time.time() * 1000 - 1
+    for i in range(1005):
+        world.state.create_post(world.uid("alice"), world.town["id"], f"m{i}")
+    victim = world.state.channel_posts(world.town["id"])[0]
+    world.state.delete_post(victim["id"], world.uid("alice"))
+    since = await bot.posts.get_posts_for_channel(world.town["id"], since=int(start))
+    assert len(since["order"]) == 1000
+    assert victim["id"] in since["order"] and since["posts"][victim["id"]]["delete_at"] > 0
+    stamps = [since["posts"][i]["create_at"] for i in since["order"]]
+    assert stamps == sorted(stamps, reverse=True)
 
 
 # ------------------------------------------------------------------------------ slash commands
@@ -384,10 +441,10 @@ async def _press(driver: AsyncTypedDriver, post_id: str, action_id: str, cookie:
 
 
 async def test_ephemeral_buttons_carry_a_cookie_that_reaches_the_integration(world: World) -> None:
-    bot, alice = world.driver("cpn-bot"), world.driver("alice")
+    alice = world.driver("alice")
     props = {"attachments": _card(world, "Supprimer api ?", {"op": "delete", "repo": "api"})}
     body = {"channel_id": world.town["id"], "message": "Sûr ?", "props": props}
-    sent = await bot.posts.create_post_ephemeral(world.uid("alice"), body)
+    sent = await world.driver("admin-bot").posts.create_post_ephemeral(world.uid("alice"), body)
     shown = world.state.ephemeral_for(world.uid("alice"))[-1]
     for seen in (sent, shown):
         actions = seen["props"]["attachments"][0]["actions"]
@@ -423,11 +480,11 @@ async def test_ephemeral_buttons_carry_a_cookie_that_reaches_the_integration(wor
 
 
 async def test_a_forged_foreign_or_expired_cookie_is_refused(world: World) -> None:
-    bot, alice = world.driver("cpn-bot"), world.driver("alice")
+    alice = world.driver("alice")
     props = {"attachments": _card(world, "Supprimer ?", {"op": "delete"})}
     for channel in (world.town, world.other):
         body = {"channel_id": channel["id"], "message": "Sûr ?", "props": props}
-        await bot.posts.create_post_ephemeral(world.uid("alice"), body)
+        await world.driver("admin-bot").posts.create_post_ephemeral(world.uid("alice"), body)
     (post_id, action_id, cookie, _), _, (private_post, private_action, private_cookie, _), _ = (
         world.state.ephemeral_actions(world.uid("alice"))
     )
@@ -584,7 +641,10 @@ async def test_websocket_hello_posted_and_private_events(world: World) -> None:
         bot = world.driver("cpn-bot")
         await bot.posts.create_post(world.town["id"], "Salut @alice")
         await bot.posts.create_post(world.other["id"], "pas pour alice")
-        await bot.posts.create_post_ephemeral(world.uid("alice"), {"channel_id": world.town["id"], "message": "psst"})
+        admin_bot = world.driver("admin-bot")
+        await admin_bot.posts.create_post_ephemeral(
+            world.uid("alice"), {"channel_id": world.town["id"], "message": "psst"}
+        )
         posted = await _until(events, lambda e: e.get("event") == "posted")
         post = json.loads(posted["data"]["post"])
         assert post["message"] == "Salut @alice" and posted["seq"] == 1
