@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 import aiohttp
 import httpx
 import pytest
+import websockets
 from mattermostautodriver import AsyncTypedDriver, TypedDriver
 from mattermostautodriver.exceptions import (
     InvalidOrMissingParameters,
@@ -31,6 +32,7 @@ from starlette.routing import Route
 from services.emulators.base import EmulatorServer
 from services.emulators.fixtures import fixture
 from services.emulators.mattermost import State, create_app
+from tests.conftest import wait_for
 
 FIXTURE = fixture("mattermost_slash_command.txt")
 
@@ -668,6 +670,83 @@ async def test_websocket_rejects_a_bad_token(world: World) -> None:
         assert reply["status"] == "FAIL" and reply["seq_reply"] == 1 and reply["error"]["status_code"] == 401
         closing = await ws.receive()
         assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+
+
+class _Socket:
+    """A raw websocket authenticated at the upgrade, as resuming requires (api4/websocket.go)."""
+
+    def __init__(self, world: World, name: str, query: str = "") -> None:
+        self.url = world.url.replace("http://", "ws://") + "/api/v4/websocket" + query
+        self.headers = {"Authorization": f"Bearer {world.users[name][1]}"}
+
+    async def __aenter__(self) -> websockets.ClientConnection:
+        self.ws = await websockets.connect(self.url, additional_headers=self.headers)
+        return self.ws
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.ws.close()
+
+
+async def _next_event(ws: websockets.ClientConnection) -> dict[str, Any]:
+    while True:
+        message = json.loads(await asyncio.wait_for(ws.recv(), timeout=3))
+        if "event" in message:
+            return message
+
+
+async def _post_events(ws: websockets.ClientConnection, count: int) -> list[tuple[int, str]]:
+    """(seq, message) of the next ``count`` posted events."""
+    found = []
+    while len(found) < count:
+        event = await _next_event(ws)
+        if event["event"] == "posted":
+            found.append((event["seq"], json.loads(event["data"]["post"])["message"]))
+    return found
+
+
+async def test_a_websocket_resumed_with_its_connection_id_gets_the_missed_events_without_hello(world: World) -> None:
+    """web_conn.go: the hub keeps an inactive connection; ?connection_id&sequence_number replays
+    the dead queue from that seq, then what was queued during the drop, with no hello."""
+    post = world.state.create_post
+    async with _Socket(world, "alice") as ws:
+        hello = await _next_event(ws)
+        connection_id = hello["data"]["connection_id"]
+        assert hello["event"] == "hello" and hello["seq"] == 0 and len(connection_id) == 26
+        post(world.uid("cpn-bot"), world.town["id"], "un")
+        post(world.uid("cpn-bot"), world.town["id"], "deux")
+        assert await _post_events(ws, 2) == [(1, "un"), (2, "deux")]
+    wait_for(lambda: not world.state.hub.active(), what="the connection to go inactive")
+    post(world.uid("cpn-bot"), world.town["id"], "pendant la coupure")
+    # The client saw "un" (seq 1) only: it asks for seq 2 on.
+    async with _Socket(world, "alice", f"?connection_id={connection_id}&sequence_number=2") as ws:
+        first = await _next_event(ws)
+        assert first["event"] == "posted" and first["seq"] == 2  # no hello
+        assert await _post_events(ws, 1) == [(3, "pendant la coupure")]
+
+
+@pytest.mark.parametrize("forget", [True, False], ids=["connection-reaped", "seq-out-of-dead-queue"])
+async def test_a_websocket_that_cannot_resume_gets_a_new_connection_id_and_hello(world: World, forget: bool) -> None:
+    async with _Socket(world, "alice") as ws:
+        connection_id = (await _next_event(ws))["data"]["connection_id"]
+    wait_for(lambda: not world.state.hub.active(), what="the connection to go inactive")
+    if forget:
+        world.state.hub.forget()  # the reaper (5 min) or a restart
+    query = f"?connection_id={connection_id}&sequence_number=" + ("1" if forget else "500")
+    world.state.create_post(world.uid("cpn-bot"), world.town["id"], "un")
+    async with _Socket(world, "alice", query) as ws:
+        hello = await _next_event(ws)
+        assert hello["event"] == "hello" and hello["seq"] == 0
+        assert hello["data"]["connection_id"] != connection_id
+
+
+@pytest.mark.parametrize("query", ["?connection_id=not-an-id&sequence_number=1", "?connection_id={id}"])
+async def test_a_websocket_resume_with_a_bad_id_or_no_sequence_is_closed(world: World, query: str) -> None:
+    async with _Socket(world, "alice") as ws:
+        connection_id = (await _next_event(ws))["data"]["connection_id"]
+    wait_for(lambda: not world.state.hub.active(), what="the connection to go inactive")
+    async with _Socket(world, "alice", query.format(id=connection_id)) as ws:
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), timeout=3)
 
 
 # ------------------------------------------------------------------------------ admin, faults
