@@ -696,7 +696,7 @@ async def _next_event(ws: websockets.ClientConnection) -> dict[str, Any]:
 
 async def _post_events(ws: websockets.ClientConnection, count: int) -> list[tuple[int, str]]:
     """(seq, message) of the next ``count`` posted events."""
-    found = []
+    found: list[tuple[int, str]] = []
     while len(found) < count:
         event = await _next_event(ws)
         if event["event"] == "posted":
