@@ -87,6 +87,7 @@ class _CoreRoutes:
             Route("/api/v4/users/ids", a(self.users_by_ids), methods=["POST"]),
             Route("/api/v4/users/username/{username}", a(self.user_by_username), methods=["GET"]),
             Route("/api/v4/users/email/{email}", a(self.user_by_email), methods=["GET"]),
+            Route("/api/v4/users/{user_id}/teams/{team_id}/channels", a(self.user_channels), methods=["GET"]),
             Route("/api/v4/users/{user_id}/teams", a(self.user_teams), methods=["GET"]),
             Route("/api/v4/users/{user_id}", a(self.get_user), methods=["GET"]),
             Route("/api/v4/teams/name/{team_name}/channels/name/{channel_name}", a(self.channel_by_names)),
@@ -176,6 +177,25 @@ class _CoreRoutes:
                 if user_id in members
             ]
         return ok(teams)
+
+    async def user_channels(self, request: Request, me: JsonDict) -> Response:
+        """api4/channel.go getChannelsForTeamForUser: the user's channels of the team, and their
+        direct messages (the store query takes TeamId = '' too)."""
+        if bad := check_ids(request, "user_id", "team_id"):
+            return bad
+        user_id = me["id"] if request.path_params["user_id"] == "me" else request.path_params["user_id"]
+        team_id = request.path_params["team_id"]
+        if user_id != me["id"] and not self.state.is_admin(me):
+            return forbidden()
+        if not (self.state.is_admin(me) or self.state.is_team_member(team_id, me["id"])):
+            return forbidden()
+        with self.state.lock:
+            found = [
+                dict(c)
+                for cid, c in self.state.db.channels.items()
+                if c["team_id"] in (team_id, "") and user_id in self.state.db.channel_members.get(cid, set())
+            ]
+        return ok(found)
 
     # ------------------------------------------------------------------ teams
     def _team_visible(self, team: JsonDict, me: JsonDict) -> bool:
