@@ -33,6 +33,7 @@ logger = logging.getLogger("cpn.listener")
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 LossHandler = Callable[[int], Awaitable[None]]
+OutcomeHandler = Callable[[str], None]  # "resumed" or "lost", once per reconnection that says
 SEQUENCE_MISMATCH = 4001  # api4/websocket.go clientSequenceMismatchErrCode
 
 
@@ -53,10 +54,17 @@ def websocket_url(base: str) -> str:
 
 
 class MattermostSocket:
-    def __init__(self, options: SocketOptions, on_event: EventHandler, on_loss: LossHandler) -> None:
+    def __init__(
+        self,
+        options: SocketOptions,
+        on_event: EventHandler,
+        on_loss: LossHandler,
+        on_outcome: OutcomeHandler | None = None,
+    ) -> None:
         self.options = options
         self.on_event = on_event
         self.on_loss = on_loss
+        self.on_outcome = on_outcome or (lambda outcome: None)
         self.connection_id = ""
         self.next_seq = 0
         self.last_event_ms = 0  # server time is not sent: our clock when the last event came
@@ -118,6 +126,7 @@ class MattermostSocket:
                     return
                 elif resuming:
                     self.stats["resumed"] += 1
+                    self.on_outcome("resumed")
                     resuming = False
                 if isinstance(seq, int):
                     self.next_seq = seq + 1
@@ -132,6 +141,7 @@ class MattermostSocket:
         self.connection_id = new_id
         if lost:
             self.stats["lost"] += 1
+            self.on_outcome("lost")
             logger.warning("websocket resumed without its missed events: catching up")
             await self.on_loss(since)
 
