@@ -749,6 +749,22 @@ async def test_a_websocket_resume_with_a_bad_id_or_no_sequence_is_closed(world: 
             await asyncio.wait_for(ws.recv(), timeout=3)
 
 
+@pytest.mark.parametrize(
+    ("display", "expected"), [("username", "@alice"), ("full_name", "Alice Martin")], ids=["username", "full_name"]
+)
+async def test_sender_name_follows_teammate_name_display_and_is_not_a_username(
+    world: World, display: str, expected: str
+) -> None:
+    """app/notification.go: sender_name = User.GetDisplayNameWithPrefix(TeammateNameDisplay, "@")."""
+    world.state.teammate_name_display = display
+    async with _Socket(world, "cpn-bot") as ws:
+        await _next_event(ws)
+        world.state.create_post(world.uid("alice"), world.town["id"], "@cpn-bot bonjour")
+        posted = await _next_event(ws)
+    assert posted["event"] == "posted" and posted["data"]["sender_name"] == expected
+    assert json.loads(posted["data"]["post"])["user_id"] == world.uid("alice")
+
+
 # ------------------------------------------------------------------------------ admin, faults
 async def test_create_command_route_for_system_admins(world: World) -> None:
     root = world.driver("root")

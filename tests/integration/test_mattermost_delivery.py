@@ -93,3 +93,42 @@ def test_a_failed_jobs_reply_with_an_enormous_log_is_posted_with_the_logs_end(an
     any_bot.run(post())
     posts = wait_for(lambda: channel_posts(any_bot, "equipe-alpha"), what="the reply")
     assert "ERREUR FINALE: exit 1" in posts[-1]["message"]
+
+
+def _bot_socket_up(world: World) -> bool:
+    assert world.bot_user is not None
+    bot_id = world.bot_user.id
+    return any(conn.user_id == bot_id for conn in world.states["mattermost"].hub.active())
+
+
+def _replies_to(world: World, post_id: str) -> list[dict[str, Any]]:
+    assert world.bot_user is not None
+    bot_id = world.bot_user.id
+    return [p for p in channel_posts(world, "equipe-alpha") if p["root_id"] == post_id and p["user_id"] == bot_id]
+
+
+@pytest.mark.parametrize("server_kept_the_connection", [True, False], ids=["resumed", "server-forgot-it"])
+def test_a_mention_sent_while_the_websocket_is_down_is_answered_exactly_once(
+    make_world: Callable[..., World], server_kept_the_connection: bool
+) -> None:
+    """Resumed: the server replays the missed ``posted`` event (connection_id + sequence_number).
+    Forgotten (reaped after 5 min, restarted): a new hello; the bot reads its channels back."""
+    world = make_world(config_overrides={"mattermost": {"websocket_reconnect_seconds": 0.05}})
+    hub = world.states["mattermost"].hub
+    assert world.bot_user is not None
+    wait_for(lambda: _bot_socket_up(world), what="the bot's websocket")
+    before = User(world, "bob").say("@cpn-bot bonjour")
+    wait_for(lambda: _replies_to(world, before["id"]), what="an answer before the drop")
+    hub.drop(world.bot_user.id, refuse=True)  # the network goes; reconnections fail meanwhile
+    wait_for(lambda: not _bot_socket_up(world), what="the drop")
+    during = User(world, "bob").say("@cpn-bot vous êtes là ?")
+    if not server_kept_the_connection:
+        hub.forget()
+    hub.allow()
+    wait_for(lambda: _replies_to(world, during["id"]), timeout=10, what="the answer to the mention of the drop")
+    after = User(world, "bob").say("@cpn-bot et maintenant ?")
+    wait_for(lambda: _replies_to(world, after["id"]), what="an answer after the reconnection")
+    world.wait_idle()
+    assert [len(_replies_to(world, p["id"])) for p in (before, during, after)] == [1, 1, 1]
+    outcome = "resumed" if server_kept_the_connection else "lost"
+    assert world.bot is not None and world.bot.metrics.value("cpn_listener_reconnects_total", outcome=outcome) == 1
