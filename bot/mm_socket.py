@@ -104,6 +104,7 @@ class MattermostSocket:
             additional_headers={"Authorization": f"Bearer {self.options.token}"},
             ping_interval=self.options.ping_seconds,
             ping_timeout=self.options.ping_seconds,
+            close_timeout=self.options.ping_seconds,  # a dead link answers no close frame either
             open_timeout=self.options.open_timeout,
             proxy=None,
             max_size=2**24,
