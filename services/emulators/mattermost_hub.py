@@ -136,6 +136,8 @@ class Hub:
             self._reap()
             targets = [c for c in self._conns.values() if c.user_id in user_ids]
             for conn in targets:
+                if conn.loop.is_closed():
+                    continue  # the server has stopped
                 if not conn.active and conn.queue.qsize() >= SEND_QUEUE_SIZE:
                     del self._conns[conn.id]  # the hub gives up on a client that is away too long
                     continue
