@@ -44,6 +44,7 @@ class Connection:
     queue: asyncio.Queue[JsonDict] = field(default_factory=asyncio.Queue)  # published, not yet written
     dead: deque[JsonDict] = field(default_factory=lambda: deque(maxlen=DEAD_QUEUE_SIZE))  # written
     sequence: int = 0  # the seq of the next event written
+    backlog: int = 0  # published and not yet taken by the socket (the queue fills from other threads)
     active: bool = True
     left_at: float = 0.0  # time.monotonic() when its socket went away
     kick: asyncio.Event = field(default_factory=asyncio.Event)  # set: close the socket now
@@ -98,6 +99,11 @@ class Hub:
             conn.kick = asyncio.Event()
             return conn
 
+    def taken(self, conn: Connection) -> None:
+        """One queued event went to the socket."""
+        with self.lock:
+            conn.backlog -= 1
+
     def renew(self, conn: Connection) -> None:
         """Events were lost: a new connection id, seq 0, an empty dead queue."""
         with self.lock:
@@ -138,9 +144,10 @@ class Hub:
             for conn in targets:
                 if conn.loop.is_closed():
                     continue  # the server has stopped
-                if not conn.active and conn.queue.qsize() >= SEND_QUEUE_SIZE:
+                if not conn.active and conn.backlog >= SEND_QUEUE_SIZE:
                     del self._conns[conn.id]  # the hub gives up on a client that is away too long
                     continue
+                conn.backlog += 1
                 # call_soon_threadsafe: callers may be the sandbox thread, not the server's loop.
                 conn.loop.call_soon_threadsafe(conn.queue.put_nowait, copy.deepcopy(message))
 

@@ -138,6 +138,7 @@ class _Session:
                 if task not in done:
                     task.cancel()
             if getter in done:
+                self.state.hub.taken(conn)
                 await self._write(conn, getter.result())
             if reply in done:
                 await self._send(reply.result())

@@ -724,16 +724,20 @@ async def test_a_websocket_resumed_with_its_connection_id_gets_the_missed_events
         assert await _post_events(ws, 1) == [(3, "pendant la coupure")]
 
 
-@pytest.mark.parametrize("forget", [True, False], ids=["connection-reaped", "seq-out-of-dead-queue"])
-async def test_a_websocket_that_cannot_resume_gets_a_new_connection_id_and_hello(world: World, forget: bool) -> None:
+@pytest.mark.parametrize("how", ["connection-reaped", "send-queue-overflow", "seq-out-of-dead-queue"])
+async def test_a_websocket_that_cannot_resume_gets_a_new_connection_id_and_hello(world: World, how: str) -> None:
+    """web_hub.go: the reaper (5 min) or a full send queue (256) forgets the connection; a seq no
+    longer in the dead queue (128) means loss: a new id and hello with seq 0 in each case."""
     async with _Socket(world, "alice") as ws:
         connection_id = (await _next_event(ws))["data"]["connection_id"]
     wait_for(lambda: not world.state.hub.active(), what="the connection to go inactive")
-    if forget:
-        world.state.hub.forget()  # the reaper (5 min) or a restart
-    query = f"?connection_id={connection_id}&sequence_number=" + ("1" if forget else "500")
-    world.state.create_post(world.uid("cpn-bot"), world.town["id"], "un")
-    async with _Socket(world, "alice", query) as ws:
+    if how == "connection-reaped":
+        world.state.hub.forget()
+    missed = 257 if how == "send-queue-overflow" else 1
+    for i in range(missed):
+        world.state.create_post(world.uid("cpn-bot"), world.town["id"], f"m{i}")
+    sequence = "500" if how == "seq-out-of-dead-queue" else "1"
+    async with _Socket(world, "alice", f"?connection_id={connection_id}&sequence_number={sequence}") as ws:
         hello = await _next_event(ws)
         assert hello["event"] == "hello" and hello["seq"] == 0
         assert hello["data"]["connection_id"] != connection_id
