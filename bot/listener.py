@@ -93,9 +93,16 @@ def read_posted(raw: str, bot_user_id: str, bot_username: str) -> tuple[Message,
         event = json.loads(raw)
     except ValueError:
         return None
-    if not isinstance(event, dict) or event.get("event") != "posted":
+    return read_event(event, bot_user_id, bot_username) if isinstance(event, dict) else None
+
+
+def read_event(event: dict[str, Any], bot_user_id: str, bot_username: str) -> tuple[Message, bool] | None:
+    """:func:`read_posted` of an event already decoded."""
+    if event.get("event") != "posted":
         return None
     data = event.get("data") or {}
+    if not isinstance(data, dict):
+        return None
     try:
         post = json.loads(data.get("post", "{}"))
         mentions = json.loads(data["mentions"]) if data.get("mentions") else []
@@ -161,15 +168,10 @@ class Listener:
     def _reconnected(self, outcome: str) -> None:
         self.bot.metrics.inc("cpn_listener_reconnects_total", outcome=outcome)
 
-    async def _on_message(self, message: dict[str, Any]) -> None:
-        await self._on_event(json.dumps(message))
-
-    async def _on_event(self, raw: Any) -> None:
-        if not isinstance(raw, str):
-            return
-        read = read_posted(raw, self.bot.mm.bot_user_id, self.bot.mm.bot_username)
+    async def _on_message(self, event: dict[str, Any]) -> None:
+        read = read_event(event, self.bot.mm.bot_user_id, self.bot.mm.bot_username)
         if read is not None:
-            await self._handle(*read, sender_name=_sender_name(raw))
+            await self._handle(*read, sender_name=str(event["data"].get("sender_name", "")))
 
     async def _handle(self, message: Message, addressed: bool, sender_name: str = "") -> None:
         if not self._first_time(message.post_id):
@@ -225,9 +227,3 @@ class Listener:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-
-
-def _sender_name(raw: str) -> str:
-    with contextlib.suppress(ValueError, AttributeError):
-        return str(json.loads(raw).get("data", {}).get("sender_name", ""))
-    return ""
