@@ -12,7 +12,11 @@ Behaviour taken from the real server (mattermost/mattermost, server/channels/api
   (what an on-premise ministry instance sets);
 - posts sent to clients never carry the ``integration`` (URL, context) of their buttons; the
   buttons of ephemeral posts carry a signed ``cookie`` instead, to send back when pressed;
-- ``pending_post_id`` de-duplicates post creation for ``State.pending_post_ttl`` seconds.
+- ``pending_post_id`` de-duplicates post creation for ``State.pending_post_ttl`` seconds;
+- ``POST /posts/ephemeral`` needs the system_admin role (PermissionCreatePostEphemeral): a plain bot
+  account gets 403 like anyone else;
+- a message over 16 383 runes or props over 800 000 are refused with Post.IsValid's 400;
+- ``since=`` answers at most 1 000 posts, deleted ones included, like the SQL store.
 
 Routes of slash commands, buttons and dialogs are in ``mattermost_integrations``; the websocket
 is in ``mattermost_ws``.
