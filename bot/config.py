@@ -91,6 +91,8 @@ class MattermostConfig(Section):
     trigger: str = Field("cpn", pattern=r"^[a-z0-9_-]{1,32}$")
     timeout_seconds: float = Field(5.0, gt=0, le=60)
     websocket: bool = True
+    websocket_ping_seconds: float = Field(30.0, gt=0, le=300, description="heartbeat; no pong in time: reconnect")
+    websocket_reconnect_seconds: float = Field(1.0, gt=0, le=60, description="first delay before reconnecting")
 
 
 class FreezeWindow(Section):

@@ -38,6 +38,9 @@ class Reply:
         body: dict[str, Any] = {
             "response_type": "in_channel" if self.in_channel else "ephemeral",
             "text": self.text,
+            # Text is already markdown: without this the server turns "<!channel>" (in echoed
+            # user text) into @channel and "<url|x>" into links (app/command.go, app/slack.go).
+            "skip_slack_parsing": True,
         }
         # Top-level "attachments": Mattermost shows an ephemeral answer only with text or these.
         if self.attachments:

@@ -64,6 +64,22 @@ class Post:
         return {"message": self.message, "props": props}
 
 
+def command_answer(body: Json, response_type: str) -> Json:
+    """A post as a slash-command answer (model.CommandResponse) for its response URL.
+
+    Attachments go at the top level (an ephemeral answer with only ``props`` shows nothing) and
+    ``skip_slack_parsing`` keeps the text as written (no ``<!channel>`` → ``@channel``).
+    """
+    props = dict(body["props"])
+    answer: Json = {"response_type": response_type, "text": body["message"], "skip_slack_parsing": True}
+    attachments = props.pop("attachments", None)
+    if attachments:
+        answer["attachments"] = attachments
+    if props:
+        answer["props"] = props
+    return answer
+
+
 class Outbox:
     def __init__(self, store: Store, mattermost: Mattermost, metrics: Metrics, config: OutboxConfig) -> None:
         self.store = store
@@ -218,8 +234,7 @@ class Outbox:
         body = json.loads(row["payload"])
         if row["op"] == "ephemeral":
             await self._attempted(row)
-            await self.mm.create_ephemeral(row["user_id"], row["channel_id"], body["message"], body["props"])
-            await self._sent(row)
+            await self._deliver_ephemeral(row, body)
             return
 
         root_id = ""
@@ -268,10 +283,51 @@ class Outbox:
 
     async def _via_response_url(self, row: Json, body: Json) -> None:
         """The bot cannot post in this channel: answer through the slash command's response URL."""
-        reply = {"response_type": "in_channel", "text": body["message"], "props": body["props"]}
-        await self.mm.post_to_response_url(row["response_url"], reply)
+        await self.mm.post_to_response_url(row["response_url"], command_answer(body, "in_channel"))
         await self._sent(row, {"id": "", "channel_id": row["channel_id"], "root_id": ""})
         self.metrics.inc("cpn_outbox_response_url_total")
+
+    async def _deliver_ephemeral(self, row: Json, body: Json) -> None:
+        """Shown to one person: by the command's response URL when there is one (no role needed),
+        else by ``POST /posts/ephemeral``, which needs ``create_post_ephemeral``, a permission of
+        the system_admin role only (mattermost/mattermost server/channels/api4/post.go
+        createEphemeralPost). Refused, the message goes to the person's direct messages with the
+        bot rather than being lost; each refusal is logged and counted."""
+        if row["response_url"]:
+            try:
+                await self.mm.post_to_response_url(row["response_url"], command_answer(body, "ephemeral"))
+            except ServiceError as exc:
+                if exc.transient:
+                    raise
+                # Expired (30 min) or used up (5 answers): try the other ways.
+            else:
+                await self._sent(row)
+                self.metrics.inc("cpn_outbox_response_url_total")
+                return
+        try:
+            await self.mm.create_ephemeral(row["user_id"], row["channel_id"], body["message"], body["props"])
+        except ServiceError as exc:
+            if exc.failure is not Failure.FORBIDDEN:
+                raise
+            self.metrics.inc("cpn_outbox_ephemeral_refused_total")
+            log(
+                logger,
+                logging.WARNING,
+                "ephemeral post refused: the bot account lacks the system_admin role; sent as a direct message",
+                row=row["id"],
+            )
+            await self._via_direct_message(row, body)
+            return
+        await self._sent(row)
+
+    async def _via_direct_message(self, row: Json, body: Json) -> None:
+        channel = await self.mm.direct_channel(self.mm.bot_user_id, row["user_id"])
+        props = dict(body["props"], cpn_uid=row["uid"])
+        await self.mm.create_post(
+            channel["id"], body["message"], props, pending_post_id=f"{self.mm.bot_user_id}:{row['uid']}"
+        )
+        await self._sent(row)
+        self.metrics.inc("cpn_outbox_ephemeral_dm_total")
 
     async def _find_by_uid(self, row: Json) -> Json | None:
         since = int((row["created_at"] - 5) * 1000)
@@ -336,7 +392,8 @@ class Outbox:
         if exc.transient and not too_old:
             await self._retry_later(row, str(exc), exc.retry_after)
             return
-        log(logger, logging.WARNING, "post dropped", row=row["id"], error=str(exc))
+        log(logger, logging.WARNING, "post dropped", row=row["id"], op=row["op"], error=str(exc))
+        self.metrics.inc("cpn_outbox_dropped_total", op=row["op"])
         await self.store.write(
             lambda db: db.execute(
                 "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?", (str(exc), row["id"])

@@ -301,6 +301,13 @@ class Bot:
         m.describe("cpn_outbox_delivered_total", "Posts delivered to Mattermost")
         m.describe("cpn_outbox_errors_total", "Failed delivery attempts, by failure")
         m.describe("cpn_outbox_delivery_seconds", "Time from enqueue to delivery")
+        m.describe("cpn_outbox_dropped_total", "Posts given up on (refused for good, or too old), by op")
+        m.describe(
+            "cpn_outbox_ephemeral_refused_total",
+            "Ephemeral posts Mattermost refused (the bot account lacks system_admin), sent as direct messages",
+        )
+        m.describe("cpn_outbox_ephemeral_dm_total", "Ephemeral posts delivered as a direct message instead")
+        m.describe("cpn_listener_reconnects_total", "Websocket reconnections to Mattermost, by outcome")
         m.describe("cpn_events_processed_total", "Inbound events processed")
 
         def depths() -> dict[tuple[tuple[str, str], ...], float]:

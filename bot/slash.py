@@ -100,4 +100,5 @@ class SlashCommands:
         if reply.in_channel:
             self.bot.outbox.enqueue(ctx.channel_id, post, response_url=ctx.response_url)
         else:
-            self.bot.outbox.enqueue(ctx.channel_id, post, ephemeral_to=ctx.user_id)
+            # Through the response URL first: an ephemeral by the API needs the system_admin role.
+            self.bot.outbox.enqueue(ctx.channel_id, post, ephemeral_to=ctx.user_id, response_url=ctx.response_url)

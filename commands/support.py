@@ -375,7 +375,7 @@ async def relay(message: Message, bot: Bot) -> bool:
             return True  # a bystander's remark in the support thread is not the platform team's answer
         bot.outbox.enqueue(
             ticket.reporter_channel_id,
-            Post(bot.tr("support.relay_staff", user=f"@{message.sender_name}", text=text)),
+            Post(bot.tr("support.relay_staff", user=f"@{message.username}", text=text)),
             root_key=_reporter_thread(ticket),
         )
     elif ticket.support_channel_id:
@@ -386,11 +386,11 @@ async def relay(message: Message, bot: Bot) -> bool:
             reopened = tickets.get(ticket.id)
             assert reopened is not None
             bot.outbox.enqueue(ticket.support_channel_id, _support_card(bot, reopened), post_key=ticket.support_key)
-            bot.store.audit(message.user_id, message.sender_name, "ticket.reopen", f"#{ticket.id}", "ok")
+            bot.store.audit(message.user_id, message.username, "ticket.reopen", f"#{ticket.id}", "ok")
             bot.metrics.inc("cpn_tickets_total", event="reopened")
         bot.outbox.enqueue(
             ticket.support_channel_id,
-            Post(bot.tr("support.relay_reporter", user=f"@{message.sender_name}", text=text)),
+            Post(bot.tr("support.relay_reporter", user=f"@{message.username}", text=text)),
             root_key=ticket.support_key,
         )
     bot.metrics.inc("cpn_tickets_total", event="relayed")

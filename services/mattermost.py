@@ -17,6 +17,9 @@ from services.errors import Failure, ServiceError, failure_for_status
 
 SERVICE = "Mattermost"
 Json = dict[str, Any]
+SINCE_LIMIT = 1000  # rows of a since= answer (SqlPostStore.GetPostsSince)
+PAGE_SIZE = 200  # the most per_page allows (api4 params: PerPageMaximum)
+MAX_PAGES = 50
 
 
 def driver_options(url: str, token: str, timeout: float) -> dict[str, Any]:
@@ -50,6 +53,13 @@ def _status_of(exc: MattermostError) -> int:
         "FeatureDisabled": 501,
     }
     return names.get(type(exc).__name__, 500)
+
+
+def _ordered(result: Any) -> list[Json]:
+    """The posts of a PostList (``{order, posts}``), in its order (newest first)."""
+    posts = result.get("posts", {}) if isinstance(result, dict) else {}
+    order = result.get("order", []) if isinstance(result, dict) else []
+    return [posts[pid] for pid in order if pid in posts]
 
 
 class Mattermost:
@@ -161,11 +171,43 @@ class Mattermost:
         return result
 
     async def channel_posts_since(self, channel_id: str, since_ms: int) -> list[Json]:
-        """Posts of a channel created or edited since ``since_ms`` (the real ``{order, posts}`` shape)."""
+        """Live posts of a channel created or edited since ``since_ms``, oldest first.
+
+        ``GET /channels/{id}/posts?since=`` returns at most 1 000 posts, in no order before its
+        limit, deleted ones included (mattermost/mattermost server/channels/store/sqlstore/
+        post_store.go GetPostsSince). A full answer may have left some out: then the channel's
+        pages (newest first, live posts only) are read back to ``since_ms`` instead, which finds
+        every post created since then (edits of older posts are not needed by the callers).
+        """
         result = await self._call(self.driver.posts.get_posts_for_channel(channel_id, since=since_ms))
-        posts = result.get("posts", {}) if isinstance(result, dict) else {}
-        order = result.get("order", []) if isinstance(result, dict) else []
-        return [posts[pid] for pid in order if pid in posts]
+        posts = _ordered(result)
+        if len(posts) >= SINCE_LIMIT:
+            posts = await self._posts_created_since(channel_id, since_ms)
+        live = [p for p in posts if not p.get("delete_at")]
+        return sorted(live, key=lambda p: int(p.get("create_at") or 0))
+
+    async def _posts_created_since(self, channel_id: str, since_ms: int) -> list[Json]:
+        found: list[Json] = []
+        for page in range(MAX_PAGES):
+            result = await self._call(
+                self.driver.posts.get_posts_for_channel(channel_id, page=page, per_page=PAGE_SIZE)
+            )
+            batch = _ordered(result)
+            found += [p for p in batch if int(p.get("create_at") or 0) > since_ms]
+            if len(batch) < PAGE_SIZE or int(batch[-1].get("create_at") or 0) <= since_ms:
+                break
+        return found
+
+    async def channels_of(self, user_id: str, team_id: str) -> list[Json]:
+        """The user's channels in a team and their direct messages (api4/channel.go
+        getChannelsForTeamForUser, ``GET /users/{user_id}/teams/{team_id}/channels``)."""
+        result = await self._call(self.driver.client.get(f"/api/v4/users/{user_id}/teams/{team_id}/channels"))
+        return list(result) if isinstance(result, list) else []
+
+    async def direct_channel(self, user_a: str, user_b: str) -> Json:
+        """The DM channel of two users, created if needed (``POST /channels/direct``)."""
+        result: Json = await self._call(self.driver.channels.create_direct_channel([user_a, user_b]))
+        return result
 
     async def open_dialog(self, trigger_id: str, url: str, dialog: Json) -> None:
         await self._call(self.driver.integration_actions.open_interactive_dialog(trigger_id, url, dialog))

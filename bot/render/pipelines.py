@@ -23,6 +23,11 @@ ICONS = {
 }
 COLORS = {"success": "#18753C", "failed": "#CE0500", "canceled": "#666666", "running": "#0063CB"}
 TRACE_LINES = 40
+TRACE_LINE_RUNES = 400  # a longer log line keeps its end (where the error usually is)
+# A post's message is at most 16 383 runes, or the server answers 400 and the reply is lost
+# (mattermost/mattermost server/public/model/post.go: PostMessageMaxRunesV2, Post.IsValid).
+MAX_POST_RUNES = 16383
+_HEADER_RUNES = 1000
 
 
 def duration(seconds: float, tr: Translator) -> str:
@@ -97,12 +102,32 @@ def pipeline_card(state: PipelineState, project: str, tr: Translator) -> dict[st
 
 
 def failure_reply(job: JobState, trace: str, tr: Translator) -> str:
-    """A failed job with the end of its log (already masked by the caller) and a link."""
-    tail = "\n".join(trace.rstrip().splitlines()[-TRACE_LINES:]).replace("```", "ʼʼʼ")
+    """A failed job with the end of its log (already masked by the caller) and a link.
+
+    At most :data:`TRACE_LINES` lines, each cut to its last :data:`TRACE_LINE_RUNES` characters,
+    and as many of the last lines as fit in one post: the tail is what explains a failure.
+    """
     reason = f" ({escape(job.failure_reason, 80)})" if job.failure_reason else ""
     link = f"[{tr('pipeline.job')} #{job.id}]({job.url})" if job.url else f"{tr('pipeline.job')} #{job.id}"
-    header = tr("pipeline.job_failed", job=code(job.name), stage=code(job.stage), link=link) + reason
+    header = (tr("pipeline.job_failed", job=code(job.name), stage=code(job.stage), link=link) + reason)[:_HEADER_RUNES]
+    lines = [_line_tail(line) for line in trace.rstrip().splitlines()]
+    budget = MAX_POST_RUNES - len(header) - len("\n```\n\n```") - 100  # 100: the "lines above" note
+    kept: list[str] = []
+    for line in reversed(lines[-TRACE_LINES:]):
+        if len(line) + 1 > budget:
+            break
+        kept.append(line)
+        budget -= len(line) + 1
+    kept.reverse()
+    if len(kept) < len(lines):
+        kept.insert(0, tr("pipeline.trace_cut", count=len(lines) - len(kept)))
+    tail = "\n".join(kept)
     return f"{header}\n```\n{tail or tr('pipeline.no_trace')}\n```"
+
+
+def _line_tail(line: str) -> str:
+    line = line.replace("```", "ʼʼʼ")
+    return line if len(line) <= TRACE_LINE_RUNES else "…" + line[-(TRACE_LINE_RUNES - 1) :]
 
 
 def build_started(sync: PipelineState, build: PipelineState, tr: Translator) -> str:

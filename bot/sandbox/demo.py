@@ -444,9 +444,17 @@ class Demo:
             for post in self.channel_posts(name):
                 seen[("", post["id"])] = int(post.get("update_at") or 0)
         for username, user in self.world.users.items():
-            for post in self.mm.ephemeral_for(user.id):
+            for post in self._only_for(user.id):
                 seen[(username, post["id"])] = int(post.get("update_at") or 0)
         return seen
+
+    def _only_for(self, user_id: str) -> list[dict[str, Any]]:
+        """What one person alone sees: their ephemeral posts, and the bot's direct messages to them
+        (where ephemerals go when the bot account may not send them: a plain bot account)."""
+        bot_id = self.world.bot_user.id if self.world.bot_user else ""
+        direct = self.mm.find_channel("__".join(sorted((bot_id, user_id))), team_id="")
+        from_bot = [p for p in self.mm.channel_posts(direct["id"]) if p["user_id"] == bot_id] if direct else []
+        return [*self.mm.ephemeral_for(user_id), *from_bot]
 
     def _act(self, action: Callable[[], None]) -> list[Shown]:
         """Run ``action``, wait for the bot to be idle, print and record what changed."""
@@ -458,7 +466,7 @@ class Demo:
             for post in self.channel_posts(name):
                 changes += _changed(before, "", post, Shown(post, name))
         for username, user in self.world.users.items():
-            for post in self.mm.ephemeral_for(user.id):
+            for post in self._only_for(user.id):
                 channel = self.channel_names.get(str(post.get("channel_id")), "")
                 changes += _changed(before, username, post, Shown(post, channel, ephemeral_to=username))
         shown = [item for _, item in sorted(changes, key=lambda change: change[0])]

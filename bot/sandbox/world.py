@@ -93,6 +93,9 @@ class World:
     keep_files: bool = False
     quality_outcomes: dict[str, str] = field(default_factory=dict)
     vault: ExternalVault | None = None  # None: the Vault emulator
+    # The bot account as a ministry instance creates it: a plain bot (system_user). With
+    # ``bot_admin`` it also has the system_admin role, the one that may send ephemeral posts.
+    bot_admin: bool = False
 
     def __post_init__(self) -> None:
         self.servers: dict[str, EmulatorServer] = {}
@@ -196,14 +199,16 @@ class World:
         state = module.State()
         server = self._serve("mattermost", state, module)
         state.site_url = server.url
+        # Full names in sender_name, as ministry instances show them (TeammateNameDisplay).
+        state.teammate_name_display = "full_name"
         team = state.add_team(TEAM, "Cloud π Native")
         self.team_id = team["id"]
         for username, (first, last, admin) in CAST.items():
             user, token = state.add_user(username, first_name=first, last_name=last, admin=admin)
             self.users[username] = User(username, user["id"], token, user["email"], admin)
             state.add_team_member(team["id"], user["id"])
-        bot_json, bot_token = state.add_user("cpn-bot", first_name="cpn-bot", is_bot=True)
-        self.bot_user = User("cpn-bot", bot_json["id"], bot_token, bot_json["email"], False)
+        bot_json, bot_token = state.add_user("cpn-bot", first_name="cpn-bot", is_bot=True, admin=self.bot_admin)
+        self.bot_user = User("cpn-bot", bot_json["id"], bot_token, bot_json["email"], self.bot_admin)
         state.add_team_member(team["id"], bot_json["id"])
         for name, (display, kind, bot_member) in CHANNELS.items():
             channel = state.add_channel(team["id"], name, display, type=kind)

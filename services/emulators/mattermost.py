@@ -12,7 +12,11 @@ Behaviour taken from the real server (mattermost/mattermost, server/channels/api
   (what an on-premise ministry instance sets);
 - posts sent to clients never carry the ``integration`` (URL, context) of their buttons; the
   buttons of ephemeral posts carry a signed ``cookie`` instead, to send back when pressed;
-- ``pending_post_id`` de-duplicates post creation for ``State.pending_post_ttl`` seconds.
+- ``pending_post_id`` de-duplicates post creation for ``State.pending_post_ttl`` seconds;
+- ``POST /posts/ephemeral`` needs the system_admin role (PermissionCreatePostEphemeral): a plain bot
+  account gets 403 like anyone else;
+- a message over 16 383 runes or props over 800 000 are refused with Post.IsValid's 400;
+- ``since=`` answers at most 1 000 posts, deleted ones included, like the SQL store.
 
 Routes of slash commands, buttons and dialogs are in ``mattermost_integrations``; the websocket
 is in ``mattermost_ws``.
@@ -20,6 +24,7 @@ is in ``mattermost_ws``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.applications import Starlette
@@ -54,7 +59,11 @@ from services.emulators.mattermost_ws import websocket_endpoint
 
 __all__ = ["State", "create_app"]
 
+# server/public/model/post.go: Post.IsValid counts runes (Python str length) of the message and
+# of the props' JSON; api4/post.go createPost → App.CreatePost → store save → IsValid.
 _MAX_MESSAGE_RUNES = 16383  # model.PostMessageMaxRunesV2
+_MAX_PROPS_RUNES = 800000  # model.PostPropsMaxRunes
+_SINCE_LIMIT = 1000  # SqlPostStore.GetPostsSince: "UpdateAt > ? AND ChannelId = ? LIMIT 1000"
 _DEFAULT_PER_PAGE = 60
 _MAX_PER_PAGE = 200
 _PRIVATE_USER_KEYS = ("notify_props", "last_password_update", "auth_data")
@@ -82,6 +91,7 @@ class _CoreRoutes:
             Route("/api/v4/users/ids", a(self.users_by_ids), methods=["POST"]),
             Route("/api/v4/users/username/{username}", a(self.user_by_username), methods=["GET"]),
             Route("/api/v4/users/email/{email}", a(self.user_by_email), methods=["GET"]),
+            Route("/api/v4/users/{user_id}/teams/{team_id}/channels", a(self.user_channels), methods=["GET"]),
             Route("/api/v4/users/{user_id}/teams", a(self.user_teams), methods=["GET"]),
             Route("/api/v4/users/{user_id}", a(self.get_user), methods=["GET"]),
             Route("/api/v4/teams/name/{team_name}/channels/name/{channel_name}", a(self.channel_by_names)),
@@ -171,6 +181,25 @@ class _CoreRoutes:
                 if user_id in members
             ]
         return ok(teams)
+
+    async def user_channels(self, request: Request, me: JsonDict) -> Response:
+        """api4/channel.go getChannelsForTeamForUser: the user's channels of the team, and their
+        direct messages (the store query takes TeamId = '' too)."""
+        if bad := check_ids(request, "user_id", "team_id"):
+            return bad
+        user_id = me["id"] if request.path_params["user_id"] == "me" else request.path_params["user_id"]
+        team_id = request.path_params["team_id"]
+        if user_id != me["id"] and not self.state.is_admin(me):
+            return forbidden()
+        if not (self.state.is_admin(me) or self.state.is_team_member(team_id, me["id"])):
+            return forbidden()
+        with self.state.lock:
+            found = [
+                dict(c)
+                for cid, c in self.state.db.channels.items()
+                if c["team_id"] in (team_id, "") and user_id in self.state.db.channel_members.get(cid, set())
+            ]
+        return ok(found)
 
     # ------------------------------------------------------------------ teams
     def _team_visible(self, team: JsonDict, me: JsonDict) -> bool:
@@ -320,8 +349,8 @@ class _CoreRoutes:
         if channel is None or channel["delete_at"]:
             return invalid_param("post.channel_id")
         message = str(body.get("message") or "")
-        if len(message) > _MAX_MESSAGE_RUNES:
-            return app_error(400, "model.post.is_valid.msg.app_error")
+        if bad := _invalid_post(message, body.get("props") or {}):
+            return bad
         root_id = str(body.get("root_id") or "")
         if root_id and (bad := self._check_root(root_id, channel_id)):
             return bad
@@ -372,6 +401,8 @@ class _CoreRoutes:
             return invalid_param("post")
         # A full update: message and props are replaced by what the client sent.
         message = str(body.get("message") or "")
+        if bad := _invalid_post(message, props):
+            return bad
         updated = self.state.update_post(post["id"], message, props, is_pinned=bool(body.get("is_pinned")))
         return ok(strip_action_integrations(updated))
 
@@ -386,6 +417,8 @@ class _CoreRoutes:
             return invalid_param("post")
         fields = {"is_pinned": bool(body["is_pinned"])} if body.get("is_pinned") is not None else {}
         message = body["message"] if isinstance(body.get("message"), str) else post["message"]
+        if bad := _invalid_post(message, body.get("props") or post["props"]):
+            return bad
         updated = self.state.update_post(post["id"], message, body.get("props"), **fields)
         return ok(strip_action_integrations(updated))
 
@@ -411,7 +444,9 @@ class _CoreRoutes:
             return invalid_param("user_id")
         if not isinstance(body.get("post"), dict):
             return invalid_param("post")
-        if not (me["is_bot"] or self.state.is_admin(me)):
+        # api4/post.go createEphemeralPost: SessionHasPermissionTo(PermissionCreatePostEphemeral), a
+        # system-scope permission that only the system_admin role holds (a bot account is not enough).
+        if not self.state.is_admin(me):
             return forbidden()
         post = dict(body["post"], user_id=me["id"], type="")
         sent = self.state.send_ephemeral(str(body["user_id"]), post)
@@ -428,6 +463,8 @@ class _CoreRoutes:
         query = _PostQuery.parse(request)
         if isinstance(query, Response):
             return query
+        if query.since:
+            return ok(query.run_since(self.state.channel_posts(channel["id"], include_deleted=True)))
         return ok(query.run(self.state.channel_posts(channel["id"])))
 
 
@@ -453,11 +490,15 @@ class _PostQuery:
         per_page = min(numbers["per_page"], _MAX_PER_PAGE)
         return cls(numbers["page"], per_page, numbers["since"], q.get("before", ""), q.get("after", ""))
 
+    def run_since(self, chrono: list[JsonDict]) -> JsonDict:
+        """Posts changed after ``since``, deleted ones included, at most 1000 of them (in storage
+        order: the real query has no ORDER BY before its LIMIT), and their roots; newest first."""
+        changed = [p for p in chrono if p["update_at"] > self.since][:_SINCE_LIMIT]
+        changed.sort(key=lambda p: p["create_at"], reverse=True)
+        return _post_list(changed, extra=_missing_roots(changed, chrono))
+
     def run(self, chrono: list[JsonDict]) -> JsonDict:
         """``chrono`` is the channel's live posts, oldest first."""
-        if self.since:
-            changed = [p for p in chrono if p["update_at"] > self.since]
-            return _post_list(list(reversed(changed)), extra=[])
         ids = [p["id"] for p in chrono]
         if self.after:
             start = ids.index(self.after) + 1 if self.after in ids else len(ids)
@@ -474,6 +515,17 @@ class _PostQuery:
             result["prev_post_id"] = ids[first - 1] if first > 0 else ""
             result["next_post_id"] = ids[last + 1] if last + 1 < len(ids) else ""
         return result
+
+
+def _invalid_post(message: str, props: object) -> Response | None:
+    """The 400 of Post.IsValid for a message or props over their limits, else None."""
+    if len(message) > _MAX_MESSAGE_RUNES:
+        return app_error(
+            400, "model.post.is_valid.message_length.app_error", Length=len(message), MaxLength=_MAX_MESSAGE_RUNES
+        )
+    if len(json.dumps(props, ensure_ascii=False, separators=(",", ":"))) > _MAX_PROPS_RUNES:
+        return app_error(400, "model.post.is_valid.props.app_error")
+    return None
 
 
 def _missing_roots(window: list[JsonDict], chrono: list[JsonDict]) -> list[JsonDict]:

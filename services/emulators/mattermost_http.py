@@ -41,7 +41,10 @@ MESSAGES: dict[str, str] = {
     "app.channel.get_by_name.missing.app_error": "Unable to find the existing channel.",
     "app.channel.get_member.missing.app_error": "No channel member found for that user ID and channel ID.",
     "app.post.get.app_error": "Unable to get the post.",
-    "model.post.is_valid.msg.app_error": "Invalid Message.",
+    "model.post.is_valid.message_length.app_error": (
+        "Post Message property is longer than the maximum permitted length."
+    ),
+    "model.post.is_valid.props.app_error": "Invalid props.",
     "api.post.create_post.root_id.app_error": "Invalid RootId parameter.",
     "api.post.create_post.channel_root_id.app_error": "Invalid ChannelId for RootId parameter.",
     "api.post.do_action.action_id.app_error": "Invalid action id.",

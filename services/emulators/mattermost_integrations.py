@@ -84,6 +84,28 @@ def slack_to_markdown(text: str) -> str:
     return _SLACK_LINK.sub(r"[\2](\1)", text)
 
 
+def process_slack_text(text: str) -> str:
+    """App.ProcessSlackText (app/slack.go): ``<!channel>``/``<!here>``/``<!all>`` become real
+    announcements, then Slack links become markdown. Skipped with ``skip_slack_parsing``."""
+    for slack, mention in (("<!channel>", "@channel"), ("<!here>", "@here"), ("<!all>", "@all")):
+        text = text.replace(slack, mention)
+    return slack_to_markdown(text)
+
+
+def process_slack_attachments(attachments: Any) -> Any:
+    """App.ProcessSlackAttachments: pretext, text, title and field values go through the same."""
+    for attachment in attachments if isinstance(attachments, list) else []:
+        if not isinstance(attachment, dict):
+            continue
+        for key in ("pretext", "text", "title"):
+            if isinstance(attachment.get(key), str):
+                attachment[key] = process_slack_text(attachment[key])
+        for field in attachment.get("fields") or []:
+            if isinstance(field, dict) and field.get("value") is not None:
+                field["value"] = process_slack_text(str(field["value"]))
+    return attachments
+
+
 def go_form_encode(pairs: list[tuple[str, str]]) -> str:
     """Go's url.Values.Encode: keys sorted (values of a key keep their order), QueryEscape'd."""
     return urlencode(sorted(pairs, key=lambda kv: kv[0]), quote_via=quote_plus)
@@ -396,10 +418,13 @@ class IntegrationRoutes:
                 return False
             channel_id = response["channel_id"]
         props = dict(response["props"] or {}, from_webhook="true")
-        if response["attachments"]:
-            props["attachments"] = response["attachments"]
         text = str(response["text"] or "")
-        message = text if response["skip_slack_parsing"] else slack_to_markdown(text)
+        # app/command.go HandleCommandResponsePost: Slack text replacements unless skip_slack_parsing.
+        message = text if response["skip_slack_parsing"] else process_slack_text(text)
+        if response["attachments"]:
+            attachments = response["attachments"]
+            skip = response["skip_slack_parsing"]
+            props["attachments"] = attachments if skip else process_slack_attachments(attachments)
         if response["response_type"] == "in_channel":
             self.state.create_post(args.user_id, channel_id, message, args.root_id, props)
         elif response["response_type"] in ("", "ephemeral") and (message or response["attachments"]):

@@ -8,7 +8,6 @@ same keys as the real server's answers.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
 import hashlib
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.emulators.base import Faults
+from services.emulators.mattermost_hub import Connection, Hub
 
 JsonDict = dict[str, Any]
 
@@ -75,15 +75,6 @@ def channel_mentions(text: str) -> list[str]:
         if name not in seen:
             seen.append(name)
     return seen
-
-
-@dataclass
-class _Socket:
-    """One authenticated websocket: events are queued on the loop that serves it."""
-
-    user_id: str
-    queue: asyncio.Queue[JsonDict]
-    loop: asyncio.AbstractEventLoop
 
 
 @dataclass
@@ -156,7 +147,10 @@ class State:
         self.dialogs_opened: list[JsonDict] = []  # {"user_id": target, "request": open request}
         self.requests: list[RecordedRequest] = []
         self.db = _Store()
-        self._sockets: list[_Socket] = []
+        self.hub = Hub(new_id)
+        # How ``sender_name`` of ``posted`` events names people (TeammateNameDisplay): "username"
+        # gives "@username", "full_name" the first and last names (GetDisplayNameWithPrefix).
+        self.teammate_name_display = "username"
         # Signs trigger ids; the real server signs them with its asymmetric key (ECDSA).
         self._signing_key = secrets.token_bytes(32)
         # Signs button cookies; the real server encrypts them with AES-GCM (PostActionCookieSecret).
@@ -522,11 +516,13 @@ class State:
         return hmac.new(self._signing_key, payload.encode(), hashlib.sha256).digest()
 
     # ----------------------------------------------------------------- queries
-    def channel_posts(self, channel_id: str) -> list[JsonDict]:
-        """Live posts of a channel, oldest first (deep copies)."""
+    def channel_posts(self, channel_id: str, include_deleted: bool = False) -> list[JsonDict]:
+        """Posts of a channel, oldest first (deep copies); live ones only unless ``include_deleted``."""
         with self.lock:
             return [
-                copy.deepcopy(p) for p in self.posts.values() if p["channel_id"] == channel_id and not p["delete_at"]
+                copy.deepcopy(p)
+                for p in self.posts.values()
+                if p["channel_id"] == channel_id and (include_deleted or not p["delete_at"])
             ]
 
     def thread(self, root_id: str) -> list[JsonDict]:
@@ -672,25 +668,14 @@ class State:
             }
 
     # ----------------------------------------------------------------- websocket fan-out
-    def attach_socket(self, user_id: str, queue: asyncio.Queue[JsonDict]) -> _Socket:
-        sock = _Socket(user_id, queue, asyncio.get_running_loop())
-        with self.lock:
-            self._sockets.append(sock)
-        return sock
-
-    def detach_socket(self, sock: _Socket) -> None:
-        with self.lock:
-            if sock in self._sockets:
-                self._sockets.remove(sock)
+    @property
+    def _sockets(self) -> list[Connection]:
+        """The connections with a socket attached now."""
+        return self.hub.active()
 
     def publish(self, event: str, data: JsonDict, broadcast: JsonDict, user_ids: set[str]) -> None:
-        """Queue an event for every connected socket of ``user_ids`` (thread-safe)."""
-        message = {"event": event, "data": data, "broadcast": broadcast_shape(broadcast)}
-        with self.lock:
-            targets = [s for s in self._sockets if s.user_id in user_ids]
-        for sock in targets:
-            # call_soon_threadsafe: callers may be the sandbox thread, not the server's loop.
-            sock.loop.call_soon_threadsafe(sock.queue.put_nowait, copy.deepcopy(message))
+        """Queue an event for every connection of ``user_ids``, attached or away (thread-safe)."""
+        self.hub.publish({"event": event, "data": data, "broadcast": broadcast_shape(broadcast)}, user_ids)
 
     def _broadcast_posted(self, post: JsonDict, channel: JsonDict) -> None:
         sender = self.db.users.get(post["user_id"], {"username": ""})
@@ -700,7 +685,7 @@ class State:
             "channel_name": channel["name"],
             "channel_type": channel["type"],
             "post": post_to_client_json(post),
-            "sender_name": f"@{sender['username']}",
+            "sender_name": self._sender_name(sender),
             "set_online": True,
             "team_id": channel["team_id"],
         }
@@ -708,6 +693,14 @@ class State:
         if mentioned:
             data["mentions"] = json.dumps(mentioned)
         self.publish("posted", data, {"channel_id": channel["id"]}, members)
+
+    def _sender_name(self, sender: JsonDict) -> str:
+        """model.User.GetDisplayNameWithPrefix: a full name when configured and set, else @username."""
+        if self.teammate_name_display == "full_name":
+            full = f"{sender.get('first_name', '')} {sender.get('last_name', '')}".strip()
+            if full:
+                return full
+        return f"@{sender['username']}"
 
     def _display_name_for(self, channel: JsonDict, sender_id: str) -> str:
         if channel["type"] != "D":

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 import aiohttp
 import httpx
 import pytest
+import websockets
 from mattermostautodriver import AsyncTypedDriver, TypedDriver
 from mattermostautodriver.exceptions import (
     InvalidOrMissingParameters,
@@ -31,6 +32,7 @@ from starlette.routing import Route
 from services.emulators.base import EmulatorServer
 from services.emulators.fixtures import fixture
 from services.emulators.mattermost import State, create_app
+from tests.conftest import wait_for
 
 FIXTURE = fixture("mattermost_slash_command.txt")
 
@@ -113,6 +115,8 @@ def world(capture_server: CaptureServer) -> Iterator[World]:
     state.integration_timeout = 2.0
     users = {
         "cpn-bot": state.add_user("cpn-bot", is_bot=True),
+        # A bot account given the system_admin role: the one kind of bot allowed to send ephemerals.
+        "admin-bot": state.add_user("admin-bot", is_bot=True, admin=True),
         "alice": state.add_user("alice", first_name="Alice", last_name="Martin"),
         "bob": state.add_user("bob"),
         "root": state.add_user("root", admin=True),
@@ -120,7 +124,7 @@ def world(capture_server: CaptureServer) -> Iterator[World]:
     team = state.add_team("ministere", "Ministère")
     town = state.add_channel(team["id"], "projet-alpha", "Projet Alpha")
     other = state.add_channel(team["id"], "projet-beta", "Projet Beta", type="P")
-    for name in ("cpn-bot", "alice"):
+    for name in ("cpn-bot", "admin-bot", "alice"):
         state.add_member(town["id"], users[name][0]["id"])
     state.add_member(other["id"], users["cpn-bot"][0]["id"])
     state.add_team_member(team["id"], users["bob"][0]["id"])
@@ -249,14 +253,69 @@ async def test_non_member_gets_403_and_bad_root_400(world: World) -> None:
         await bot.posts.create_post(world.town["id"], "réponse", root_id="b" * 26)
 
 
-async def test_ephemeral_only_for_bots_and_admins(world: World) -> None:
+@pytest.mark.parametrize("sender", ["admin-bot", "root"])
+async def test_ephemeral_from_a_system_admin_is_delivered_and_never_stored(world: World, sender: str) -> None:
     post = {"channel_id": world.town["id"], "message": "Seulement pour vous"}
-    sent = await world.driver("cpn-bot").posts.create_post_ephemeral(world.uid("alice"), post)
-    assert sent["type"] == "system_ephemeral" and sent["user_id"] == world.uid("cpn-bot")
+    sent = await world.driver(sender).posts.create_post_ephemeral(world.uid("alice"), post)
+    assert sent["type"] == "system_ephemeral" and sent["user_id"] == world.uid(sender)
     assert world.state.ephemeral_for(world.uid("alice"))[0]["message"] == "Seulement pour vous"
     assert world.state.channel_posts(world.town["id"]) == []  # never stored as a post
-    with pytest.raises(NotEnoughPermissions):
-        await world.driver("alice").posts.create_post_ephemeral(world.uid("bob"), post)
+
+
+@pytest.mark.parametrize("sender", ["cpn-bot", "alice"])
+async def test_ephemeral_without_system_admin_is_refused_like_the_real_server(world: World, sender: str) -> None:
+    """api4/post.go createEphemeralPost: PermissionCreatePostEphemeral, held by system_admin only;
+    a plain bot account (member of the channel) gets the same 403 as a person."""
+    body = {"user_id": world.uid("bob"), "post": {"channel_id": world.town["id"], "message": "psst"}}
+    async with httpx.AsyncClient(base_url=world.url, trust_env=False) as raw:
+        answer = await raw.post(
+            "/api/v4/posts/ephemeral", json=body, headers={"Authorization": f"Bearer {world.users[sender][1]}"}
+        )
+    assert answer.status_code == 403 and answer.headers["content-type"] == "application/json"
+    error = answer.json()
+    assert error["id"] == "api.context.permissions.app_error" and error["status_code"] == 403
+    assert error["message"] == "You do not have the appropriate permissions." and error["detailed_error"] == ""
+    assert world.state.ephemeral_for(world.uid("bob")) == []
+
+
+async def test_a_message_or_props_over_the_limits_is_refused_like_post_is_valid(world: World) -> None:
+    """model/post.go Post.IsValid: message ≤ 16 383 runes (PostMessageMaxRunesV2), props ≤ 800 000."""
+    bot = world.driver("cpn-bot")
+    longest = "é" * 16383  # runes, not bytes
+    fits = await bot.posts.create_post(world.town["id"], longest)
+    async with httpx.AsyncClient(base_url=world.url, trust_env=False) as raw:
+        headers = {"Authorization": f"Bearer {world.users['cpn-bot'][1]}"}
+        too_long = {"channel_id": world.town["id"], "message": longest + "x"}
+        props = {"channel_id": world.town["id"], "message": "ok", "props": {"blob": "a" * 800000}}
+        answers = [
+            await raw.post("/api/v4/posts", json=too_long, headers=headers),
+            await raw.put(f"/api/v4/posts/{fits['id']}/patch", json={"message": longest + "x"}, headers=headers),
+            await raw.put(
+                f"/api/v4/posts/{fits['id']}", json={"id": fits["id"], "message": longest + "x"}, headers=headers
+            ),
+            await raw.post("/api/v4/posts", json=props, headers=headers),
+        ]
+    ids = [a.json()["id"] for a in answers]
+    assert [a.status_code for a in answers] == [400, 400, 400, 400]
+    assert ids[:3] == ["model.post.is_valid.message_length.app_error"] * 3
+    assert ids[3] == "model.post.is_valid.props.app_error"
+    assert answers[0].json()["message"] == "Post Message property is longer than the maximum permitted length."
+    assert [p["message"] for p in world.state.channel_posts(world.town["id"])] == [longest]
+
+
+async def test_since_returns_at_most_1000_posts_and_deleted_ones_too(world: World) -> None:
+    """store/sqlstore/post_store.go GetPostsSince: UpdateAt > since, no DeleteAt filter, LIMIT 1000."""
+    bot = world.driver("cpn-bot")
+    start = time.time() * 1000 - 1
+    for i in range(1005):
+        world.state.create_post(world.uid("alice"), world.town["id"], f"m{i}")
+    victim = world.state.channel_posts(world.town["id"])[0]
+    world.state.delete_post(victim["id"], world.uid("alice"))
+    since = await bot.posts.get_posts_for_channel(world.town["id"], since=int(start))
+    assert len(since["order"]) == 1000
+    assert victim["id"] in since["order"] and since["posts"][victim["id"]]["delete_at"] > 0
+    stamps = [since["posts"][i]["create_at"] for i in since["order"]]
+    assert stamps == sorted(stamps, reverse=True)
 
 
 # ------------------------------------------------------------------------------ slash commands
@@ -384,10 +443,10 @@ async def _press(driver: AsyncTypedDriver, post_id: str, action_id: str, cookie:
 
 
 async def test_ephemeral_buttons_carry_a_cookie_that_reaches_the_integration(world: World) -> None:
-    bot, alice = world.driver("cpn-bot"), world.driver("alice")
+    alice = world.driver("alice")
     props = {"attachments": _card(world, "Supprimer api ?", {"op": "delete", "repo": "api"})}
     body = {"channel_id": world.town["id"], "message": "Sûr ?", "props": props}
-    sent = await bot.posts.create_post_ephemeral(world.uid("alice"), body)
+    sent = await world.driver("admin-bot").posts.create_post_ephemeral(world.uid("alice"), body)
     shown = world.state.ephemeral_for(world.uid("alice"))[-1]
     for seen in (sent, shown):
         actions = seen["props"]["attachments"][0]["actions"]
@@ -423,11 +482,11 @@ async def test_ephemeral_buttons_carry_a_cookie_that_reaches_the_integration(wor
 
 
 async def test_a_forged_foreign_or_expired_cookie_is_refused(world: World) -> None:
-    bot, alice = world.driver("cpn-bot"), world.driver("alice")
+    alice = world.driver("alice")
     props = {"attachments": _card(world, "Supprimer ?", {"op": "delete"})}
     for channel in (world.town, world.other):
         body = {"channel_id": channel["id"], "message": "Sûr ?", "props": props}
-        await bot.posts.create_post_ephemeral(world.uid("alice"), body)
+        await world.driver("admin-bot").posts.create_post_ephemeral(world.uid("alice"), body)
     (post_id, action_id, cookie, _), _, (private_post, private_action, private_cookie, _), _ = (
         world.state.ephemeral_actions(world.uid("alice"))
     )
@@ -584,7 +643,10 @@ async def test_websocket_hello_posted_and_private_events(world: World) -> None:
         bot = world.driver("cpn-bot")
         await bot.posts.create_post(world.town["id"], "Salut @alice")
         await bot.posts.create_post(world.other["id"], "pas pour alice")
-        await bot.posts.create_post_ephemeral(world.uid("alice"), {"channel_id": world.town["id"], "message": "psst"})
+        admin_bot = world.driver("admin-bot")
+        await admin_bot.posts.create_post_ephemeral(
+            world.uid("alice"), {"channel_id": world.town["id"], "message": "psst"}
+        )
         posted = await _until(events, lambda e: e.get("event") == "posted")
         post = json.loads(posted["data"]["post"])
         assert post["message"] == "Salut @alice" and posted["seq"] == 1
@@ -608,6 +670,103 @@ async def test_websocket_rejects_a_bad_token(world: World) -> None:
         assert reply["status"] == "FAIL" and reply["seq_reply"] == 1 and reply["error"]["status_code"] == 401
         closing = await ws.receive()
         assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+
+
+class _Socket:
+    """A raw websocket authenticated at the upgrade, as resuming requires (api4/websocket.go)."""
+
+    def __init__(self, world: World, name: str, query: str = "") -> None:
+        self.url = world.url.replace("http://", "ws://") + "/api/v4/websocket" + query
+        self.headers = {"Authorization": f"Bearer {world.users[name][1]}"}
+
+    async def __aenter__(self) -> websockets.ClientConnection:
+        self.ws = await websockets.connect(self.url, additional_headers=self.headers)
+        return self.ws
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.ws.close()
+
+
+async def _next_event(ws: websockets.ClientConnection) -> dict[str, Any]:
+    while True:
+        message = json.loads(await asyncio.wait_for(ws.recv(), timeout=3))
+        if "event" in message:
+            return message
+
+
+async def _post_events(ws: websockets.ClientConnection, count: int) -> list[tuple[int, str]]:
+    """(seq, message) of the next ``count`` posted events."""
+    found: list[tuple[int, str]] = []
+    while len(found) < count:
+        event = await _next_event(ws)
+        if event["event"] == "posted":
+            found.append((event["seq"], json.loads(event["data"]["post"])["message"]))
+    return found
+
+
+async def test_a_websocket_resumed_with_its_connection_id_gets_the_missed_events_without_hello(world: World) -> None:
+    """web_conn.go: the hub keeps an inactive connection; ?connection_id&sequence_number replays
+    the dead queue from that seq, then what was queued during the drop, with no hello."""
+    post = world.state.create_post
+    async with _Socket(world, "alice") as ws:
+        hello = await _next_event(ws)
+        connection_id = hello["data"]["connection_id"]
+        assert hello["event"] == "hello" and hello["seq"] == 0 and len(connection_id) == 26
+        post(world.uid("cpn-bot"), world.town["id"], "un")
+        post(world.uid("cpn-bot"), world.town["id"], "deux")
+        assert await _post_events(ws, 2) == [(1, "un"), (2, "deux")]
+    wait_for(lambda: not world.state.hub.active(), what="the connection to go inactive")
+    post(world.uid("cpn-bot"), world.town["id"], "pendant la coupure")
+    # The client saw "un" (seq 1) only: it asks for seq 2 on.
+    async with _Socket(world, "alice", f"?connection_id={connection_id}&sequence_number=2") as ws:
+        first = await _next_event(ws)
+        assert first["event"] == "posted" and first["seq"] == 2  # no hello
+        assert await _post_events(ws, 1) == [(3, "pendant la coupure")]
+
+
+@pytest.mark.parametrize("how", ["connection-reaped", "send-queue-overflow", "seq-out-of-dead-queue"])
+async def test_a_websocket_that_cannot_resume_gets_a_new_connection_id_and_hello(world: World, how: str) -> None:
+    """web_hub.go: the reaper (5 min) or a full send queue (256) forgets the connection; a seq no
+    longer in the dead queue (128) means loss: a new id and hello with seq 0 in each case."""
+    async with _Socket(world, "alice") as ws:
+        connection_id = (await _next_event(ws))["data"]["connection_id"]
+    wait_for(lambda: not world.state.hub.active(), what="the connection to go inactive")
+    if how == "connection-reaped":
+        world.state.hub.forget()
+    missed = 257 if how == "send-queue-overflow" else 1
+    for i in range(missed):
+        world.state.create_post(world.uid("cpn-bot"), world.town["id"], f"m{i}")
+    sequence = "500" if how == "seq-out-of-dead-queue" else "1"
+    async with _Socket(world, "alice", f"?connection_id={connection_id}&sequence_number={sequence}") as ws:
+        hello = await _next_event(ws)
+        assert hello["event"] == "hello" and hello["seq"] == 0
+        assert hello["data"]["connection_id"] != connection_id
+
+
+@pytest.mark.parametrize("query", ["?connection_id=not-an-id&sequence_number=1", "?connection_id={id}"])
+async def test_a_websocket_resume_with_a_bad_id_or_no_sequence_is_closed(world: World, query: str) -> None:
+    async with _Socket(world, "alice") as ws:
+        connection_id = (await _next_event(ws))["data"]["connection_id"]
+    wait_for(lambda: not world.state.hub.active(), what="the connection to go inactive")
+    async with _Socket(world, "alice", query.format(id=connection_id)) as ws:
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), timeout=3)
+
+
+@pytest.mark.parametrize(
+    ("display", "expected"), [("username", "@alice"), ("full_name", "Alice Martin")], ids=["username", "full_name"]
+)
+async def test_sender_name_follows_teammate_name_display_and_is_not_a_username(
+    world: World, display: str, expected: str
+) -> None:
+    """app/notification.go: sender_name = User.GetDisplayNameWithPrefix(TeammateNameDisplay, "@")."""
+    world.state.teammate_name_display = display
+    async with _Socket(world, "cpn-bot") as ws:
+        await _next_event(ws)
+        world.state.create_post(world.uid("alice"), world.town["id"], "@cpn-bot bonjour")
+        posted = await _next_event(ws)
+    assert posted["event"] == "posted" and posted["data"]["sender_name"] == expected
+    assert json.loads(posted["data"]["post"])["user_id"] == world.uid("alice")
 
 
 # ------------------------------------------------------------------------------ admin, faults
