@@ -6,10 +6,8 @@ dialog whose token field is a password field, and its values go straight to Vaul
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from bot.context import CommandContext, Reply
 from bot.i18n import Text
@@ -21,7 +19,8 @@ from bot.rights import Role
 from bot.spec import Arg, Flag, command
 from bot.workflows import teardown
 from bot.workflows.naming import Names
-from bot.workflows.rules import REPO_NAME, REPO_URL, host_check
+from bot.workflows.rules import REPO_NAME, REPO_URL
+from commands.address import address_refusal
 from commands.common import confirmation, confirmed_removal, progress_card, submit_from_press
 from commands.project import PROJECT
 
@@ -62,18 +61,8 @@ def credentials_dialog(bot: Bot, user_id: str, data: dict[str, Any], title: str)
 
 
 async def _url_refusal(ctx: CommandContext, url: str) -> str | None:
-    host = urlsplit(url).hostname or ""
-    if host in ctx.bot.config.platform.allowed_repo_hosts:
-        return None
-    try:
-        verdict = await asyncio.wait_for(asyncio.to_thread(host_check, host), timeout=3.0)
-    except TimeoutError:
-        verdict = "unresolved"
-    if verdict == "internal":
-        return ctx.tr("repo.internal_host", host=code(host))
-    if verdict == "unresolved":
-        return ctx.tr("repo.unresolved_host", host=code(host))
-    return None
+    verdict = await ctx.bot.address_policy.check_url(url)
+    return None if verdict.ok else address_refusal(ctx.tr, verdict)
 
 
 @command(
