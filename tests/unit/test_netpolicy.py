@@ -7,6 +7,7 @@ import ipaddress
 import shutil
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import assume, example, given, settings
@@ -152,3 +153,27 @@ def test_a_branch_accepted_is_one_git_accepts_with_no_shell_metacharacter(name: 
 @example("release/2.1")
 def test_within_the_safe_characters_git_decides(name: str) -> None:
     assert valid_branch(name) == _git_accepts(name), name
+
+
+# -- mirror.sh, the teams' own trigger ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("branch", ["@/etc/hostname", "</etc/hostname", "$(id)", "a;id"])
+def test_mirror_sh_hands_every_value_to_curl_literally(tmp_path: Path, branch: str) -> None:
+    from bot.workflows.mirror_files import MIRROR_SH
+
+    (tmp_path / "curl").write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n')
+    (tmp_path / "curl").chmod(0o755)
+    (tmp_path / "mirror.sh").write_text(MIRROR_SH)
+    options = ["-a", "https://gitlab.example", "-i", "7", "-g", "tok", "-r", "api", "-b", branch]
+    done = subprocess.run(
+        ["sh", str(tmp_path / "mirror.sh"), *options],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+    )
+    args = done.stdout.splitlines()
+    given = args.index(f"variables[GIT_BRANCH_DEPLOY]={branch}")
+    assert args[given - 1] == "--form-string"  # curl's -F would read a file for @… and <…
+    assert "-F" not in args
