@@ -20,7 +20,12 @@ from tests.support.mattermost import User
 
 INFRA = "forge/projects/alpha/deploy"
 EXERCISED = {
-    "mattermost": {"POST /api/v4/posts", "PUT /api/v4/posts/{post_id}/patch", "GET /api/v4/users/{user_id}"},
+    "mattermost": {
+        "POST /api/v4/posts",
+        "PUT /api/v4/posts/{post_id}/patch",
+        "GET /api/v4/users/{user_id}",
+        "POST /api/v4/actions/dialogs/open",
+    },
     "argocd": {
         "POST /api/v1/session",
         "POST /api/v1/projects",
@@ -45,6 +50,8 @@ def toured() -> Iterator[RecordedWorld]:
         bob.run("/cpn member add alpha @carol --role devops")
         bob.run("/cpn repo add alpha api --url https://github.com/ministere/api.git")
         bob.run("/cpn repo add alpha deploy --url https://github.com/ministere/deploy.git --infra")
+        bob.run("/cpn repo add alpha lib --url https://gitlab.com/ministere/lib.git --private")
+        svc.submit_dialog(world, "bob", {"username": "reader", "token": "glpat-contract-test-token-0001"})
         bob.run("/cpn env add alpha dev --stage dev")
         bob.run("/cpn env add alpha prod --stage prod")
         wait_for(
