@@ -7,6 +7,7 @@ dialog whose token field is a password field, and its values go straight to Vaul
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from bot.context import CommandContext, Reply
@@ -27,6 +28,8 @@ from commands.project import PROJECT
 if TYPE_CHECKING:
     from bot.runtime import Bot
 
+CREDENTIAL_USER = re.compile(r"[A-Za-z0-9._@+-]{1,200}")
+CREDENTIAL_TOKEN = re.compile(r"[A-Za-z0-9._~+/=:-]{1,500}")  # PATs, app passwords, base64
 REPO = Arg("repo", Text("nom du dépôt", "repository name"), REPO_NAME)
 
 
@@ -141,6 +144,12 @@ async def credentials_submitted(press: Press, bot: Bot) -> PressResult:
     token = str(press.submission.get("token") or "").strip()
     if not username and not token:
         return PressResult(errors={"username": bot.tr("repo.credentials_needed")})
+    # Both reach the mirror job (Vault GIT_INPUT_USER / GIT_INPUT_PASSWORD): nothing a shell or a
+    # URL would read twice. The refusal names the rule, never the value.
+    if username and not CREDENTIAL_USER.fullmatch(username):
+        return PressResult(errors={"username": bot.tr("repo.credentials_user_rule")})
+    if token and not CREDENTIAL_TOKEN.fullmatch(token):
+        return PressResult(errors={"token": bot.tr("repo.credentials_token_rule")})
     data = press.data
     project = bot.projects.get(data["project"])
     vault = bot.platform.vault

@@ -16,6 +16,7 @@ import pytest
 
 from bot.sandbox.world import Timings, World
 from tests.conftest import wait_for
+from tests.support import platform as svc
 from tests.support.mattermost import User
 
 DNS: dict[str, list[str]] = {}
@@ -214,3 +215,25 @@ def test_an_internal_forge_allowed_by_the_platform_is_accepted(make_world: Calla
 def test_a_bad_name_gets_the_rule_and_a_corrected_suggestion(beta: World, command: str, suggestion: str) -> None:
     answer = User(beta, "bob").run(command)["text"]
     assert "caractères" in answer and f"Essayez {suggestion}" in answer, answer
+
+
+@pytest.mark.parametrize(
+    ("submission", "field"),
+    [
+        ({"username": "x$(id)", "token": "ghp_fine0123456789"}, "username"),
+        ({"username": "a b", "token": ""}, "username"),
+        ({"username": "reader", "token": "tok`id`en"}, "token"),
+        ({"username": "reader", "token": "tok en; rm"}, "token"),
+    ],
+)
+def test_dialog_credentials_that_a_shell_would_read_are_refused_unechoed(
+    beta: World, submission: dict[str, str], field: str
+) -> None:
+    bob = User(beta, "bob")
+    assert "fenêtre" in bob.run("/cpn repo add beta lib --url https://github.com/x/lib.git --private")["text"]
+    answer = svc.submit_dialog(beta, "bob", submission)
+    assert field in answer.get("errors", {}), answer
+    assert submission[field] not in json.dumps(answer)
+    assert beta.bot is not None
+    project = beta.bot.projects.get("beta")
+    assert project is not None and beta.bot.projects.repository(project.id, "lib") is None
