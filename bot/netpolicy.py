@@ -184,7 +184,7 @@ async def system_resolver(host: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Verdict:
-    """``reason``: ``ok``, ``bad_host``, ``port``, ``local_name``, ``internal`` or ``unresolved``."""
+    """``reason``: ``ok``, ``bad_host``, ``port``, ``local_name``, ``internal``, ``unresolved`` or ``bad_url``."""
 
     reason: str
     host: str

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 
 from bot.logs import register_secret
 from bot.model import Project
-from bot.netpolicy import AddressRefused
+from bot.netpolicy import AddressRefused, Verdict
+from bot.spec import ArgError
 from bot.workflows.naming import Names
-from bot.workflows.rules import valid_branch
+from bot.workflows.rules import REPO_URL, valid_branch
 from services.errors import Failure, ServiceError
 from services.gitlab import Pipeline
 
@@ -32,6 +33,10 @@ async def trigger(
         raise ValueError("not a valid branch name")  # commands and the sync API refuse it before
     known = bot.projects.repository(project.id, repo)
     if known is not None and known.external_url:
+        try:
+            REPO_URL.validate(known.external_url)  # a row stored before the rules were this strict
+        except ArgError:
+            raise AddressRefused(Verdict("bad_url", known.name)) from None
         verdict = await bot.address_policy.check_url(known.external_url)
         if not verdict.ok:
             raise AddressRefused(verdict)

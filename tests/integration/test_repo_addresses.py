@@ -237,3 +237,19 @@ def test_dialog_credentials_that_a_shell_would_read_are_refused_unechoed(
     assert beta.bot is not None
     project = beta.bot.projects.get("beta")
     assert project is not None and beta.bot.projects.repository(project.id, "lib") is None
+
+
+def test_a_url_stored_before_the_rules_with_credentials_is_not_synchronised(synced: World) -> None:
+    store = synced.store()
+    (url,) = store.db.execute("SELECT external_url FROM repositories WHERE name = 'api'").fetchone()
+    legacy = "https://:ghp_legacy0123456789abcdef@forge.example/ministere/api.git"
+    store.db.execute("UPDATE repositories SET external_url = ? WHERE name = 'api'", (legacy,))
+    store.db.conn.commit()
+    before = mirror_pipelines(synced)
+    try:
+        answer = User(synced, "bob").run("/cpn sync alpha api")["text"]
+        assert "n'est plus acceptée" in answer and "--private" in answer and "ghp_" not in answer
+        assert mirror_pipelines(synced) == before
+    finally:
+        store.db.execute("UPDATE repositories SET external_url = ? WHERE name = 'api'", (url,))
+        store.db.conn.commit()
