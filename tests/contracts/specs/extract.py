@@ -28,6 +28,7 @@ OPERATIONS: dict[str, list[tuple[str, list[str]]]] = {
         ("/api/v4/users/{user_id}/teams", ["get"]),
         ("/api/v4/system/ping", ["get"]),
         ("/api/v4/channels/{channel_id}", ["get"]),
+        ("/api/v4/channels/direct", ["post"]),
         ("/api/v4/channels/{channel_id}/members/{user_id}", ["get"]),
         ("/api/v4/teams/{team_id}/channels/name/{channel_name}", ["get"]),
         ("/api/v4/channels/{channel_id}/posts", ["get"]),
