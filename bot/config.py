@@ -7,12 +7,15 @@ or missing value is refused with the key's dotted name and what is wrong.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     BeforeValidator,
@@ -111,10 +114,39 @@ class PlatformConfig(Section):
     support_channel: str = ""
     allowed_repo_hosts: list[str] = Field(
         default_factory=list,
-        description="repository hosts allowed even if they resolve to an internal address",
+        description="deprecated: use [repositories] allowed_hosts (both are honoured)",
     )
     protected_environments: list[str] = Field(default_factory=lambda: ["prod"])
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
+
+
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a network in CIDR notation ({exc})") from None
+    return value
+
+
+def _host_pattern(value: str) -> str:
+    if not re.fullmatch(r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.?", value):
+        raise ValueError(f"{value!r} is not a host name or '*.domain'")
+    return value
+
+
+class RepositoriesConfig(Section):
+    """Which external repositories the mirror may clone (bot/netpolicy.py): public forges only by default."""
+
+    allowed_hosts: list[Annotated[str, AfterValidator(_host_pattern)]] = Field(
+        default_factory=list,
+        description="host names (or '*.domain') accepted whatever they resolve to: an internal forge",
+    )
+    allowed_networks: list[Annotated[str, AfterValidator(_network)]] = Field(
+        default_factory=list,
+        description="address ranges (CIDR) accepted for any host resolving into them",
+    )
+    allowed_ports: list[int] = Field(default_factory=lambda: [443], description="ports a repository URL may name")
+    resolve_timeout_seconds: float = Field(3.0, gt=0, le=30)
 
 
 class SupportConfig(Section):
@@ -192,6 +224,7 @@ class Config(Section):
     security: SecurityConfig
     mattermost: MattermostConfig
     platform: PlatformConfig = PlatformConfig()
+    repositories: RepositoriesConfig = RepositoriesConfig()
     support: SupportConfig = SupportConfig()
     outbox: OutboxConfig = OutboxConfig()
     logging: LoggingConfig = LoggingConfig()

@@ -29,6 +29,7 @@ from bot.listener import Listener
 from bot.logs import register_secret
 from bot.metrics import Metrics
 from bot.model import Projects
+from bot.netpolicy import policy_from_config
 from bot.operations import Operation, Operations
 from bot.outbox import Outbox, Post
 from bot.ratelimit import RateLimiter
@@ -105,6 +106,8 @@ class Bot:
         self.support_channel_id = ""
         self.sync_limiter = RateLimiter(config.gitlab.sync_rate_per_minute if config.gitlab else 6)
         self.platform = Platform.from_config(config)
+        # Repository hosts are resolved through this (tests put their own DNS here).
+        self.address_policy = policy_from_config(config)
         # The polling fallback's turn over the repositories, and their GitLab ids once looked up.
         self.pipeline_rotation: Rotation[tuple[int, str]] = Rotation(config.gitlab.poll_batch if config.gitlab else 50)
         self.gitlab_ids: dict[str, int] = {}

@@ -8,29 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from bot.netpolicy import AddressRefused
 from bot.notifications import start_sync
 from bot.store import now
+from bot.workflows.rules import valid_branch
 from services.errors import ServiceError
 
 if TYPE_CHECKING:
     from bot.runtime import Bot
 
-# git check-ref-format, the parts that matter for a branch name given by CI.
-_BAD_REF = re.compile(r"(^[./-])|(\.\.)|([\x00-\x20~^:?*\[\\\x7f])|(@\{)|(\.lock$)|(/$)|(\.$)|(//)")
-
 
 def _error(status: int, error: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": error, **extra}, status_code=status)
-
-
-def valid_branch(name: str) -> bool:
-    return 0 < len(name) <= 255 and not _BAD_REF.search(name)
 
 
 async def sync_request(bot: Bot, project_name: str, repo_name: str, request: Request) -> Response:
@@ -81,6 +75,8 @@ async def sync_request(bot: Bot, project_name: str, repo_name: str, request: Req
         return _error(422, "this repository has no external source to synchronise")
     try:
         state = await start_sync(bot, project, repo.name, branch or None, all_branches, f"ci:{token_id}")
+    except AddressRefused as refused:
+        return _error(422, "the repository's source address is refused by the platform", reason=refused.verdict.reason)
     except ServiceError as exc:
         return _error(503, f"{exc.service} is not available, try again later", service=exc.service)
     bot.store.db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (now(), token_id))

@@ -8,6 +8,7 @@ from bot.context import CommandContext, Reply
 from bot.i18n import Text
 from bot.interactive import Press, PressResult, action
 from bot.model import Project
+from bot.netpolicy import AddressRefused
 from bot.notifications import start_sync
 from bot.operations import Operation, operation
 from bot.outbox import Post
@@ -19,6 +20,7 @@ from bot.workflows import teardown
 from bot.workflows.naming import Names
 from bot.workflows.onboarding import Reconciliation
 from bot.workflows.rules import DESCRIPTION_MAX, PROJECT_NAME
+from commands.address import address_refusal
 from commands.common import confirmation, progress_card, submit_from_press
 from services.errors import ServiceError
 
@@ -223,6 +225,9 @@ async def announce_first_sync(bot: Bot, op: Operation, project: Project, repo: s
         state = await start_sync(bot, project, repo, None, True, who)
     except ServiceError as exc:
         bot.outbox.enqueue(op.channel_id, Post(bot.tr("errors.service", service=exc.service)), root_key=key)
+        return
+    except AddressRefused as refused:
+        bot.outbox.enqueue(op.channel_id, Post(address_refusal(bot.tr, refused.verdict)), root_key=key)
         return
     bot.outbox.enqueue(
         op.channel_id,

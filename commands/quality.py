@@ -14,8 +14,8 @@ from bot.spec import Arg, Flag, command
 from bot.store import now
 from bot.workflows import quality
 from bot.workflows.naming import Names
+from bot.workflows.rules import BRANCH
 from commands.project import PROJECT
-from commands.sync import BRANCH
 from services.errors import ServiceError
 
 if TYPE_CHECKING:

@@ -6,10 +6,9 @@ dialog whose token field is a password field, and its values go straight to Vaul
 
 from __future__ import annotations
 
-import asyncio
 import json
+import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from bot.context import CommandContext, Reply
 from bot.i18n import Text
@@ -21,13 +20,16 @@ from bot.rights import Role
 from bot.spec import Arg, Flag, command
 from bot.workflows import teardown
 from bot.workflows.naming import Names
-from bot.workflows.rules import REPO_NAME, REPO_URL, host_check
+from bot.workflows.rules import REPO_NAME, REPO_URL
+from commands.address import address_refusal
 from commands.common import confirmation, confirmed_removal, progress_card, submit_from_press
 from commands.project import PROJECT
 
 if TYPE_CHECKING:
     from bot.runtime import Bot
 
+CREDENTIAL_USER = re.compile(r"[A-Za-z0-9._@+-]{1,200}")
+CREDENTIAL_TOKEN = re.compile(r"[A-Za-z0-9._~+/=:-]{1,500}")  # PATs, app passwords, base64
 REPO = Arg("repo", Text("nom du dépôt", "repository name"), REPO_NAME)
 
 
@@ -62,18 +64,8 @@ def credentials_dialog(bot: Bot, user_id: str, data: dict[str, Any], title: str)
 
 
 async def _url_refusal(ctx: CommandContext, url: str) -> str | None:
-    host = urlsplit(url).hostname or ""
-    if host in ctx.bot.config.platform.allowed_repo_hosts:
-        return None
-    try:
-        verdict = await asyncio.wait_for(asyncio.to_thread(host_check, host), timeout=3.0)
-    except TimeoutError:
-        verdict = "unresolved"
-    if verdict == "internal":
-        return ctx.tr("repo.internal_host", host=code(host))
-    if verdict == "unresolved":
-        return ctx.tr("repo.unresolved_host", host=code(host))
-    return None
+    verdict = await ctx.bot.address_policy.check_url(url)
+    return None if verdict.ok else address_refusal(ctx.tr, verdict)
 
 
 @command(
@@ -152,6 +144,12 @@ async def credentials_submitted(press: Press, bot: Bot) -> PressResult:
     token = str(press.submission.get("token") or "").strip()
     if not username and not token:
         return PressResult(errors={"username": bot.tr("repo.credentials_needed")})
+    # Both reach the mirror job (Vault GIT_INPUT_USER / GIT_INPUT_PASSWORD): nothing a shell or a
+    # URL would read twice. The refusal names the rule, never the value.
+    if username and not CREDENTIAL_USER.fullmatch(username):
+        return PressResult(errors={"username": bot.tr("repo.credentials_user_rule")})
+    if token and not CREDENTIAL_TOKEN.fullmatch(token):
+        return PressResult(errors={"token": bot.tr("repo.credentials_token_rule")})
     data = press.data
     project = bot.projects.get(data["project"])
     vault = bot.platform.vault

@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from bot.context import CommandContext, Reply
 from bot.i18n import Text
+from bot.netpolicy import AddressRefused
 from bot.notifications import start_sync
 from bot.render import pipelines as render
 from bot.render.safe import code
 from bot.rights import Role
-from bot.spec import Arg, Flag, Kind, command
-from bot.sync_api import valid_branch
+from bot.spec import Arg, Flag, command
 from bot.workflows.naming import Names
 from bot.workflows.pipelines import PipelineBook
+from bot.workflows.rules import BRANCH
+from commands.address import address_refusal
 from commands.project import PROJECT
 from commands.repo import REPO
-
-if TYPE_CHECKING:
-    pass
-
-
-def _branch(value: str) -> str:
-    from bot.spec import ArgError
-
-    if not valid_branch(value):
-        raise ArgError("rules.branch", value=value)
-    return value
-
-
-BRANCH = Kind("branche", _branch)
 
 
 @command(
@@ -62,9 +48,13 @@ async def sync_command(ctx: CommandContext) -> Reply:
     if not repo.external_url:
         return Reply(ctx.tr("sync.no_source", repo=code(repo.name)))
     identity = await ctx.identity()
-    state = await start_sync(
-        bot, project, repo.name, ctx.args["branch"], bool(ctx.args["all"]), f"@{identity.username}"
-    )
+    try:
+        state = await start_sync(
+            bot, project, repo.name, ctx.args["branch"], bool(ctx.args["all"]), f"@{identity.username}"
+        )
+    except AddressRefused as refused:
+        bot.store.audit(ctx.user_id, ctx.user_name, "repo.sync", f"{project.name}/{repo.name}", "refused")
+        return Reply(address_refusal(ctx.tr, refused.verdict))
     bot.store.audit(
         ctx.user_id,
         ctx.user_name,

@@ -49,8 +49,9 @@ while getopts a:b:g:i:r: opt; do
     *) exit 2 ;;
   esac
 done
-curl -X POST --fail -F "token=$TOKEN" -F ref=main \\
-  -F "variables[GIT_BRANCH_DEPLOY]=$BRANCH" -F "variables[PROJECT_NAME]=$REPOSITORY" \\
+# --form-string, not -F: with -F, a value starting with @ or < makes curl send a local file.
+curl -X POST --fail --form-string "token=$TOKEN" --form-string ref=main \\
+  --form-string "variables[GIT_BRANCH_DEPLOY]=$BRANCH" --form-string "variables[PROJECT_NAME]=$REPOSITORY" \\
   "$API_URL/api/v4/projects/$PROJECT_ID/trigger/pipeline"
 """
 

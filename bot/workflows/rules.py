@@ -6,16 +6,36 @@ anything runs; workflows use them again as a last check.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
+import re
+import unicodedata
+from typing import Any
 from urllib.parse import urlsplit
 
 from bot.spec import ArgError, Kind, named
 
-PROJECT_NAME = named(r"[a-z0-9]+", 2, 20, "rules.project_name", "nom")
+
+def _suggesting(kind: Kind, allowed: str, max_len: int) -> Kind:
+    """``kind``, whose refusal also offers the nearest valid name (``EtatCivil`` → ``etatcivil``)."""
+
+    def validate(value: str) -> Any:
+        try:
+            return kind.validate(value)
+        except ArgError as refused:
+            plain = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode().lower()
+            guess = re.sub(f"[^{allowed}]", "", plain).strip("-")[:max_len].strip("-")
+            try:
+                kind.validate(guess)
+            except ArgError:
+                raise refused from None
+            raise ArgError(f"{refused.key}_suggest", **refused.params, suggestion=guess) from None
+
+    return Kind(kind.placeholder, validate)
+
+
+PROJECT_NAME = _suggesting(named(r"[a-z0-9]+", 2, 20, "rules.project_name", "nom"), "a-z0-9", 20)
 REPO_NAME_PATTERN = r"[a-z0-9][a-z0-9-]*[a-z0-9]"
 RESERVED_REPOS = ("mirror", "infra-apps", "infra-observability")
-ENV_NAME = named(r"[a-z0-9]+", 2, 11, "rules.env_name", "env")
+ENV_NAME = _suggesting(named(r"[a-z0-9]+", 2, 11, "rules.env_name", "env"), "a-z0-9", 11)
 SECRET_KEY = named(r"[A-Za-z_][A-Za-z0-9_.\-]*", 1, 64, "rules.secret_key", "CLÉ")
 STAGES = ("dev", "staging", "integration", "prod")
 DESCRIPTION_MAX = 280
@@ -30,42 +50,50 @@ def _repo_name(value: str) -> str:
     return name
 
 
-REPO_NAME = Kind("dépôt", _repo_name)
+REPO_NAME = _suggesting(Kind("dépôt", _repo_name), "a-z0-9-", 20)
+
+
+# What an external repository URL may look like: it reaches Vault (GIT_INPUT_URL) and the mirror
+# job's ``git clone https://${GIT_INPUT_URL}``, so nothing a shell or git would read twice.
+_URL_SHAPE = re.compile(
+    r"https://(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?"
+    r"(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+\.git"
+)
 
 
 def _repo_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname or not parts.path.endswith(".git") or parts.username:
+    scheme, _, rest = value.partition("://")
+    authority, slash, path = rest.partition("/")
+    # Any userinfo, even an empty user name before a token (``https://:ghp_…@host``): credentials
+    # go through --private and its dialog, to Vault, never into the URL stored in SQLite. The
+    # refusal does not echo them.
+    if "@" in authority or urlsplit(value).username is not None:
+        shown = f"{scheme}://…@{authority.rpartition('@')[2]}{slash}{path}"
+        raise ArgError("rules.repo_url_credentials", value=shown)
+    if _URL_SHAPE.fullmatch(value) is None:
         raise ArgError("rules.repo_url", value=value)
     return value
 
 
 REPO_URL = Kind("https://….git", _repo_url)
 
+# git check-ref-format --branch (git/git:Documentation/git-check-ref-format.adoc), then a
+# conservative set on top: a branch reaches GIT_BRANCH_DEPLOY and the mirror job's shell.
+_BRANCH_CHARS = re.compile(r"[A-Za-z0-9._/+-]{1,255}")
+_BAD_REF = re.compile(r"\.\.|//|@\{|(?:^|/)\.|\.lock(?:/|$)|^[/-]|[/.]$")
 
-def host_check(host: str) -> str:
-    """``"ok"``, ``"internal"`` or ``"unresolved"`` for the host of a repository URL.
 
-    The mirror job clones the URL from inside the platform: a host resolving to a loopback,
-    private, link-local or otherwise internal address would let anyone probe the platform's own
-    network (SSRF), and so would a name that does not resolve now but could later.
-    """
-    try:
-        infos = socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return "unresolved"
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if (
-            address.is_loopback
-            or address.is_private
-            or address.is_link_local
-            or address.is_reserved
-            or address.is_multicast
-            or address.is_unspecified
-        ):
-            return "internal"
-    return "ok"
+def valid_branch(name: str) -> bool:
+    return bool(_BRANCH_CHARS.fullmatch(name)) and not _BAD_REF.search(name) and name != "HEAD"
+
+
+def _branch(value: str) -> str:
+    if not valid_branch(value):
+        raise ArgError("rules.branch", value=value)
+    return value
+
+
+BRANCH = Kind("branche", _branch)
 
 
 def without_scheme(url: str) -> str:

@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING
 
 from bot.logs import register_secret
 from bot.model import Project
+from bot.netpolicy import AddressRefused, Verdict
+from bot.spec import ArgError
 from bot.workflows.naming import Names
+from bot.workflows.rules import REPO_URL, valid_branch
 from services.errors import Failure, ServiceError
 from services.gitlab import Pipeline
 
@@ -21,6 +24,22 @@ if TYPE_CHECKING:
 async def trigger(
     bot: Bot, project: Project, repo: str, branch: str | None = None, all_branches: bool = False
 ) -> Pipeline:
+    """Run the mirror for ``repo``; its branch and its source's address are checked again here.
+
+    The address is judged now, not only when the repository was added: a host name can be
+    re-pointed at an internal address since (DNS rebinding). :class:`AddressRefused` if it fails.
+    """
+    if branch is not None and not valid_branch(branch):
+        raise ValueError("not a valid branch name")  # commands and the sync API refuse it before
+    known = bot.projects.repository(project.id, repo)
+    if known is not None and known.external_url:
+        try:
+            REPO_URL.validate(known.external_url)  # a row stored before the rules were this strict
+        except ArgError:
+            raise AddressRefused(Verdict("bad_url", known.name)) from None
+        verdict = await bot.address_policy.check_url(known.external_url)
+        if not verdict.ok:
+            raise AddressRefused(verdict)
     gitlab, vault = bot.platform.gitlab, bot.platform.vault
     if gitlab is None or vault is None:
         raise ServiceError("GitLab", Failure.UNAVAILABLE, detail="not configured")
