@@ -1355,7 +1355,9 @@ def run_demo(
     print(style.wrap(BOLD, texts["intro"]), file=stream)
     print(texts["cast"].format(channel=CHANNEL), file=stream)
     print(style.wrap(DIM, texts["starting"]), file=stream, flush=True)
-    world = World.create(language=language, timings=timings or Timings(pipeline_step=0.05, argocd_step=0.05))
+    world = World.create(
+        language=language, timings=timings or Timings(pipeline_step=0.05, argocd_step=0.05, reply_budget=2.5)
+    )
     passed = failed = 0
     with _logs_to(world.root / "demo.log"):
         demo: Demo | None = None

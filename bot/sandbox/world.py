@@ -62,10 +62,13 @@ class Timings:
 
     pipeline_step: float = 1.5
     argocd_step: float = 2.0
+    # How long a slash command may take before "still running" (Mattermost waits 3 s at most). Tests
+    # take the longest allowed: on a loaded machine a command taking 0.8 s would answer "still running".
+    reply_budget: float = 0.8
 
     @classmethod
     def fast(cls) -> Timings:
-        return cls(pipeline_step=0.01, argocd_step=0.01)
+        return cls(pipeline_step=0.01, argocd_step=0.01, reply_budget=2.5)
 
 
 @dataclass(frozen=True)
@@ -404,7 +407,12 @@ class World:
         admins = [u.username for u in self.users.values() if u.admin]
         data: dict[str, Any] = {
             "language": self.language,
-            "server": {"host": "127.0.0.1", "port": self._bot_placeholder.port, "public_url": self.bot_url},
+            "server": {
+                "host": "127.0.0.1",
+                "port": self._bot_placeholder.port,
+                "public_url": self.bot_url,
+                "command_reply_budget_seconds": self.timings.reply_budget,
+            },
             "store": {"path": str(self.root / "cpn-bot.sqlite")},
             "security": {"signing_key": self.secret_ref("signing_key", secrets.token_hex(32))},
             "mattermost": {

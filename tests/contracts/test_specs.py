@@ -40,7 +40,7 @@ EXERCISED = {
 @pytest.fixture(scope="module")
 def toured() -> Iterator[RecordedWorld]:
     """Onboarding, repositories, a sync and its pipeline cards, a deploy to dev, a prod confirmation."""
-    world = RecordedWorld.create(timings=Timings(pipeline_step=0.005, argocd_step=0.02))
+    world = RecordedWorld.create(timings=Timings(pipeline_step=0.005, argocd_step=0.02, reply_budget=2.5))
     assert isinstance(world, RecordedWorld)
     world.start()
     try:

@@ -36,7 +36,7 @@ def settled(world: World) -> None:
 
 
 def make_project(make_world: Callable[..., World], **options: Any) -> World:
-    world = make_world(timings=Timings(pipeline_step=0.005, argocd_step=0.02), **options)
+    world = make_world(timings=Timings(pipeline_step=0.005, argocd_step=0.02, reply_budget=2.5), **options)
     bob = User(world, "bob")
     bob.run("/cpn project create alpha")
     world.wait_idle(30)
