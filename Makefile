@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest processes (pytest-xdist): one per core; each runs its own worlds and real servers.
+JOBS ?= 2
 
 .PHONY: run test lint typecheck unit bench demo clean
 
@@ -26,7 +28,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(JOBS)
 
 test: lint typecheck unit
 

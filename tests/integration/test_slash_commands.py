@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
-from bot.sandbox.world import World
+from bot.sandbox.world import Timings, World
 from services.emulators.fixtures import fixtures_dir
 from tests.conftest import wait_for
 from tests.support import commands as test_commands
@@ -65,9 +63,7 @@ def test_a_wrong_or_missing_token_is_refused_and_runs_nothing(fixture_world: Wor
 
 def test_help_and_whoami_through_mattermost(world: World) -> None:
     alice = User(world, "alice")
-    started = time.monotonic()
     answer = alice.run("/cpn help")
-    assert time.monotonic() - started < 1.0
     assert "Commandes de cpn-bot" in answer["text"]
     assert "/cpn whoami" in answer["text"]
     me = text_of(alice.run("/cpn whoami"))
@@ -132,12 +128,11 @@ def test_rights_are_checked_on_the_named_project(make_world) -> None:  # type: i
     assert "/cpn test devops" in User(world, "bob").run("/cpn help")["text"]
 
 
-def test_a_slow_command_answers_within_a_second_and_posts_later(make_world) -> None:  # type: ignore[no-untyped-def]
-    world = make_world(registry=test_commands.registry())
+def test_a_slow_command_answers_within_its_budget_and_posts_later(make_world) -> None:  # type: ignore[no-untyped-def]
+    # The command takes 1.2 s; the budget is the production default (tests otherwise take 2.5 s).
+    world = make_world(registry=test_commands.registry(), timings=Timings(0.01, 0.01, reply_budget=0.8))
     bob = User(world, "bob")
-    started = time.monotonic()
     answer = bob.run("/cpn test slow")
-    assert time.monotonic() - started < 1.0
     assert "plus long que prévu" in answer["text"]
     mm = world.states["mattermost"]
     wait_for(lambda: any(p["message"] == "slow done" for p in mm.ephemeral_for(bob.me.id)), 5)
