@@ -78,6 +78,12 @@ class EdgeMiddleware:
             if length is not None and (not length.isdigit() or int(length) > limit):
                 await self._too_large(scope, receive, send_with_id)
                 return
+            direct = WEBHOOKS.get(scope["path"]) if scope["method"] == "POST" else None
+            if direct is not None:
+                # A webhook authenticates from its headers before any body byte is read: an
+                # unauthenticated sender cannot make the bot buffer its upload.
+                await self._direct(direct, scope, _bounded(receive, limit), send_with_id)
+                return
             # Read the body up to the limit before the app sees it: a 413 then never races a reply.
             body = bytearray()
             more = scope["method"] not in ("GET", "HEAD")
@@ -99,11 +105,7 @@ class EdgeMiddleware:
                     return {"type": "http.request", "body": bytes(body), "more_body": False}
                 return await receive()
 
-            direct = WEBHOOKS.get(scope["path"]) if scope["method"] == "POST" else None
-            if direct is None:
-                await self.app(scope, replay, send_with_id)
-            else:
-                await self._direct(direct, scope, replay, send_with_id)
+            await self.app(scope, replay, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_label(scope)
@@ -124,6 +126,9 @@ class EdgeMiddleware:
     async def _direct(self, handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             response = await handler(self.bot, Request(scope, receive))
+        except BodyTooLarge:
+            await self._too_large(scope, receive, send)
+            return
         except Exception as exc:  # as FastAPI's handler below does for the other routes
             log(logger, logging.ERROR, "unhandled error", path=scope["path"], error=type(exc).__name__)
             response = _json_error(500, "internal error", request_id=request_id_var.get())
@@ -133,6 +138,26 @@ class EdgeMiddleware:
         limit = self.report_limit if scope["path"] == "/hooks/trivy" else self.limit
         response = JSONResponse({"error": "request body too large", "limit": limit}, status_code=413)
         await response(scope, receive, send)
+
+
+class BodyTooLarge(Exception):
+    """The body read so far is over the route's limit."""
+
+
+def _bounded(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises :class:`BodyTooLarge` once more than ``limit`` bytes have come."""
+    seen = 0
+
+    async def bounded() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge
+        return message
+
+    return bounded
 
 
 KNOWN_ROUTES = (

@@ -137,12 +137,17 @@ async def sonarqube_hook(bot: Bot, request: Request) -> Response:
 
     key = request.headers.get("x-sonarqube-project", "")[:200] or request.query_params.get("project", "")[:200]
     slug = slug_of(key) or request.query_params.get("project", "")[:64]
-    body = await request.body()
+    # What the headers alone can refuse is refused before the body is read.
     if not slug or bot.projects.get(slug) is None:
         bot.metrics.inc("cpn_webhooks_refused_total", source="sonarqube", reason="project")
         return JSONResponse({"error": "unknown project"}, status_code=401)
+    signature = request.headers.get("x-sonar-webhook-hmac-sha256")
+    if not signature:
+        bot.metrics.inc("cpn_webhooks_refused_total", source="sonarqube", reason="signature")
+        return JSONResponse({"error": "invalid or missing X-Sonar-Webhook-HMAC-SHA256"}, status_code=401)
+    body = await request.body()
     secret = bot.webhook_secret("sonarqube", slug)
-    if not signature_ok(secret, body, request.headers.get("x-sonar-webhook-hmac-sha256")):
+    if not signature_ok(secret, body, signature):
         bot.metrics.inc("cpn_webhooks_refused_total", source="sonarqube", reason="signature")
         return JSONResponse({"error": "invalid or missing X-Sonar-Webhook-HMAC-SHA256"}, status_code=401)
     if json_object(body) is None:
