@@ -137,9 +137,12 @@ async def gitlab_hook(bot: Bot, request: Request) -> Response:
         # A project's secret vouches only for its own repositories.
         bot.metrics.inc("cpn_webhooks_refused_total", source="gitlab", reason="project")
         return JSONResponse({"error": "this event is not about a repository of this project"}, status_code=403)
+    # GitLab keeps the Idempotency-Key across a hook's retries but draws a new X-Gitlab-Event-UUID
+    # for every request (gitlabhq/gitlabhq:app/services/web_hook_service.rb, build_headers and
+    # async_execute): the key first, the UUID next, the body's hash last.
     delivery = (
-        request.headers.get("x-gitlab-event-uuid")
-        or request.headers.get("idempotency-key")
+        request.headers.get("idempotency-key")
+        or request.headers.get("x-gitlab-event-uuid")
         or hashlib.sha256(body).hexdigest()
     )[:128]
     headers = {k: request.headers[k][:200] for k in KEPT_HEADERS if k in request.headers}

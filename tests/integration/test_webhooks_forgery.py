@@ -96,3 +96,22 @@ def test_a_sonarqube_body_must_name_the_signing_projects_key(
     answer = httpx.post(f"{two.bot_url}/hooks/sonarqube", content=raw, headers=headers)
     assert answer.status_code == status, answer.text
     assert inbox_rows(two) == before + (status == 202)
+
+
+def test_a_gitlab_retry_with_a_new_event_uuid_is_deduplicated_on_its_idempotency_key(two: World) -> None:
+    # gitlabhq/gitlabhq:app/services/web_hook_service.rb: a retry keeps its Idempotency-Key and
+    # gets a fresh X-Gitlab-Event-UUID.
+    key = str(uuid.uuid4())
+    answers = []
+    for _ in range(2):
+        headers = {
+            "Content-Type": "application/json",
+            "X-Gitlab-Event": "Pipeline Hook",
+            "X-Gitlab-Event-UUID": str(uuid.uuid4()),
+            "Idempotency-Key": key,
+            "X-Gitlab-Token": secret(two, "gitlab", "beta"),
+        }
+        payload = gitlab_payload("Pipeline Hook", "beta")
+        answers.append(httpx.post(f"{two.bot_url}/hooks/gitlab?project=beta", json=payload, headers=headers))
+    assert [a.status_code for a in answers] == [202, 202]
+    assert [a.json()["duplicate"] for a in answers] == [False, True]
