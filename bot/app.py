@@ -32,6 +32,9 @@ logger = logging.getLogger("cpn.http")
 access = logging.getLogger("cpn.access")
 
 
+# gitlabhq/gitlabhq:app/services/web_hook_service.rb, REQUEST_BODY_SIZE_LIMIT = 25.megabytes.
+GITLAB_BODY_LIMIT = 25 * 1024 * 1024
+
 Handler = Callable[[Bot, Request], Awaitable[Response]]
 
 # The webhooks, answered by the edge middleware without going through FastAPI: a burst of pipeline
@@ -72,7 +75,7 @@ class EdgeMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
-        limit = self.report_limit if scope["path"] == "/hooks/trivy" else self.limit
+        limit = self._limit(scope["path"])
         try:
             length = headers.get(b"content-length")
             if length is not None and (not length.isdigit() or int(length) > limit):
@@ -134,8 +137,15 @@ class EdgeMiddleware:
             response = _json_error(500, "internal error", request_id=request_id_var.get())
         await response(scope, receive, send)
 
+    def _limit(self, path: str) -> int:
+        if path == "/hooks/trivy":
+            return self.report_limit
+        if path == "/hooks/gitlab":  # GitLab sends up to its own limit; refusing less loses events
+            return max(self.limit, GITLAB_BODY_LIMIT)
+        return self.limit
+
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = self.report_limit if scope["path"] == "/hooks/trivy" else self.limit
+        limit = self._limit(scope["path"])
         response = JSONResponse({"error": "request body too large", "limit": limit}, status_code=413)
         await response(scope, receive, send)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from bot.sandbox.world import World
@@ -34,3 +35,20 @@ def test_an_unauthenticated_webhook_is_refused_before_its_body_is_sent(world: Wo
         answer = conn.recv(4096).decode("latin-1")
     status = answer.split(" ", 2)[1]
     assert status == "401", answer
+
+
+@pytest.mark.parametrize(("size", "status"), [(3_000_000, 202), (25 * 1024 * 1024 + 1, 413)])
+def test_gitlab_bodies_are_accepted_up_to_gitlabs_own_limit(world: World, size: int, status: int) -> None:
+    # gitlabhq/gitlabhq:app/services/web_hook_service.rb: REQUEST_BODY_SIZE_LIMIT = 25.megabytes.
+    assert world.bot is not None
+    master = world.bot.config.gitlab.webhook_secret if world.bot.config.gitlab else None
+    assert master is not None
+    pad = size - len(b'{"object_kind":"push","pad":""}')
+    body = b'{"object_kind":"push","pad":"' + b"a" * pad + b'"}'
+    headers = {
+        "Content-Type": "application/json",
+        "X-Gitlab-Event": "Push Hook",
+        "X-Gitlab-Token": master.get_secret_value(),
+    }
+    answer = httpx.post(f"{world.bot_url}/hooks/gitlab", content=body, headers=headers, timeout=30)
+    assert answer.status_code == status, answer.text[:200]
