@@ -32,6 +32,9 @@ logger = logging.getLogger("cpn.http")
 access = logging.getLogger("cpn.access")
 
 
+# gitlabhq/gitlabhq:app/services/web_hook_service.rb, REQUEST_BODY_SIZE_LIMIT = 25.megabytes.
+GITLAB_BODY_LIMIT = 25 * 1024 * 1024
+
 Handler = Callable[[Bot, Request], Awaitable[Response]]
 
 # The webhooks, answered by the edge middleware without going through FastAPI: a burst of pipeline
@@ -72,11 +75,17 @@ class EdgeMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
-        limit = self.report_limit if scope["path"] == "/hooks/trivy" else self.limit
+        limit = self._limit(scope["path"])
         try:
             length = headers.get(b"content-length")
             if length is not None and (not length.isdigit() or int(length) > limit):
                 await self._too_large(scope, receive, send_with_id)
+                return
+            direct = WEBHOOKS.get(scope["path"]) if scope["method"] == "POST" else None
+            if direct is not None:
+                # A webhook authenticates from its headers before any body byte is read: an
+                # unauthenticated sender cannot make the bot buffer its upload.
+                await self._direct(direct, scope, _bounded(receive, limit), send_with_id)
                 return
             # Read the body up to the limit before the app sees it: a 413 then never races a reply.
             body = bytearray()
@@ -99,11 +108,7 @@ class EdgeMiddleware:
                     return {"type": "http.request", "body": bytes(body), "more_body": False}
                 return await receive()
 
-            direct = WEBHOOKS.get(scope["path"]) if scope["method"] == "POST" else None
-            if direct is None:
-                await self.app(scope, replay, send_with_id)
-            else:
-                await self._direct(direct, scope, replay, send_with_id)
+            await self.app(scope, replay, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_label(scope)
@@ -124,15 +129,45 @@ class EdgeMiddleware:
     async def _direct(self, handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             response = await handler(self.bot, Request(scope, receive))
+        except BodyTooLarge:
+            await self._too_large(scope, receive, send)
+            return
         except Exception as exc:  # as FastAPI's handler below does for the other routes
             log(logger, logging.ERROR, "unhandled error", path=scope["path"], error=type(exc).__name__)
             response = _json_error(500, "internal error", request_id=request_id_var.get())
         await response(scope, receive, send)
 
+    def _limit(self, path: str) -> int:
+        if path == "/hooks/trivy":
+            return self.report_limit
+        if path == "/hooks/gitlab":  # GitLab sends up to its own limit; refusing less loses events
+            return max(self.limit, GITLAB_BODY_LIMIT)
+        return self.limit
+
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = self.report_limit if scope["path"] == "/hooks/trivy" else self.limit
+        limit = self._limit(scope["path"])
         response = JSONResponse({"error": "request body too large", "limit": limit}, status_code=413)
         await response(scope, receive, send)
+
+
+class BodyTooLarge(Exception):
+    """The body read so far is over the route's limit."""
+
+
+def _bounded(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises :class:`BodyTooLarge` once more than ``limit`` bytes have come."""
+    seen = 0
+
+    async def bounded() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge
+        return message
+
+    return bounded
 
 
 KNOWN_ROUTES = (

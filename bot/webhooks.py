@@ -77,22 +77,54 @@ def _equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def gitlab_token_ok(bot: Bot, token: str, slug: str) -> bool:
-    """Whether ``token`` is the hook secret of ``slug`` (or of any project if none is named)."""
-    ok = False
+def gitlab_token_scope(bot: Bot, token: str, slug: str) -> str | None:
+    """The project ``token`` authenticates: its slug, ``""`` for the master secret, None if none.
+
+    Every candidate is compared (constant time, whichever matches), so timing says nothing.
+    """
+    scope: str | None = None
     master = bot.config.gitlab.webhook_secret if bot.config.gitlab else None
-    if master is not None:
-        ok |= _equal(token, master.get_secret_value())
+    if master is not None and _equal(token, master.get_secret_value()):
+        scope = ""
     slugs = [slug] if slug else [p.slug for p in bot.projects.all()]
     for candidate in slugs:
-        ok |= _equal(token, bot.webhook_secret("gitlab", candidate))
-    return ok
+        if _equal(token, bot.webhook_secret("gitlab", candidate)) and scope is None:
+            scope = candidate
+    return scope
+
+
+def gitlab_token_ok(bot: Bot, token: str, slug: str) -> bool:
+    """Whether ``token`` is the hook secret of ``slug`` (or of any project if none is named)."""
+    return gitlab_token_scope(bot, token, slug) is not None
+
+
+def gitlab_event_path(event: str, payload: dict[str, Any]) -> str:
+    """The repository path an event is about, read as the worker reads it (bot.notifications)."""
+    project = payload.get("project")
+    path = project.get("path_with_namespace") if isinstance(project, dict) else None
+    if not path and event == "Job Hook":
+        path = payload.get("project_name")
+    return str(path or "").replace(" / ", "/")
+
+
+def _foreign(bot: Bot, scope: str, event: str, payload: dict[str, Any]) -> bool:
+    """Whether a project-scoped secret carries an event about a repository of another project."""
+    from bot.workflows.pipelines import split_path
+
+    if not scope:  # the master secret: the project comes from the payload
+        return False
+    path = gitlab_event_path(event, payload)
+    if not path:
+        return False  # nothing the worker could attribute to any project
+    parts = split_path(bot.config.platform.root_group, path)
+    return parts is None or parts[0] != scope
 
 
 async def gitlab_hook(bot: Bot, request: Request) -> Response:
     token = request.headers.get("x-gitlab-token", "")
     slug = request.query_params.get("project", "")[:64]
-    if not token or not gitlab_token_ok(bot, token, slug):
+    scope = gitlab_token_scope(bot, token, slug) if token else None
+    if scope is None:
         bot.metrics.inc("cpn_webhooks_refused_total", source="gitlab", reason="token")
         return JSONResponse({"error": "invalid or missing X-Gitlab-Token"}, status_code=401)
     body = await request.body()
@@ -101,9 +133,16 @@ async def gitlab_hook(bot: Bot, request: Request) -> Response:
         bot.metrics.inc("cpn_webhooks_refused_total", source="gitlab", reason="malformed")
         return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
     event = request.headers.get("x-gitlab-event", "")[:64]
+    if _foreign(bot, scope, event, payload):
+        # A project's secret vouches only for its own repositories.
+        bot.metrics.inc("cpn_webhooks_refused_total", source="gitlab", reason="project")
+        return JSONResponse({"error": "this event is not about a repository of this project"}, status_code=403)
+    # GitLab keeps the Idempotency-Key across a hook's retries but draws a new X-Gitlab-Event-UUID
+    # for every request (gitlabhq/gitlabhq:app/services/web_hook_service.rb, build_headers and
+    # async_execute): the key first, the UUID next, the body's hash last.
     delivery = (
-        request.headers.get("x-gitlab-event-uuid")
-        or request.headers.get("idempotency-key")
+        request.headers.get("idempotency-key")
+        or request.headers.get("x-gitlab-event-uuid")
         or hashlib.sha256(body).hexdigest()
     )[:128]
     headers = {k: request.headers[k][:200] for k in KEPT_HEADERS if k in request.headers}
@@ -135,18 +174,31 @@ async def sonarqube_hook(bot: Bot, request: Request) -> Response:
     """SonarQube: the project from ``X-SonarQube-Project``, its secret derived, the body's HMAC checked."""
     from bot.workflows.quality import delivery_id, signature_ok, slug_of
 
-    key = request.headers.get("x-sonarqube-project", "")[:200] or request.query_params.get("project", "")[:200]
+    header_key = request.headers.get("x-sonarqube-project", "")[:200]
+    key = header_key or request.query_params.get("project", "")[:200]
     slug = slug_of(key) or request.query_params.get("project", "")[:64]
-    body = await request.body()
+    # What the headers alone can refuse is refused before the body is read.
     if not slug or bot.projects.get(slug) is None:
         bot.metrics.inc("cpn_webhooks_refused_total", source="sonarqube", reason="project")
         return JSONResponse({"error": "unknown project"}, status_code=401)
-    secret = bot.webhook_secret("sonarqube", slug)
-    if not signature_ok(secret, body, request.headers.get("x-sonar-webhook-hmac-sha256")):
+    signature = request.headers.get("x-sonar-webhook-hmac-sha256")
+    if not signature:
         bot.metrics.inc("cpn_webhooks_refused_total", source="sonarqube", reason="signature")
         return JSONResponse({"error": "invalid or missing X-Sonar-Webhook-HMAC-SHA256"}, status_code=401)
-    if json_object(body) is None:
+    body = await request.body()
+    secret = bot.webhook_secret("sonarqube", slug)
+    if not signature_ok(secret, body, signature):
+        bot.metrics.inc("cpn_webhooks_refused_total", source="sonarqube", reason="signature")
+        return JSONResponse({"error": "invalid or missing X-Sonar-Webhook-HMAC-SHA256"}, status_code=401)
+    payload = json_object(body)
+    if payload is None:
         return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
+    project = payload.get("project")
+    body_key = project.get("key") if isinstance(project, dict) else None
+    # The secret is the project's: the body may speak only of that project's Sonar projects.
+    if not isinstance(body_key, str) or slug_of(body_key) != slug or (header_key and body_key != header_key):
+        bot.metrics.inc("cpn_webhooks_refused_total", source="sonarqube", reason="project")
+        return JSONResponse({"error": "the body's project.key is not this project's"}, status_code=403)
     return await _acknowledge(
         bot, Delivery("sonarqube", delivery_id(body), "quality_gate", body.decode("utf-8"), project_key=slug)
     )

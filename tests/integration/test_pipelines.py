@@ -47,9 +47,10 @@ def send(
         "Content-Type": "application/json",
         "User-Agent": "GitLab/17.1.0-pre",
         "X-Gitlab-Event": event,
-        "X-Gitlab-Event-UUID": delivery or str(uuid.uuid4()),
+        # As GitLab: a fresh event UUID per request, an idempotency key stable across retries.
+        "X-Gitlab-Event-UUID": str(uuid.uuid4()),
         "X-Gitlab-Instance": "https://gitlab.example.com",
-        "Idempotency-Key": str(uuid.uuid4()),
+        "Idempotency-Key": delivery or str(uuid.uuid4()),
     }
     if token is not None:
         headers["X-Gitlab-Token"] = token
