@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -165,14 +167,24 @@ def button(
 
     ``ephemeral``: the button goes on an ephemeral post (a command's answer).
     """
-    action_id = "".join(ch for ch in f"{name}{label}" if ch.isalnum())[:40] or "action"
+    context = signer.sign(name, data, user_id, ttl, ephemeral)
     return {
-        "id": action_id,
+        "id": action_id(name, label, str(context["nonce"])),
         "name": label,
         "type": "button",
         "style": style,
-        "integration": {
-            "url": f"{bot_url}/mattermost/actions",
-            "context": signer.sign(name, data, user_id, ttl, ephemeral),
-        },
+        "integration": {"url": f"{bot_url}/mattermost/actions", "context": context},
     }
+
+
+# mattermost/mattermost:server/channels/api4/integration_action.go InitAction routes presses to
+# "/actions/{action_id:[A-Za-z0-9]+}": any other character (é, ç, _, -) is the router's 404.
+_NOT_ID = re.compile(r"[^A-Za-z0-9]")
+
+
+def action_id(name: str, label: str, nonce: str) -> str:
+    """An id the press route accepts: ASCII letters and digits only (accents folded: ``Résolu`` →
+    ``Resolu``), ending with the context's nonce so that two buttons of one post never share one
+    (the server presses the first action with the id, model.Post.GetAction)."""
+    folded = unicodedata.normalize("NFKD", f"{name}{label}").encode("ascii", "ignore").decode("ascii")
+    return _NOT_ID.sub("", folded)[:24] + _NOT_ID.sub("", nonce)[:16]

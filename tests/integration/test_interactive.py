@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import httpx
@@ -127,3 +128,21 @@ def test_a_dialog_opens_with_the_trigger_id_and_its_submission_comes_back(make_w
     refused = submit({"key": "X", "value": "y"}, User(world, "carol"))
     assert "réservé" in json.dumps(refused, ensure_ascii=False)
     assert "dialog" not in test_commands.received
+
+
+def test_french_labels_give_ascii_ids_unique_on_their_post(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(registry=test_commands.registry())
+    test_commands.received.clear()
+    bob = User(world, "bob")
+    bob.run("/cpn test choices")
+    post = wait_for(
+        lambda: next((p for p in channel_posts(world, "equipe-alpha") if p["message"] == "choix"), None),
+        what="the card",
+    )
+    ids = [a["id"] for a in post["props"]["attachments"][0]["actions"]]
+    assert all(re.fullmatch(r"[A-Za-z0-9]+", i) for i in ids), ids
+    assert ids[0].startswith("testchoseResolu") and ids[1].startswith("testchoseCamaaide")
+    assert len(set(ids)) == 3
+    for action_id in reversed(ids):  # the real router 404s on any other id, and presses the first of equal ids
+        bob.press(post["id"], action_id)
+    assert test_commands.received["chosen"] == [3, 2, 1]
