@@ -34,7 +34,10 @@ def test_the_bound_user_presses_and_the_card_is_updated(make_world) -> None:  # 
     bob.press(post["id"], action_id(post))
     assert test_commands.received["pressed_by"] == bob.me.id
     mm = world.states["mattermost"]
-    assert mm.posts[post["id"]]["message"] == "✅ confirmé"
+    # The card says who chose what and when, then what was done; its button is gone.
+    chosen, done = mm.posts[post["id"]]["message"].splitlines()
+    assert re.fullmatch(r"✅ « Confirmer » choisi par @bob à \d\d:\d\d", chosen) and done == "✅ confirmé"
+    assert "attachments" not in mm.posts[post["id"]]["props"]
     assert any(p["message"] == "fait" for p in mm.ephemeral_for(bob.me.id))
 
 
@@ -64,7 +67,9 @@ def test_an_expired_button_is_refused(make_world) -> None:  # type: ignore[no-un
     # The same context, re-signed by the bot's key but with its expiry in the past.
     expired = dict(context, exp=context["exp"] - 3600)
     expired["sig"] = world.bot.signer._mac(
-        [expired["action"], expired["data"], expired["user"], expired["exp"], expired["nonce"]]
+        world.bot.signer._payload(
+            expired["action"], expired["data"], expired["user"], expired["exp"], expired["nonce"], False, "Confirmer"
+        )
     )
     answer = httpx.post(
         f"{world.bot_url}/mattermost/actions",
