@@ -119,6 +119,7 @@ async def echo(op: Operation, bot: Bot) -> dict[str, Any]:
 @action("test.pressed")
 async def pressed(press: Press, bot: Bot) -> PressResult:
     received["pressed_by"] = press.user_id
+    received["pressed_by_name"] = press.user_name
     return PressResult(update=Post("✅ confirmé"), ephemeral="fait")
 
 
@@ -132,5 +133,5 @@ async def chose(press: Press, bot: Bot) -> PressResult:
 async def dialog_submitted(press: Press, bot: Bot) -> PressResult:
     if not press.submission.get("key"):
         return PressResult(errors={"key": "requis"})
-    received["dialog"] = {"keys": sorted(press.submission), "data": press.data}
-    return PressResult()
+    received["dialog"] = {"keys": sorted(press.submission), "data": press.data, "by": press.user_name}
+    return PressResult(ephemeral="reçu")
