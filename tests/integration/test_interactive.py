@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -265,3 +266,46 @@ def test_a_hostile_body_gets_a_reason_or_a_401_never_a_500(
     assert answer.status_code == status, answer.text
     assert isinstance(answer.json()["error"], str) and answer.json()["error"]
     assert httpx.get(f"{fuzz_world.bot_url}/healthz").status_code == 200
+
+
+def test_a_secret_dialog_submitted_three_times_at_once_writes_one_vault_version(make_world) -> None:  # type: ignore[no-untyped-def]
+    world: World = make_world()
+    bob = User(world, "bob")
+    bob.run("/cpn project create alpha")
+    world.wait_idle(30)
+    bob.run("/cpn secret set alpha API_KEY")
+    mm = world.states["mattermost"]
+    opened = wait_for(lambda: [d for d in mm.dialogs_opened if d["user_id"] == bob.me.id], what="the dialog")[-1]
+    body = {
+        "url": opened["url"],
+        "callback_id": opened["dialog"]["callback_id"],
+        "state": opened["dialog"]["state"],
+        "channel_id": world.channels["equipe-alpha"],
+        "team_id": world.team_id,
+        "cancelled": False,
+    }
+
+    async def submit_three() -> list[Any]:
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {bob.me.token}"}) as client:
+            url = f"{world.servers['mattermost'].url}/api/v4/actions/dialogs/submit"
+            answers = await asyncio.gather(
+                *(client.post(url, json=body | {"submission": {"value": f"s3cret-{n}"}}) for n in range(3))
+            )
+        return [a.json() for a in answers]
+
+    answers = asyncio.run(submit_three())
+    world.wait_idle(10)
+    assert sorted(answers, key=len) == [{}, {"error": ANY_TEXT}, {"error": ANY_TEXT}]
+    assert all("déjà été envoyé par @bob" in a["error"] for a in answers if a)
+    listed = bob.run("/cpn secret list alpha")["text"]
+    assert "API_KEY" in listed and re.search(r"— v1\b", listed) and not re.search(r"— v\d*[02-9]", listed)
+
+
+class _AnyText(str):
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and bool(other)
+
+    __hash__ = str.__hash__
+
+
+ANY_TEXT = _AnyText()
