@@ -223,6 +223,8 @@ ACTIONS: dict[str, PressHandler] = {}
 
 # How an action uses its context's nonce (bot/presses.py applies it):
 NonceUseMode = Literal["once", "in_handler", "reusable"]
+# ONCE uses the context even when the handler then refuses (rights): a button any user may press
+# (ANY_USER) must be IN_HANDLER, claiming after its rights check, or the first passer-by uses it up.
 ONCE: NonceUseMode = "once"  # claimed by the framework before the handler runs (claim-then-act)
 IN_HANDLER: NonceUseMode = "in_handler"  # the handler claims at its effect: press.effect() / press.claim()
 REUSABLE: NonceUseMode = "reusable"  # navigation only, no effect: the same button may be pressed again
