@@ -7,7 +7,6 @@ produce a traceback in a response.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -19,8 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot import webhooks
-from bot.interactive import ACTIONS, Press, PressResult, Refused
+from bot import presses, webhooks
 from bot.logs import log, request_id_var
 from bot.runtime import Bot
 from bot.slash import SlashCommands, parse_form, token_ok
@@ -233,22 +231,11 @@ def create_app(bot: Bot, manage_lifecycle: bool = True) -> ASGIApp:
 
     @app.post("/mattermost/actions")
     async def actions(request: Request) -> Response:
-        body = await _json_body(request)
-        if body is None:
-            return _json_error(400, "body must be a JSON object")
-        return await _press(bot, body, dialog=False)
+        return await presses.action_request(bot, await request.body())
 
     @app.post("/mattermost/dialogs")
     async def dialogs(request: Request) -> Response:
-        body = await _json_body(request)
-        if body is None:
-            return _json_error(400, "body must be a JSON object")
-        try:
-            state = json.loads(body.get("state") or "null")
-        except (ValueError, TypeError):
-            state = None
-        body["context"] = state
-        return await _press(bot, body, dialog=True)
+        return await presses.dialog_request(bot, await request.body())
 
     # -- webhooks and the sync API (their issues fill them in) ----------------------------------
 
@@ -295,48 +282,3 @@ def _bound(bot: Bot, handler: Handler) -> Callable[[Request], Awaitable[Response
         return await handler(bot, request)
 
     return endpoint
-
-
-async def _json_body(request: Request) -> dict[str, Any] | None:
-    return webhooks.json_object(await request.body())
-
-
-async def _press(bot: Bot, body: dict[str, Any], dialog: bool) -> Response:
-    """A button press or a dialog submission: verify its signed context, then run its action."""
-    tr = bot.tr
-    user_id = str(body.get("user_id", ""))
-    try:
-        signed = bot.signer.verify(body.get("context"), user_id)
-    except Refused as exc:
-        bot.metrics.inc("cpn_actions_refused_total", reason=exc.key)
-        if exc.forged:
-            return _json_error(401, "invalid action context")
-        result = PressResult(ephemeral=tr(exc.key))
-        return JSONResponse(result.dialog_body() if dialog else result.action_body())
-    handler = ACTIONS.get(signed.action)
-    if handler is None:
-        return JSONResponse(PressResult(ephemeral=tr("actions.unknown")).action_body())
-    press = Press(
-        action=signed.action,
-        data=signed.data,
-        user_id=user_id,
-        user_name=str(body.get("user_name", "")),
-        channel_id=str(body.get("channel_id", "")),
-        team_id=str(body.get("team_id", "")),
-        post_id=str(body.get("post_id", "")),
-        trigger_id=str(body.get("trigger_id", "")),
-        submission=body.get("submission") or {} if dialog else {},
-    )
-    try:
-        result = await handler(press, bot)
-    except ServiceError as exc:
-        result = PressResult(ephemeral=tr("errors.service", service=exc.service))
-    except Exception as exc:
-        log(logger, logging.ERROR, "action crashed", action=signed.action, error=type(exc).__name__)
-        logger.debug("action crash", exc_info=True)
-        result = PressResult(ephemeral=tr("errors.internal", ref=request_id_var.get()))
-    bot.metrics.inc("cpn_actions_total", action=signed.action)
-    if signed.ephemeral and result.update is not None:
-        # Only recent servers can update an ephemeral post; every server shows a new ephemeral one.
-        result = PressResult(ephemeral=result.ephemeral or result.update.message, errors=result.errors)
-    return JSONResponse(result.dialog_body() if dialog else result.action_body())

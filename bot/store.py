@@ -453,7 +453,16 @@ def _v9(db: sqlite_utils.Database) -> None:
     db.table("inbox_done").create_index(["processed_at"])
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
+def _v10(db: sqlite_utils.Database) -> None:
+    """Contexts of buttons and dialogs already used (bot/nonces.py), kept until they expire."""
+    db.execute(
+        "CREATE TABLE used_nonces (nonce TEXT PRIMARY KEY, used_at FLOAT NOT NULL, user_id TEXT NOT NULL, "
+        "action TEXT NOT NULL, label TEXT NOT NULL DEFAULT '', expires_at FLOAT NOT NULL)"
+    )
+    db.execute("CREATE INDEX idx_used_nonces_expires_at ON used_nonces (expires_at)")
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
 
 # The inbox file: written by the web process only (acknowledgements), read by whoever processes.
 INBOX_SCHEMA = (

@@ -44,8 +44,11 @@ async def resolve_mention(ctx: CommandContext, username: str) -> Person | None:
 def confirmation(
     ctx: CommandContext, name: str, data: dict[str, Any], question: str, danger: bool = True
 ) -> dict[str, Any]:
-    """An attachment asking the caller, and only them, to confirm within the buttons' lifetime."""
+    """An attachment asking the caller, and only them, to confirm within the buttons' lifetime.
+
+    Both buttons share one nonce: once either is used, the other is refused too."""
     bot = ctx.bot
+    nonce = bot.signer.new_nonce()
     return {
         "color": "#CE0500" if danger else "#0063CB",
         "text": question,
@@ -59,6 +62,7 @@ def confirmation(
                 data=data,
                 style="danger" if danger else "primary",
                 ephemeral=True,
+                nonce=nonce,
             ),
             button(
                 bot.public_url,
@@ -68,6 +72,7 @@ def confirmation(
                 user_id=ctx.user_id,
                 data={},
                 ephemeral=True,
+                nonce=nonce,
             ),
         ],
     }

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.context import CommandContext, Reply
 from bot.i18n import Text, Translator
-from bot.interactive import Press, PressResult, action
+from bot.interactive import IN_HANDLER, Press, PressResult, action
 from bot.operations import Operation, operation
 from bot.outbox import Post
 from bot.render import deploys as render
@@ -247,7 +247,7 @@ async def rollback_command(ctx: CommandContext) -> Reply:
     return await _start(ctx, "rollback", target, {"history_id": wanted, "image_tag": "", "revision": ""}, question)
 
 
-@action("deploy.confirm")
+@action("deploy.confirm", use=IN_HANDLER)
 async def confirmed(press: Press, bot: Bot) -> PressResult:
     data = dict(press.data)
     project = bot.projects.get(str(data.get("project", "")))
@@ -261,10 +261,10 @@ async def confirmed(press: Press, bot: Bot) -> PressResult:
         return PressResult(ephemeral=bot.tr("deploy.protected_rights", env=code(target.env.name)))
     if flow.frozen(bot.config, target.env) is not None or flow.running(bot.store, project.id, target.env.name):
         return PressResult(ephemeral=bot.tr("deploy.not_now", env=code(target.env.name)))
-    submit_from_press(bot, press, "deploy.run", data)
-    bot.store.audit(
-        press.user_id, press.user_name, f"deploy.{data['kind']}.confirmed", f"{project.name}/{target.env.name}", "ok"
-    )
+    with press.effect():  # the deploy is queued in the transaction that uses the confirmation up
+        submit_from_press(bot, press, "deploy.run", data)
+        target_name = f"{project.name}/{target.env.name}"
+        bot.store.audit(press.user_id, press.user_name, f"deploy.{data['kind']}.confirmed", target_name, "ok")
     return PressResult(update=Post(bot.tr("deploy.started", env=code(target.env.name))))
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from bot.context import CommandContext, Reply
 from bot.i18n import Text
-from bot.interactive import Press, PressResult, action
+from bot.interactive import IN_HANDLER, Press, PressResult, action
 from bot.outbox import Post
 from bot.render.safe import code
 from bot.rights import Role
@@ -76,7 +76,7 @@ async def set_secret(ctx: CommandContext) -> Reply:
     return Reply(ctx.tr("secret.fill_dialog"))
 
 
-@action("secret.set")
+@action("secret.set", use=IN_HANDLER)
 async def set_submitted(press: Press, bot: Bot) -> PressResult:
     value = str(press.submission.get("value") or "")
     if not value:
@@ -84,6 +84,7 @@ async def set_submitted(press: Press, bot: Bot) -> PressResult:
     project, key = str(press.data["project"]), str(press.data["key"])
     if not await presser_has(bot, press, project, Role.DEVOPS):
         return PressResult(ephemeral=bot.tr("actions.not_yours"))
+    press.claim()  # before Vault: a second or concurrent submission of this dialog writes nothing
     version = await _vault(bot).write(key, {"value": value}, mount=_mount(bot, project))
     bot.store.audit(press.user_id, press.user_name, "secret.set", f"{project}/{key}", "ok", {"version": version})
     bot.outbox.enqueue(

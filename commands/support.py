@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.context import CommandContext, Reply
 from bot.i18n import Text
-from bot.interactive import ANY_USER, Press, PressResult, action, button
+from bot.interactive import ANY_USER, IN_HANDLER, Press, PressResult, action, button
 from bot.knowledge import Answer, load_articles
 from bot.listener import Message, on_message, on_thread_reply
 from bot.outbox import Post, thread_of
@@ -338,26 +338,29 @@ async def _staff_moves(press: Press, bot: Bot, event: str) -> PressResult:
     if isinstance(found, PressResult):
         return found
     tickets = Tickets(bot.store)
-    if event == "take":
-        tickets.take(found.id, press.user_id, press.user_name)
-        notice = bot.tr("support.taken_notice", id=found.id, user=f"@{press.user_name}")
-    else:
-        tickets.resolve(found.id, press.user_id, press.user_name)
-        notice = bot.tr("support.resolved_notice", id=found.id, user=f"@{found.reporter_name}")
+    # Any staff member may press: the button is used up only by one who may, with the move itself.
+    with press.effect():
+        if event == "take":
+            tickets.take(found.id, press.user_id, press.user_name)
+            notice = bot.tr("support.taken_notice", id=found.id, user=f"@{press.user_name}")
+        else:
+            tickets.resolve(found.id, press.user_id, press.user_name)
+            notice = bot.tr("support.resolved_notice", id=found.id, user=f"@{found.reporter_name}")
+        ticket = tickets.get(found.id)
+        assert ticket is not None
+        bot.outbox.enqueue(ticket.reporter_channel_id, Post(notice), root_key=_reporter_thread(ticket))
+        bot.store.audit(press.user_id, press.user_name, f"ticket.{event}", f"#{ticket.id}", "ok")
+    if event == "resolve":
         bot.metrics.inc("cpn_tickets_total", event="resolved")
-    ticket = tickets.get(found.id)
-    assert ticket is not None
-    bot.outbox.enqueue(ticket.reporter_channel_id, Post(notice), root_key=_reporter_thread(ticket))
-    bot.store.audit(press.user_id, press.user_name, f"ticket.{event}", f"#{ticket.id}", "ok")
     return PressResult(update=_support_card(bot, ticket))
 
 
-@action("ticket.take")
+@action("ticket.take", use=IN_HANDLER)
 async def take(press: Press, bot: Bot) -> PressResult:
     return await _staff_moves(press, bot, "take")
 
 
-@action("ticket.resolve")
+@action("ticket.resolve", use=IN_HANDLER)
 async def resolve(press: Press, bot: Bot) -> PressResult:
     return await _staff_moves(press, bot, "resolve")
 

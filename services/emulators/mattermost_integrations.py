@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from services.emulators.mattermost_http import (
+    Endpoint,
     app_error,
     authed,
     check_ids,
@@ -77,6 +78,12 @@ _OPTIONAL_COMMAND_KEYS = (
 _DIALOG_ELEMENT_TYPES = {"text", "textarea", "select", "bool", "radio", "date", "datetime"}
 _TEXT_SUBTYPES = {"", "text", "email", "number", "tel", "url", "password"}
 _MAX_DIALOG_ELEMENTS = 20
+# mattermost/mattermost:server/channels/api4/integration_action.go InitAction registers the press as
+# "/actions/{action_id:[A-Za-z0-9]+}": gorilla/mux matches no route for any other id, and the API's
+# catch-all answers (api4/api.go Handle404 → web.Handle404) before any session check. The real
+# server stores a post whose action ids have other characters (model.PostAction.IsValid checks no
+# id; Post.GenerateActionIds only fills empty ones), so only the press fails, as here.
+_ACTION_ID = re.compile(r"[A-Za-z0-9]+")
 
 
 def slack_to_markdown(text: str) -> str:
@@ -187,6 +194,15 @@ class _CommandArgs:
     trigger: str
 
 
+def _action_id_route(handler: Endpoint) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        if _ACTION_ID.fullmatch(request.path_params["action_id"]) is None:
+            return app_error(404, "api.context.404.app_error")
+        return await handler(request)
+
+    return endpoint
+
+
 class IntegrationRoutes:
     def __init__(self, state: State) -> None:
         self.state = state
@@ -198,7 +214,11 @@ class IntegrationRoutes:
             Route("/api/v4/commands", authed(s, self.create_command), methods=["POST"]),
             Route("/api/v4/commands", authed(s, self.list_commands), methods=["GET"]),
             Route("/hooks/commands/{hook_id}", public(s, self.command_hook), methods=["POST"]),
-            Route("/api/v4/posts/{post_id}/actions/{action_id}", authed(s, self.post_action), methods=["POST"]),
+            Route(
+                "/api/v4/posts/{post_id}/actions/{action_id}",
+                _action_id_route(authed(s, self.post_action)),
+                methods=["POST"],
+            ),
             Route("/api/v4/actions/dialogs/open", public(s, self.open_dialog), methods=["POST"]),
             Route("/api/v4/actions/dialogs/submit", authed(s, self.submit_dialog), methods=["POST"]),
         ]

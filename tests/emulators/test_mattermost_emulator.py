@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import aiohttp
 import httpx
@@ -424,6 +424,25 @@ async def test_post_action_round_trip(world: World) -> None:
     assert err.value.error_id == "api.post.do_action.action_integration.app_error"
     with pytest.raises(ResourceNotFound):
         await alice.posts.do_post_action(again["id"], "d" * 26)
+
+
+@pytest.mark.parametrize("action_id", ["ticketresolveRésolu", "supporthelpfulÇamaaidé", "common_cancel", "a-b"])
+async def test_a_press_on_an_action_id_outside_ascii_letters_and_digits_is_the_routers_404(
+    world: World, action_id: str
+) -> None:
+    integration = {"url": world.capture_url + "/action", "context": {}}
+    action = {"id": action_id, "name": "Résolu", "integration": integration}
+    bot = world.driver("cpn-bot")
+    # The real server stores such a post (no rule on action ids): only the press fails.
+    post = await bot.posts.create_post(world.town["id"], "carte", props={"attachments": [{"actions": [action]}]})
+    assert post["props"]["attachments"][0]["actions"][0]["id"] == action_id
+    url = f"{world.url}/api/v4/posts/{post['id']}/actions/{quote(action_id)}"
+    async with httpx.AsyncClient() as client:
+        for headers in ({"Authorization": f"Bearer {world.users['alice'][1]}"}, {}):  # routed before the session
+            answer = await client.post(url, json={}, headers=headers)
+            assert answer.status_code == 404
+            assert answer.json()["id"] == "api.context.404.app_error"
+    assert world.capture.received == []
 
 
 def _card(world: World, text: str, context: dict[str, Any]) -> list[dict[str, Any]]:

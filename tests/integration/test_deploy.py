@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -111,6 +112,25 @@ def test_prod_needs_a_confirmation_from_the_requester_with_the_right_role(world:
     settled(world)
     (card,) = deploy_cards(world)
     assert "2.0.0" in card["title"] and "réussi" in card["title"]
+
+
+@pytest.mark.parametrize("second", ["Confirmer", "Annuler"])
+def test_a_confirmation_once_used_refuses_either_button_and_deploys_once(world: World, second: str) -> None:
+    dave = world.users["dave"]
+    mm = world.states["mattermost"]
+    User(world, "dave").run("/cpn deploy alpha prod --image-tag 2.0.0")
+    svc.press_ephemeral(world, "dave", "Confirmer")
+    confirmed = wait_for(lambda: [e for e in mm.ephemeral_for(dave.id) if "Confirmer" in e["message"]], what="it")
+    assert re.search(r"✅ « Confirmer » choisi par @dave à \d\d:\d\d", confirmed[-1]["message"])
+    svc.press_ephemeral(world, "dave", second)  # the same card, pressed again
+    settled(world)
+    refusal = mm.ephemeral_for(dave.id)[-1]["message"]
+    assert re.fullmatch(r"⛔ Ce choix a déjà été fait : « Confirmer » par @dave à \d\d:\d\d\.", refusal)
+    assert not any(e["message"] == "Annulé." for e in mm.ephemeral_for(dave.id))
+    (card,) = deploy_cards(world)
+    assert "2.0.0" in card["title"] and "réussi" in card["title"]
+    runs = world.store().db.execute("SELECT COUNT(*) FROM operations WHERE kind = 'deploy.run'").fetchone()[0]
+    assert runs == 1
 
 
 def test_a_confirmation_after_its_expiry_is_refused(world: World) -> None:

@@ -350,6 +350,8 @@ def test_secrets_are_typed_in_a_dialog_listed_without_values_and_deleted_with_co
     assert opened["elements"][0]["subtype"] == "password"
     assert svc.submit_dialog(world, "bob", {"value": ""})["errors"]["value"]
     svc.submit_dialog(world, "bob", {"value": "s3cr3t-db-pass"})
+    assert "déjà été envoyé" in svc.submit_dialog(world, "bob", {"value": "rejoué"})["error"]  # single use
+    bob.run("/cpn secret set alpha DB_PASSWORD")  # a new version: a new dialog
     svc.submit_dialog(world, "bob", {"value": "s3cr3t-db-pass-2"})
     assert svc.vault_secret(world, "DB_PASSWORD", mount="alpha") == {"value": "s3cr3t-db-pass-2"}
     listing = bob.run("/cpn secret list alpha")["text"]

@@ -245,7 +245,8 @@ def test_pressing_open_a_ticket_twice_opens_one_ticket(shared: World) -> None:
     opened = re.search(r"Ticket n°(\d+) ouvert", last_ephemeral(shared, bob))
     assert opened, last_ephemeral(shared, bob)
     svc.press_ephemeral(shared, "bob", "Ouvrir un ticket")
-    assert last_ephemeral(shared, bob).startswith(f"🎫 Votre ticket n°{opened.group(1)} sur ce sujet est déjà ouvert")
+    # The button is used up (single-use contexts): the second press is refused before any effect.
+    assert last_ephemeral(shared, bob).startswith("⛔ Ce choix a déjà été fait : « Ouvrir un ticket » par @bob")
     rows = list(shared.store().db.table("tickets").rows_where("message = ?", [question]))
     assert len(rows) == 1
 

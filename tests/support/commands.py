@@ -72,6 +72,18 @@ def registry() -> Registry:
         bot.outbox.enqueue(ctx.channel_id, Post("carte", (attachment,)), post_key="test:card")
         return Reply("carte envoyée")
 
+    @command("test choices", summary=T, registry=reg)
+    async def choices(ctx: CommandContext) -> Reply:
+        """French labels, and two buttons with the same name and label: ids must still differ."""
+        bot = ctx.bot
+        labels = [("test.chose", "Résolu", 1), ("test.chose", "Ça m'a aidé", 2), ("test.chose", "Ça m'a aidé", 3)]
+        actions = [
+            button(bot.public_url, bot.signer, name=name, label=label, user_id=ctx.user_id, data={"n": n})
+            for name, label, n in labels
+        ]
+        bot.outbox.enqueue(ctx.channel_id, Post("choix", ({"text": "?", "actions": actions},)), post_key="test:choices")
+        return Reply("choix envoyés")
+
     @command("test dialog", summary=T, registry=reg)
     async def dialog(ctx: CommandContext) -> Reply:
         bot = ctx.bot
@@ -107,12 +119,19 @@ async def echo(op: Operation, bot: Bot) -> dict[str, Any]:
 @action("test.pressed")
 async def pressed(press: Press, bot: Bot) -> PressResult:
     received["pressed_by"] = press.user_id
+    received["pressed_by_name"] = press.user_name
     return PressResult(update=Post("✅ confirmé"), ephemeral="fait")
+
+
+@action("test.chose")
+async def chose(press: Press, bot: Bot) -> PressResult:
+    received.setdefault("chosen", []).append(press.data["n"])
+    return PressResult()
 
 
 @action("test.dialog")
 async def dialog_submitted(press: Press, bot: Bot) -> PressResult:
     if not press.submission.get("key"):
         return PressResult(errors={"key": "requis"})
-    received["dialog"] = {"keys": sorted(press.submission), "data": press.data}
-    return PressResult()
+    received["dialog"] = {"keys": sorted(press.submission), "data": press.data, "by": press.user_name}
+    return PressResult(ephemeral="reçu")

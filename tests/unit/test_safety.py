@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -73,3 +74,37 @@ def test_another_user_an_expired_or_a_forged_context_is_refused() -> None:
     for junk in (None, "x", {"action": "a"}, {"action": "a", "data": {}, "user": "u", "exp": "soon"}):
         with pytest.raises(Refused):
             signer.verify(junk, "user1")
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"x": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"exp": float("inf")},
+        {"exp": True},
+        {"exp": "4000000000"},
+        {"exp": 10**400},
+        {"sig": "é" * 64},
+        {"sig": "\ud800" * 64},
+        {"sig": None},
+        {"nonce": "../x"},
+        {"data": {"k": "\ud800"}},
+        {"data": _deep(5000)},
+        {"data": []},
+        {"action": ["a"]},
+        {"user": {"id": "user1"}},
+    ],
+    ids=lambda change: "-".join(f"{k}:{type(v).__name__}" for k, v in change.items()),
+)
+def test_verify_refuses_every_malformed_context_and_raises_nothing_else(change: dict[str, Any]) -> None:
+    signer = Signer(b"k" * 32, ttl=60)
+    context = signer.sign("delete", {"project": "alpha"}, "user1") | change
+    with pytest.raises(Refused) as caught:
+        signer.verify(context, "user1")
+    assert caught.value.forged
