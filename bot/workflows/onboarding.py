@@ -31,7 +31,7 @@ from bot.workflows.platform import Platform
 from bot.workflows.rules import without_scheme
 from services.base import Ensured
 from services.errors import ServiceError
-from services.registry import robot_secret
+from services.registry import RobotCredentials, robot_secret
 
 if TYPE_CHECKING:
     from bot.runtime import Bot
@@ -258,8 +258,16 @@ async def registry_step(ctx: Context, step: Step) -> None:
     names = ctx.names
     step.record(await registry.ensure_namespace(names.slug))
     for short, write in (("ro", False), ("rw", True)):
-        creds = step.record(await registry.ensure_robot(names.slug, short, write))
-        step.record(await vault.ensure(names.vault(f"REGISTRY/{short}-robot"), robot_secret(registry, creds)))
+        path = names.vault(f"REGISTRY/{short}-robot")
+        # Harbor shows a robot's secret only once: Vault's copy is the one kept across replays.
+        stored = await vault.read(path) or {}
+        known = (
+            RobotCredentials(stored["USERNAME"], stored["TOKEN"])
+            if stored.get("USERNAME") and stored.get("TOKEN")
+            else None
+        )
+        creds = step.record(await registry.ensure_robot(names.slug, short, write, known=known))
+        step.record(await vault.ensure(path, robot_secret(registry, creds)))
 
 
 async def nexus_step(ctx: Context, step: Step) -> None:
