@@ -10,8 +10,10 @@ import base64
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
+from typing import cast
 
 import pytest
+from starlette.types import ASGIApp
 
 from services.emulators.base import EmulatorServer
 from services.emulators.harbor import State, create_app
@@ -39,7 +41,7 @@ def exchanges() -> list[Exchange]:
 @pytest.fixture
 def server(state: State, exchanges: list[Exchange]) -> Iterator[EmulatorServer]:
     app = Recorder(create_app(state), "harbor", exchanges, threading.Lock())
-    with EmulatorServer(app, name="harbor") as server:
+    with EmulatorServer(cast(ASGIApp, app), name="harbor") as server:
         yield server
     spec = Spec("harbor")
     # What the fault switch answered (429, 5xx, before reading the body) is no exchange with Harbor.
