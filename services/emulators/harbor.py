@@ -614,7 +614,6 @@ class _Api:
                 "admin_role_in_auth": False,
                 "creation_time": _now(),
                 "update_time": _now(),
-                "oidc_user_meta": None,
             }
         )
 

@@ -19,6 +19,7 @@ from services.emulators.base import EmulatorServer
 from services.emulators.harbor import State, create_app
 from services.errors import Failure, ServiceError
 from services.harbor import Harbor, repository_path
+from services.health import Health, harbor_probe, run_probe
 from services.registry import ContainerRegistry, RobotCredentials, robot_secret
 from tests.contracts.openapi import Exchange, Spec
 from tests.contracts.recorder import Recorder
@@ -251,3 +252,25 @@ async def test_the_fault_switch_makes_the_adapter_fail_as_in_an_outage(
     assert err.value.failure is failure
     state.faults.clear()
     assert (await harbor.ensure_robot("alpha", "ro", write=False)).changed  # it recovers
+
+
+@pytest.mark.parametrize(
+    ("setup", "health", "detail"),
+    [
+        ("", Health.OK, ""),
+        ("trivy", Health.DEGRADED, "unhealthy: trivy"),
+        ("database", Health.FAILING, "unhealthy: database"),
+        ("password", Health.FAILING, "credentials: credentials refused (401)"),
+    ],
+)
+async def test_check_config_reaches_harbor_health_and_credentials(
+    server: EmulatorServer, state: State, setup: str, health: Health, detail: str
+) -> None:
+    if setup == "password":
+        probe = harbor_probe(server.url, ADMIN, "not-the-password")
+    else:
+        if setup:
+            state.set_component_health(setup, healthy=False)
+        probe = harbor_probe(server.url, ADMIN, PASSWORD)
+    check = await run_probe("Harbor", probe)
+    assert (check.health, check.detail) == (health, detail)
