@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import httpx
 from starlette.applications import Starlette
@@ -1114,27 +1114,36 @@ class _Api:
             "enabled": policy.enabled,
         }
 
-    def validate_policy(self, body: dict[str, Any], project: Project, current: int | None) -> None:
-        """controller/webhook and pkg/notification/policy: a name, targets with an http(s) address,
-        known event types, names unique within the project."""
-        name = body.get("name")
-        if not isinstance(name, str) or not name:
-            raise HarborError(400, "empty name of the policy")
+    def validate_policy(self, body: dict[str, Any], project: Project, current: int | None) -> list[dict[str, Any]]:
+        """handler/webhook.go validateTargets and validateEventTypes, and the policy dao's unique
+        name; returns the targets as stored: the address cut to scheme://host/path (SSRF guard)."""
+        name = str(body.get("name") or "")
         if any(p.name == name and p.id != current for p in project.webhooks):
-            raise HarborError(409, f"notification policy {name} already exists")
+            raise HarborError(409, f"notification policy named {name} already exists")
         targets = body.get("targets") or []
         if not targets:
-            raise HarborError(400, "empty notification target with policy")
+            raise HarborError(400, f"empty notification target with policy {name}")
+        stored = []
         for target in targets:
-            address = str((target or {}).get("address", ""))
-            if not re.match(r"^https?://", address):
-                raise HarborError(400, "only support http/https notification target")
+            target = dict(target or {})
+            address = str(target.get("address", "")).strip(" ").rstrip("/")  # common/utils ParseEndpoint
+            if not address:
+                raise HarborError(400, "empty URL")
+            scheme, sep, _rest = address.partition("://")
+            if sep and scheme not in ("http", "https"):
+                raise HarborError(400, f"invalid scheme: {scheme}")
+            parts = urlsplit(address if sep else "http://" + address)
+            target["address"] = f"{parts.scheme}://{parts.netloc}{parts.path}"
+            if target.get("type") not in ("http", "slack"):
+                raise HarborError(400, f"unsupported target type {target.get('type')} with policy {name}")
+            stored.append(target)
         events = body.get("event_types") or []
         if not events:
             raise HarborError(400, "empty event type")
         for event in events:
             if event not in EVENT_TYPES:
                 raise HarborError(400, f"unsupported event type {event}")
+        return stored
 
     async def list_policies(self, request: Request) -> Response:
         viewer = self.require_login(request)
@@ -1149,12 +1158,12 @@ class _Api:
         body = await self.body(request)
         with self.state.lock:
             project = self.project_for(request, viewer, need_admin=True)
-            self.validate_policy(body, project, None)
+            targets = self.validate_policy(body, project, None)
             policy = WebhookPolicy(
                 self.state.next_id(),
-                str(body["name"]),
+                str(body.get("name") or ""),
                 project.id,
-                [dict(t) for t in body["targets"]],
+                targets,
                 list(body["event_types"]),
                 bool(body.get("enabled", True)),
                 str(body.get("description") or ""),
@@ -1183,9 +1192,8 @@ class _Api:
         with self.state.lock:
             project = self.project_for(request, viewer, need_admin=True)
             policy = self.policy_for(request, project)
-            self.validate_policy(body, project, policy.id)
-            policy.name = str(body["name"])
-            policy.targets = [dict(t) for t in body["targets"]]
+            policy.targets = self.validate_policy(body, project, policy.id)
+            policy.name = str(body.get("name") or "")
             policy.event_types = list(body["event_types"])
             policy.enabled = bool(body.get("enabled", True))
             policy.description = str(body.get("description") or "")
@@ -1227,8 +1235,9 @@ def create_app(state: State) -> ASGIApp:
     routes = [
         Route(API + "/health", _wrap(api.health), methods=["GET"]),
         Route(API + "/users/current", _wrap(api.current_user), methods=["GET"]),
-        Route(API + "/projects", _wrap(api.list_projects), methods=["GET"]),
+        # HEAD first: Starlette answers HEAD on a GET route too.
         Route(API + "/projects", _wrap(api.head_projects), methods=["HEAD"]),
+        Route(API + "/projects", _wrap(api.list_projects), methods=["GET"]),
         Route(API + "/projects", _wrap(api.create_project), methods=["POST"]),
         Route(project, _wrap(api.get_project), methods=["GET"]),
         Route(project, _wrap(api.delete_project), methods=["DELETE"]),

@@ -43,6 +43,28 @@ ERRATA: dict[str, list[tuple[str, Any, str]]] = {
             "goharbor/harbor:src/core/auth/authenticator.go SearchAndOnBoardUser: an unknown username is "
             "NotFoundError 'user X is not found' (404)",
         ),
+        (
+            "/paths/~1robots/post/responses/409",
+            {"$ref": "#/responses/409"},
+            "goharbor/harbor:src/pkg/robot/dao/dao.go Create: a taken name is a ConflictError (409)",
+        ),
+        (
+            "/paths/~1projects~1{project_name_or_id}~1webhook~1policies/post/responses/409",
+            {"$ref": "#/responses/409"},
+            "goharbor/harbor:src/pkg/notification/policy/dao/dao.go Create: a taken name is a ConflictError (409)",
+        ),
+        # go-swagger refuses a parameter against the spec's own constraints (maxLength, maximum)
+        # with 422, which src/lib/http/error.go apiError passes on as UNPROCESSABLE_ENTITY.
+        (
+            "/paths/~1projects/post/responses/422",
+            {"$ref": "#/responses/422"},
+            "goharbor/harbor:src/lib/http/error.go apiError (go-openapi validation errors keep their 422)",
+        ),
+        (
+            "/paths/~1robots/get/responses/422",
+            {"$ref": "#/responses/422"},
+            "goharbor/harbor:src/lib/http/error.go apiError (go-openapi validation errors keep their 422)",
+        ),
     ],
     "mattermost": [
         (
