@@ -53,6 +53,7 @@ class Step:
     params: dict[str, str] = field(default_factory=dict)
     changes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # non-fatal remarks (a member GitLab does not know)
+    label: str = ""  # the service's name when it depends on the platform (the registry: Quay, Harbor)
 
     def record(self, ensured: Ensured[Any]) -> Any:
         if ensured.changed:
@@ -66,7 +67,7 @@ class Step:
             "params": self.params,
             "changes": self.changes,
             "notes": self.notes,
-        }
+        } | ({"label": self.label} if self.label else {})
 
 
 Progress = Callable[[list[Step]], Awaitable[None]]
@@ -106,7 +107,11 @@ class Reconciliation:
             repositories=projects.repositories(project.id),
             environments=projects.environments(project.id),
         )
-        self.steps = [Step(service) for service in SERVICES]
+        registry = bot.platform.registry
+        self.steps = [
+            Step(service, label=registry.name if service == "registry" and registry is not None else "")
+            for service in SERVICES
+        ]
 
     async def run(self, progress: Progress) -> str:
         await progress(self.steps)
