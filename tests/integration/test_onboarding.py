@@ -544,3 +544,24 @@ def test_a_robot_secret_vault_lost_is_given_back_by_replay(make_world: Callable[
     again = _registry_secrets(world)
     assert _robot_logs_in(world, again["rw-robot"])
     assert again["ro-robot"] == kept  # the other robot is left alone
+
+
+@pytest.mark.parametrize("registry", ["quay", "harbor"])
+def test_deleting_a_project_empties_its_registry_namespace_even_with_images(
+    make_world: Callable[..., World], registry: str
+) -> None:
+    world = make_world(config_overrides={"platform": {"registry": registry}})
+    bob = User(world, "bob")
+    bob.run("/cpn project create alpha")
+    world.wait_idle(30)
+    # Images pushed by the CI, one with a nested name: Harbor refuses to delete a project holding any.
+    world.states[registry].push_image("alpha", "api", "1.0")
+    world.states[registry].push_image("alpha", "team/web", "1.0")
+    bob.run("/cpn project delete alpha")
+    svc.press_ephemeral(world, "bob", "Confirmer")
+    world.wait_idle(30)
+    assert "archivé" in last_card(world, "Suppression du projet alpha")["text"]
+    if registry == "harbor":
+        assert world.states["harbor"].project("alpha") is None
+    else:
+        assert world.states["quay"].organization("alpha") is None
