@@ -24,6 +24,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 
@@ -118,6 +119,7 @@ class PlatformConfig(Section):
     )
     protected_environments: list[str] = Field(default_factory=lambda: ["prod"])
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
+    registry: Literal["quay", "harbor"] = Field("quay", description="the container registry: [quay] or [harbor]")
 
 
 def _network(value: str) -> str:
@@ -217,6 +219,17 @@ class ArgoCDConfig(Section):
     drift_grace_seconds: float = Field(600.0, ge=0, description="OutOfSync/Degraded this long is reported")
 
 
+class HarborConfig(Section):
+    """Harbor (API v2.0), the registry of today's platform: a system admin account, Basic auth."""
+
+    url: AnyHttpUrl
+    username: str = "admin"
+    password: Secret
+    timeout_seconds: float = Field(10.0, gt=0, le=120)
+    host: str = Field("", description="registry host in image paths; empty: the URL's host")
+    robot_prefix: str = Field("robot$", min_length=1, description="Harbor's robot_name_prefix setting")
+
+
 class Config(Section):
     language: Literal["fr", "en"] = "fr"
     server: ServerConfig
@@ -234,6 +247,13 @@ class Config(Section):
     nexus: NexusConfig | None = None
     sonarqube: ServiceEndpoint | None = None
     argocd: ArgoCDConfig | None = None
+    harbor: HarborConfig | None = None
+
+    @model_validator(mode="after")
+    def _registry_configured(self) -> Config:
+        if self.platform.registry == "harbor" and self.harbor is None:
+            raise ValueError('platform.registry is "harbor": the [harbor] section is missing')
+        return self
 
     @field_validator("platform")
     @classmethod

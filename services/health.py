@@ -165,6 +165,28 @@ def quay_probe(url: str, token: str) -> Probe:
     return probe
 
 
+# Harbor's components without which it neither serves images nor its API; the others (trivy,
+# jobservice, portal, registryctl…) down leave it degraded.
+HARBOR_CORE = ("core", "database", "redis", "registry")
+
+
+def harbor_probe(url: str, username: str, password: str) -> Probe:
+    async def probe(client: httpx.AsyncClient) -> tuple[Health, str]:
+        # goharbor/harbor:src/server/v2.0/handler/health.go — always 200, the verdict is in the body.
+        health = await client.get(f"{url}/api/v2.0/health")
+        if health.status_code != 200:
+            return Health.FAILING, f"health: HTTP {health.status_code}"
+        components = health.json().get("components") or []
+        down = sorted(str(c.get("name")) for c in components if c.get("status") != "healthy")
+        if down:
+            core = [name for name in down if name in HARBOR_CORE]
+            return (Health.FAILING if core else Health.DEGRADED), "unhealthy: " + ", ".join(down)
+        # swagger /users/current: who the credentials are (401 when refused).
+        return _status(await client.get(f"{url}/api/v2.0/users/current", auth=(username, password)), "credentials")
+
+    return probe
+
+
 def argocd_probe(url: str, username: str, password: str) -> Probe:
     async def probe(client: httpx.AsyncClient) -> tuple[Health, str]:
         health = await client.get(f"{url}/healthz")
@@ -191,6 +213,10 @@ def probes(config: Config) -> dict[str, Probe]:
         )
     if config.quay:
         found["Quay"] = quay_probe(str(config.quay.url).rstrip("/"), config.quay.token.get_secret_value())
+    if config.harbor:
+        found["Harbor"] = harbor_probe(
+            str(config.harbor.url).rstrip("/"), config.harbor.username, config.harbor.password.get_secret_value()
+        )
     if config.nexus:
         found["Nexus"] = nexus_probe(
             str(config.nexus.url).rstrip("/"), config.nexus.username, config.nexus.password.get_secret_value()

@@ -75,7 +75,10 @@ class Quay(HttpService):
 
     # -- robots ---------------------------------------------------------------------------------
 
-    async def ensure_robot(self, slug: str, short: str, write: bool) -> Ensured[RobotCredentials]:
+    async def ensure_robot(
+        self, slug: str, short: str, write: bool, known: RobotCredentials | None = None
+    ) -> Ensured[RobotCredentials]:
+        # Quay shows the token to organization admins: Vault's copy (``known``) is not needed.
         full = f"{slug}+{short}"
         role = "write" if write else "read"
         done: list[str] = []

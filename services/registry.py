@@ -1,8 +1,8 @@
 """The container registry behind one small interface.
 
-The platform's registry here is Quay (:mod:`services.quay`); Harbor, what the real platform uses
-today, can be added beside it by writing a class with the same methods: the onboarding workflow
-only sees :class:`ContainerRegistry`.
+The platform's registry is Quay (:mod:`services.quay`, the beta's) or Harbor (:mod:`services.harbor`,
+what the platform uses today); ``platform.registry`` chooses, and the onboarding workflow only sees
+:class:`ContainerRegistry`.
 
 A project ``<slug>`` owns one namespace (a Quay organization, a Harbor project) and two robots:
 a read robot (pull only, for the clusters' pull secret) and a write robot (push and pull on every
@@ -53,9 +53,16 @@ class ContainerRegistry(Protocol):
         """The project's namespace exists; its value is the namespace name."""
         ...
 
-    async def ensure_robot(self, slug: str, short: str, write: bool) -> Ensured[RobotCredentials]:
+    async def ensure_robot(
+        self, slug: str, short: str, write: bool, known: RobotCredentials | None = None
+    ) -> Ensured[RobotCredentials]:
         """Robot ``short`` of the namespace exists with pull (or push+pull when ``write``) rights on
-        every repository of the namespace, present and future; returns its current credentials."""
+        every repository of the namespace, present and future; returns its current credentials.
+
+        ``known`` is what Vault holds for this robot. A registry that shows a secret only once
+        (Harbor) returns it unchanged when the robot already exists, and gives the robot a new
+        secret only when ``known`` is missing; one that can read the secret back (Quay) ignores it.
+        """
         ...
 
     async def delete_namespace(self, slug: str) -> bool:

@@ -32,7 +32,8 @@ SERVICE_NAMES = {
 def step_line(step: Step | dict[str, Any], tr: Translator) -> str:
     data = step if isinstance(step, dict) else step.as_json() | {"service": step.service}
     state = data.get("state", "pending")
-    line = f"{ICONS.get(state, '❔')} **{SERVICE_NAMES.get(data['service'], data['service'])}**"
+    name = data.get("label") or SERVICE_NAMES.get(data["service"], data["service"])
+    line = f"{ICONS.get(state, '❔')} **{name}**"
     if state == "failed" and data.get("reason"):
         line += " — " + tr(data["reason"], **(data.get("params") or {}))
     notes = data.get("notes") or []
@@ -48,7 +49,11 @@ def checklist(project: Project, steps: Sequence[Step], mode: str, status: str, t
     if done:
         lines.append("")
         lines.append(tr(f"onboarding.status.{status}"))
-        changes = [f"- {SERVICE_NAMES.get(s.service, s.service)} : {escape(c, 200)}" for s in steps for c in s.changes]
+        changes = [
+            f"- {s.label or SERVICE_NAMES.get(s.service, s.service)} : {escape(c, 200)}"
+            for s in steps
+            for c in s.changes
+        ]
         if mode == "replay":
             lines.append(
                 tr("onboarding.replay_changes", count=len(changes)) if changes else tr("onboarding.replay_none")

@@ -255,6 +255,14 @@ class World:
         self._serve("quay", qs, quay)
         self.service_tokens["quay"] = quay_token
 
+        if self.registry_kind == "harbor":
+            harbor = importlib.import_module("services.emulators.harbor")
+            harbor_password = "Hb1" + secrets.token_hex(12)
+            hs = harbor.State(admin="admin", admin_password=harbor_password)
+            self._serve("harbor", hs, harbor)
+            hs.host = self.servers["harbor"].url.removeprefix("http://")
+            self.service_tokens["harbor"] = harbor_password
+
         nexus = importlib.import_module("services.emulators.nexus")
         nexus_password = secrets.token_hex(12)
         self._serve("nexus", nexus.State(admin_password=nexus_password), nexus)
@@ -303,6 +311,7 @@ class World:
         sonarqube     health ``YELLOW``                           every request answers 503
         nexus         read-only (``writable`` off)                ``/status`` unavailable
         quay          the database health check fails             every request answers 503
+        harbor        the trivy component is unhealthy            every request answers 503
         argocd        ``/healthz`` answers 503 (the API answers)  every request answers 503
         ============  ==========================================  ================================
 
@@ -337,6 +346,9 @@ class World:
         elif name == "quay":
             state.set_service_health("database", how != "degraded", "database connection refused")
             state.faults.down = down
+        elif name == "harbor":
+            state.set_component_health("trivy", how != "degraded", "trivy adapter unreachable")
+            state.faults.down = down
         elif name == "argocd":
             if how == "degraded":
                 state.faults.fail("GET /healthz", 503)
@@ -355,7 +367,7 @@ class World:
             if sonar.project(key) is not None:
                 sonar.run_analysis(key, info["ref"], info["sha"], self.quality_outcomes.get(path, "passed"))
         elif info["job"] == "push":
-            self.states["quay"].push_image(slug, repo, str(info["sha"])[:8])
+            self.states[self.registry_kind].push_image(slug, repo, str(info["sha"])[:8])
 
     def _manifest_digest(self, spec: dict[str, Any], revision: str) -> str | None:
         """What an application renders at a revision: its path's files and its value files."""
@@ -465,6 +477,12 @@ class World:
                 "drift_grace_seconds": max(2.0, 60 * self.timings.argocd_step),
             },
         }
+        if "harbor" in self.servers:
+            data["harbor"] = {
+                "url": self.servers["harbor"].url,
+                "username": "admin",
+                "password": self.secret_ref("harbor", self.service_tokens["harbor"]),
+            }
         for key, value in self.config_overrides.items():
             if isinstance(value, dict) and isinstance(data.get(key), dict):
                 data[key] = {**data[key], **value}
@@ -478,6 +496,13 @@ class World:
         self.config_path.write_text(_to_toml(data))
 
     # -- for tests and the sandbox --------------------------------------------------------------
+
+    @property
+    def registry_kind(self) -> str:
+        """The registry the bot drives: ``quay``, or ``harbor`` with ``config_overrides``
+        ``{"platform": {"registry": "harbor"}}`` (its emulator is started only then)."""
+        platform = self.config_overrides.get("platform")
+        return str(platform.get("registry", "quay")) if isinstance(platform, dict) else "quay"
 
     @property
     def vault_url(self) -> str:

@@ -31,7 +31,7 @@ from bot.workflows.platform import Platform
 from bot.workflows.rules import without_scheme
 from services.base import Ensured
 from services.errors import ServiceError
-from services.registry import robot_secret
+from services.registry import RobotCredentials, robot_secret
 
 if TYPE_CHECKING:
     from bot.runtime import Bot
@@ -53,6 +53,7 @@ class Step:
     params: dict[str, str] = field(default_factory=dict)
     changes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # non-fatal remarks (a member GitLab does not know)
+    label: str = ""  # the service's name when it depends on the platform (the registry: Quay, Harbor)
 
     def record(self, ensured: Ensured[Any]) -> Any:
         if ensured.changed:
@@ -66,7 +67,7 @@ class Step:
             "params": self.params,
             "changes": self.changes,
             "notes": self.notes,
-        }
+        } | ({"label": self.label} if self.label else {})
 
 
 Progress = Callable[[list[Step]], Awaitable[None]]
@@ -106,7 +107,11 @@ class Reconciliation:
             repositories=projects.repositories(project.id),
             environments=projects.environments(project.id),
         )
-        self.steps = [Step(service) for service in SERVICES]
+        registry = bot.platform.registry
+        self.steps = [
+            Step(service, label=registry.name if service == "registry" and registry is not None else "")
+            for service in SERVICES
+        ]
 
     async def run(self, progress: Progress) -> str:
         await progress(self.steps)
@@ -258,8 +263,16 @@ async def registry_step(ctx: Context, step: Step) -> None:
     names = ctx.names
     step.record(await registry.ensure_namespace(names.slug))
     for short, write in (("ro", False), ("rw", True)):
-        creds = step.record(await registry.ensure_robot(names.slug, short, write))
-        step.record(await vault.ensure(names.vault(f"REGISTRY/{short}-robot"), robot_secret(registry, creds)))
+        path = names.vault(f"REGISTRY/{short}-robot")
+        # Harbor shows a robot's secret only once: Vault's copy is the one kept across replays.
+        stored = await vault.read(path) or {}
+        known = (
+            RobotCredentials(stored["USERNAME"], stored["TOKEN"])
+            if stored.get("USERNAME") and stored.get("TOKEN")
+            else None
+        )
+        creds = step.record(await registry.ensure_robot(names.slug, short, write, known=known))
+        step.record(await vault.ensure(path, robot_secret(registry, creds)))
 
 
 async def nexus_step(ctx: Context, step: Step) -> None:

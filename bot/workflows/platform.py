@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.config import Config
 from services.argocd import ArgoCD
 from services.gitlab import GitLab
+from services.harbor import Harbor
 from services.nexus import Nexus
 from services.quay import Quay
 from services.registry import ContainerRegistry
 from services.sonarqube import SonarQube
 from services.vault import Vault
+
+
+def _quay(config: Config) -> ContainerRegistry | None:
+    if config.quay is None:
+        return None
+    return Quay(str(config.quay.url).rstrip("/"), config.quay.token.get_secret_value(), config.quay.timeout_seconds)
+
+
+def _harbor(config: Config) -> ContainerRegistry | None:
+    if config.harbor is None:
+        return None
+    return Harbor(
+        str(config.harbor.url).rstrip("/"),
+        config.harbor.username,
+        config.harbor.password.get_secret_value(),
+        config.harbor.timeout_seconds,
+        host=config.harbor.host or None,
+        robot_prefix=config.harbor.robot_prefix,
+    )
+
+
+# ``platform.registry`` → the registry behind :class:`ContainerRegistry`; nothing else asks which.
+REGISTRIES: dict[str, Callable[[Config], ContainerRegistry | None]] = {"quay": _quay, "harbor": _harbor}
 
 
 @dataclass
@@ -39,12 +64,7 @@ class Platform:
                 config.vault.kv_mount,
                 config.vault.timeout_seconds,
             )
-        if config.quay:
-            platform.registry = Quay(
-                str(config.quay.url).rstrip("/"),
-                config.quay.token.get_secret_value(),
-                config.quay.timeout_seconds,
-            )
+        platform.registry = REGISTRIES[config.platform.registry](config)
         if config.nexus:
             platform.nexus = Nexus(
                 str(config.nexus.url).rstrip("/"),

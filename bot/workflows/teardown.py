@@ -100,9 +100,9 @@ async def delete_project(bot: Bot, project: Project, progress: Progress) -> bool
 
         async def registry_action(step: Step) -> None:
             if await registry.delete_namespace(names.slug):
-                step.changes.append(f"deleted organization {names.slug}")
+                step.changes.append(f"deleted {registry.name} namespace {names.slug}")
 
-        steps.append((Step("registry"), registry_action))
+        steps.append((Step("registry", label=registry.name), registry_action))
     if platform.gitlab is not None:
         gitlab = platform.gitlab
 

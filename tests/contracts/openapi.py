@@ -23,6 +23,49 @@ SPECS = Path(__file__).parent / "specs"
 # Where an upstream spec says otherwise than its own server does, the server wins: each erratum
 # names the pointer, the value the server really takes or gives, and the server source that shows it.
 ERRATA: dict[str, list[tuple[str, Any, str]]] = {
+    "harbor": [
+        (
+            "/paths/~1projects~1{project_name}~1repositories~1{repository_name}~1artifacts~1{reference}"
+            "~1additions~1vulnerabilities/get/responses/200/schema",
+            {"type": "object"},
+            "goharbor/harbor:src/server/v2.0/handler/artifact.go GetVulnerabilitiesAddition answers a JSON "
+            "object {mime type: report}, not a string",
+        ),
+        (
+            "/definitions/ExtraAttrs/additionalProperties",
+            {},
+            "goharbor/harbor:src/controller/artifact/processor/base/manifest.go copies the image config's "
+            "architecture, os, author (strings) and config (an object) into extra_attrs",
+        ),
+        (
+            "/paths/~1projects~1{project_name_or_id}~1members/post/responses/404",
+            {"$ref": "#/responses/404"},
+            "goharbor/harbor:src/core/auth/authenticator.go SearchAndOnBoardUser: an unknown username is "
+            "NotFoundError 'user X is not found' (404)",
+        ),
+        (
+            "/paths/~1robots/post/responses/409",
+            {"$ref": "#/responses/409"},
+            "goharbor/harbor:src/pkg/robot/dao/dao.go Create: a taken name is a ConflictError (409)",
+        ),
+        (
+            "/paths/~1projects~1{project_name_or_id}~1webhook~1policies/post/responses/409",
+            {"$ref": "#/responses/409"},
+            "goharbor/harbor:src/pkg/notification/policy/dao/dao.go Create: a taken name is a ConflictError (409)",
+        ),
+        # go-swagger refuses a parameter against the spec's own constraints (maxLength, maximum)
+        # with 422, which src/lib/http/error.go apiError passes on as UNPROCESSABLE_ENTITY.
+        (
+            "/paths/~1projects/post/responses/422",
+            {"$ref": "#/responses/422"},
+            "goharbor/harbor:src/lib/http/error.go apiError (go-openapi validation errors keep their 422)",
+        ),
+        (
+            "/paths/~1robots/get/responses/422",
+            {"$ref": "#/responses/422"},
+            "goharbor/harbor:src/lib/http/error.go apiError (go-openapi validation errors keep their 422)",
+        ),
+    ],
     "mattermost": [
         (
             "/paths/~1api~1v4~1posts~1{post_id}~1patch/put/requestBody/content/application~1json/schema/properties/props",

@@ -492,3 +492,78 @@ def test_vault_refusing_the_bots_token_is_told_from_the_bot_lacking_rights(
     vault_line = next(line for line in text.splitlines() if "Vault" in line)
     assert expected in vault_line, text
     assert weak not in text
+
+
+# --- the registry: Quay or Harbor behind the same steps --------------------------------------------
+
+
+def _robot_logs_in(world: World, secret: dict[str, Any]) -> bool:
+    """Whether the registry accepts the robot login Vault holds (what ``docker login`` would do)."""
+    if world.registry_kind == "harbor":
+        return bool(world.states["harbor"].login_ok(secret["USERNAME"], secret["TOKEN"]))
+    org, _, short = str(secret["USERNAME"]).partition("+")
+    return bool(world.states["quay"].robot_token(org, short) == secret["TOKEN"])
+
+
+def _registry_secrets(world: World) -> dict[str, dict[str, Any]]:
+    return {r: svc.vault_secret(world, f"{ROOT}/alpha/REGISTRY/{r}") or {} for r in ("ro-robot", "rw-robot")}
+
+
+@pytest.mark.parametrize(("registry", "name"), [("quay", "Quay"), ("harbor", "Harbor")])
+def test_the_registry_gets_two_robots_whose_credentials_vault_keeps_across_replays(
+    make_world: Callable[..., World], registry: str, name: str
+) -> None:
+    world = make_world(config_overrides={"platform": {"registry": registry}})
+    bob = User(world, "bob")
+    bob.run("/cpn project create alpha")
+    world.wait_idle(30)
+    assert f"✅ **{name}**" in last_card(world, "Création du projet alpha")["text"]
+    stored = _registry_secrets(world)
+    host = world.servers[registry].url.removeprefix("http://")
+    for robot, secret in stored.items():
+        assert secret["HOST"] == host and _robot_logs_in(world, secret), robot
+    for _ in range(2):
+        bob.run("/cpn project replay alpha")
+        world.wait_idle(30)
+        assert "Rien à réparer" in last_card(world, "Reprovisionnement du projet alpha")["text"]
+    assert _registry_secrets(world) == stored  # the secrets Harbor shows once were not regenerated
+    assert all(_robot_logs_in(world, secret) for secret in stored.values())
+
+
+@pytest.mark.parametrize("registry", ["quay", "harbor"])
+def test_a_robot_secret_vault_lost_is_given_back_by_replay(make_world: Callable[..., World], registry: str) -> None:
+    world = make_world(config_overrides={"platform": {"registry": registry}})
+    bob = User(world, "bob")
+    bob.run("/cpn project create alpha")
+    world.wait_idle(30)
+    kept = _registry_secrets(world)["ro-robot"]
+    svc.vault_client(world).secrets.kv.v2.delete_metadata_and_all_versions(
+        path=f"{ROOT}/alpha/REGISTRY/rw-robot", mount_point="forge-dso"
+    )
+    bob.run("/cpn project replay alpha")
+    world.wait_idle(30)
+    assert "Réparations effectuées" in last_card(world, "Reprovisionnement du projet alpha")["text"]
+    again = _registry_secrets(world)
+    assert _robot_logs_in(world, again["rw-robot"])
+    assert again["ro-robot"] == kept  # the other robot is left alone
+
+
+@pytest.mark.parametrize("registry", ["quay", "harbor"])
+def test_deleting_a_project_empties_its_registry_namespace_even_with_images(
+    make_world: Callable[..., World], registry: str
+) -> None:
+    world = make_world(config_overrides={"platform": {"registry": registry}})
+    bob = User(world, "bob")
+    bob.run("/cpn project create alpha")
+    world.wait_idle(30)
+    # Images pushed by the CI, one with a nested name: Harbor refuses to delete a project holding any.
+    world.states[registry].push_image("alpha", "api", "1.0")
+    world.states[registry].push_image("alpha", "team/web", "1.0")
+    bob.run("/cpn project delete alpha")
+    svc.press_ephemeral(world, "bob", "Confirmer")
+    world.wait_idle(30)
+    assert "archivé" in last_card(world, "Suppression du projet alpha")["text"]
+    if registry == "harbor":
+        assert world.states["harbor"].project("alpha") is None
+    else:
+        assert world.states["quay"].organization("alpha") is None

@@ -59,6 +59,8 @@ OPERATIONS: dict[str, list[tuple[str, list[str]]]] = {
         ("/projects/{project_name_or_id}/members/{mid}", ["get", "put", "delete"]),
         ("/robots", ["get", "post"]),
         ("/robots/{robot_id}", ["get", "put", "patch", "delete"]),
+        ("/projects/{project_name}/repositories", ["get"]),
+        ("/projects/{project_name}/repositories/{repository_name}", ["get", "delete"]),
         ("/projects/{project_name}/repositories/{repository_name}/artifacts", ["get"]),
         ("/projects/{project_name}/repositories/{repository_name}/artifacts/{reference}", ["get", "delete"]),
         ("/projects/{project_name}/repositories/{repository_name}/artifacts/{reference}/tags", ["get", "post"]),
@@ -68,6 +70,7 @@ OPERATIONS: dict[str, list[tuple[str, list[str]]]] = {
         ),
         ("/projects/{project_name_or_id}/webhook/policies", ["get", "post"]),
         ("/projects/{project_name_or_id}/webhook/policies/{webhook_policy_id}", ["get", "put", "delete"]),
+        ("/users/current", ["get"]),
     ],
 }
 
