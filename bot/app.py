@@ -185,9 +185,7 @@ class EdgeMiddleware:
 
 def _pending_reports(bot: Bot) -> set[str]:
     """The spooled reports pending inbox events still name (the others are leftovers)."""
-    if "inbox" not in bot.store.db.table_names():  # a new store, not migrated yet: none
-        return set()
-    rows = bot.store.db.execute(
+    rows = bot.store.inbox_db.execute(
         "SELECT headers FROM inbox WHERE source = 'trivy' AND status = 'pending' AND headers LIKE ?",
         (f"%{REPORT_FILE_HEADER}%",),
     ).fetchall()

@@ -178,7 +178,7 @@ class Upload:
         path = self.spool.tmp / f"{uuid.uuid4().hex}.body"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.path = path
-        self._file = os.fdopen(fd, "wb", buffering=1024 * 1024)
+        self._file = os.fdopen(fd, "wb", buffering=0)  # chunks come 64 KiB at most: one write each
 
     def bytes(self) -> bytes:
         """The body in memory (a spooled one read back: for bodies that must be parsed whole)."""
