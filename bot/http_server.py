@@ -18,6 +18,9 @@ Its ``limit_concurrency`` answers 503 only when a request's headers are complete
   the app had not answered yet (it then sees ``http.disconnect``), the connection closed either
   way. A window during which the server itself paused reading (the app not consuming, uvicorn's
   ``FlowControl`` above 64 KiB) does not count against the client;
+- a lingering close: a request answered before its body was whole (a refusal from the headers)
+  is half-closed, and what the client still sends is discarded unread for at most
+  :data:`LINGER_SECONDS`, so that the client reads the answer rather than a reset;
 - a connection cap: past ``max_connections`` open connections, a new one is answered ``503`` with
   ``Retry-After`` and closed at once, before a byte of it is read (asyncio has no hook before
   the accept itself: ``connection_made`` is the earliest).
@@ -74,6 +77,34 @@ class _WatchedFlow(FlowControl):
         super().pause_reading()
 
 
+class _LingeringTransport:
+    """The connection's transport as the request cycle sees it: closing it while the client is
+    still sending its body (a refusal from the headers) half-closes instead, and the rest of the
+    body is discarded unread for at most ``LINGER_SECONDS`` before the socket is closed. Closing
+    at once would make the kernel answer the unread bytes with a reset, and a client still
+    writing (httpx, requests) would see that reset instead of the 401 (what nginx's
+    ``lingering_close`` avoids too)."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: GuardedH11Protocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    def close(self) -> None:
+        if self._protocol.conn.their_state is h11.SEND_BODY and not self._transport.is_closing():
+            self._protocol.linger()
+        else:
+            self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._protocol.lingering or self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+LINGER_SECONDS = 2.0
+
+
 class GuardedH11Protocol(H11Protocol):
     """:class:`H11Protocol` with a header deadline, a minimum body rate and a connection cap."""
 
@@ -86,6 +117,8 @@ class GuardedH11Protocol(H11Protocol):
         self._window_bytes = 0
         self._seen_bytes = False  # of the request being awaited
         self._refused = False
+        self.lingering = False
+        self._real: asyncio.Transport | None = None
 
     # -- the connection cap ---------------------------------------------------------------------
 
@@ -98,6 +131,8 @@ class GuardedH11Protocol(H11Protocol):
             transport.close()
             return
         self.flow = _WatchedFlow(transport)
+        self._real = transport
+        self.transport = _LingeringTransport(transport, self)  # type: ignore[assignment]
         self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -107,8 +142,8 @@ class GuardedH11Protocol(H11Protocol):
     # -- the header deadline and the body's rate ------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return
+        if self._refused or self.lingering:
+            return  # discarded unread
         if self._body_timer is not None:
             self._window_bytes += len(data)
         elif self._header_timer is None:
@@ -193,10 +228,20 @@ class GuardedH11Protocol(H11Protocol):
             cycle.message_event.set()
         self._close()
 
+    def linger(self) -> None:
+        """Answered before the body was whole: half-close, discard what still comes, then close."""
+        self.lingering = True
+        self._cancel_timers()
+        assert self._real is not None
+        self.flow.resume_reading()
+        if self._real.can_write_eof():
+            self._real.write_eof()
+        self._header_timer = self.loop.call_later(LINGER_SECONDS, self._close)
+
     def _close(self) -> None:
         self._cancel_timers()
         self.connections.discard(self)
-        self.transport.close()
+        (self._real or self.transport).close()
 
     def _cancel_timers(self) -> None:
         for timer in (self._header_timer, self._body_timer):

@@ -31,6 +31,11 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
     """Answers the size of the body it read; ``?wait=S`` waits S seconds before reading it."""
     if scope["type"] != "http":
         return
+    if scope["path"] == "/refuse":  # as the bot refuses a webhook from its headers, body unread
+        headers = [(b"content-length", b"7"), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": 401, "headers": headers})
+        await send({"type": "http.response.body", "body": b"refused"})
+        return
     query = scope.get("query_string", b"").decode()
     if query.startswith("wait="):
         await asyncio.sleep(float(query[5:]))
@@ -131,6 +136,27 @@ def test_a_body_the_server_is_slow_to_read_is_not_held_against_the_client() -> N
     with serving() as (host, port):
         answer = httpx.post(f"http://{host}:{port}/?wait=0.8", content=b"x" * 2_000_000, timeout=10)
         assert answer.text == "2000000"
+
+
+def test_a_client_refused_before_its_body_reads_the_answer_not_a_reset() -> None:
+    with serving() as (host, port):
+        answer = httpx.post(f"http://{host}:{port}/refuse", content=b"x" * 20_000_000, timeout=10)
+        assert answer.status_code == 401 and answer.text == "refused"
+
+
+def test_a_refused_client_still_sending_is_closed_after_the_linger(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bot.http_server.LINGER_SECONDS", 0.3)
+    head = b"POST /refuse HTTP/1.1\r\nHost: bot\r\nContent-Length: 100000000\r\n\r\n"
+    with serving(min_body_rate_bytes_per_second=0) as address, socket.create_connection(address) as conn:
+        conn.sendall(head + b"x" * 100_000)
+        started = time.monotonic()
+        answer = until_closed(conn)  # the answer, then the server's half-close (its FIN)
+        assert answer.startswith(b"HTTP/1.1 401 ")
+        with pytest.raises(OSError):  # the rest is discarded, then the socket closed: sends fail
+            while time.monotonic() - started < 5:
+                conn.send(b"y" * 1000)
+                time.sleep(0.01)
+        assert 0.3 <= time.monotonic() - started < 2
 
 
 def test_connections_past_the_cap_are_refused_with_503_at_once() -> None:
