@@ -102,7 +102,7 @@ class _LingeringTransport:
         return getattr(self._transport, name)
 
 
-LINGER_SECONDS = 2.0
+LINGER_SECONDS = 5.0
 
 
 class GuardedH11Protocol(H11Protocol):

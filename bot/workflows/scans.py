@@ -597,10 +597,11 @@ _NON_BLANK = re.compile(rb"[^ \t\n\r]")
 
 
 def parse_report(raw: bytes | memoryview) -> ScanReport:
-    """The parts of a Trivy JSON report the bot uses; :class:`ReportUnreadable` for anything else.
+    """The parts of a Trivy JSON report the bot uses; :class:`ReportUnreadable` for anything else."""
+    return _parse_text(_text_of(raw))
 
-    ``raw`` may be a view of a mapped file (:func:`parse_report_file`): nothing here copies it.
-    """
+
+def _text_of(raw: bytes | memoryview) -> str:
     if len(raw) > MAX_REPORT_BYTES:
         raise ReportUnreadable("too_large")
     if _NON_BLANK.search(raw) is None:
@@ -612,7 +613,11 @@ def parse_report(raw: bytes | memoryview) -> ScanReport:
     # Latin-1 maps each byte to one character: the text takes one byte per character whatever
     # it holds (UTF-8 would make it two or four as soon as one such character appears), and the
     # JSON structure, all ASCII, reads the same. Kept strings are turned back into UTF-8 text.
-    text, _ = codecs.latin_1_decode(raw)
+    text: str = codecs.latin_1_decode(raw)[0]
+    return text
+
+
+def _parse_text(text: str) -> ScanReport:
     try:
         return _Reader(text).report()
     except _Syntax as exc:
@@ -624,8 +629,9 @@ def parse_report(raw: bytes | memoryview) -> ScanReport:
 
 
 def parse_report_file(path: Path) -> ScanReport:
-    """:func:`parse_report` of a file, mapped rather than read: a spooled webhook body costs the
-    text the walk needs (one byte per byte) and no copy of the file's bytes besides."""
+    """:func:`parse_report` of a file, mapped rather than read: the bytes are decoded straight from
+    the mapping (no copy of them in memory), which is closed before the walk, so that the walk
+    holds only the text (one byte per byte) and what it keeps."""
     with path.open("rb") as file:
         size = os.fstat(file.fileno()).st_size
         if size == 0:
@@ -633,11 +639,13 @@ def parse_report_file(path: Path) -> ScanReport:
         if size > MAX_REPORT_BYTES:
             raise ReportUnreadable("too_large")
         with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            mapped.madvise(mmap.MADV_SEQUENTIAL)
             view = memoryview(mapped)
             try:
-                return parse_report(view)
+                text = _text_of(view)
             finally:
                 view.release()
+    return _parse_text(text)
 
 
 # -- summarising ----------------------------------------------------------------------------------
