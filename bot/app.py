@@ -22,6 +22,7 @@ from bot import presses, webhooks
 from bot.logs import log, request_id_var
 from bot.runtime import Bot
 from bot.slash import SlashCommands, parse_form, token_ok
+from bot.spool import REPORT_FILE_HEADER, SPOOL_KEY, BodyTooLarge, ClientGone, Spool, SpoolBusy
 from bot.sync_api import sync_request
 from bot.worker import metrics_snapshot_path, read_snapshot
 from services.errors import ServiceError
@@ -54,10 +55,12 @@ class EdgeMiddleware:
         self.bot = bot
         self.limit = bot.config.server.max_body_bytes
         self.report_limit = bot.config.server.max_report_bytes
+        self.spool = Spool.of(bot.config)
+        self.spool.prepare(_pending_reports(bot))  # what a crash left in flight goes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive_raw: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self.app(scope, receive_raw, send)
             return
         headers = dict(scope.get("headers") or [])
         request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex[:16]
@@ -65,17 +68,31 @@ class EdgeMiddleware:
         started = time.perf_counter()
         status = 500
 
+        body_done = scope["method"] in ("GET", "HEAD")
+
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                if not body_done and length != b"0":
+                    # Answered before the body was read (a refusal): close rather than let uvicorn
+                    # read and discard the rest to keep the connection alive.
+                    message["headers"].append((b"connection", b"close"))
             await send(message)
 
+        async def receive_tracked() -> Message:
+            nonlocal body_done
+            message = await receive_raw()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
         limit = self._limit(scope["path"])
+        length = headers.get(b"content-length")
+        receive = receive_tracked
         try:
-            length = headers.get(b"content-length")
             if length is not None and (not length.isdigit() or int(length) > limit):
                 await self._too_large(scope, receive, send_with_id)
                 return
@@ -83,7 +100,7 @@ class EdgeMiddleware:
             if direct is not None:
                 # A webhook authenticates from its headers before any body byte is read: an
                 # unauthenticated sender cannot make the bot buffer its upload.
-                await self._direct(direct, scope, _bounded(receive, limit), send_with_id)
+                await self._direct(direct, scope, receive, send_with_id, limit)
                 return
             # Read the body up to the limit before the app sees it: a 413 then never races a reply.
             body = bytearray()
@@ -124,15 +141,31 @@ class EdgeMiddleware:
                 )
             request_id_var.reset(token)
 
-    async def _direct(self, handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _direct(self, handler: Handler, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        length = dict(scope["headers"]).get(b"content-length")
+        upload = self.spool.upload(int(length) if length is not None else None)
+        # The handler authenticates from the headers, then reads the body through this Upload
+        # (bot.spool.read_body): in memory when small, to a 0600 file past the threshold.
+        scope[SPOOL_KEY] = (upload, limit)
         try:
             response = await handler(self.bot, Request(scope, receive))
         except BodyTooLarge:
+            upload.close()
             await self._too_large(scope, receive, send)
+            return
+        except SpoolBusy:
+            response = JSONResponse(
+                {"error": "too many large uploads at once; send it again later"},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+        except ClientGone:
             return
         except Exception as exc:  # as FastAPI's handler below does for the other routes
             log(logger, logging.ERROR, "unhandled error", path=scope["path"], error=type(exc).__name__)
             response = _json_error(500, "internal error", request_id=request_id_var.get())
+        finally:
+            upload.close()
         await response(scope, receive, send)
 
     def _limit(self, path: str) -> int:
@@ -148,24 +181,19 @@ class EdgeMiddleware:
         await response(scope, receive, send)
 
 
-class BodyTooLarge(Exception):
-    """The body read so far is over the route's limit."""
-
-
-def _bounded(receive: Receive, limit: int) -> Receive:
-    """``receive`` that raises :class:`BodyTooLarge` once more than ``limit`` bytes have come."""
-    seen = 0
-
-    async def bounded() -> Message:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise BodyTooLarge
-        return message
-
-    return bounded
+def _pending_reports(bot: Bot) -> set[str]:
+    """The spooled reports pending inbox events still name (the others are leftovers)."""
+    rows = bot.store.inbox_db.execute(
+        "SELECT headers FROM inbox WHERE source = 'trivy' AND status = 'pending' AND headers LIKE ?",
+        (f"%{REPORT_FILE_HEADER}%",),
+    ).fetchall()
+    names: set[str] = set()
+    for (headers,) in rows:
+        try:
+            names.add(str(json.loads(headers).get(REPORT_FILE_HEADER, "")))
+        except (ValueError, AttributeError):
+            continue
+    return names
 
 
 KNOWN_ROUTES = (

@@ -36,6 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bot.app import create_app
+    from bot.http_server import server_options
     from bot.runtime import Bot
 
     config = _configured(args)
@@ -49,7 +50,9 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         bot = Bot(config)
     bot.freeze_heap = True
-    uvicorn.run(create_app(bot), host=config.server.host, port=config.server.port, **SERVER_OPTIONS)
+    # uvicorn's own HTTP/1.1 protocol, with slow clients cut off and connections capped.
+    options = server_options(config.server)
+    uvicorn.run(create_app(bot), host=config.server.host, port=config.server.port, **options)
     return 0
 
 

@@ -76,6 +76,18 @@ class ServerConfig(Section):
     workers: int = Field(
         0, ge=0, le=2, description="worker processes beside the web one: 0 none, 1 events and posts, 2 one each"
     )
+    # Transport limits (issue 12 items 4 and 5): bodies spooled to disk, slow clients cut off.
+    spool_threshold_bytes: int = Field(
+        1_048_576, ge=0, description="a webhook body larger than this is written to a 0600 file, not kept in memory"
+    )
+    max_large_uploads: int = Field(4, ge=1, le=256, description="spooled uploads at once; more wait, then 503")
+    large_upload_wait_seconds: float = Field(5.0, ge=0, le=60, description="wait for a large-upload slot, then 503")
+    header_timeout_seconds: float = Field(10.0, gt=0, le=300, description="request line and headers within this")
+    min_body_rate_bytes_per_second: int = Field(
+        1024, ge=0, description="a body arriving slower (after the grace period) is cut; 0: no minimum"
+    )
+    body_grace_seconds: float = Field(5.0, gt=0, le=300, description="before the body's rate is checked")
+    max_connections: int = Field(1000, ge=1, le=100_000, description="open connections; more are closed at accept")
 
 
 class StoreConfig(Section):

@@ -9,6 +9,7 @@ import fnmatch
 import json
 import logging
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.inbox import InboundEvent, inbox_handler
@@ -19,6 +20,7 @@ from bot.render import scans as render
 from bot.results import pipeline_threads, publish_result
 from bot.rights import Role
 from bot.scheduler import every
+from bot.spool import REPORT_FILE_HEADER, report_file
 from bot.store import now
 from bot.workflows import scans
 from services.errors import ServiceError
@@ -64,10 +66,11 @@ def is_scan_job(bot: Bot, name: str) -> bool:
     return fnmatch.fnmatchcase(name, pattern)
 
 
-def process_report(bot: Bot, project: Project, repo: str, raw: bytes, ref: str, sha: str) -> str:
-    """Summarise and post one report; the verdict ("unreadable" when it cannot be read)."""
+def process_report(bot: Bot, project: Project, repo: str, raw: bytes | Path, ref: str, sha: str) -> str:
+    """Summarise and post one report (bytes, or a spooled file); the verdict ("unreadable" when it
+    cannot be read)."""
     try:
-        report = scans.parse_report(raw)
+        report = scans.parse_report_file(raw) if isinstance(raw, Path) else scans.parse_report(raw)
     except scans.ReportUnreadable as exc:
         bot.metrics.inc("cpn_scans_total", verdict="unreadable")
         publish_result(
@@ -149,9 +152,15 @@ async def on_pushed_report(event: InboundEvent, bot: Bot) -> None:
     project = bot.projects.get(event.project_key)
     if project is None:
         return
-    process_report(
-        bot, project, meta.get("repo", ""), event.body.encode("utf-8"), meta.get("ref", ""), meta.get("sha", "")
-    )
+    spooled = event.headers.get(REPORT_FILE_HEADER)
+    # A large report was spooled to a file by the web process (bot.spool): read mapped, then removed.
+    raw = report_file(bot.config.store.path, spooled) if spooled else event.body.encode("utf-8")
+    try:
+        process_report(bot, project, meta.get("repo", ""), raw, meta.get("ref", ""), meta.get("sha", ""))
+    except FileNotFoundError:
+        process_report(bot, project, meta.get("repo", ""), b"", meta.get("ref", ""), meta.get("sha", ""))
+    if isinstance(raw, Path):
+        raw.unlink(missing_ok=True)
 
 
 @every(3600.0, "scan.waivers")

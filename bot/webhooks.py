@@ -19,6 +19,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from bot.inbox import Delivery
+from bot.spool import REPORT_FILE_HEADER, read_body, report_file
 from bot.workflows.pipelines import FINAL
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ async def gitlab_hook(bot: Bot, request: Request) -> Response:
     if scope is None:
         bot.metrics.inc("cpn_webhooks_refused_total", source="gitlab", reason="token")
         return JSONResponse({"error": "invalid or missing X-Gitlab-Token"}, status_code=401)
-    body = await request.body()
+    body = (await read_body(request)).bytes()
     payload = json_object(body)
     if payload is None:
         bot.metrics.inc("cpn_webhooks_refused_total", source="gitlab", reason="malformed")
@@ -160,7 +161,7 @@ async def argocd_hook(bot: Bot, request: Request) -> Response:
     if not secret or not given or not _equal(given, secret):
         bot.metrics.inc("cpn_webhooks_refused_total", source="argocd", reason="token")
         return JSONResponse({"error": "invalid or missing shared secret"}, status_code=401)
-    body = await request.body()
+    body = (await read_body(request)).bytes()
     payload = json_object(body)
     if payload is None or not isinstance(payload.get("app"), str):
         return JSONResponse({"error": 'expected a JSON object with "app" and "event"'}, status_code=400)
@@ -185,7 +186,7 @@ async def sonarqube_hook(bot: Bot, request: Request) -> Response:
     if not signature:
         bot.metrics.inc("cpn_webhooks_refused_total", source="sonarqube", reason="signature")
         return JSONResponse({"error": "invalid or missing X-Sonar-Webhook-HMAC-SHA256"}, status_code=401)
-    body = await request.body()
+    body = (await read_body(request)).bytes()
     secret = bot.webhook_secret("sonarqube", slug)
     if not signature_ok(secret, body, signature):
         bot.metrics.inc("cpn_webhooks_refused_total", source="sonarqube", reason="signature")
@@ -223,7 +224,7 @@ async def trivy_hook(bot: Bot, request: Request) -> Response:
     repo = request.query_params.get("repo", "")[:40]
     if repo and bot.projects.repository(project.id, repo) is None:
         return JSONResponse({"error": "unknown repository"}, status_code=404)
-    body = await request.body()
+    upload = await read_body(request)
     meta = {
         "repo": repo,
         "ref": request.query_params.get("ref", "")[:200],
@@ -231,7 +232,17 @@ async def trivy_hook(bot: Bot, request: Request) -> Response:
     }
     # The same report pushed twice is two scans; only a retried delivery (same key) is one.
     delivery = request.headers.get("idempotency-key", "")[:128] or uuid.uuid4().hex
-    text = body.decode("utf-8", errors="replace")
-    return await _acknowledge(
-        bot, Delivery("trivy", delivery, "report", text, {"meta": json.dumps(meta)}, project_key=project.name)
-    )
+    headers = {"meta": json.dumps(meta)}
+    if upload.path is not None:
+        # A large report stays on disk: the inbox names its file, the worker reads it (mmap).
+        name = f"{uuid.uuid4().hex}.json"
+        upload.keep(name)
+        headers[REPORT_FILE_HEADER] = name
+        text = ""
+    else:
+        text = upload.bytes().decode("utf-8", errors="replace")
+    response = await _acknowledge(bot, Delivery("trivy", delivery, "report", text, headers, project_key=project.name))
+    spooled = headers.get(REPORT_FILE_HEADER)
+    if spooled and (response.status_code != 202 or b'"duplicate":true' in response.body):
+        report_file(bot.config.store.path, spooled).unlink(missing_ok=True)  # not stored, or already
+    return response

@@ -1,7 +1,8 @@
 """Trivy reports (JSON, SchemaVersion 2): read, summarised, checked against the project's policy,
 compared with the previous scan of the same image or repository.
 
-Pure domain code: the report arrives as bytes (a CI job artifact or a webhook body), nothing here
+Pure domain code: the report arrives as bytes (a CI job artifact or a webhook body), or as the
+file a large webhook body was spooled to (mapped, :func:`parse_report_file`); nothing else here
 does I/O. Only what the bot shows is kept, so that a report of tens of megabytes costs a few
 megabytes once read: per vulnerability its id, package, installed and fixed versions, severity,
 status, title (cut), primary URL, target and class; failed misconfigurations (id, title, severity,
@@ -75,11 +76,15 @@ Licenses
 
 from __future__ import annotations
 
+import codecs
 import json
+import mmap
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any, Literal
 
 SEVERITIES: tuple[str, ...] = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
@@ -588,20 +593,31 @@ def _truncated(text: str, pos: int, message: str) -> bool:
     return not rest or any(word.startswith(rest) for word in _LITERALS)
 
 
-def parse_report(raw: bytes) -> ScanReport:
+_NON_BLANK = re.compile(rb"[^ \t\n\r]")
+
+
+def parse_report(raw: bytes | memoryview) -> ScanReport:
     """The parts of a Trivy JSON report the bot uses; :class:`ReportUnreadable` for anything else."""
+    return _parse_text(_text_of(raw))
+
+
+def _text_of(raw: bytes | memoryview) -> str:
     if len(raw) > MAX_REPORT_BYTES:
         raise ReportUnreadable("too_large")
-    if not raw.strip():
+    if _NON_BLANK.search(raw) is None:
         raise ReportUnreadable("empty")
-    if raw.startswith(_UTF8_BOM):
+    if bytes(raw[:3]) == _UTF8_BOM:
         raw = raw[len(_UTF8_BOM) :]
-    if b"\x00" in raw[:4]:
+    if b"\x00" in bytes(raw[:4]):
         raise ReportUnreadable("encoding")  # UTF-16 or UTF-32 (a PowerShell redirection, say)
     # Latin-1 maps each byte to one character: the text takes one byte per character whatever
     # it holds (UTF-8 would make it two or four as soon as one such character appears), and the
     # JSON structure, all ASCII, reads the same. Kept strings are turned back into UTF-8 text.
-    text = raw.decode("latin-1")
+    text: str = codecs.latin_1_decode(raw)[0]
+    return text
+
+
+def _parse_text(text: str) -> ScanReport:
     try:
         return _Reader(text).report()
     except _Syntax as exc:
@@ -610,6 +626,26 @@ def parse_report(raw: bytes) -> ScanReport:
         raise ReportUnreadable("truncated" if _truncated(text, exc.pos, exc.msg) else "not_json") from None
     except (ValueError, RecursionError):  # an integer of 5 000 digits, nesting 100 000 deep
         raise ReportUnreadable("not_json") from None
+
+
+def parse_report_file(path: Path) -> ScanReport:
+    """:func:`parse_report` of a file, mapped rather than read: the bytes are decoded straight from
+    the mapping (no copy of them in memory), which is closed before the walk, so that the walk
+    holds only the text (one byte per byte) and what it keeps."""
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size == 0:
+            raise ReportUnreadable("empty")
+        if size > MAX_REPORT_BYTES:
+            raise ReportUnreadable("too_large")
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            mapped.madvise(mmap.MADV_SEQUENTIAL)
+            view = memoryview(mapped)
+            try:
+                text = _text_of(view)
+            finally:
+                view.release()
+    return _parse_text(text)
 
 
 # -- summarising ----------------------------------------------------------------------------------
