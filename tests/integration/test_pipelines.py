@@ -140,7 +140,10 @@ def test_the_fixture_pipeline_event_makes_one_card_with_its_stages_and_failure(a
     alpha.wait_idle()
     (card,) = pipeline_cards(alpha, 31)
     assert card["title"] == "✅ alpha / api — pipeline #31 réussi"
-    assert card["title_link"] == "http://example.com/gitlab-org/gitlab-test/-/pipelines/31"
+    # The link is rebuilt from the configured GitLab, not the body's "url" (http://example.com/…).
+    assert alpha.bot is not None and alpha.bot.config.gitlab is not None
+    gitlab = str(alpha.bot.config.gitlab.url).rstrip("/")
+    assert card["title_link"] == f"{gitlab}/forge/projects/alpha/api/-/pipelines/31"
     text = card["text"]
     assert "**master** · `bcbb5ec3` test — User" in text
     assert "✅ build → ❌ test → ⏳ deploy" in text.splitlines()  # the fixture's jobs, stage by stage
