@@ -15,7 +15,7 @@ aquasecurity/trivy:pkg/types/report.go (``SchemaVersion``, ``ArtifactName``, ``R
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -232,7 +232,10 @@ class BadField(BadBody):
         self.field = field
 
 
-def check(model: type[Model], payload: dict[str, Any]) -> Model:
+M = TypeVar("M", bound=BaseModel)
+
+
+def check(model: type[M], payload: dict[str, Any]) -> M:
     """``payload`` validated against ``model``; :class:`BadField` naming the first bad field."""
     try:
         return model.model_validate(payload)
