@@ -55,3 +55,18 @@ def test_argocd_strings_in_deploy_posts_are_inert() -> None:
     assert live_markup(card["text"], "https://argocd.example") == [], card["text"]
     drift = drift_line(HOSTILE, HOSTILE, 5, "https://argocd.example/applications/x", FR)
     assert live_markup(drift, "https://argocd.example") == [], drift
+
+
+def test_a_pushed_reports_finding_links_only_to_trivys_advisories() -> None:
+    from bot.render.scans import finding_url
+    from bot.workflows.scans import parse_report
+
+    report = json.loads((fixtures_dir() / "trivy_image_report.json").read_text())
+    found = report["Results"][0]["Vulnerabilities"]
+    found[0]["PrimaryURL"] = "https://evil.example/nvd/cve-2019-14697"
+    found[1].update({"VulnerabilityID": "GHSA-xxxx-yyyy-zzzz", "PrimaryURL": "https://evil.example/ghsa"})
+    parsed = parse_report(json.dumps(report).encode())
+    urls = {f.id: finding_url(f) for f in parsed.findings}
+    assert urls[found[0]["VulnerabilityID"]] == f"https://avd.aquasec.com/nvd/{found[0]['VulnerabilityID'].lower()}"
+    assert urls["GHSA-xxxx-yyyy-zzzz"] == ""
+    assert all(u == "" or u.startswith("https://avd.aquasec.com/") for u in urls.values())
