@@ -217,3 +217,54 @@ def test_every_gitlab_event_the_models_accept_goes_through_the_worker_without_an
         await refresh_cards(bot)
 
     alpha.run(through_the_worker())
+
+
+OTHERS = st.one_of(
+    st.tuples(
+        st.just("sonarqube"),
+        for_model(
+            models.SonarQubeHook,
+            {
+                "key": st.sampled_from(("alpha-api", "alpha-other", "beta-api")),
+                "status": st.sampled_from(("OK", "ERROR", "SUCCESS", "FAILED", "NONE")) | st.text(max_size=8),
+                "name": st.sampled_from(("main", "feature/x")) | st.text(max_size=20),
+            },
+        ),
+    ),
+    st.tuples(
+        st.just("argocd"),
+        for_model(
+            models.ArgoCDHook,
+            {
+                "app": st.sampled_from(("alpha-dev-api", "alpha-prod-api", "nope")) | st.text(max_size=20),
+                "event": st.sampled_from(("on-deployed", "on-health-degraded", "on-sync-failed")),
+            },
+        ),
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(drawn=st.lists(OTHERS, min_size=1, max_size=3))
+def test_every_sonarqube_and_argocd_body_the_models_accept_goes_through_the_worker_without_an_exception(
+    alpha: World, drawn: list[tuple[str, dict[str, Any]]]
+) -> None:
+    from bot.deployments import on_argocd_event
+    from bot.inbox import InboundEvent
+    from bot.results import on_quality_gate
+
+    bot = alpha.bot
+    assert bot is not None
+    handlers = {"sonarqube": on_quality_gate, "argocd": on_argocd_event}
+    checked: dict[str, type[models.Model]] = {"sonarqube": models.SonarQubeHook, "argocd": models.ArgoCDHook}
+    events = []
+    for number, (source, payload) in enumerate(drawn):
+        models.check(checked[source], payload)
+        events.append((source, InboundEvent(number, source, f"o{number}", "event", "alpha", {}, json.dumps(payload))))
+
+    async def through_the_worker() -> None:
+        for source, event in events:
+            with bot.store.transaction():
+                await handlers[source](event, bot)
+
+    alpha.run(through_the_worker())
