@@ -7,6 +7,7 @@ produce a traceback in a response.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -21,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot import presses, webhooks
 from bot.logs import log, request_id_var
 from bot.runtime import Bot
-from bot.slash import SlashCommands, parse_form, token_ok
+from bot.slash import BadForm, SlashCommands, parse_form, token_ok
 from bot.spool import REPORT_FILE_HEADER, SPOOL_KEY, BodyTooLarge, ClientGone, Spool, SpoolBusy
 from bot.sync_api import sync_request
 from bot.worker import metrics_snapshot_path, read_snapshot
@@ -249,10 +250,14 @@ def create_app(bot: Bot, manage_lifecycle: bool = True) -> ASGIApp:
         if not token_ok(request.headers.get("authorization"), command_tokens):
             bot.metrics.inc("cpn_command_errors_total", reason="unauthorized")
             return _json_error(401, "invalid or missing command token")
-        if request.method == "GET":
-            form = {k: request.query_params.getlist(k) for k in request.query_params}
-        else:
-            form = parse_form(await request.body())
+        try:
+            if request.method == "GET":
+                form = parse_form(request.scope.get("query_string", b""))
+            else:
+                form = parse_form(await request.body())
+        except BadForm as bad:
+            bot.metrics.inc("cpn_command_errors_total", reason="bad_form")
+            return _json_error(400, bad.reason)
         return JSONResponse(await slash.handle(form))
 
     app.add_api_route("/mattermost/command", command, methods=["POST", "GET"])

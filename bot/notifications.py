@@ -24,7 +24,7 @@ from bot.render import pipelines as render
 from bot.scheduler import every
 from bot.workflows import sync
 from bot.workflows.naming import MIRROR_REPO, Names
-from bot.workflows.pipelines import PipelineBook, PipelineState, split_path
+from bot.workflows.pipelines import PipelineBook, PipelineState, gitlab_page, split_path, web_base
 from bot.workflows.routing import Subscriptions
 from services.errors import ServiceError
 
@@ -63,7 +63,7 @@ async def on_gitlab_event(event: InboundEvent, bot: Bot) -> None:
         bot.metrics.inc("cpn_events_ignored_total", source="gitlab", reason="unknown_project")
         return
     project, repo = found
-    book = PipelineBook(bot.store)
+    book = PipelineBook(bot.store, web_base(bot.config.gitlab))
     if event.event_type == "Pipeline Hook":
         state, changed = book.apply_pipeline_hook(project, repo, payload)
         if changed:
@@ -209,7 +209,9 @@ def announce_push_or_mr(bot: Bot, project: Project, repo: str, event_type: str, 
     if event_type == "Merge Request Hook":
         target = str((payload.get("object_attributes") or {}).get("target_branch") or "")
         channels = subscriptions.targets(project, "mr", target, "main", failure=True)
-        text = render.merge_request_line(payload, project.name, repo, bot.tr)
+        path = f"{bot.config.platform.root_group.rstrip('/')}/{project.name}/{repo}"
+        web = gitlab_page(web_base(bot.config.gitlab), path)
+        text = render.merge_request_line(payload, project.name, repo, bot.tr, web)
     else:
         ref = str(payload.get("ref", "")).removeprefix("refs/heads/").removeprefix("refs/tags/")
         channels = subscriptions.targets(project, "push", ref, "main", failure=True)

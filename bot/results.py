@@ -52,7 +52,10 @@ def publish_result(
 @inbox_handler("sonarqube")
 async def on_quality_gate(event: InboundEvent, bot: Bot) -> None:
     try:
-        result = quality.parse_webhook(event.json())
+        sonar = bot.config.sonarqube
+        # Links are rebuilt from the configured SonarQube, never taken from the body.
+        base = str(sonar.ui_url or sonar.url) if sonar else ""
+        result = quality.parse_webhook(event.json(), base)
     except (quality.UnreadablePayload, ValueError):
         bot.metrics.inc("cpn_events_ignored_total", source="sonarqube", reason="unreadable")
         return

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from bot.context import CommandContext, Reply
+from bot.ids import is_mattermost_id
 from bot.outbox import Post
 
 if TYPE_CHECKING:
@@ -35,8 +36,40 @@ def token_ok(header: str | None, tokens: list[str]) -> bool:
     return ok
 
 
+# mattermost/mattermost:server/channels/app/command.go (tryExecuteCustomCommand) sends about twenty
+# fields, plus two per mention in the text: 200 leaves room for every real command.
+MAX_FIELDS = 200
+# The fields whose value reaches a Mattermost API path (/users/<id>, /channels/<id>).
+ID_FIELDS = ("user_id", "channel_id")
+
+
+class BadForm(ValueError):
+    """A slash form Mattermost would never send; ``reason`` is short English for the 400."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def parse_form(body: bytes) -> dict[str, list[str]]:
-    return parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=200)
+    """The form of a slash command; :class:`BadForm` for one Mattermost would not send."""
+    try:
+        text = body.decode("utf-8")
+        form = parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FIELDS, errors="strict")
+    except UnicodeDecodeError:  # raw bytes, or a %-escape that is not UTF-8
+        raise BadForm("the form is not UTF-8") from None
+    except ValueError:  # parse_qs: "Max number of fields exceeded"
+        raise BadForm(f"the form has more than {MAX_FIELDS} fields") from None
+    check_form(form)
+    return form
+
+
+def check_form(form: dict[str, list[str]]) -> None:
+    """Ids that reach API paths must be Mattermost ids (bot.ids); an absent one gets the usage reply."""
+    for key in ID_FIELDS:
+        value = _first(form, key)
+        if value and not is_mattermost_id(value):
+            raise BadForm(f"{key} is not a Mattermost id")
 
 
 def _first(form: dict[str, list[str]], key: str) -> str:

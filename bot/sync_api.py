@@ -7,20 +7,39 @@ per token. The channel is told that CI asked for a sync, and follows it like any
 from __future__ import annotations
 
 import hashlib
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
+from bot.bounded_json import BadBody, loads_object
 from bot.netpolicy import AddressRefused
 from bot.notifications import start_sync
 from bot.store import now
+from bot.webhook_models import BadField, check
 from bot.workflows.rules import valid_branch
 from services.errors import ServiceError
 
 if TYPE_CHECKING:
     from bot.runtime import Bot
+
+
+class SyncBody(BaseModel):
+    """``{"branch": "…"}``, ``{"all": true}`` or ``{}``: strict types, no other field."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    # Git refs have no length limit of their own; GitLab's branch names stay well under this.
+    branch: Annotated[str, Field(max_length=255)] | None = None
+    all: bool = False
+
+
+def read_body(raw: bytes) -> SyncBody:
+    """The request's body; :class:`BadField` (a :class:`BadBody`) with a reason if it is not one."""
+    if not raw.strip():
+        return SyncBody()
+    return check(SyncBody, loads_object(raw))
 
 
 def _error(status: int, error: str, **extra: Any) -> JSONResponse:
@@ -59,14 +78,11 @@ async def sync_request(bot: Bot, project_name: str, repo_name: str, request: Req
         )
     body = await request.body()
     try:
-        data = json.loads(body) if body.strip() else {}
-    except (ValueError, UnicodeDecodeError):
-        return _error(422, 'the body must be JSON: {"branch": "…"} or {"all": true}')
-    if not isinstance(data, dict) or set(data) - {"branch", "all"}:
-        return _error(422, 'expected {"branch": "…"} or {"all": true}')
-    branch, all_branches = data.get("branch"), data.get("all", False)
-    if not isinstance(all_branches, bool) or (branch is not None and not isinstance(branch, str)):
-        return _error(422, '"branch" is a string, "all" a boolean')
+        data = read_body(body)
+    except BadBody as bad:
+        field = bad.field if isinstance(bad, BadField) else ""
+        return _error(400, bad.reason, field=field, expected='{"branch": "…"} or {"all": true}')
+    branch, all_branches = data.branch, data.all
     if branch and all_branches:
         return _error(422, 'give either "branch" or "all", not both')
     if branch is not None and not valid_branch(branch):

@@ -8,6 +8,7 @@ The body is parsed only once the token is right, and the event is in the inbox b
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from bot import webhook_models as models
+from bot.bounded_json import BadBody, loads, loads_object
 from bot.inbox import Delivery
 from bot.spool import REPORT_FILE_HEADER, read_body, report_file
 from bot.workflows.pipelines import FINAL
@@ -68,10 +71,27 @@ async def _acknowledge(bot: Bot, delivery: Delivery) -> Response:
 def json_object(raw: bytes) -> dict[str, Any] | None:
     """The body as a JSON object; None if it is not one (malformed, not UTF-8, a list…)."""
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        return loads_object(raw)
+    except BadBody:
         return None
-    return data if isinstance(data, dict) else None
+
+
+def checked(raw: bytes, model: type[models.Model]) -> dict[str, Any]:
+    """The body parsed with bounds and validated against ``model``; :class:`BadBody` if not.
+
+    The worker reads the dict, not the model: the model only proves the dict has the shape the
+    worker expects (every field it reads of the right type and size).
+    """
+    payload = loads_object(raw)
+    models.check(model, payload)
+    return payload
+
+
+def refused(bot: Bot, source: str, bad: BadBody) -> JSONResponse:
+    """``400`` with the reason and, for a field of the wrong shape, its dotted path."""
+    bot.metrics.inc("cpn_webhooks_refused_total", source=source, reason="malformed")
+    field = bad.field if isinstance(bad, models.BadField) else ""
+    return JSONResponse({"error": bad.reason, "field": field}, status_code=400)
 
 
 def _equal(a: str, b: str) -> bool:
@@ -129,11 +149,11 @@ async def gitlab_hook(bot: Bot, request: Request) -> Response:
         bot.metrics.inc("cpn_webhooks_refused_total", source="gitlab", reason="token")
         return JSONResponse({"error": "invalid or missing X-Gitlab-Token"}, status_code=401)
     body = (await read_body(request)).bytes()
-    payload = json_object(body)
-    if payload is None:
-        bot.metrics.inc("cpn_webhooks_refused_total", source="gitlab", reason="malformed")
-        return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
     event = request.headers.get("x-gitlab-event", "")[:64]
+    try:
+        payload = checked(body, models.gitlab_model(event))
+    except BadBody as bad:
+        return refused(bot, "gitlab", bad)
     if _foreign(bot, scope, event, payload):
         # A project's secret vouches only for its own repositories.
         bot.metrics.inc("cpn_webhooks_refused_total", source="gitlab", reason="project")
@@ -162,9 +182,10 @@ async def argocd_hook(bot: Bot, request: Request) -> Response:
         bot.metrics.inc("cpn_webhooks_refused_total", source="argocd", reason="token")
         return JSONResponse({"error": "invalid or missing shared secret"}, status_code=401)
     body = (await read_body(request)).bytes()
-    payload = json_object(body)
-    if payload is None or not isinstance(payload.get("app"), str):
-        return JSONResponse({"error": 'expected a JSON object with "app" and "event"'}, status_code=400)
+    try:
+        payload = checked(body, models.ArgoCDHook)
+    except BadBody as bad:
+        return refused(bot, "argocd", bad)
     delivery = hashlib.sha256(body).hexdigest()
     return await _acknowledge(
         bot, Delivery("argocd", delivery, str(payload.get("event", ""))[:64], body.decode("utf-8"))
@@ -191,9 +212,10 @@ async def sonarqube_hook(bot: Bot, request: Request) -> Response:
     if not signature_ok(secret, body, signature):
         bot.metrics.inc("cpn_webhooks_refused_total", source="sonarqube", reason="signature")
         return JSONResponse({"error": "invalid or missing X-Sonar-Webhook-HMAC-SHA256"}, status_code=401)
-    payload = json_object(body)
-    if payload is None:
-        return JSONResponse({"error": "the body must be a JSON object"}, status_code=400)
+    try:
+        payload = checked(body, models.SonarQubeHook)
+    except BadBody as bad:
+        return refused(bot, "sonarqube", bad)
     project = payload.get("project")
     body_key = project.get("key") if isinstance(project, dict) else None
     # The secret is the project's: the body may speak only of that project's Sonar projects.
@@ -225,6 +247,13 @@ async def trivy_hook(bot: Bot, request: Request) -> Response:
     if repo and bot.projects.repository(project.id, repo) is None:
         return JSONResponse({"error": "unknown repository"}, status_code=404)
     upload = await read_body(request)
+    if upload.path is None:
+        # A spooled (large) report is checked by the worker as it walks it: parsing it here would
+        # bring back into memory what the spool keeps on disk.
+        try:
+            await asyncio.to_thread(_trivy_top_level, upload.bytes())
+        except BadBody as bad:
+            return refused(bot, "trivy", bad)
     meta = {
         "repo": repo,
         "ref": request.query_params.get("ref", "")[:200],
@@ -246,3 +275,17 @@ async def trivy_hook(bot: Bot, request: Request) -> Response:
     if spooled and (response.status_code != 202 or b'"duplicate":true' in response.body):
         report_file(bot.config.store.path, spooled).unlink(missing_ok=True)  # not stored, or already
     return response
+
+
+def _trivy_top_level(body: bytes) -> None:
+    """A report that is a JSON object must have a Trivy report's top level (BadField if not).
+
+    Anything else (not JSON, truncated, a bare list…) goes on to bot.workflows.scans, whose walk
+    tells the team in the channel why the report is unreadable, as CI output rarely is read.
+    """
+    try:
+        top = loads(body)
+    except BadBody:
+        return
+    if isinstance(top, dict):
+        models.check(models.TrivyReport, top)

@@ -52,9 +52,9 @@ def deploy_card(
         lines.append(
             tr(
                 "deploy.argocd",
-                phase=progress.phase or "—",
-                sync=progress.sync or "—",
-                health=f"{HEALTH_ICONS.get(progress.health, '')} {progress.health or '—'}".strip(),
+                phase=escape(progress.phase, 40) or "—",
+                sync=escape(progress.sync, 40) or "—",
+                health=f"{HEALTH_ICONS.get(progress.health, '')} {escape(progress.health, 40) or '—'}".strip(),
             )
         )
     if progress.unhealthy:
@@ -78,11 +78,12 @@ def deploy_card(
 
 
 def external_line(event: str, app: str, revision: str, health: str, tr: Translator) -> str:
-    return tr(f"deploy.external.{event}", app=code(app), revision=code(revision[:8] or "?"), health=health)
+    """An Argo CD notification (its body's strings shown inert)."""
+    return tr(f"deploy.external.{event}", app=code(app), revision=code(revision[:8] or "?"), health=escape(health, 40))
 
 
 def drift_line(app: str, state: str, minutes: int, url: str, tr: Translator, recovered: bool = False) -> str:
-    link = f"[{app}]({url})"
+    link = f"[{escape(app, 100)}]({url})" if url else code(app)
     if recovered:
         return tr("deploy.drift_recovered", app=link)
-    return tr("deploy.drift", app=link, state=state, minutes=minutes)
+    return tr("deploy.drift", app=link, state=escape(state, 40), minutes=minutes)

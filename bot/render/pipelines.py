@@ -41,7 +41,12 @@ def stages_line(state: PipelineState) -> str:
     stages = state.ordered_stages()
     if not stages:
         return ""
-    return " → ".join(f"{ICONS.get(state.stage_status(stage), '⏳')} {stage}" for stage in stages)
+    return " → ".join(f"{ICONS.get(state.stage_status(stage), '⏳')} {escape(stage, 60)}" for stage in stages)
+
+
+def status_word(status: str, tr: Translator, key: str = "pipeline.status") -> str:
+    """A known status in words; an unknown one (a webhook's) as inert text."""
+    return tr(f"{key}.{status}") if status in ICONS else escape(status, 40)
 
 
 def trigger_text(state: PipelineState, tr: Translator) -> str:
@@ -59,23 +64,22 @@ def pipeline_card(state: PipelineState, project: str, tr: Translator) -> dict[st
     """The one card of a pipeline, edited in place as its jobs progress."""
     icon = ICONS.get(state.status, "⏳")
     if state.is_sync:
-        status_word = tr(f"pipeline.sync_status.{state.status}") if state.status in ICONS else state.status
-        target = state.synced_repo or "?"
+        word = status_word(state.status, tr, "pipeline.sync_status")
+        target = escape(state.synced_repo, 100) or "?"
         scope = (
             tr("pipeline.all_branches")
             if state.variables.get("SYNC_ALL") == "true"
-            else (state.variables.get("GIT_BRANCH_DEPLOY") or "main")
+            else escape(state.variables.get("GIT_BRANCH_DEPLOY") or "main", 100)
         )
-        title = tr("pipeline.sync_title", icon=icon, project=project, repo=target, scope=scope, status=status_word)
+        title = tr("pipeline.sync_title", icon=icon, project=project, repo=target, scope=scope, status=word)
     else:
-        status_word = tr(f"pipeline.status.{state.status}") if state.status in ICONS else state.status
-        title = tr(
-            "pipeline.title", icon=icon, project=project, repo=state.repo, id=state.pipeline_id, status=status_word
-        )
+        word = status_word(state.status, tr)
+        repo = escape(state.repo, 100)
+        title = tr("pipeline.title", icon=icon, project=project, repo=repo, id=state.pipeline_id, status=word)
     lines = []
     head = f"**{escape(state.ref, 100)}**" if state.ref and not state.is_sync else ""
     if state.sha and not state.is_sync:  # a sync's commit is the mirror repository's, of no interest
-        head += f" · `{state.sha[:8]}`"
+        head += f" · {code(state.sha[:8], 12)}"
         if state.title:
             head += f" {escape(state.title, 120)}"
         if state.author:
@@ -108,7 +112,7 @@ def failure_reply(job: JobState, trace: str, tr: Translator) -> str:
     and as many of the last lines as fit in one post: the tail is what explains a failure.
     """
     reason = f" ({escape(job.failure_reason, 80)})" if job.failure_reason else ""
-    link = f"[{tr('pipeline.job')} #{job.id}]({job.url})" if job.url else f"{tr('pipeline.job')} #{job.id}"
+    link = f"[{tr('pipeline.job')} #{int(job.id)}]({job.url})" if job.url else f"{tr('pipeline.job')} #{int(job.id)}"
     header = (tr("pipeline.job_failed", job=code(job.name), stage=code(job.stage), link=link) + reason)[:_HEADER_RUNES]
     lines = [_line_tail(line) for line in trace.rstrip().splitlines()]
     budget = MAX_POST_RUNES - len(header) - len("\n```\n\n```") - 100  # 100: the "lines above" note
@@ -131,7 +135,7 @@ def _line_tail(line: str) -> str:
 
 
 def build_started(sync: PipelineState, build: PipelineState, tr: Translator) -> str:
-    link = f"[#{build.pipeline_id}]({build.url})" if build.url else f"#{build.pipeline_id}"
+    link = f"[#{int(build.pipeline_id)}]({build.url})" if build.url else f"#{int(build.pipeline_id)}"
     return tr("pipeline.sync_then_build", repo=code(build.repo), link=link, ref=escape(build.ref, 100))
 
 
@@ -143,15 +147,24 @@ def push_line(payload: dict[str, Any], project: str, repo: str, tr: Translator) 
     return tr(key, user=who, count=count, ref=code(ref), project=project, repo=code(repo))
 
 
-def merge_request_line(payload: dict[str, Any], project: str, repo: str, tr: Translator) -> str:
+def merge_request_line(payload: dict[str, Any], project: str, repo: str, tr: Translator, web: str = "") -> str:
+    """One line for a merge request event; ``web`` is the repository's page on the configured GitLab.
+
+    The link is rebuilt from ``web`` and the iid (an int, else no link): the body's ``url`` is
+    never used, and every other string of the body is shown inert.
+    """
     attrs = payload.get("object_attributes") or {}
     action = str(attrs.get("action") or attrs.get("state") or "update")
     title = escape(str(attrs.get("title") or ""), 150)
-    link = f"[!{attrs.get('iid', '?')}]({attrs.get('url', '')})" if attrs.get("url") else f"!{attrs.get('iid', '?')}"
+    iid = attrs.get("iid")
+    if isinstance(iid, int) and not isinstance(iid, bool):
+        link = f"[!{iid}]({web}/-/merge_requests/{iid})" if web else f"!{iid}"
+    else:
+        link = "!?"
     who = escape(str((payload.get("user") or {}).get("name") or ""), 80)
     return tr(
         "mr.line",
-        action=tr(f"mr.action.{action}") if action in MR_ACTIONS else action,
+        action=tr(f"mr.action.{action}") if action in MR_ACTIONS else escape(action, 40),
         link=link,
         title=title,
         user=who,
@@ -170,9 +183,11 @@ def pipeline_summary(states: list[PipelineState], tr: Translator) -> str:
         return tr("pipeline.none")
     lines = []
     for state in states:
-        link = f"[#{state.pipeline_id}]({state.url})" if state.url else f"#{state.pipeline_id}"
-        line = f"- {ICONS.get(state.status, '⏳')} {link} {code(state.ref)} {tr(f'pipeline.status.{state.status}')}"
+        link = f"[#{int(state.pipeline_id)}]({state.url})" if state.url else f"#{int(state.pipeline_id)}"
+        line = f"- {ICONS.get(state.status, '⏳')} {link} {code(state.ref)} {status_word(state.status, tr)}"
         if state.failed_jobs:
-            line += " — " + ", ".join(f"[{j.name}]({j.url})" if j.url else code(j.name) for j in state.failed_jobs)
+            line += " — " + ", ".join(
+                f"[{escape(j.name, 80)}]({j.url})" if j.url else code(j.name) for j in state.failed_jobs
+            )
         lines.append(line)
     return "\n".join(lines)

@@ -38,8 +38,15 @@ def safe_url(url: str) -> str:
     return url if len(url) <= 500 and _SAFE_URL.fullmatch(url) else ""
 
 
+# Trivy's own advisory pages: Trivy sets a finding's PrimaryURL there (avd.aquasec.com/nvd/<cve>,
+# /misconfig/<id>). A pushed report is the team's text, so a link to any other host is dropped.
+_ADVISORIES = "https://avd.aquasec.com/"
+
+
 def finding_url(finding: Finding) -> str:
     url = safe_url(finding.url)
+    if not url.startswith(_ADVISORIES):
+        url = ""
     if not url and _CVE.fullmatch(finding.id):
         url = f"https://avd.aquasec.com/nvd/{finding.id.lower()}"
     return url

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from bot.model import Project
 from bot.store import Store, now
 from bot.workflows.naming import MIRROR_REPO
 
 if TYPE_CHECKING:
+    from bot.config import GitLabConfig
     from services.gitlab import Job as ApiJob
     from services.gitlab import Pipeline as ApiPipeline
 
@@ -132,6 +134,33 @@ def split_path(root: str, path_with_namespace: str) -> tuple[str, str] | None:
     return (rest[0], rest[1]) if len(rest) == 2 else None
 
 
+def web_base(config: GitLabConfig | None) -> str:
+    """GitLab's web root as configured (``ui_url``, else ``url``); "" without GitLab."""
+    if config is None:
+        return ""
+    return str(config.ui_url or config.url).rstrip("/")
+
+
+def gitlab_page(base: str, path_with_namespace: str) -> str:
+    """A project's page on the configured GitLab; "" without a base or a path.
+
+    Links in posts are rebuilt from the configured base, never taken from a webhook: a body may
+    carry ``javascript:`` or another host as ``url``/``web_url``. The path is percent-encoded so
+    that it cannot end the markdown link or leave the base.
+    """
+    path = path_with_namespace.strip("/")
+    if not base or not path:
+        return ""
+    return f"{base}/{quote(path, safe='/')}"
+
+
+def _event_path(payload: dict[str, Any]) -> str:
+    """The repository path as bot.notifications locates the event (GitLab's, not a URL)."""
+    project = payload.get("project") or {}
+    path = project.get("path_with_namespace") or payload.get("project_name") or ""
+    return str(path).replace(" / ", "/")
+
+
 def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0][:200] if (text or "").strip() else ""
 
@@ -190,9 +219,11 @@ def signature(state: PipelineState) -> tuple[Any, ...]:
 class PipelineBook:
     """Pipelines' states in the store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, web: str = "") -> None:
+        """``web``: GitLab's web root (:func:`web_base`), from which every link is rebuilt."""
         self.store = store
         self.table = store.db.table("pipelines")
+        self.web = web
 
     # -- reading and writing --------------------------------------------------------------------
 
@@ -260,7 +291,9 @@ class PipelineBook:
         state.ref = attrs.get("ref") or state.ref
         state.sha = attrs.get("sha") or state.sha
         state.source = attrs.get("source") or state.source
-        state.url = attrs.get("url") or state.url
+        web = gitlab_page(self.web, _event_path(payload))
+        if web:
+            state.url = f"{web}/-/pipelines/{state.pipeline_id}"
         state.stages = list(attrs.get("stages") or state.stages)
         state.default_branch = gl_project.get("default_branch") or state.default_branch
         commit = payload.get("commit") or {}
@@ -282,7 +315,6 @@ class PipelineBook:
                 state.duration = float(attrs["duration"])
             if status in FINAL:
                 state.finished_at = now()
-        web = str(gl_project.get("web_url") or "").rstrip("/")
         for build in payload.get("builds") or []:
             job_id = int(build.get("id") or 0)
             self._merge_job(
@@ -313,7 +345,7 @@ class PipelineBook:
         commit = payload.get("commit") or {}
         state.title = state.title or _first_line(commit.get("message"))
         state.author = state.author or commit.get("author_name") or ""
-        web = (payload.get("project") or {}).get("web_url") or (payload.get("repository") or {}).get("homepage") or ""
+        web = gitlab_page(self.web, _event_path(payload))
         job_id = int(payload.get("build_id") or 0)
         self._merge_job(
             state,
@@ -322,7 +354,7 @@ class PipelineBook:
                 name=payload.get("build_name") or "",
                 stage=payload.get("build_stage") or "",
                 status=payload.get("build_status") or "created",
-                url=f"{web}/-/jobs/{job_id}" if web else "",
+                url=f"{web}/-/jobs/{job_id}" if web and job_id else "",
                 failure_reason=payload.get("build_failure_reason") or ""
                 if payload.get("build_status") == "failed"
                 else "",

@@ -263,8 +263,13 @@ def _condition(item: Any, metric_key: str, op_key: str, value_key: str) -> Condi
     )
 
 
-def parse_webhook(payload: dict[str, Any]) -> GateResult:
-    """A webhook body read into a :class:`GateResult`; :class:`UnreadablePayload` if it is none."""
+def parse_webhook(payload: dict[str, Any], server_url: str | None = None) -> GateResult:
+    """A webhook body read into a :class:`GateResult`; :class:`UnreadablePayload` if it is none.
+
+    ``server_url``: the SonarQube the bot is configured with. Given, the dashboard link is rebuilt
+    from it and the project key (the body's ``serverUrl`` and ``url`` fields are ignored: a card
+    links only to the platform's own SonarQube).
+    """
     if not isinstance(payload, dict):
         raise UnreadablePayload("the body is not a JSON object")
     project = payload.get("project")
@@ -285,16 +290,17 @@ def parse_webhook(payload: dict[str, Any]) -> GateResult:
     )
 
     key = str(_text(project.get("key")))
-    server_url = _web_url(payload.get("serverUrl")).rstrip("/")
+    trusted = server_url is not None
+    server_url = (server_url or "" if trusted else _web_url(payload.get("serverUrl"))).rstrip("/")
     branch = payload.get("branch")
     if isinstance(branch, dict):
         branch_name = _text(branch.get("name")) or ""
         branch_type = (_text(branch.get("type")) or "BRANCH").upper()
         is_main = branch.get("isMain") is True
-        branch_url = _web_url(branch.get("url"))
+        branch_url = "" if trusted else _web_url(branch.get("url"))
     else:  # servers without branch support: the main branch only
         branch_name, branch_type, is_main, branch_url = "", "BRANCH", True, ""
-    dashboard = branch_url or (_web_url(project.get("url")) if is_main else "")
+    dashboard = branch_url or (_web_url(project.get("url")) if is_main and not trusted else "")
     if not dashboard and server_url:
         dashboard = f"{server_url}/dashboard?id={quote(key, safe='')}"
         if branch_name and not is_main:

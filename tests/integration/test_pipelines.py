@@ -140,7 +140,10 @@ def test_the_fixture_pipeline_event_makes_one_card_with_its_stages_and_failure(a
     alpha.wait_idle()
     (card,) = pipeline_cards(alpha, 31)
     assert card["title"] == "✅ alpha / api — pipeline #31 réussi"
-    assert card["title_link"] == "http://example.com/gitlab-org/gitlab-test/-/pipelines/31"
+    # The link is rebuilt from the configured GitLab, not the body's "url" (http://example.com/…).
+    assert alpha.bot is not None and alpha.bot.config.gitlab is not None
+    gitlab = str(alpha.bot.config.gitlab.url).rstrip("/")
+    assert card["title_link"] == f"{gitlab}/forge/projects/alpha/api/-/pipelines/31"
     text = card["text"]
     assert "**master** · `bcbb5ec3` test — User" in text
     assert "✅ build → ❌ test → ⏳ deploy" in text.splitlines()  # the fixture's jobs, stage by stage
@@ -487,15 +490,15 @@ def test_the_sync_api_auth_matrix(synced: World) -> None:
     assert sync_api(synced, "nope", "api", token).status_code == 403
     missing = sync_api(synced, "alpha", "nope", token)
     assert missing.status_code == 404 and missing.json()["repositories"] == ["api"]
-    for body, raw in (
-        ({"branch": "main", "all": True}, None),
-        ({"branch": "bad..name"}, None),
-        ({"branch": 3}, None),
-        ({"ref": "main"}, None),
-        (None, b"{nope"),
+    for body, raw, status in (
+        ({"branch": "main", "all": True}, None, 422),
+        ({"branch": "bad..name"}, None, 422),
+        ({"branch": 3}, None, 400),  # not the shape of a sync request: 400, the field named
+        ({"ref": "main"}, None, 400),
+        (None, b"{nope", 400),
     ):
         answer = sync_api(synced, "alpha", "api", token, body, raw)
-        assert answer.status_code == 422, (body, raw)
+        assert answer.status_code == status, (body, raw)
         assert answer.json()["error"]
     accepted = sync_api(synced, "alpha", "api", token, {"branch": "main"})
     assert accepted.status_code == 202
@@ -670,3 +673,23 @@ def test_the_pipeline_command_lists_the_last_pipelines(synced: World) -> None:
     assert "Derniers pipelines de alpha / api" in text
     assert "❌" in text and "[test](" in text and "✅" in text
     assert "Dépôt inconnu" in User(synced, "bob").run("/cpn pipeline alpha nope")["text"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"branch": ' + b"[" * 5000 + b"]" * 5000 + b"}", ""),  # RecursionError → 500 before
+        (b'["main"]', ""),
+        (b'"main"', ""),
+        (b'{"branch": "\\ud800"}', ""),
+        (b'{"branch": 1e999}', ""),
+        (b'{"branch": ["main"]}', "branch"),
+        (b'{"all": "true"}', "all"),
+        (b'{"branch": "' + b"b" * 300 + b'"}', "branch"),
+        (b"\xff\xfe", ""),
+    ],
+)
+def test_a_sync_request_body_of_the_wrong_shape_is_a_400_with_a_reason(synced: World, raw: bytes, field: str) -> None:
+    answer = sync_api(synced, "alpha", "api", api_token(synced), raw=raw)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] and answer.json()["field"] == field

@@ -75,7 +75,10 @@ def test_the_fixture_gate_error_shows_only_its_failed_conditions(alpha: World) -
     assert "Security hotspots revus (nouveau code) : 50,0" in text
     assert "Nouveaux problèmes : 7" in text
     assert "Duplication du nouveau code" not in text  # that condition passed
-    assert card["title_link"].startswith("http://sonar.example/dashboard?id=alpha-api")
+    # Rebuilt from the configured SonarQube, not the body's branch.url (http://sonar.example/…).
+    assert alpha.bot is not None and alpha.bot.config.sonarqube is not None
+    sonar = str(alpha.bot.config.sonarqube.url).rstrip("/")
+    assert card["title_link"] == f"{sonar}/dashboard?id=alpha-api&branch=feature%2Fx"
 
 
 def test_the_fixture_gate_ok_without_task_id_is_quiet_on_a_branch_and_posted_on_main(alpha: World) -> None:
