@@ -75,6 +75,8 @@ class ServerConfig(Section):
     workers: int = Field(
         0, ge=0, le=2, description="worker processes beside the web one: 0 none, 1 events and posts, 2 one each"
     )
+    # ``Authorization: Bearer <token>`` for /metrics, and for the details of /readyz; unset: open.
+    metrics_token: Secret | None = None
 
 
 class StoreConfig(Section):

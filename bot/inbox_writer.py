@@ -19,7 +19,7 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
-from bot.store import begin_when_free
+from bot.store import begin_when_free, private_file
 
 if TYPE_CHECKING:
     from bot.inbox import Delivery
@@ -54,6 +54,7 @@ class InboxWriter:
     def start(self) -> None:
         """In the running event loop."""
         # timeout=0: a locked database is reported at once, and begin_when_free waits without blocking.
+        private_file(self.path)
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA wal_autocheckpoint=0")  # not in an answer's way: the workers', or when idle

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from bot.context import CommandContext, Reply
+from bot.ids import is_mattermost_id
 from bot.outbox import Post
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def mentions_of(form: dict[str, list[str]]) -> dict[str, str]:
     """username → user id, from the parallel lists Mattermost adds for @mentions in the text."""
     names = form.get("user_mentions", [])
     ids = form.get("user_mentions_ids", [])
-    return {n.lower(): i for n, i in zip(names, ids, strict=False)}
+    return {n.lower(): i for n, i in zip(names, ids, strict=False) if is_mattermost_id(i)}
 
 
 class SlashCommands:
@@ -81,6 +82,11 @@ class SlashCommands:
             return Reply(ctx.tr("errors.team_not_allowed")).payload()
         if not ctx.user_id or not ctx.channel_id:
             return Reply(ctx.tr("errors.missing_arg", arg="user_id/channel_id")).payload()
+        if not all(is_mattermost_id(v) for v in (ctx.user_id, ctx.channel_id)) or not (
+            ctx.team_id == "" or is_mattermost_id(ctx.team_id)
+        ):
+            # Ids reach Mattermost API paths: "../../system/ping" is refused here, before any use.
+            return Reply(ctx.tr("ids.invalid")).payload()
         task = asyncio.create_task(self.bot.dispatcher.run(ctx, _first(form, "text")))
         budget = self.bot.config.server.command_reply_budget_seconds
         done, _ = await asyncio.wait({task}, timeout=budget)
