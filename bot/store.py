@@ -472,6 +472,17 @@ INBOX_COLUMNS = (
 )
 
 
+# Columns the inbox file gained after its first version: (name, declaration).
+INBOX_ADDED_COLUMNS = (("size", "INTEGER NOT NULL DEFAULT 0"),)  # the body's length, kept once it is dropped
+
+
+def _add_inbox_columns(conn: sqlite3.Connection) -> None:
+    present = {row[1] for row in conn.execute("PRAGMA table_info(inbox)")}
+    for name, declaration in INBOX_ADDED_COLUMNS:
+        if name not in present:
+            conn.execute(f"ALTER TABLE inbox ADD COLUMN {name} {declaration}")
+
+
 def inbox_path(path: str) -> str:
     """``/var/lib/cpn-bot/cpn-bot.sqlite`` → ``/var/lib/cpn-bot/cpn-bot.inbox.sqlite``."""
     if path == ":memory:":
@@ -515,11 +526,11 @@ LOCK_TIMEOUT = 10.0  # seconds a write waits for another process's lock
 LOCK_RETRY = 0.0003
 
 
-async def begin_when_free(conn: sqlite3.Connection) -> None:
+async def begin_when_free(conn: sqlite3.Connection, timeout: float = LOCK_TIMEOUT) -> None:
     """BEGIN IMMEDIATE; on a connection without busy timeout, another process's lock is waited for
     in short asynchronous steps, the event loop going on meanwhile. ``sqlite3.OperationalError``
-    after ``LOCK_TIMEOUT``."""
-    deadline = time.monotonic() + LOCK_TIMEOUT
+    after ``timeout`` seconds (``LOCK_TIMEOUT``)."""
+    deadline = time.monotonic() + timeout
     while True:
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -593,8 +604,11 @@ class Store:
         self.inbox_db = sqlite3.connect(self.inbox_path, check_same_thread=False, isolation_level=None, timeout=10)
         self.inbox_db.execute("PRAGMA journal_mode=WAL")
         self.inbox_db.execute("PRAGMA synchronous=NORMAL")
+        # A processed event's body is cleared (bot.inbox): its bytes are overwritten, not freed.
+        self.inbox_db.execute("PRAGMA secure_delete=ON")
         for statement in INBOX_SCHEMA:
             self.inbox_db.execute(statement)
+        _add_inbox_columns(self.inbox_db)
         self.migrate()
         self._move_inbox()
 
