@@ -21,7 +21,7 @@ SERVER_OPTIONS: dict[str, Any] = {
 
 def _configured(args: argparse.Namespace) -> Config | None:
     """The configuration of ``--config``, logging set up from it; None (and why, on stderr) if refused."""
-    from bot.logs import setup_logging
+    from bot.logs import log_uncaught_errors, setup_logging
 
     try:
         config = load_config(args.config)
@@ -29,6 +29,7 @@ def _configured(args: argparse.Namespace) -> Config | None:
         print(f"configuration refused:\n{exc}", file=sys.stderr)
         return None
     setup_logging(config.logging.level, config.logging.json_format)
+    log_uncaught_errors()
     return config
 
 
@@ -49,7 +50,13 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         bot = Bot(config)
     bot.freeze_heap = True
-    uvicorn.run(create_app(bot), host=config.server.host, port=config.server.port, **SERVER_OPTIONS)
+    from bot.logs import uvicorn_log_config
+
+    app = create_app(bot)
+    # uvicorn's own lines (startup, invalid requests, an application's error) as JSON too.
+    uvicorn.run(
+        app, host=config.server.host, port=config.server.port, log_config=uvicorn_log_config(), **SERVER_OPTIONS
+    )
     return 0
 
 
