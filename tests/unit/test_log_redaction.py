@@ -53,8 +53,9 @@ def captured() -> Iterator[io.StringIO]:
 
 
 def _crash(logger: logging.Logger) -> None:
+    found: dict[str, int] = {}
     try:
-        {}["missing"]
+        found["missing"]
     except KeyError:
         logger.exception("unhandled error")
 
