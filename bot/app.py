@@ -7,6 +7,7 @@ produce a traceback in a response.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import time
@@ -285,8 +286,18 @@ def create_app(bot: Bot, manage_lifecycle: bool = True) -> ASGIApp:
     async def healthz() -> Response:
         return JSONResponse({"status": "ok"})
 
+    metrics_token = bot.config.server.metrics_token
+
+    def probe_authorized(request: Request) -> bool:
+        """``Authorization: Bearer <metrics_token>`` (compared in constant time); True when unset."""
+        if metrics_token is None:
+            return True
+        scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+        expected = metrics_token.get_secret_value().encode()
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode("utf-8", "replace"), expected)
+
     @app.get("/readyz")
-    async def readyz() -> Response:
+    async def readyz(request: Request) -> Response:
         checks: dict[str, str] = {}
         try:
             checks["store"] = "ok" if bot.store.ping() else "failed"
@@ -299,10 +310,17 @@ def create_app(bot: Bot, manage_lifecycle: bool = True) -> ASGIApp:
         for supervisor in bot.workers:
             checks[f"worker:{supervisor.role.value}"] = "ok" if supervisor.alive() else "down"
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        body: dict[str, Any] = {"ready": ready}
+        if probe_authorized(request):
+            body["checks"] = checks  # which service is down is for the operator's eyes only
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics")
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if not probe_authorized(request):
+            return JSONResponse(
+                {"error": "invalid or missing bearer token"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
         others = [read_snapshot(metrics_snapshot_path(bot.config, s.role)) for s in bot.workers]
         text = bot.metrics.render([o for o in others if o is not None])
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")

@@ -21,7 +21,7 @@ SERVER_OPTIONS: dict[str, Any] = {
 
 def _configured(args: argparse.Namespace) -> Config | None:
     """The configuration of ``--config``, logging set up from it; None (and why, on stderr) if refused."""
-    from bot.logs import setup_logging
+    from bot.logs import log_uncaught_errors, setup_logging
 
     try:
         config = load_config(args.config)
@@ -29,6 +29,7 @@ def _configured(args: argparse.Namespace) -> Config | None:
         print(f"configuration refused:\n{exc}", file=sys.stderr)
         return None
     setup_logging(config.logging.level, config.logging.json_format)
+    log_uncaught_errors()
     return config
 
 
@@ -50,9 +51,14 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         bot = Bot(config)
     bot.freeze_heap = True
-    # uvicorn's own HTTP/1.1 protocol, with slow clients cut off and connections capped.
+    from bot.logs import uvicorn_log_config
+
+    # uvicorn's own HTTP/1.1 protocol, with slow clients cut off and connections capped; its own
+    # lines (startup, invalid requests, an application's error) as JSON too.
     options = server_options(config.server)
-    uvicorn.run(create_app(bot), host=config.server.host, port=config.server.port, **options)
+    uvicorn.run(
+        create_app(bot), host=config.server.host, port=config.server.port, log_config=uvicorn_log_config(), **options
+    )
     return 0
 
 

@@ -88,6 +88,8 @@ class ServerConfig(Section):
     )
     body_grace_seconds: float = Field(5.0, gt=0, le=300, description="before the body's rate is checked")
     max_connections: int = Field(1000, ge=1, le=100_000, description="open connections; more are closed at accept")
+    # ``Authorization: Bearer <token>`` for /metrics, and for the details of /readyz; unset: open.
+    metrics_token: Secret | None = None
 
 
 class StoreConfig(Section):

@@ -75,6 +75,7 @@ class Delivery:
             "received_at": now(),
             "subject": self.subject,
             "closes": int(self.closes),
+            "size": len(self.body.encode("utf-8", "surrogatepass")),
         }
 
 
@@ -143,8 +144,15 @@ class Inbox:
     async def receive(self, delivery: Delivery) -> tuple[int, bool]:
         """As :meth:`accept`, through the group-commit writer when this process has one."""
         if self.writer is None:
-            return self.accept(delivery)
-        return await self.writer.accept(delivery)
+            if self.store.inbox_path == ":memory:":
+                return self.accept(delivery)
+            # One process: a writer of its own too, so that a locked file never stalls the loop
+            # and an event that cannot be stored in time is spooled (bot.inbox_writer), not lost.
+            self.writer = InboxWriter(self.store.inbox_path, on_stored=self._wake.set)
+            self.writer.start()
+        answer = await self.writer.accept(delivery)
+        self._wake.set()
+        return answer
 
     def pending(self) -> int:
         return self.store.count("inbox", "status = 'pending'")
@@ -241,10 +249,12 @@ class Inbox:
         if not decisions:
             return
         marks = [(d.status, d.error, d.at, d.id) for d in decisions]
+        # Once decided, an event keeps only its summary (source, kind, project, size, outcome) and
+        # its delivery id, for dedupe: a whole report or pipeline payload is not kept for days.
         await self.store.inbox_write(
             lambda conn: conn.executemany(
-                "UPDATE inbox SET status = ?, error = ?, processed_at = ?, attempts = attempts + 1 "
-                "WHERE id = ? AND status = 'pending'",
+                "UPDATE inbox SET status = ?, error = ?, processed_at = ?, attempts = attempts + 1, "
+                "body = '', headers = '{}' WHERE id = ? AND status = 'pending'",
                 marks,
             )
         )

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bot.store import begin_when_free
+from bot.event_spool import Spool, spool_path
+from bot.logs import log
+from bot.store import begin_when_free, private_file
 
 if TYPE_CHECKING:
     from bot.inbox import Delivery
@@ -28,11 +32,17 @@ if TYPE_CHECKING:
 MAX_BATCH = 256
 COMMIT_INTERVAL = 0.002  # at most one commit per interval: more events share it, the worker gets the lock between
 CHECKPOINT_WHEN_IDLE = 5.0  # seconds without an event, after some: the file's WAL checkpointed here
+# An event not durable in the inbox file within this budget (the file locked by another process for
+# seconds, a failed write) is spooled to disk and acknowledged: a sender's timeout is not reached.
+SPOOL_AFTER = 1.0
+SPOOL_RETRY = 0.2  # seconds between two attempts to move spooled events into the inbox
+
+logger = logging.getLogger("cpn.inbox")
 
 INSERT = (
     "INSERT OR IGNORE INTO inbox (source, delivery_id, event_type, project_key, headers, body, status, attempts, "
-    "error, received_at, subject, closes) VALUES (:source, :delivery_id, :event_type, :project_key, :headers, "
-    ":body, :status, :attempts, :error, :received_at, :subject, :closes)"
+    "error, received_at, subject, closes, size) VALUES (:source, :delivery_id, :event_type, :project_key, "
+    ":headers, :body, :status, :attempts, :error, :received_at, :subject, :closes, :size)"
 )
 
 Answer = asyncio.Future[tuple[int, bool]]
@@ -41,8 +51,12 @@ Answer = asyncio.Future[tuple[int, bool]]
 class InboxWriter:
     """``await accept(delivery)`` → (row id, is_new), once committed, as :meth:`bot.inbox.Inbox.accept`."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, on_stored: Callable[[], None] | None = None) -> None:
         self.path = path
+        self.spool = Spool(spool_path(path))
+        self.on_stored = on_stored or (lambda: None)  # spooled events reached the inbox
+        self.spooled = 0
+        self._spool_waiting = bool(self.spool.pending())  # left by a previous run
         self._conn: sqlite3.Connection | None = None
         self._pending: list[tuple[dict[str, Any], Answer]] = []
         self._wake = asyncio.Event()
@@ -54,9 +68,11 @@ class InboxWriter:
     def start(self) -> None:
         """In the running event loop."""
         # timeout=0: a locked database is reported at once, and begin_when_free waits without blocking.
+        private_file(self.path)
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA wal_autocheckpoint=0")  # not in an answer's way: the workers', or when idle
+        conn.execute("PRAGMA secure_delete=ON")
         self._conn = conn
         self._task = asyncio.create_task(self._run(), name="inbox-writer")
 
@@ -68,7 +84,7 @@ class InboxWriter:
                 await self._task
             self._task = None
         while self._pending:
-            await self._commit()
+            await self._commit()  # what cannot be committed now is spooled, moved in at next start
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -86,8 +102,12 @@ class InboxWriter:
         written = False  # since the last checkpoint
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), CHECKPOINT_WHEN_IDLE)
+                await asyncio.wait_for(self._wake.wait(), SPOOL_RETRY if self._spool_waiting else CHECKPOINT_WHEN_IDLE)
             except TimeoutError:
+                if self._spool_waiting:
+                    await self._commit()
+                    written = True
+                    continue
                 if written:
                     self._checkpoint()
                     written = False
@@ -111,27 +131,57 @@ class InboxWriter:
     async def _commit(self) -> None:
         assert self._conn is not None
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-        if not batch:
+        spooled = self.spool.pending() if self._spool_waiting else []
+        if not batch and not spooled:
+            self._spool_waiting = False
             return
         conn = self._conn
         try:
-            await begin_when_free(conn)
+            await begin_when_free(conn, SPOOL_AFTER)
             try:
+                for _, row in spooled:  # first: they came first
+                    insert_delivery(conn, row)
                 results = [insert_delivery(conn, row) for row, _ in batch]
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
+        except sqlite3.OperationalError as exc:  # locked, busy, I/O: the disk spool takes them
+            self._to_spool(batch, exc)
+            return
         except sqlite3.Error as exc:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
+        if spooled:
+            self.spool.remove([path for path, _ in spooled])
+            self._spool_waiting = False
+            log(logger, logging.INFO, "inbox: spooled events stored", count=len(spooled))
+            self.on_stored()
         self.commits += 1
         self.rows += len(batch)
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+    def _to_spool(self, batch: list[tuple[dict[str, Any], Answer]], error: sqlite3.Error) -> None:
+        """Each event of ``batch`` durable in the spool, then answered as new (row id 0 until moved)."""
+        if batch:
+            log(logger, logging.WARNING, "inbox: file busy, events spooled", count=len(batch), error=str(error)[:80])
+        for row, future in batch:
+            try:
+                self.spool.put(row)
+            except OSError:
+                if not future.done():
+                    future.set_exception(error)  # neither stored nor spooled: not acknowledged
+                continue
+            self.spooled += 1
+            self._spool_waiting = True
+            if not future.done():
+                future.set_result((0, True))
 
 
 def insert_delivery(conn: sqlite3.Connection, row: dict[str, Any]) -> tuple[int, bool]:

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from bot.ids import is_mattermost_id
 from bot.mm_socket import MattermostSocket, SocketOptions
 from bot.outbox import Post, thread_of
 from services.errors import ServiceError
@@ -120,6 +121,8 @@ def read_post(
     addressed to the bot."""
     if post.get("user_id") in ("", None, bot_user_id) or post.get("type") or post.get("delete_at"):
         return None
+    if not _ids_valid(post):
+        return None  # its ids would reach API paths (the author's, the channel's, the thread's)
     props = post.get("props")
     props = props if isinstance(props, dict) else {}
     if props.get("from_webhook") == "true" or props.get("from_bot") == "true":
@@ -143,6 +146,13 @@ def read_post(
         text=text,
     )
     return message, direct or mentioned
+
+
+def _ids_valid(post: dict[str, Any]) -> bool:
+    root = post.get("root_id") or ""
+    return all(is_mattermost_id(post.get(key)) for key in ("id", "user_id", "channel_id")) and (
+        root == "" or is_mattermost_id(root)
+    )
 
 
 class Listener:

@@ -23,9 +23,14 @@ _known_lock = threading.Lock()
 _known_re: re.Pattern[str] | None = None
 
 PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"glpat-[A-Za-z0-9_\-]{20,}"), "glpat-***"),
-    (re.compile(r"gl(?:ptt|dt|rt|cbt|oas|soat|ft)-[A-Za-z0-9_\-]{16,}"), "gl***"),
+    # GitLab's token prefixes (gitlabhq/gitlabhq:doc/security/tokens/index.md, "Token prefixes").
+    (re.compile(r"glpat-[A-Za-z0-9_\-.]{20,}"), "glpat-***"),
+    (re.compile(r"gl(?:ptt|dt|rt|rtr|cbt|oas|soat|ft|imt|agent|ffct|wt|dpt)-[A-Za-z0-9_\-.]{16,}"), "gl***"),
+    # Vault/OpenBao service, batch and recovery tokens; OpenBao and old Vault also issue ``s.``
+    # + 24 characters (openbao/openbao:vault/token_store.go, TokenPrefix and the legacy format).
     (re.compile(r"hv[sbr]\.[A-Za-z0-9_\-]{20,}"), "hvs.***"),
+    (re.compile(r"\b[sbr]\.[A-Za-z0-9]{24,}"), "s.***"),
+    (re.compile(r"\bcpn_[A-Za-z0-9_\-]{40,}"), "cpn_***"),  # the sync API's tokens (commands/token.py)
     (re.compile(r"(?i)\b(bearer|token|basic)\s+[A-Za-z0-9._~+/=\-]{12,}"), r"\1 ***"),
     (re.compile(r"(?i)(password|passwd|secret|token|api[_-]?key)(\"?\s*[:=]\s*\"?)[^\s\"',;&]+"), r"\1\2***"),
     (re.compile(r"(?i)(https?://)[^/\s:@]+:[^/\s@]+@"), r"\1***:***@"),
@@ -70,7 +75,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in getattr(record, "fields", {}).items():
             entry[key] = value
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry.setdefault("error", _error_type(record))
+            if _tracebacks_wanted(record):
+                entry["exc"] = self.formatException(record.exc_info)
         return redact(json.dumps(entry, ensure_ascii=False, default=str))
 
 
@@ -80,8 +87,20 @@ class PlainFormatter(logging.Formatter):
         extra = " ".join(f"{k}={v}" for k, v in fields.items())
         line = f"{record.levelname.lower():7} {record.name}: {record.getMessage()} {extra}".rstrip()
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += f" error={_error_type(record)}"
+            if _tracebacks_wanted(record):
+                line += "\n" + self.formatException(record.exc_info)
         return redact(line)
+
+
+def _error_type(record: logging.LogRecord) -> str:
+    exc_type = record.exc_info[0] if record.exc_info else None
+    return exc_type.__name__ if exc_type is not None else ""
+
+
+def _tracebacks_wanted(record: logging.LogRecord) -> bool:
+    """A traceback is for whoever debugs (level DEBUG): a client's input never puts one in the logs."""
+    return record.levelno <= logging.DEBUG or logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 class _DropLibraryNoise(logging.Filter):
@@ -106,6 +125,46 @@ def setup_logging(level: str = "INFO", json_format: bool = True, stream: Any = N
     # The driver logs every error answer it raises, and we handle (and log) each of them ourselves.
     for name in ("mattermostautodriver", "mattermostautodriver.websocket", "mattermostautodriver.api"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """``uvicorn.run(log_config=…)``: uvicorn's loggers write through the root handler (JSON,
+    redacted) instead of their own plain-text handlers (uvicorn/uvicorn:uvicorn/config.py
+    LOGGING_CONFIG, applied with ``logging.config.dictConfig``)."""
+    through_root = {"handlers": [], "propagate": True}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "loggers": {
+            name: dict(through_root) for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+        },
+    }
+
+
+def log_uncaught_errors() -> None:
+    """Uncaught exceptions (main thread, threads, ``__del__``, warnings) as JSON lines, not as
+    tracebacks that Python would print on stderr."""
+    errors = logging.getLogger("cpn.uncaught")
+
+    def main_hook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+        errors.error("uncaught exception", exc_info=(exc_type, exc, tb))
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is not None:
+            errors.error("uncaught exception in a thread", exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+    def unraisable_hook(unraisable: Any) -> None:
+        if unraisable.exc_value is not None:
+            exc_info = (unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback)
+            errors.warning("unraisable exception", exc_info=exc_info)
+
+    sys.excepthook = main_hook
+    threading.excepthook = thread_hook
+    sys.unraisablehook = unraisable_hook
+    logging.captureWarnings(True)
 
 
 def log(logger: logging.Logger, level: int, msg: str, **fields: Any) -> None:

@@ -29,6 +29,8 @@ from urllib.parse import urlencode, urlsplit
 
 import websockets
 
+from bot.ids import is_mattermost_id
+
 logger = logging.getLogger("cpn.listener")
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -137,6 +139,8 @@ class MattermostSocket:
     async def _hello(self, message: dict[str, Any], resuming: bool) -> None:
         data = message.get("data") or {}
         new_id = str(data.get("connection_id") or "")
+        if not is_mattermost_id(new_id):
+            new_id = ""  # it goes back in the resume URL: only a real id (model.NewId) is kept
         lost = resuming and new_id != self.connection_id
         since = self.last_event_ms
         self.connection_id = new_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING
 
 from bot.scheduler import every
@@ -20,6 +21,10 @@ async def clear_old_rows(bot: Bot) -> None:
         bot.store.db.execute("DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", (cutoff,))
         bot.store.db.execute("DELETE FROM inbox_done WHERE processed_at < ?", (cutoff,))
         bot.store.db.execute("DELETE FROM operations WHERE status IN ('done', 'failed') AND created_at < ?", (cutoff,))
-    await bot.store.inbox_write(
-        lambda inbox: inbox.execute("DELETE FROM inbox WHERE status != 'pending' AND received_at < ?", (cutoff,))
-    )
+
+    def clear_inbox(inbox: sqlite3.Connection) -> None:
+        inbox.execute("DELETE FROM inbox WHERE status != 'pending' AND received_at < ?", (cutoff,))
+        # Bodies of events processed before bodies were dropped on processing (bot.inbox).
+        inbox.execute("UPDATE inbox SET body = '', headers = '{}' WHERE status != 'pending' AND body != ''")
+
+    await bot.store.inbox_write(clear_inbox)

@@ -81,7 +81,7 @@ def mentions_of(form: dict[str, list[str]]) -> dict[str, str]:
     """username → user id, from the parallel lists Mattermost adds for @mentions in the text."""
     names = form.get("user_mentions", [])
     ids = form.get("user_mentions_ids", [])
-    return {n.lower(): i for n, i in zip(names, ids, strict=False)}
+    return {n.lower(): i for n, i in zip(names, ids, strict=False) if is_mattermost_id(i)}
 
 
 class SlashCommands:
@@ -114,6 +114,11 @@ class SlashCommands:
             return Reply(ctx.tr("errors.team_not_allowed")).payload()
         if not ctx.user_id or not ctx.channel_id:
             return Reply(ctx.tr("errors.missing_arg", arg="user_id/channel_id")).payload()
+        if not all(is_mattermost_id(v) for v in (ctx.user_id, ctx.channel_id)) or not (
+            ctx.team_id == "" or is_mattermost_id(ctx.team_id)
+        ):
+            # Ids reach Mattermost API paths: "../../system/ping" is refused here, before any use.
+            return Reply(ctx.tr("ids.invalid")).payload()
         task = asyncio.create_task(self.bot.dispatcher.run(ctx, _first(form, "text")))
         budget = self.bot.config.server.command_reply_budget_seconds
         done, _ = await asyncio.wait({task}, timeout=budget)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sqlite3
 import time
@@ -480,6 +481,17 @@ INBOX_COLUMNS = (
 )
 
 
+# Columns the inbox file gained after its first version: (name, declaration).
+INBOX_ADDED_COLUMNS = (("size", "INTEGER NOT NULL DEFAULT 0"),)  # the body's length, kept once it is dropped
+
+
+def _add_inbox_columns(conn: sqlite3.Connection) -> None:
+    present = {row[1] for row in conn.execute("PRAGMA table_info(inbox)")}
+    for name, declaration in INBOX_ADDED_COLUMNS:
+        if name not in present:
+            conn.execute(f"ALTER TABLE inbox ADD COLUMN {name} {declaration}")
+
+
 def inbox_path(path: str) -> str:
     """``/var/lib/cpn-bot/cpn-bot.sqlite`` → ``/var/lib/cpn-bot/cpn-bot.inbox.sqlite``."""
     if path == ":memory:":
@@ -488,16 +500,46 @@ def inbox_path(path: str) -> str:
     return str(main.with_name(f"{main.stem}.inbox{main.suffix or '.sqlite'}"))
 
 
+def private_dir(path: Path) -> None:
+    """The data directory, created 0700 (whatever the umask) when the bot creates it."""
+    if path.exists():
+        return
+    path.mkdir(parents=True, mode=0o700, exist_ok=True)
+    path.chmod(0o700)  # mkdir's mode is masked by the umask
+
+
+def private_file(path: str) -> None:
+    """A SQLite file created 0600 before SQLite opens it, and kept so.
+
+    SQLite creates a database 0644 less the umask, and its ``-wal`` and ``-shm`` with the mode of
+    the database file (sqlite/sqlite:src/os_unix.c findCreateFileMode, unixOpenSharedMemory): a
+    database made 0600 first gives private journals too. Files left by an older version are
+    tightened as well.
+    """
+    if path == ":memory:":
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        try:
+            os.chmod(path + suffix, 0o600)
+        except FileNotFoundError:
+            pass
+
+
 T = TypeVar("T")
 LOCK_TIMEOUT = 10.0  # seconds a write waits for another process's lock
 LOCK_RETRY = 0.0003
 
 
-async def begin_when_free(conn: sqlite3.Connection) -> None:
+async def begin_when_free(conn: sqlite3.Connection, timeout: float = LOCK_TIMEOUT) -> None:
     """BEGIN IMMEDIATE; on a connection without busy timeout, another process's lock is waited for
     in short asynchronous steps, the event loop going on meanwhile. ``sqlite3.OperationalError``
-    after ``LOCK_TIMEOUT``."""
-    deadline = time.monotonic() + LOCK_TIMEOUT
+    after ``timeout`` seconds (``LOCK_TIMEOUT``)."""
+    deadline = time.monotonic() + timeout
     while True:
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -558,7 +600,8 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            private_dir(Path(self.path).parent)
+        private_file(self.path)
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
         self.db = _Database(conn)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -566,11 +609,15 @@ class Store:
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=10000")
         self.inbox_path = inbox_path(self.path)
+        private_file(self.inbox_path)
         self.inbox_db = sqlite3.connect(self.inbox_path, check_same_thread=False, isolation_level=None, timeout=10)
         self.inbox_db.execute("PRAGMA journal_mode=WAL")
         self.inbox_db.execute("PRAGMA synchronous=NORMAL")
+        # A processed event's body is cleared (bot.inbox): its bytes are overwritten, not freed.
+        self.inbox_db.execute("PRAGMA secure_delete=ON")
         for statement in INBOX_SCHEMA:
             self.inbox_db.execute(statement)
+        _add_inbox_columns(self.inbox_db)
         self.migrate()
         self._move_inbox()
 

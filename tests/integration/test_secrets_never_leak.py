@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -82,10 +83,59 @@ def captured_logs() -> Iterator[io.StringIO]:
         root.setLevel(previous)
 
 
+METRICS_TOKEN = "metrics-token-never-shown-0123456789abcdef"
+
+
+def signing_key(world: World) -> str:
+    return (world.root / "secrets" / "signing_key").read_text()
+
+
+def exercise_the_hardened_paths(world: World, places: dict[str, str]) -> None:
+    """Probes with and without the metrics token, ids that are not ids, and a GitLab event spooled
+    while the inbox file is locked: their answers and the spool files join the places searched."""
+    import uuid
+
+    import httpx
+
+    from bot.event_spool import spool_path
+    from tests.integration.test_pipelines import as_repo, fixture, project_secret, send
+
+    answers = []
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {METRICS_TOKEN}"}):
+        answers += [httpx.get(f"{world.bot_url}{probe}", headers=headers) for probe in ("/metrics", "/readyz")]
+    assert answers[-2].status_code == 200 and answers[0].status_code == 401
+    form = {"user_id": "../../system/ping", "channel_id": world.channels["equipe-alpha"], "text": "whoami"}
+    answers.append(
+        httpx.post(
+            f"{world.bot_url}/mattermost/command", data=form, headers={"Authorization": f"Token {world.slash_token}"}
+        )
+    )
+    store = world.store()
+    holder = sqlite3.connect(store.inbox_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        payload = as_repo(fixture("gitlab_pipeline_event.json"), repo="deploy")
+        payload["project"]["path_with_namespace"] = "forge/projects/alpha/deploy"
+        answers.append(send(world, "Pipeline Hook", payload, token=project_secret(world), delivery=str(uuid.uuid4())))
+        assert answers[-1].status_code == 202
+        spooled = list(spool_path(store.inbox_path).iterdir())
+        assert spooled  # the event did go through the spool
+        places["spool files"] = "\n".join(f.read_text(errors="replace") for f in spooled)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    wait_for(lambda: not list(spool_path(store.inbox_path).iterdir()), timeout=10, what="the spool drained")
+    world.wait_idle(30)
+    places["error and probe bodies"] = "\n".join(f"{a.headers}\n{a.text}" for a in answers if "cpn_" not in a.text)
+
+
 def test_no_secret_in_posts_logs_audit_or_database(  # type: ignore[no-untyped-def]
-    make_world, captured_logs: io.StringIO, vault_options: dict[str, Any]
+    make_world, captured_logs: io.StringIO, vault_options: dict[str, Any], tmp_path: Path
 ) -> None:
-    world: World = make_world(**vault_options)
+    metrics_file = tmp_path / "metrics_token"
+    metrics_file.write_text(METRICS_TOKEN)
+    metrics_file.chmod(0o600)
+    world: World = make_world(**vault_options, config_overrides={"server": {"metrics_token": f"file:{metrics_file}"}})
     bob = User(world, "bob")
     bob.run("/cpn project create alpha")
     world.wait_idle(30)
@@ -100,8 +150,10 @@ def test_no_secret_in_posts_logs_audit_or_database(  # type: ignore[no-untyped-d
     bob.run("/cpn project show alpha")
     bob.run("/cpn secret list alpha")
     world.wait_idle(30)
+    hardened: dict[str, str] = {}
+    exercise_the_hardened_paths(world, hardened)
 
-    secrets = every_secret(world, sync_token)
+    secrets = every_secret(world, sync_token) | {METRICS_TOKEN, signing_key(world)}
     assert TYPED_TOKEN in vault_values(world)  # the typed values did reach Vault
     assert len(secrets) > 15
 
@@ -121,8 +173,14 @@ def test_no_secret_in_posts_logs_audit_or_database(  # type: ignore[no-untyped-d
     places["operations"] = "\n".join(str(r) for r in db.table("operations").rows)
     places["inbox"] = "\n".join(str(r) for r in world.store().inbox_db.execute("SELECT * FROM inbox"))
     places["outbox"] = "\n".join(str(r) for r in db.table("outbox").rows)
-    world.stop_bot()  # flushes the WAL into the database file
-    files = [world.root / f"cpn-bot{name}" for name in (".sqlite", ".sqlite-wal", ".inbox.sqlite", ".inbox.sqlite-wal")]
+    places.update(hardened)
+    # Before and after the bot stops (which flushes the WAL into the database file): every file,
+    # WAL and SHM included.
+    sqlite_files = sorted(p for p in world.root.iterdir() if p.is_file() and ".sqlite" in p.name)
+    places["sqlite files, running"] = "\n".join(f.read_bytes().decode("latin-1") for f in sqlite_files)
+    world.stop_bot()
+    files = sorted(p for p in world.root.iterdir() if p.is_file() and ".sqlite" in p.name)
+    assert {f.name for f in files} >= {"cpn-bot.sqlite", "cpn-bot.inbox.sqlite"}
     places["sqlite file"] = "\n".join(f.read_bytes().decode("latin-1") for f in files if f.exists())
     leaks = [(secret[:6] + "…", where) for secret in secrets for where, text in places.items() if secret in text]
     assert leaks == []

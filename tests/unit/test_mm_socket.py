@@ -92,3 +92,18 @@ async def test_a_silent_link_is_dropped_by_the_heartbeat_and_resumed_where_it_st
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await server.stop()
+
+
+def test_a_hello_whose_connection_id_is_not_an_id_is_not_sent_back_in_the_resume_url() -> None:
+    import asyncio
+
+    from bot.mm_socket import MattermostSocket, SocketOptions
+
+    async def nothing(_: object) -> None:
+        return None
+
+    socket = MattermostSocket(SocketOptions("http://mm.example", "t"), nothing, nothing)
+    asyncio.run(socket._hello({"data": {"connection_id": "x&sequence_number=0&evil=1"}}, resuming=False))
+    assert socket.connection_id == "" and "?" not in socket._url()
+    asyncio.run(socket._hello({"data": {"connection_id": "a" * 26}}, resuming=False))
+    assert socket._url().endswith("connection_id=" + "a" * 26 + "&sequence_number=0")
