@@ -40,7 +40,7 @@ def token_ok(header: str | None, tokens: list[str]) -> bool:
 # fields, plus two per mention in the text: 200 leaves room for every real command.
 MAX_FIELDS = 200
 # The fields whose value reaches a Mattermost API path (/users/<id>, /channels/<id>).
-ID_FIELDS = ("user_id", "channel_id")
+ID_FIELDS = ("user_id", "channel_id", "team_id")
 
 
 class BadForm(ValueError):
