@@ -217,6 +217,20 @@ class ArgoCDConfig(Section):
     drift_grace_seconds: float = Field(600.0, ge=0, description="OutOfSync/Degraded this long is reported")
 
 
+class ConsoleConfig(Section):
+    """The Cloud π Native console (console-api.md): the bot's admin token (mask with admin MANAGE)."""
+
+    url: AnyHttpUrl
+    token: Secret
+    timeout_seconds: float = Field(10.0, gt=0, le=120, description="reads and quick writes")
+    write_timeout_seconds: float = Field(
+        120.0, gt=0, le=900, description="provisioning writes (project create, hooks replay, repositories)"
+    )
+    reread_attempts: int = Field(5, ge=1, le=60, description="re-reads of a project whose create timed out")
+    reread_delay_seconds: float = Field(2.0, gt=0, le=60)
+    ui_url: AnyHttpUrl | None = None
+
+
 class Config(Section):
     language: Literal["fr", "en"] = "fr"
     server: ServerConfig
@@ -234,6 +248,7 @@ class Config(Section):
     nexus: NexusConfig | None = None
     sonarqube: ServiceEndpoint | None = None
     argocd: ArgoCDConfig | None = None
+    console: ConsoleConfig | None = None
 
     @field_validator("platform")
     @classmethod

@@ -98,6 +98,24 @@ _EXACT = {
 }
 
 
+# Every reason an adapter error may carry: each is a key of the [console_error] locale section.
+REASONS = (
+    *sorted(set(_EXACT.values())),
+    "token_expired",
+    "not_found",
+    "forbidden",
+    "invalid",
+    "duplicate",
+    "provisioning_failed",
+    "server_error",
+    "timeout",
+    "unreachable",
+    "create_unconfirmed",
+    "pat_required",
+    "token_unknown",
+)
+
+
 def error_message(body: Any) -> str:
     """The message of any error body: ``message`` | ``body.message`` | ``error`` | first field or
     form error | ZodError ``issues[0].message`` (console-api.md §0.1, adapter rule)."""
@@ -179,6 +197,7 @@ def to_error(status: int, body: Any) -> ConsoleError:
 
 
 __all__ = [
+    "REASONS",
     "SERVICE",
     "ConsoleAuthError",
     "ConsoleError",

@@ -24,6 +24,7 @@ from services.emulators.base import EmulatorServer
 from services.emulators.console import create_app
 from services.emulators.console_state import State, User
 from services.errors import Failure, ServiceError
+from services.health import Health, console_probe, probes, run_probe
 
 PUBLIC = RepositorySpec("front", "https://github.com/dnum-mi/beta-front.git")
 
@@ -417,3 +418,32 @@ async def test_a_pat_never_shows_in_reprs_exceptions_or_logs(
         import pickle
 
         pickle.dumps(claire.token)
+
+
+# --- check-config's probe ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["9.24.0", "9.22.0"])  # NestJS 401, legacy HTTP 200 {"status": 401}
+async def test_the_check_config_probe_reads_version_health_and_the_admin_token(version: str) -> None:
+    for env in _env(version):
+        good = await run_probe("Console", console_probe(env.url, env.admin_token), timeout=2.0)
+        assert good.health is Health.OK and good.detail == f"version {version}"
+        bad = await run_probe("Console", console_probe(env.url, "not-a-token"), timeout=2.0)
+        assert bad.health is Health.FAILING and "admin token refused (401 not_authenticated)" in bad.detail
+        weak = env.state.add_admin_token("weak", permissions=1)  # LIST only: filter=all refused
+        refused = await run_probe("Console", console_probe(env.url, weak), timeout=2.0)
+        assert refused.health is Health.FAILING and "403 admin_only" in refused.detail
+        env.state.set_health("Vault", "En échec", "Le Vault est scellé")
+        degraded = await run_probe("Console", console_probe(env.url, env.admin_token), timeout=2.0)
+        assert degraded.health is Health.DEGRADED and "Vault En échec" in degraded.detail
+        assert env.admin_token not in bad.detail + refused.detail + degraded.detail
+
+
+def test_check_config_probes_the_console_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.config import parse_config
+    from tests.unit.test_config import minimal
+
+    monkeypatch.setenv("CPN_TEST_KEY", "k" * 32)
+    config = parse_config(minimal(console={"url": "https://console.example", "token": "env:CPN_TEST_KEY"}))
+    assert "Console" in probes(config)
+    assert "Console" not in probes(parse_config(minimal()))
