@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import httpx
 
+from services.base import HttpService
 from services.console_errors import (
     SERVICE,
     ConsoleError,
@@ -93,7 +94,7 @@ def parse_version(text: str) -> tuple[int, int, int]:
     return int(found[1]), int(found[2]), int(found[3])
 
 
-class Console:
+class Console(HttpService):
     """One console, one credential. ``acting_as(pat)`` gives a view sharing the connection pool."""
 
     service = SERVICE
@@ -116,10 +117,11 @@ class Console:
         self.reread_attempts = reread_attempts
         self.reread_delay = reread_delay
         if _shared is None:
-            self.client = httpx.AsyncClient(base_url=self.url, timeout=timeout)
+            super().__init__(self.url, timeout)  # one httpx.AsyncClient, no default credential
             self._version: tuple[int, int, int] | None = None
             self._root = self
         else:
+            self.base_url = _shared.base_url
             self.client = _shared.client
             self._root = _shared._root
         self.token = _token or Token(admin_token, "admin")
