@@ -502,6 +502,17 @@ class _Environments(_Manager):
         body["projectId"] = project_id
         return Environment.parse(await self.console.call("POST", "/api/v1/environments", json=body, timeout=timeout))
 
+    async def update(
+        self, project_id: str, environment_id: str, *, cpu: float, gpu: float, memory: float, autosync: bool
+    ) -> Environment:
+        """``PUT`` takes all four fields (§2.6); the quotas are checked again."""
+        body: Json = {"cpu": cpu, "gpu": gpu, "memory": memory, "autosync": autosync}
+        if await self._v2():
+            path = f"/api/v2/projects/{project_id}/environments/{environment_id}"
+        else:
+            path = f"/api/v1/environments/{environment_id}"
+        return Environment.parse(await self.console.call("PUT", path, json=body, timeout=self.console.write_timeout))
+
     async def delete(self, project_id: str, environment_id: str) -> None:
         timeout = self.console.write_timeout
         if await self._v2():

@@ -766,6 +766,8 @@ class _Api:
             cluster = next((c for c in self.state.clusters if c["id"] == body["clusterId"]), None)
             if cluster is None or (cluster["privacy"] != "public" and cluster["id"] not in project.cluster_ids):
                 problems.append("Cluster invalide.")
+            else:
+                problems.extend(self._quota_problems(project, cluster, body))
         if problems:
             raise (nest_error if nest else legacy_error)(400, "\n".join(problems))
         row = EnvironmentRow(
@@ -793,6 +795,41 @@ class _Api:
             )
         return JSONResponse(row.view(), status_code=201)
 
+    def _quota_problems(self, project: ProjectRow, cluster: Json, body: Json) -> list[str]:
+        """Cluster capacity, then the project's budget unless ``limitless`` (§2.6): a stage named
+        ``prod`` uses ``prod*``, the others ``hprod*``; cpu = memory = 0 means "no limit set"
+        (cloud-pi-native/console:apps/server-nestjs/src/modules/environment/environment-validation.service.ts)."""
+        wanted = {"cpu": float(body["cpu"]), "gpu": float(body["gpu"]), "memory": float(body["memory"])}
+        labels = {"cpu": "CPU", "gpu": "GPU", "memory": "Mémoire"}
+        problems = []
+
+        def lacking(limit: dict[str, float], used: dict[str, float]) -> list[str]:
+            if not limit["cpu"] and not limit["memory"]:
+                return []
+            return [labels[k] for k in ("cpu", "gpu", "memory") if used[k] + wanted[k] > limit[k]]
+
+        def used_by(rows: list[EnvironmentRow]) -> dict[str, float]:
+            return {k: sum(float(getattr(e, k)) for e in rows) for k in ("cpu", "gpu", "memory")}
+
+        in_cluster = [e for e in self.state.environments.values() if e.cluster_id == cluster["id"]]
+        short = lacking({k: float(cluster[k]) for k in ("cpu", "gpu", "memory")}, used_by(in_cluster))
+        if short:
+            problems.append("Le cluster ne dispose pas de suffisamment de ressources : " + ", ".join(short) + ".")
+        if not project.limitless:
+            prod_ids = {st["id"] for st in self.state.stages if st["name"] == "prod"}
+            prod = body["stageId"] in prod_ids
+            prefix = "prod" if prod else "hprod"
+            limit = {k: project.budgets.get(prefix + k.title(), 0.0) for k in ("cpu", "gpu", "memory")}
+            mine = [
+                e
+                for e in self.state.environments.values()
+                if e.project_id == project.id and (e.stage_id in prod_ids) == prod
+            ]
+            short = lacking(limit, used_by(mine))
+            if short:
+                problems.append("Le projet ne dispose pas de suffisamment de ressources : " + ", ".join(short) + ".")
+        return problems
+
     async def create_environment_v2(self, request: Request) -> Response:
         self._require_v2_environments(request)
         caller, project = self.guard(request, "ManageEnvironments", write=True, lock=True, nest=True)
@@ -802,6 +839,50 @@ class _Api:
         body = await _json(request, False)
         caller, project = self._legacy_project(request, str(body.get("projectId") or ""), "ManageEnvironments", True)
         return await self._create_environment(caller, project, body, False)
+
+    async def _update_environment(self, request: Request, caller: Caller, project: ProjectRow, nest: bool) -> Response:
+        """``{cpu, gpu, memory, autosync}`` all required; quotas checked again, the environment's own
+        current use included (``validateUpdate`` sums every environment of the cluster/project)."""
+        eid = request.path_params["environmentId"]
+        if nest and not _UUID.match(eid):
+            raise nest_error(400, "Validation failed (uuid is expected)")
+        body = await _json(request, nest)
+        errors = {k: ["Required"] for k in ("cpu", "gpu", "memory") if not _quantity(body.get(k))}
+        if not isinstance(body.get("autosync"), bool):
+            errors["autosync"] = ["Required"]
+        if errors:
+            raise (nest_zod if nest else legacy_zod)(errors)
+        with self.state.lock:
+            row = self.state.environments.get(eid)
+            if row is None or row.project_id != project.id:
+                raise (nest_error if nest else legacy_error)(404, "Environnement introuvable")
+            cluster = next((c for c in self.state.clusters if c["id"] == row.cluster_id), None)
+            problems = self._quota_problems(project, cluster, {**body, "stageId": row.stage_id}) if cluster else []
+            if problems:
+                raise (nest_error if nest else legacy_error)(400, "\n".join(problems))
+            row.cpu, row.gpu, row.memory = float(body["cpu"]), float(body["gpu"]), float(body["memory"])
+            row.autosync = bool(body["autosync"])
+        log = await asyncio.to_thread(
+            self.state.provision, "project.upsert", project, "Update Environment", caller.user.id
+        )
+        self._settle(project, log.data["failed"])
+        if log.data["failed"]:
+            raise (nest_error if nest else legacy_error)(500, "Echec des services à la mise à jour de l'environnement")
+        return JSONResponse(row.view())
+
+    async def update_environment_v2(self, request: Request) -> Response:
+        self._require_v2_environments(request)
+        caller, project = self.guard(request, "ManageEnvironments", write=True, lock=True, nest=True)
+        return await self._update_environment(request, caller, project, True)
+
+    async def update_environment_v1(self, request: Request) -> Response:
+        with self.state.lock:
+            row = self.state.environments.get(request.path_params["environmentId"])
+        if row is None:
+            self.caller(request, False)
+            raise legacy_error(404, "Environnement introuvable")
+        caller, project = self._legacy_project(request, row.project_id, "ManageEnvironments", True)
+        return await self._update_environment(request, caller, project, False)
 
     async def _delete_environment(self, request: Request, caller: Caller, project: ProjectRow, nest: bool) -> Response:
         eid = request.path_params["environmentId"]
@@ -949,6 +1030,10 @@ async def _json(request: Request, nest: bool, expect: type = dict) -> Any:
     return body
 
 
+def _quantity(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
 def _project_of(row: Any) -> str:
     return str(row["projectId"] if isinstance(row, dict) else row.project_id)
 
@@ -1007,9 +1092,11 @@ def create_app(state: State) -> ASGIApp:
         ("DELETE", "/api/v1/repositories/{repositoryId}", api.delete_repository_v1),
         ("GET", e2, api.list_environments_v2),
         ("POST", e2, api.create_environment_v2),
+        ("PUT", e2 + "/{environmentId}", api.update_environment_v2),
         ("DELETE", e2 + "/{environmentId}", api.delete_environment_v2),
         ("GET", "/api/v1/environments", api.list_environments_v1),
         ("POST", "/api/v1/environments", api.create_environment_v1),
+        ("PUT", "/api/v1/environments/{environmentId}", api.update_environment_v1),
         ("DELETE", "/api/v1/environments/{environmentId}", api.delete_environment_v1),
     ]
     routes = [Route(path, _wrap(handler), methods=[method]) for method, path, handler in table]

@@ -386,3 +386,31 @@ def test_a_plugin_hook_provisions_and_its_exception_is_the_plugin_failure(w: Wor
 def test_tokens_expire_relative_to_now(w: World) -> None:
     raw = w.state.add_pat(w.claire, "soon", expires_in=timedelta(seconds=-1))
     assert w.client(raw).get("/api/v1/projects").json()["message"].startswith("Token expired")
+
+
+def test_environment_quotas_of_cluster_and_project_budget(w: World) -> None:
+    """§2.6 quotas (``environment-validation.service.ts``): cluster capacity; the project's
+    ``hprod*`` budget for non-prod stages unless ``limitless``; cpu = memory = 0 = no limit."""
+    claire = w.client(w.claire_pat)
+    budgets = {**BUDGETS, "hprodCpu": 2, "hprodGpu": 0, "hprodMemory": 4}
+    pid = claire.post("/api/v1/projects", json={"name": "alpha", "limitless": False, **budgets}).json()["id"]
+    dev = w.state.stages[0]["id"]
+    prod = next(s["id"] for s in w.state.stages if s["name"] == "prod")
+    cluster = w.state.clusters[0]["id"]
+    path = f"/api/v2/projects/{pid}/environments"
+    body = {"name": "dev", "stageId": dev, "clusterId": cluster, "cpu": 2, "gpu": 0, "memory": 4, "autosync": True}
+    assert claire.post(path, json=body).status_code == 201
+    over = claire.post(path, json={**body, "name": "int", "cpu": 1, "gpu": 1, "memory": 0})
+    assert over.status_code == 400
+    assert over.json()["message"] == (
+        "Le cluster ne dispose pas de suffisamment de ressources : GPU.\n"
+        "Le projet ne dispose pas de suffisamment de ressources : CPU, GPU."
+    )
+    assert claire.post(path, json={**body, "name": "prod", "stageId": prod, "cpu": 50}).status_code == 201  # prod* = 0
+    env_id = claire.get(path).json()[0]["id"]
+    bigger = claire.put(f"{path}/{env_id}", json={"cpu": 1, "gpu": 0, "memory": 1, "autosync": False})
+    assert bigger.status_code == 400  # its own current use counts (the sum covers every environment)
+    assert (
+        claire.put(f"{path}/{env_id}", json={"cpu": 0, "gpu": 0, "memory": 0, "autosync": False}).json()["autosync"]
+        is False
+    )

@@ -375,6 +375,8 @@ async def test_environments_v2_and_deployments(claire: Console, env: Env) -> Non
         await claire.environments.create(project.id, "dev", stage, cluster)
     assert err.value.reason == "duplicate"
     assert await claire.deployments.list(project.id) == []
+    updated = await claire.environments.update(project.id, created.id, cpu=2, gpu=0, memory=4, autosync=False)
+    assert (updated.cpu, updated.autosync) == (2, False)
     await claire.environments.delete(project.id, created.id)
     assert await claire.environments.list(project.id) == []
 
