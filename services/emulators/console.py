@@ -316,6 +316,15 @@ class _Api:
             raise legacy_error(422, "Echec des services à la création du projet")
         return JSONResponse(self.project_view(project), status_code=201)
 
+    async def _upsert(
+        self, caller: Caller, project: ProjectRow, action: str, nest: bool, status: int, failure: str
+    ) -> None:
+        """``project.upsert`` after a row changed; a plugin KO answers ``status`` with ``failure``."""
+        log = await asyncio.to_thread(self.state.provision, "project.upsert", project, action, caller.user.id)
+        self._settle(project, log.data["failed"])
+        if log.data["failed"]:
+            raise (nest_error if nest else legacy_error)(status, failure)
+
     async def _provision_delay(self) -> None:
         if self.state.provision_delay:
             await asyncio.sleep(self.state.provision_delay)
@@ -629,12 +638,9 @@ class _Api:
                 if key in body:
                     setattr(row, attr, body[key])
             row.updated_at = now_iso()
-        log = await asyncio.to_thread(
-            self.state.provision, "project.upsert", project, "Update Repository", caller.user.id
+        await self._upsert(
+            caller, project, "Update Repository", nest, 422, "Echec des services à la mise à jour du dépôt"
         )
-        self._settle(project, log.data["failed"])
-        if log.data["failed"]:
-            raise (nest_error if nest else legacy_error)(422, "Echec des services à la mise à jour du dépôt")
         return JSONResponse(row.view())
 
     async def sync_repository_v2(self, request: Request) -> Response:
@@ -670,12 +676,9 @@ class _Api:
     async def _delete_repository(self, caller: Caller, project: ProjectRow, row: RepositoryRow, nest: bool) -> Response:
         with self.state.lock:
             self.state.repositories.pop(row.id, None)
-        log = await asyncio.to_thread(
-            self.state.provision, "project.upsert", project, "Delete Repository", caller.user.id
+        await self._upsert(
+            caller, project, "Delete Repository", nest, 422, "Echec des services à la suppression du dépôt"
         )
-        self._settle(project, log.data["failed"])
-        if log.data["failed"]:
-            raise (nest_error if nest else legacy_error)(422, "Echec des services à la suppression du dépôt")
         return Response(status_code=204)
 
     def _legacy_project(self, request: Request, project_id: str, rule: str, write: bool) -> tuple[Caller, ProjectRow]:
@@ -862,12 +865,9 @@ class _Api:
                 raise (nest_error if nest else legacy_error)(400, "\n".join(problems))
             row.cpu, row.gpu, row.memory = float(body["cpu"]), float(body["gpu"]), float(body["memory"])
             row.autosync = bool(body["autosync"])
-        log = await asyncio.to_thread(
-            self.state.provision, "project.upsert", project, "Update Environment", caller.user.id
+        await self._upsert(
+            caller, project, "Update Environment", nest, 500, "Echec des services à la mise à jour de l'environnement"
         )
-        self._settle(project, log.data["failed"])
-        if log.data["failed"]:
-            raise (nest_error if nest else legacy_error)(500, "Echec des services à la mise à jour de l'environnement")
         return JSONResponse(row.view())
 
     async def update_environment_v2(self, request: Request) -> Response:
@@ -875,13 +875,16 @@ class _Api:
         caller, project = self.guard(request, "ManageEnvironments", write=True, lock=True, nest=True)
         return await self._update_environment(request, caller, project, True)
 
-    async def update_environment_v1(self, request: Request) -> Response:
+    def _v1_environment_project(self, request: Request) -> tuple[Caller, ProjectRow]:
         with self.state.lock:
             row = self.state.environments.get(request.path_params["environmentId"])
         if row is None:
             self.caller(request, False)
             raise legacy_error(404, "Environnement introuvable")
-        caller, project = self._legacy_project(request, row.project_id, "ManageEnvironments", True)
+        return self._legacy_project(request, row.project_id, "ManageEnvironments", True)
+
+    async def update_environment_v1(self, request: Request) -> Response:
+        caller, project = self._v1_environment_project(request)
         return await self._update_environment(request, caller, project, False)
 
     async def _delete_environment(self, request: Request, caller: Caller, project: ProjectRow, nest: bool) -> Response:
@@ -893,12 +896,9 @@ class _Api:
             if row is None or row.project_id != project.id:
                 raise (nest_error if nest else legacy_error)(404, "Environnement introuvable")
             del self.state.environments[eid]
-        log = await asyncio.to_thread(
-            self.state.provision, "project.upsert", project, "Delete Environment", caller.user.id
+        await self._upsert(
+            caller, project, "Delete Environment", nest, 500, "Echec des services à la suppression de l'environnement"
         )
-        self._settle(project, log.data["failed"])
-        if log.data["failed"]:
-            raise (nest_error if nest else legacy_error)(500, "Echec des services à la suppression de l'environnement")
         return Response(status_code=204)
 
     async def delete_environment_v2(self, request: Request) -> Response:
@@ -907,12 +907,7 @@ class _Api:
         return await self._delete_environment(request, caller, project, True)
 
     async def delete_environment_v1(self, request: Request) -> Response:
-        with self.state.lock:
-            row = self.state.environments.get(request.path_params["environmentId"])
-        if row is None:
-            self.caller(request, False)
-            raise legacy_error(404, "Environnement introuvable")
-        caller, project = self._legacy_project(request, row.project_id, "ManageEnvironments", True)
+        caller, project = self._v1_environment_project(request)
         return await self._delete_environment(request, caller, project, False)
 
     # --- legacy server: topology, users, tokens, logs, health (§2.7, §2.9, §2.10) ---------------
