@@ -208,6 +208,15 @@ async def test_a_create_that_times_out_is_found_by_name_and_never_re_posted(env:
     assert done.project.slug == "betaapp" and done.state in ("pending", "ok")
 
 
+async def test_a_gateway_error_on_create_is_unconfirmed_not_retried(claire: Console, env: Env) -> None:
+    env.state.faults.fail("POST /api/v1/projects", 504, times=2)  # the proxy answers, nothing created
+    with pytest.raises(ConsoleUnavailable) as err:
+        await claire.projects.create("betaapp")
+    assert err.value.reason == "create_unconfirmed"
+    assert env.state.projects_named("betaapp") == []
+    assert len(env.state.faults.rules) == 1  # one POST reached the proxy, the second fault is unused
+
+
 async def test_a_create_beside_a_homonym_finds_its_own_name_1(claire: Console, env: Env) -> None:
     first = await claire.projects.create("betaapp")
     env.state.provision_delay = 0.6
