@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from bot.config import parse_config
 from services.console import Console, Token, parse_version
 from services.console_errors import (
     ConsoleAuthError,
@@ -24,7 +25,8 @@ from services.emulators.base import EmulatorServer
 from services.emulators.console import create_app
 from services.emulators.console_state import State, User
 from services.errors import Failure, ServiceError
-from services.health import Health, console_probe, probes, run_probe
+from services.health import Health, check_all, console_probe, probes, run_probe
+from tests.unit.test_config import minimal
 
 PUBLIC = RepositorySpec("front", "https://github.com/dnum-mi/beta-front.git")
 
@@ -450,11 +452,11 @@ async def test_the_check_config_probe_reads_version_health_and_the_admin_token(v
         assert env.admin_token not in bad.detail + refused.detail + degraded.detail
 
 
-def test_check_config_probes_the_console_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.config import parse_config
-    from tests.unit.test_config import minimal
-
+async def test_check_config_reaches_the_configured_console(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CPN_TEST_KEY", "k" * 32)
-    config = parse_config(minimal(console={"url": "https://console.example", "token": "env:CPN_TEST_KEY"}))
-    assert "Console" in probes(config)
+    monkeypatch.setenv("CONSOLE_TOKEN", env.admin_token)
+    config = parse_config(minimal(console={"url": env.url, "token": "env:CONSOLE_TOKEN"}))
+    checks = {c.service: c for c in await check_all(config, timeout=2.0)}
+    assert checks["Console"].ok and checks["Console"].detail == "version 9.24.0"
+    assert env.admin_token not in checks["Console"].line()
     assert "Console" not in probes(parse_config(minimal()))
