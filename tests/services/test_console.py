@@ -419,7 +419,11 @@ async def test_a_pat_never_shows_in_reprs_exceptions_or_logs(
     claire = console.acting_as(env.claire_pat)
     assert env.claire_pat not in repr(claire) and env.claire_pat not in repr(claire.token)
     assert env.admin_token not in repr(console) and env.admin_token not in str(Token(env.admin_token, "admin"))
-    await claire.projects.create("betaapp")
+    project = (await claire.projects.create("betaapp")).project
+    private = RepositorySpec("secret", PUBLIC.external_url, is_private=True, external_token="ghp-external-secret")
+    assert "ghp-external-secret" not in repr(private)
+    await claire.repositories.create(project.id, private)
+    assert "ghp-external-secret" not in str(env.state.repositories) + caplog.text  # Vault only, never the DB
     env.state.revoke(env.claire_pat)
     with pytest.raises(ServiceError) as err:
         await claire.projects.list()
