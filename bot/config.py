@@ -244,6 +244,20 @@ class HarborConfig(Section):
     robot_prefix: str = Field("robot$", min_length=1, description="Harbor's robot_name_prefix setting")
 
 
+class ConsoleConfig(Section):
+    """The Cloud π Native console (console-api.md): the bot's admin token (mask with admin MANAGE)."""
+
+    url: AnyHttpUrl
+    token: Secret
+    timeout_seconds: float = Field(10.0, gt=0, le=120, description="reads and quick writes")
+    write_timeout_seconds: float = Field(
+        120.0, gt=0, le=900, description="provisioning writes (project create, hooks replay, repositories)"
+    )
+    reread_attempts: int = Field(5, ge=1, le=60, description="re-reads of a project whose create timed out")
+    reread_delay_seconds: float = Field(2.0, gt=0, le=60)
+    ui_url: AnyHttpUrl | None = None
+
+
 class Config(Section):
     language: Literal["fr", "en"] = "fr"
     server: ServerConfig
@@ -262,6 +276,7 @@ class Config(Section):
     sonarqube: ServiceEndpoint | None = None
     argocd: ArgoCDConfig | None = None
     harbor: HarborConfig | None = None
+    console: ConsoleConfig | None = None
 
     @model_validator(mode="after")
     def _registry_configured(self) -> Config:

@@ -16,6 +16,7 @@ from enum import Enum
 import httpx
 
 from bot.config import Config
+from services.console_errors import error_status, to_error
 from services.vault_policy import missing_rights, probe_paths
 
 
@@ -198,6 +199,40 @@ def argocd_probe(url: str, username: str, password: str) -> Probe:
     return probe
 
 
+def console_probe(url: str, token: str) -> Probe:
+    """Version, the console's own view of its services, then the admin token (console-api.md §2.10).
+
+    The token check lists projects with ``filter=all`` and a name no project can have: it needs
+    admin ``MANAGE`` (403 otherwise, §2.1), costs nothing, and a refused token shows as 401.
+    """
+
+    async def probe(client: httpx.AsyncClient) -> tuple[Health, str]:
+        version = await client.get(f"{url}/api/v1/version")
+        if version.status_code != 200:
+            return Health.FAILING, f"version: HTTP {version.status_code}"
+        text = f"version {version.json().get('version', '?')}"
+        checked = await client.get(
+            f"{url}/api/v1/projects",
+            params={"filter": "all", "name": "cpn-bot-check"},
+            headers={"x-dso-token": token},
+        )
+        body = checked.json() if checked.content else None
+        status = error_status(checked.status_code, body)  # the legacy server wraps a 401 in a 200
+        if status is not None:
+            reason = to_error(status, body).reason
+            return Health.FAILING, f"{text}; admin token refused ({status} {reason})"
+        health = await client.get(f"{url}/api/v1/health-services")
+        entries = health.json() if health.status_code == 200 else []
+        bad = sorted(
+            f"{e.get('name')} {e.get('status')}" for e in entries if isinstance(e, dict) and e.get("status") != "OK"
+        )
+        if bad:
+            return Health.DEGRADED, f"{text}; console sees: " + ", ".join(bad)
+        return Health.OK, text
+
+    return probe
+
+
 def probes(config: Config) -> dict[str, Probe]:
     """The probe of every service the configuration names."""
     found: dict[str, Probe] = {
@@ -231,6 +266,8 @@ def probes(config: Config) -> dict[str, Probe]:
             config.argocd.username,
             config.argocd.password.get_secret_value(),
         )
+    if config.console:
+        found["Console"] = console_probe(str(config.console.url).rstrip("/"), config.console.token.get_secret_value())
     return found
 
 
