@@ -15,6 +15,8 @@ ICONS = {
     "pending": "⏳",
     "scheduled": "⏳",
     "running": "🔄",
+    "waiting_for_callback": "🔄",
+    "canceling": "⛔",
     "success": "✅",
     "failed": "❌",
     "canceled": "⛔",
