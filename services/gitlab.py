@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -128,6 +128,18 @@ def _job(data: Json) -> Job:
         str(data.get("web_url") or ""),
         data.get("failure_reason") or None,
     )
+
+
+def token_expiry(days: int, today: date | None = None) -> str:
+    """``expires_at`` of an access token ``days`` from now, one day short, as a UTC date.
+
+    GitLab refuses a date beyond ``Date.current + 365`` where ``Date.current`` is in the instance's
+    time zone (gitlabhq/gitlabhq:app/models/personal_access_token.rb,
+    ``expires_at_before_instance_max_expiry_date``): the bot's local date, or an instance whose day
+    is still yesterday's, would be refused with 400 on the longest lifetime.
+    """
+    start = today or datetime.now(UTC).date()
+    return (start + timedelta(days=max(1, days - 1))).isoformat()
 
 
 def _attrs(obj: Any) -> Json:
@@ -480,7 +492,7 @@ class GitLab:
             "name": name,
             "scopes": list(scopes),
             "access_level": access_level,
-            "expires_at": (date.today() + timedelta(days=expires_days)).isoformat(),
+            "expires_at": token_expiry(expires_days),
         }
         created = await self._call(f"create access token of group {group_id}", lambda: group.access_tokens.create(data))
         return str(_attrs(created)["token"])
@@ -519,7 +531,7 @@ class GitLab:
         if existing and self._token_matches(existing[0], scopes, access_level):
             group = self.gl.groups.get(group_id, lazy=True)
             token_id = int(existing[0]["id"])
-            expires_at = (date.today() + timedelta(days=expires_days)).isoformat()
+            expires_at = token_expiry(expires_days)
             rotated = await self._call(
                 f"rotate access token of group {group_id}",
                 lambda: group.access_tokens.rotate(token_id, expires_at=expires_at),

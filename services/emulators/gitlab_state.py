@@ -248,6 +248,10 @@ class State:
         self.unhealthy: set[str] = set()
         self.trivy_report_path: Path = DEFAULT_TRIVY_REPORT
         self.instance_uuid = str(uuid.uuid4())
+        # GitLab's ``Date.current`` is in its configured time zone: ``server_day_offset = -1`` plays
+        # an instance whose day is still yesterday's (UTC-x in the morning, UTC).
+        self.server_day_offset = 0
+        self.token_max_lifetime_days = 365  # 400 with the buffered_token_expiration_limit flag
         self.users: dict[int, User] = {}
         self.tokens: dict[str, AccessToken] = {}
         self.namespaces: dict[int, Namespace] = {}
@@ -271,6 +275,9 @@ class State:
         with self.lock:
             running = any(p.status not in ("success", "failed", "canceled", "skipped") for p in self.pipelines.values())
         return not running and (self.engine is None or self.engine.hooks.in_flight == 0)
+
+    def today(self) -> date:
+        return datetime.now(UTC).date() + timedelta(days=self.server_day_offset)
 
     # --- ids and urls ------------------------------------------------------------------------
 
@@ -680,6 +687,6 @@ def _check_result(failed: bool) -> dict[str, Any]:
     return {"status": "ok"}
 
 
-def default_expiry() -> str:
+def default_expiry(today: date | None = None) -> str:
     """GitLab's default (and maximum) access-token lifetime: 365 days."""
-    return (date.today() + timedelta(days=365)).isoformat()
+    return ((today or datetime.now(UTC).date()) + timedelta(days=365)).isoformat()

@@ -8,7 +8,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import gitlab
@@ -542,6 +542,38 @@ def test_group_access_tokens(server: EmulatorServer, state: State, admin: gitlab
     with pytest.raises(glexc.GitlabCreateError) as bad_scope:
         group.access_tokens.create({"name": "x", "scopes": ["everything"]})
     assert bad_scope.value.response_code == 400
+
+
+def _token_answer(server: EmulatorServer, state: State, group_id: int, expires_at: str) -> httpx.Response:
+    body = {"name": "bot", "scopes": ["read_api"], "access_level": 30, "expires_at": expires_at}
+    return raw(server, "POST", f"/api/v4/groups/{group_id}/access_tokens", state.root_token, json=body)
+
+
+def test_an_access_token_may_live_365_days_not_one_more(
+    server: EmulatorServer, state: State, admin: gitlab.Gitlab
+) -> None:
+    group = make_group(admin)
+    today = datetime.now(UTC).date()
+    assert _token_answer(server, state, group.id, (today + timedelta(days=365)).isoformat()).status_code == 201
+    beyond = _token_answer(server, state, group.id, (today + timedelta(days=366)).isoformat())
+    limit = (today + timedelta(days=365)).isoformat()
+    refused = {"message": f"400 Bad request - Expires at must be before {limit}"}
+    assert (beyond.status_code, beyond.json()) == (400, refused)
+    past = _token_answer(server, state, group.id, (today - timedelta(days=1)).isoformat())
+    assert (past.status_code, past.json()) == (400, {"message": {"expires_at": ["must be in the future"]}})
+
+
+def test_the_token_limit_is_counted_from_the_instances_own_day(
+    server: EmulatorServer, state: State, admin: gitlab.Gitlab
+) -> None:
+    group = make_group(admin)
+    state.server_day_offset = -1  # an instance whose day is still yesterday's
+    try:
+        today = datetime.now(UTC).date()
+        assert _token_answer(server, state, group.id, (today + timedelta(days=365)).isoformat()).status_code == 400
+        assert _token_answer(server, state, group.id, (today + timedelta(days=364)).isoformat()).status_code == 201
+    finally:
+        state.server_day_offset = 0
 
 
 # --- pagination ------------------------------------------------------------------------------

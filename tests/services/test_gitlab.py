@@ -7,6 +7,7 @@ import itertools
 import json
 import socket
 from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from services.base import Ensured
 from services.emulators.base import EmulatorServer
 from services.emulators.gitlab import State, create_app
 from services.errors import Failure, ServiceError
-from services.gitlab import GitLab, Group, Pipeline
+from services.gitlab import GitLab, Group, Pipeline, token_expiry
 
 _names = itertools.count(1)
 DEVELOPER, MAINTAINER = 30, 40
@@ -284,6 +285,20 @@ async def test_group_access_tokens(gl: GitLab, state: State) -> None:
     # Nothing to rotate: a token is created.
     fresh = await gl.rotate_group_access_token(group.id, "other-bot", ["read_api"], DEVELOPER, expires_days=30)
     assert state.tokens[fresh].active and state.tokens[fresh].name == "other-bot"
+
+
+async def test_token_expiry_is_a_utc_date_a_day_short_of_the_lifetime(gl: GitLab, state: State) -> None:
+    group = await new_group(gl)
+    state.server_day_offset = -1  # GitLab's Date.current is in its time zone: still yesterday there
+    try:
+        token = (await gl.ensure_group_access_token(group.id, "alpha-bot", ["read_api"], MAINTAINER)).value
+        assert token is not None
+        rotated = await gl.rotate_group_access_token(group.id, "alpha-bot", ["read_api"], MAINTAINER)
+    finally:
+        state.server_day_offset = 0
+    expected = (datetime.now(UTC).date() + timedelta(days=364)).isoformat()
+    assert state.tokens[token].expires_at == expected and state.tokens[rotated].expires_at == expected
+    assert token_expiry(30, date(2026, 12, 31)) == "2027-01-29"
 
 
 async def test_group_hook(gl: GitLab, state: State) -> None:
