@@ -150,6 +150,21 @@ def _attrs(obj: Any) -> Json:
     return attributes
 
 
+def _unless_inherited(call: Callable[[], Any]) -> Callable[[], bool]:
+    """``call`` → True; False where GitLab refuses a level below an inherited membership."""
+
+    def guarded() -> bool:
+        try:
+            call()
+        except GitlabError as exc:
+            if exc.response_code == 400 and "inherited membership" in str(exc.error_message):
+                return False
+            raise
+        return True
+
+    return guarded
+
+
 # --- the client ------------------------------------------------------------------------------
 
 
@@ -586,22 +601,32 @@ class GitLab:
         return {int(_attrs(m)["id"]): int(_attrs(m)["access_level"]) for m in members}
 
     async def ensure_group_member(self, group_id: int, user_id: int, access_level: int) -> Ensured[None]:
-        """``user_id`` a direct member of the group at ``access_level`` (fixed if different)."""
+        """``user_id`` a direct member of the group at ``access_level`` (fixed if different).
+
+        A user who already holds more from a group above cannot be a direct member below it: GitLab
+        answers 400 "should be greater than or equal to … inherited membership from group …"
+        (gitlabhq/gitlabhq:app/models/member.rb ``higher_access_level_than_group``). The user has
+        at least the wanted access then, so that is "unchanged", not an error.
+        """
         group = self.gl.groups.get(group_id, lazy=True)
         member = await self._maybe(f"read member {user_id} of group {group_id}", lambda: group.members.get(user_id))
         if member is None:
-            await self._call(
+            added = await self._call(
                 f"add member {user_id} to group {group_id}",
-                lambda: group.members.create({"user_id": user_id, "access_level": access_level}),
+                _unless_inherited(lambda: group.members.create({"user_id": user_id, "access_level": access_level})),
             )
+            if not added:
+                return unchanged(None)
             return Ensured(None, True, f"added user {user_id} to group {group_id} (level {access_level})")
         current = int(_attrs(member)["access_level"])
         if current == access_level:
             return unchanged(None)
-        await self._call(
+        changed = await self._call(
             f"update member {user_id} of group {group_id}",
-            lambda: group.members.update(user_id, {"access_level": access_level}),
+            _unless_inherited(lambda: group.members.update(user_id, {"access_level": access_level})),
         )
+        if not changed:
+            return unchanged(None)
         return Ensured(None, True, f"changed level of user {user_id} in group {group_id} ({current} → {access_level})")
 
     async def remove_group_member(self, group_id: int, user_id: int) -> bool:

@@ -105,6 +105,33 @@ def _check_grant(state: State, ctx: Ctx, source: Source, level: int) -> None:
         raise forbidden()
 
 
+# Gitlab::Access.human_access (lib/gitlab/access.rb options_with_owner / options_with_none).
+HUMAN_ACCESS = {5: "Minimal Access", 10: "Guest", 20: "Reporter", 30: "Developer", 40: "Maintainer", 50: "Owner"}
+
+
+def _check_inherited(state: State, source: Source, user_id: int, level: int) -> None:
+    """A direct member may not sit below what the user inherits from a group above.
+
+    gitlabhq/gitlabhq:app/models/member.rb ``higher_access_level_than_group`` (a validation, on
+    create and update): the highest membership in the source's ancestor groups; the API answers
+    400 with the model's errors (spec/requests/api/members_spec.rb "group level is higher").
+    """
+    namespace = state.namespaces[source.namespace_id] if isinstance(source, Project) else source
+    if namespace.kind != "group":
+        return
+    groups = [ns for ns in state.ancestors(namespace) if ns is not source]
+    found = [(ns.members[user_id].access_level, ns) for ns in groups if user_id in ns.members]
+    if not found:
+        return
+    highest, group = max(found, key=lambda item: item[0])
+    if highest > level:
+        message = (
+            f"should be greater than or equal to {HUMAN_ACCESS.get(highest, str(highest))} "
+            f"inherited membership from group {group.name}"
+        )
+        raise ApiError(400, {"message": {"access_level": [message]}})
+
+
 def _member_routes(kind: str) -> None:
     base = f"/api/v4/{kind}/{{id}}/members"
 
@@ -152,6 +179,7 @@ def _member_routes(kind: str) -> None:
             user = _target_user(ctx, state)
             if user.id in source.members:
                 raise conflict("Member already exists")
+            _check_inherited(state, source, user.id, level)
             member = Member(user.id, level, ctx.user_id, expires_at=ctx.arg("expires_at"))
             source.members[user.id] = member
             return json_response(member_json(state, member), status=201)
@@ -165,6 +193,7 @@ def _member_routes(kind: str) -> None:
             member = source.members.get(as_int(ctx.path["user_id"], "user_id"))
             if member is None:
                 raise not_found()
+            _check_inherited(state, source, member.user_id, level)
             member.access_level = level
             if "expires_at" in ctx.params:
                 member.expires_at = ctx.params["expires_at"] or None

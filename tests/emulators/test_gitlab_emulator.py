@@ -266,6 +266,32 @@ def test_group_members_and_access_levels(server: EmulatorServer, state: State, a
         group.members.get(dev["id"])
 
 
+@pytest.mark.parametrize("where", ["subgroup", "project"])
+def test_a_direct_member_below_an_inherited_level_is_refused_like_gitlab(
+    server: EmulatorServer, state: State, admin: gitlab.Gitlab, where: str
+) -> None:
+    group = make_group(admin)
+    sub = make_group(admin, parent_id=group.id)
+    source = sub if where == "subgroup" else make_project(admin, sub)
+    dev, _ = new_user(state)
+    group.members.create({"user_id": dev["id"], "access_level": 30})
+    with pytest.raises(glexc.GitlabCreateError) as below:
+        source.members.create({"user_id": dev["id"], "access_level": 20})
+    assert below.value.response_code == 400
+    assert json.loads(below.value.response_body or b"") == {
+        "message": {
+            "access_level": [
+                f"should be greater than or equal to Developer inherited membership from group {group.name}"
+            ]
+        }
+    }
+    member = source.members.create({"user_id": dev["id"], "access_level": 30})  # equal is allowed
+    member.access_level = 10
+    with pytest.raises(glexc.GitlabUpdateError) as lowered:
+        member.save()
+    assert lowered.value.response_code == 400
+
+
 # --- projects --------------------------------------------------------------------------------
 
 

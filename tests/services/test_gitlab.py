@@ -338,6 +338,22 @@ async def test_group_members(gl: GitLab, state: State) -> None:
     assert await gl.remove_group_member(group.id, user["id"]) is False
 
 
+async def test_a_member_who_inherits_more_from_a_group_above_is_left_as_is(gl: GitLab, state: State) -> None:
+    group = await new_group(gl)
+    name = unique("owner")
+    user, _ = state.add_user(name, f"{name}@x.fr")
+    root = state.namespaces[state.namespaces[group.id].parent_id or 0]
+    state.add_member(root, user["id"], 50)
+    try:
+        assert await gl.ensure_group_member(group.id, user["id"], DEVELOPER) == Ensured(None, False, "")
+        assert user["id"] not in state.namespaces[group.id].members
+        state.add_member(state.namespaces[group.id], user["id"], 50)  # a direct owner made by hand
+        assert await gl.ensure_group_member(group.id, user["id"], DEVELOPER) == Ensured(None, False, "")
+        assert state.namespaces[group.id].members[user["id"]].access_level == 50
+    finally:
+        del root.members[user["id"]]
+
+
 # --- pipelines -------------------------------------------------------------------------------
 
 MIRROR_CI = """variables:
