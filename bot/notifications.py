@@ -318,7 +318,8 @@ async def discover_recent(bot: Bot) -> None:
                 if found is None:
                     continue
                 gitlab_id = bot.gitlab_ids[path] = found.id
-            pipelines = await gitlab.pipelines(gitlab_id, per_page=3)
+            since = datetime.fromtimestamp(looking - max_age, UTC)
+            pipelines = await gitlab.pipelines(gitlab_id, updated_after=since)
         except ServiceError:
             bot.gitlab_ids.pop(path, None)  # removed and added again under another id, or GitLab down
             continue

@@ -29,6 +29,9 @@ SERVICE = "GitLab"
 T = TypeVar("T")
 Json = dict[str, Any]
 
+# Listings ask for GitLab's largest page (lib/api/helpers/pagination.rb: per_page is capped by
+# Kaminari's max_per_page, 100) and python-gitlab's get_all follows the ``Link: rel="next"`` pages.
+PER_PAGE = 100
 HOOK_EVENTS = ("push_events", "tag_push_events", "merge_requests_events", "pipeline_events", "job_events")
 
 
@@ -246,7 +249,7 @@ class GitLab:
         """Admin search by e-mail, then an exact (case-insensitive) match on the address."""
         wanted = email.strip().lower()
         users = await self._call(
-            "search users", lambda: self.gl.users.list(search=wanted, get_all=True), requests_count=3
+            "search users", lambda: self.gl.users.list(search=wanted, get_all=True, per_page=PER_PAGE), requests_count=3
         )
         for user in users:
             data = _attrs(user)
@@ -383,7 +386,9 @@ class GitLab:
         """Projects directly in a group (not in its subgroups)."""
         group = self.gl.groups.get(group_id, lazy=True)
         found = await self._call(
-            f"list projects of group {group_id}", lambda: group.projects.list(get_all=True), requests_count=5
+            f"list projects of group {group_id}",
+            lambda: group.projects.list(get_all=True, per_page=PER_PAGE),
+            requests_count=5,
         )
         return [_project(_attrs(p)) for p in found]
 
@@ -453,7 +458,7 @@ class GitLab:
     async def _triggers(self, project_id: int, description: str) -> list[Json]:
         project = self.gl.projects.get(project_id, lazy=True)
         found = await self._call(
-            f"list triggers of project {project_id}", lambda: project.triggers.list(get_all=True), 3
+            f"list triggers of project {project_id}", lambda: project.triggers.list(get_all=True, per_page=PER_PAGE), 3
         )
         matching = [_attrs(t) for t in found if _attrs(t).get("description") == description]
         return sorted(matching, key=lambda t: int(t["id"]))
@@ -493,7 +498,7 @@ class GitLab:
         group = self.gl.groups.get(group_id, lazy=True)
         found = await self._call(
             f"list access tokens of group {group_id}",
-            lambda: group.access_tokens.list(state="active", get_all=True),
+            lambda: group.access_tokens.list(state="active", get_all=True, per_page=PER_PAGE),
             3,
         )
         matching = [_attrs(t) for t in found if _attrs(t).get("name") == name and _attrs(t).get("active", True)]
@@ -579,7 +584,9 @@ class GitLab:
         """
         wanted = dict(zip(HOOK_EVENTS, (push, tag_push, merge_requests, pipeline, job), strict=True))
         group = self.gl.groups.get(group_id, lazy=True)
-        hooks = await self._call(f"list hooks of group {group_id}", lambda: group.hooks.list(get_all=True), 3)
+        hooks = await self._call(
+            f"list hooks of group {group_id}", lambda: group.hooks.list(get_all=True, per_page=PER_PAGE), 3
+        )
         found = next((_attrs(h) for h in hooks if _attrs(h).get("url") == url), None)
         data: Json = {"url": url, **wanted, "token": token}
         if found is None:
@@ -597,7 +604,9 @@ class GitLab:
     async def group_members(self, group_id: int) -> dict[int, int]:
         """Direct members of a group: user id → access level (bot users of group tokens too)."""
         group = self.gl.groups.get(group_id, lazy=True)
-        members = await self._call(f"list members of group {group_id}", lambda: group.members.list(get_all=True), 5)
+        members = await self._call(
+            f"list members of group {group_id}", lambda: group.members.list(get_all=True, per_page=PER_PAGE), 5
+        )
         return {int(_attrs(m)["id"]): int(_attrs(m)["access_level"]) for m in members}
 
     async def ensure_group_member(self, group_id: int, user_id: int, access_level: int) -> Ensured[None]:
@@ -659,16 +668,32 @@ class GitLab:
         started = await self._call(f"create pipeline of project {project_id}", lambda: project.pipelines.create(data))
         return _pipeline(_attrs(started))
 
-    async def pipelines(self, project_id: int, ref: str | None = None, per_page: int = 20) -> list[Pipeline]:
-        """The latest pipelines of a project (newest first), optionally of one ref."""
+    async def pipelines(
+        self, project_id: int, ref: str | None = None, per_page: int = 20, updated_after: datetime | None = None
+    ) -> list[Pipeline]:
+        """Pipelines of a project, newest first, optionally of one ref.
+
+        Without ``updated_after``: the latest ``per_page``. With it: every pipeline updated since
+        (``updated_after`` of lib/api/ci/pipelines.rb, app/finders/ci/pipelines_finder.rb
+        ``by_updated_at``), page after page, so that a burst is never cut at the first page.
+        """
         project = self.gl.projects.get(project_id, lazy=True)
-        filters: Json = {"per_page": per_page, "order_by": "id", "sort": "desc"}
+        filters: Json = {"order_by": "id", "sort": "desc"}
         if ref:
             filters["ref"] = ref
-        found = await self._call(
-            f"list pipelines of project {project_id}",
-            lambda: project.pipelines.list(get_all=False, **filters),
-        )
+        if updated_after is None:
+            filters["per_page"] = per_page
+            found = await self._call(
+                f"list pipelines of project {project_id}",
+                lambda: project.pipelines.list(get_all=False, **filters),
+            )
+        else:
+            filters["updated_after"] = updated_after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            found = await self._call(
+                f"list pipelines of project {project_id}",
+                lambda: project.pipelines.list(get_all=True, per_page=PER_PAGE, **filters),
+                5,
+            )
         return [_pipeline(_attrs(p)) for p in found]
 
     async def pipeline(self, project_id: int, pipeline_id: int) -> Pipeline:
@@ -680,7 +705,9 @@ class GitLab:
 
     async def pipeline_jobs(self, project_id: int, pipeline_id: int) -> list[Job]:
         pipeline = self.gl.projects.get(project_id, lazy=True).pipelines.get(pipeline_id, lazy=True)
-        found = await self._call(f"list jobs of pipeline {pipeline_id}", lambda: pipeline.jobs.list(get_all=True), 3)
+        found = await self._call(
+            f"list jobs of pipeline {pipeline_id}", lambda: pipeline.jobs.list(get_all=True, per_page=PER_PAGE), 3
+        )
         return sorted((_job(_attrs(j)) for j in found), key=lambda j: j.id)
 
     async def job_trace(self, project_id: int, job_id: int) -> str:

@@ -16,6 +16,7 @@ import json
 import mimetypes
 import threading
 import zipfile
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
@@ -36,6 +37,7 @@ from services.emulators.gitlab_http import (
     json_response,
     not_found,
     paged_response,
+    param_error,
     require,
 )
 from services.emulators.gitlab_repo import Action, Commit, now_iso
@@ -184,6 +186,22 @@ def _scoped(ctx: Ctx, jobs: list[Job]) -> list[Job]:
     return jobs
 
 
+def _parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _time_arg(ctx: Ctx, name: str) -> datetime | None:
+    """An ISO 8601 DateTime parameter (Grape's coercion answers 400 "<name> is invalid")."""
+    value = ctx.arg(name)
+    if value in (None, ""):
+        return None
+    try:
+        return _parse_time(str(value))
+    except ValueError as exc:
+        raise param_error(f"{name} is invalid") from exc
+
+
 @router.route("GET", "/api/v4/projects/{id}/pipelines")
 async def list_pipelines(ctx: Ctx, state: State) -> Response:
     with state.lock:
@@ -192,6 +210,12 @@ async def list_pipelines(ctx: Ctx, state: State) -> Response:
         for key in ("ref", "status", "source", "sha"):
             if ctx.arg(key):
                 pipelines = [p for p in pipelines if getattr(p, key) == ctx.arg(key)]
+        # app/finders/ci/pipelines_finder.rb by_updated_at: updated_at >= updated_after, <= before.
+        after, before = _time_arg(ctx, "updated_after"), _time_arg(ctx, "updated_before")
+        if after is not None:
+            pipelines = [p for p in pipelines if _parse_time(p.updated_at) >= after]
+        if before is not None:
+            pipelines = [p for p in pipelines if _parse_time(p.updated_at) <= before]
         order = str(ctx.arg("order_by", "id"))
         sort_key: dict[str, Any] = {
             "id": lambda p: p.id,

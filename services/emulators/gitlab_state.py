@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -261,6 +262,7 @@ class State:
         self.pipelines: dict[int, Pipeline] = {}
         self.jobs: dict[int, Job] = {}
         self.hook_deliveries: list[dict[str, Any]] = []
+        self.request_log: deque[str] = deque(maxlen=2000)  # "GET /api/v4/…?query", newest last
         self._ids: dict[str, int] = {}
         # Set by ``create_app``: starts pipelines and delivers webhooks (see gitlab_pipelines).
         self.engine: Any = None

@@ -628,6 +628,46 @@ def test_pagination_headers_and_get_all(server: EmulatorServer, state: State, ad
     assert last.headers["X-Next-Page"] == "" and 'rel="next"' not in last.headers["Link"]
 
 
+def test_per_page_is_capped_at_100_like_gitlab(server: EmulatorServer, state: State, admin: gitlab.Gitlab) -> None:
+    group = make_group(admin)
+    for _ in range(105):
+        state.add_project(unique("p"), group.id)
+    answer = raw(server, "GET", f"/api/v4/groups/{group.id}/projects?per_page=500", state.root_token)
+    assert (len(answer.json()), answer.headers["X-Per-Page"], answer.headers["X-Next-Page"]) == (100, "100", "2")
+
+
+def test_pipelines_filter_on_updated_after_and_before(
+    server: EmulatorServer, state: State, admin: gitlab.Gitlab
+) -> None:
+    from services.emulators.gitlab_state import Pipeline as EmulatedPipeline
+
+    project = make_project(admin, make_group(admin))
+    with state.lock:
+        for hour in (9, 11, 13):
+            pipeline_id = state.next_id("pipeline")
+            stamp = f"2026-01-01T{hour:02d}:00:00.000Z"
+            state.pipelines[pipeline_id] = EmulatedPipeline(
+                pipeline_id,
+                pipeline_id,
+                project.id,
+                "a" * 40,
+                "0" * 40,
+                "main",
+                "push",
+                1,
+                status="success",
+                created_at=stamp,
+                updated_at=stamp,
+            )
+    path = f"/api/v4/projects/{project.id}/pipelines"
+    after = raw(server, "GET", path, state.root_token, params={"updated_after": "2026-01-01T11:00:00Z"}).json()
+    assert [p["updated_at"][11:13] for p in after] == ["13", "11"]
+    window = {"updated_after": "2026-01-01T10:00:00Z", "updated_before": "2026-01-01T12:00:00Z"}
+    assert [p["updated_at"][11:13] for p in raw(server, "GET", path, state.root_token, params=window).json()] == ["11"]
+    bad = raw(server, "GET", path, state.root_token, params={"updated_after": "yesterday"})
+    assert (bad.status_code, bad.json()) == (400, {"error": "updated_after is invalid"})
+
+
 # --- pipelines, engine and webhooks (phase 2) ------------------------------------------------
 
 FIXTURES = fixtures_dir()

@@ -354,6 +354,68 @@ async def test_a_member_who_inherits_more_from_a_group_above_is_left_as_is(gl: G
         del root.members[user["id"]]
 
 
+# --- listings ------------------------------------------------------------------------------
+
+
+def _listing_queries(state: State, path: str) -> list[dict[str, str]]:
+    from urllib.parse import parse_qsl
+
+    found = []
+    for line in list(state.request_log):
+        method, target = line.split(" ", 1)
+        route, _, query = target.partition("?")
+        if method == "GET" and route == path:
+            found.append(dict(parse_qsl(query)))
+    return found
+
+
+async def test_listings_ask_for_100_a_page_and_follow_every_page(gl: GitLab, state: State) -> None:
+    group = await new_group(gl)
+    for number in range(130):
+        state.add_project(f"repo{number}", group.id)
+    state.request_log.clear()
+    assert len(await gl.list_group_projects(group.id)) == 130
+    queries = _listing_queries(state, f"/api/v4/groups/{group.id}/projects")
+    assert [(q["per_page"], q.get("page", "1")) for q in queries] == [("100", "1"), ("100", "2")]
+
+
+def _seed_pipelines(state: State, project_id: int, count: int, updated_at: str) -> list[int]:
+    from services.emulators.gitlab_state import Pipeline as EmulatedPipeline
+
+    ids = []
+    with state.lock:
+        for _ in range(count):
+            pipeline_id = state.next_id("pipeline")
+            state.pipelines[pipeline_id] = EmulatedPipeline(
+                pipeline_id,
+                pipeline_id,
+                project_id,
+                "a" * 40,
+                "0" * 40,
+                "main",
+                "push",
+                1,
+                status="success",
+                created_at=updated_at,
+                updated_at=updated_at,
+            )
+            ids.append(pipeline_id)
+    return ids
+
+
+async def test_pipeline_discovery_reads_every_pipeline_updated_since_a_time(gl: GitLab, state: State) -> None:
+    group = await new_group(gl)
+    project = (await gl.ensure_project(group, "busy")).value
+    _seed_pipelines(state, project.id, 3, "2026-01-01T10:00:00.000Z")
+    recent = _seed_pipelines(state, project.id, 150, "2026-01-01T12:00:00.000Z")
+    state.request_log.clear()
+    found = await gl.pipelines(project.id, updated_after=datetime(2026, 1, 1, 11, 0, tzinfo=UTC))
+    assert sorted(p.id for p in found) == recent
+    queries = _listing_queries(state, f"/api/v4/projects/{project.id}/pipelines")
+    assert {q["updated_after"] for q in queries} == {"2026-01-01T11:00:00Z"}
+    assert [q["per_page"] for q in queries] == ["100", "100"]
+
+
 # --- pipelines -------------------------------------------------------------------------------
 
 MIRROR_CI = """variables:
