@@ -12,7 +12,8 @@ stores them in Vault; they never appear in an :class:`~services.base.Ensured` ``
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -32,6 +33,10 @@ Json = dict[str, Any]
 # Listings ask for GitLab's largest page (lib/api/helpers/pagination.rb: per_page is capped by
 # Kaminari's max_per_page, 100) and python-gitlab's get_all follows the ``Link: rel="next"`` pages.
 PER_PAGE = 100
+# A failed job's reply shows the end of its log: read as a stream, at most this much is held.
+TRACE_TAIL_LINES = 40
+TRACE_LINE_BYTES = 4096
+TRACE_CHUNK_BYTES = 65536
 HOOK_EVENTS = ("push_events", "tag_push_events", "merge_requests_events", "pipeline_events", "job_events")
 
 
@@ -83,6 +88,12 @@ class Job:
     status: str
     web_url: str
     failure_reason: str | None
+
+
+@dataclass(frozen=True)
+class TraceTail:
+    text: str  # the last lines of a job's log
+    skipped: int  # how many lines come before them
 
 
 def _group(data: Json) -> Group:
@@ -710,12 +721,29 @@ class GitLab:
         )
         return sorted((_job(_attrs(j)) for j in found), key=lambda j: j.id)
 
-    async def job_trace(self, project_id: int, job_id: int) -> str:
+    async def job_trace_tail(
+        self, project_id: int, job_id: int, lines: int = TRACE_TAIL_LINES, line_bytes: int = TRACE_LINE_BYTES
+    ) -> TraceTail:
+        """The last ``lines`` lines of a job's log, read as a stream: a log of any size costs at most
+        ``lines × line_bytes`` plus one chunk of memory (a line keeps its last ``line_bytes``)."""
         job = self.gl.projects.get(project_id, lazy=True).jobs.get(job_id, lazy=True)
 
-        def read() -> str:
-            raw = job.trace()
-            return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw or "")
+        def read() -> TraceTail:
+            kept: deque[bytes] = deque(maxlen=lines)
+            total = 0
+            partial = b""
+            chunks = job.trace(streamed=True, iterator=True, chunk_size=TRACE_CHUNK_BYTES)
+            assert isinstance(chunks, Iterator)
+            for chunk in chunks:
+                pieces = (partial + chunk).split(b"\n")
+                partial = pieces.pop()[-line_bytes:]
+                total += len(pieces)
+                kept.extend(piece[-line_bytes:] for piece in pieces[-lines:])
+            if partial:
+                kept.append(partial)
+                total += 1
+            text = b"\n".join(kept).decode("utf-8", errors="replace")
+            return TraceTail(text, total - len(kept))
 
         return await self._call(f"read trace of job {job_id}", read)
 

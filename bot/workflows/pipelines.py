@@ -132,6 +132,8 @@ class PipelineState:
             return "success"
         if all(s == "skipped" for s in statuses):
             return "skipped"
+        if all(s in ("created", "skipped") for s in statuses):
+            return "created"  # lib/gitlab/ci/status/composite.rb: only created and skipped
         return next((status for status in ORDERED if status in statuses), "created")
 
     def ordered_stages(self) -> list[str]:

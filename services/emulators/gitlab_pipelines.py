@@ -16,10 +16,11 @@ import json
 import mimetypes
 import threading
 import zipfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from services.emulators.gitlab_hooks import (
     Dispatcher,
@@ -316,8 +317,22 @@ async def job_trace(ctx: Ctx, state: State) -> Response:
     with state.lock:
         project = _ci_project(ctx, state)
         job = _job(state, project, ctx.path["job_id"])
-        text = "".join(line + "\n" for line in job.trace)
-    return Response(text, media_type="text/plain")
+        lines = list(job.trace)
+
+    def chunks() -> Iterator[bytes]:
+        # Sent in pieces, like GitLab's chunked trace: a multi-MB log is never one string here.
+        batch: list[str] = []
+        size = 0
+        for line in lines:
+            batch.append(line + "\n")
+            size += len(line) + 1
+            if size >= 65536:
+                yield "".join(batch).encode()
+                batch, size = [], 0
+        if batch:
+            yield "".join(batch).encode()
+
+    return StreamingResponse(chunks(), media_type="text/plain")
 
 
 @router.route("GET", "/api/v4/projects/{id}/jobs/{job_id}/artifacts")

@@ -354,6 +354,33 @@ async def test_a_member_who_inherits_more_from_a_group_above_is_left_as_is(gl: G
         del root.members[user["id"]]
 
 
+async def test_a_multi_megabyte_job_log_is_streamed_and_only_its_tail_is_kept(gl: GitLab, state: State) -> None:
+    import tracemalloc
+
+    group = await new_group(gl)
+    project = (await gl.ensure_project(group, "noisy")).value
+    pipeline_id = _seed_pipelines(state, project.id, 1, "2026-01-01T10:00:00.000Z")[0]
+    from services.emulators.gitlab_state import Job as EmulatedJob
+
+    job = EmulatedJob(state.next_id("job"), pipeline_id, project.id, "build", "build", status="failed")
+    lines = [f"step {n} " + "x" * 120 for n in range(60_000)] + ["é" * 3000 + " END", "ERREUR FINALE: exit 1"]
+    job.trace = lines  # about 8 MB
+    with state.lock:
+        state.jobs[job.id] = job
+        state.pipelines[pipeline_id].job_ids.append(job.id)
+    tracemalloc.start()
+    try:
+        tail = await gl.job_trace_tail(project.id, job.id, lines=40, line_bytes=1000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    kept = tail.text.split("\n")
+    assert len(kept) == 40 and tail.skipped == len(lines) - 40
+    assert kept[-1] == "ERREUR FINALE: exit 1" and kept[-3] == lines[-3]
+    assert kept[-2].endswith(" END") and len(kept[-2].encode()) <= 1000  # a long line keeps its end
+    assert peak < 2_000_000, f"held {peak} bytes for an 8 MB log"
+
+
 # --- listings ------------------------------------------------------------------------------
 
 
@@ -451,8 +478,8 @@ async def test_pipelines_jobs_traces_and_artifacts(gl: GitLab, state: State) -> 
     assert (await finished(mirror.id, started.id)).status == "success"
     jobs = await gl.pipeline_jobs(mirror.id, started.id)
     assert [(j.name, j.status) for j in jobs] == [("sync", "success")]
-    trace = await gl.job_trace(mirror.id, jobs[0].id)
-    assert "Job succeeded" in trace
+    trace = await gl.job_trace_tail(mirror.id, jobs[0].id)
+    assert "Job succeeded" in trace.text
 
     # The sync pushed to app, whose own pipeline (source push) ran the build with a Trivy report.
     built = await wait_until(lambda: state.pipelines_of(app.path_with_namespace))
