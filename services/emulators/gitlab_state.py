@@ -71,8 +71,10 @@ class Timings:
     stuck_timeout_seconds: float = 30.0  # a stuck job fails after this (GitLab's job timeout)
     deletion_seconds: float = 0.0  # marked-for-deletion groups/projects disappear after this
     hook_timeout_seconds: float = 10.0  # GitLab's webhook read timeout
-    hook_retry_seconds: float = 0.2  # back-off base between attempts of a 5xx delivery
-    hook_max_attempts: int = 3
+    # WebHooks::AutoDisabling (app/models/concerns/web_hooks/auto_disabling.rb): after the 4th
+    # failure in a row a hook is off for INITIAL_BACKOFF (1 min), doubling up to MAX_BACKOFF (1 day).
+    hook_initial_backoff_seconds: float = 60.0
+    hook_max_backoff_seconds: float = 86400.0
 
 
 @dataclass
@@ -172,8 +174,24 @@ class Hook:
     name: str = ""
     description: str = ""
     push_events_branch_filter: str = ""
-    uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     created_at: str = field(default_factory=now_iso)
+    recent_failures: int = 0  # failed deliveries in a row (WebHooks::AutoDisabling)
+    disabled_until: float | None = None  # epoch seconds; None: not temporarily disabled
+
+    # auto_disabling.rb: TEMPORARILY_DISABLED_FAILURE_THRESHOLD = 3, PERMANENTLY_… = 39.
+    def temporarily_disabled(self, now: float) -> bool:
+        return self.disabled_until is not None and self.disabled_until >= now and 4 <= self.recent_failures <= 39
+
+    def permanently_disabled(self) -> bool:
+        return self.recent_failures > 39
+
+    def executable(self, now: float) -> bool:
+        return not self.temporarily_disabled(now) and not self.permanently_disabled()
+
+    def alert_status(self, now: float) -> str:
+        if self.temporarily_disabled(now):
+            return "temporarily_disabled"
+        return "disabled" if self.permanently_disabled() else "executable"
 
 
 @dataclass

@@ -38,7 +38,7 @@ def state() -> State:
     # Pipelines and webhook retries in milliseconds.
     created.timings.job_seconds = 0.005
     created.timings.stuck_timeout_seconds = 0.1
-    created.timings.hook_retry_seconds = 0.005
+    created.timings.hook_initial_backoff_seconds = 60.0
     return created
 
 
@@ -746,7 +746,7 @@ def test_trigger_runs_mirror_then_internal_pipeline_with_hooks(
     server: EmulatorServer, state: State, admin: gitlab.Gitlab, capture: Capture
 ) -> None:
     group, mirror, app, trigger_token = platform_project(admin)
-    hook = group.hooks.create(
+    group.hooks.create(
         {
             "url": capture.url,
             "token": "hook-secret",
@@ -822,7 +822,8 @@ def test_trigger_runs_mirror_then_internal_pipeline_with_hooks(
         assert name.lower() in first
     assert first["x-gitlab-token"] == "hook-secret"
     assert first["user-agent"].startswith("GitLab/") and first["content-type"] == "application/json"
-    assert first["x-gitlab-webhook-uuid"] == state.hooks[hook.id].uuid
+    webhook_uuids = [r["headers"]["x-gitlab-webhook-uuid"] for r in capture.received]
+    assert len(set(webhook_uuids)) == len(webhook_uuids)  # SecureRandom.uuid on every request
     keys = [r["headers"]["idempotency-key"] for r in capture.received]
     assert len(set(keys)) == len(keys)
     recorded = state.deliveries("Push Hook")
@@ -938,19 +939,87 @@ def test_pipeline_errors_and_listing(server: EmulatorServer, state: State, admin
     assert missing.status_code == 404
 
 
-def test_webhook_failures_are_recorded_and_5xx_retried(state: State, admin: gitlab.Gitlab, capture: Capture) -> None:
-    group = make_group(admin)
-    app = make_project(admin, group, initialize_with_readme=True)
-    hook = app.hooks.create({"url": capture.url, "push_events": True})
-    capture.status = 400
+def _hooked_project(state: State, admin: gitlab.Gitlab, capture: Capture) -> tuple[Any, Any]:
+    project = make_project(admin, make_group(admin), initialize_with_readme=True)
+    return project, project.hooks.create({"url": capture.url, "push_events": True, "token": "t0k"})
+
+
+def _push(project: Any) -> None:
+    name = unique("f")
+    project.files.create({"file_path": name, "branch": "main", "content": "x", "commit_message": name})
+
+
+def _deliveries_of(state: State, hook_id: int) -> list[dict[str, Any]]:
+    return [d for d in state.deliveries() if d["hook_id"] == hook_id]
+
+
+@pytest.mark.parametrize("answer", [400, 503])
+def test_a_failed_delivery_is_never_resent(state: State, admin: gitlab.Gitlab, capture: Capture, answer: int) -> None:
+    project, hook = _hooked_project(state, admin, capture)
+    capture.status = answer
     try:
-        app.files.create({"file_path": "a.txt", "branch": "main", "content": "a", "commit_message": "a"})
-        rejected = wait_for(lambda: [d for d in state.deliveries("Push Hook") if d["hook_id"] == hook.id])
-        assert [d["status"] for d in rejected] == [400]
-        capture.status = 503
-        app.files.create({"file_path": "b.txt", "branch": "main", "content": "b", "commit_message": "b"})
-        wait_for(lambda: len([d for d in state.deliveries() if d["hook_id"] == hook.id]) == 4)
-        attempts = [(d["status"], d["attempt"]) for d in state.deliveries() if d["hook_id"] == hook.id]
-        assert attempts == [(400, 1), (503, 1), (503, 2), (503, 3)]
+        _push(project)
+        wait_for(lambda: _deliveries_of(state, hook.id))
+        _push(project)  # a later event still goes out: the queue was not held by a retry
+        wait_for(lambda: len(_deliveries_of(state, hook.id)) == 2)
+        assert state.engine.hooks.in_flight == 0
+        assert [d["status"] for d in _deliveries_of(state, hook.id)] == [answer, answer]
+    finally:
+        capture.status = 200
+
+
+def test_each_request_has_its_own_webhook_uuid_and_each_event_its_own_keys(
+    state: State, admin: gitlab.Gitlab, capture: Capture
+) -> None:
+    project, hook = _hooked_project(state, admin, capture)
+    second = project.hooks.create({"url": capture.url, "push_events": True})
+    _push(project)
+    _push(project)
+    wait_for(lambda: len(_deliveries_of(state, hook.id)) == 2 and len(_deliveries_of(state, second.id)) == 2)
+    mine = [d["headers"] for d in _deliveries_of(state, hook.id)]
+    other = [d["headers"] for d in _deliveries_of(state, second.id)]
+    every = mine + other
+    assert len({h["X-Gitlab-Webhook-UUID"] for h in every}) == 4
+    assert len({h["Idempotency-Key"] for h in every}) == 4  # one WebHookService per hook and event
+    # The event UUID is the causing request's: the same for both hooks, new for the next push.
+    assert [h["X-Gitlab-Event-UUID"] for h in mine] == [h["X-Gitlab-Event-UUID"] for h in other]
+    assert mine[0]["X-Gitlab-Event-UUID"] != mine[1]["X-Gitlab-Event-UUID"]
+    assert {h["X-Gitlab-Instance"] for h in every} == {state.url()}
+
+
+def test_a_hook_failing_four_times_in_a_row_is_disabled_for_a_minute_then_doubling(
+    state: State, admin: gitlab.Gitlab, capture: Capture
+) -> None:
+    project, hook = _hooked_project(state, admin, capture)
+    capture.status = 500
+    try:
+        for count in range(1, 4):
+            _push(project)
+            wait_for(lambda: len(_deliveries_of(state, hook.id)) == count)  # noqa: B023 (awaited here)
+            assert project.hooks.get(hook.id).alert_status == "executable"
+        started = time.time()
+        _push(project)
+        wait_for(lambda: len(_deliveries_of(state, hook.id)) == 4)
+        wait_for(lambda: state.hooks[hook.id].disabled_until is not None)
+        shown = project.hooks.get(hook.id)
+        assert shown.alert_status == "temporarily_disabled" and shown.disabled_until
+        until = state.hooks[hook.id].disabled_until or 0.0
+        assert started + 59 <= until <= time.time() + 61  # INITIAL_BACKOFF = 1 minute
+        _push(project)  # while disabled nothing is sent
+        time.sleep(0.05)
+        assert len(_deliveries_of(state, hook.id)) == 4
+
+        state.hooks[hook.id].disabled_until = time.time() - 1  # the minute is over
+        _push(project)
+        wait_for(lambda: len(_deliveries_of(state, hook.id)) == 5)
+        wait_for(lambda: state.hooks[hook.id].recent_failures == 5)
+        second = (state.hooks[hook.id].disabled_until or 0.0) - time.time()
+        assert 110 < second <= 120  # doubled: 2 minutes
+
+        capture.status = 200
+        state.hooks[hook.id].disabled_until = time.time() - 1
+        _push(project)
+        wait_for(lambda: state.hooks[hook.id].recent_failures == 0)  # enable! after a success
+        assert project.hooks.get(hook.id).alert_status == "executable"
     finally:
         capture.status = 200

@@ -31,7 +31,6 @@ def state() -> State:
     created = State()
     created.timings.job_seconds = 0.005
     created.timings.stuck_timeout_seconds = 0.1
-    created.timings.hook_retry_seconds = 0.005
     created.add_group("forge")
     return created
 
