@@ -453,7 +453,12 @@ def _v9(db: sqlite_utils.Database) -> None:
     db.table("inbox_done").create_index(["processed_at"])
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
+def _v10(db: sqlite_utils.Database) -> None:
+    """Which GitLab webhooks a project has: ``group`` (Premium) or ``project`` (one per repository, Free)."""
+    db.execute("ALTER TABLE projects ADD COLUMN gitlab_hooks TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
 
 # The inbox file: written by the web process only (acknowledgements), read by whoever processes.
 INBOX_SCHEMA = (

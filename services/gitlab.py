@@ -574,7 +574,7 @@ class GitLab:
             await self._revoke_group_token(group_id, int(token["id"]))
         return await self._create_group_token(group_id, name, scopes, access_level, expires_days)
 
-    # -- group webhooks -------------------------------------------------------------------------
+    # -- webhooks -------------------------------------------------------------------------------
 
     async def ensure_group_hook(
         self,
@@ -590,25 +590,50 @@ class GitLab:
     ) -> Ensured[int]:
         """A group webhook to ``url`` with these events; returns its id.
 
-        GitLab never shows a hook's secret token: it is set when the hook is created and again
-        whenever its events are fixed, never compared.
+        Group webhooks exist on Premium/Ultimate only: a Free (CE) instance answers 404, a
+        :class:`ServiceError` with ``Failure.NOT_FOUND`` (see :meth:`ensure_project_hook`).
         """
         wanted = dict(zip(HOOK_EVENTS, (push, tag_push, merge_requests, pipeline, job), strict=True))
         group = self.gl.groups.get(group_id, lazy=True)
-        hooks = await self._call(
-            f"list hooks of group {group_id}", lambda: group.hooks.list(get_all=True, per_page=PER_PAGE), 3
+        return await self._ensure_hook(group.hooks, f"group {group_id}", url, token, wanted)
+
+    async def ensure_project_hook(self, project_id: int, url: str, token: str) -> Ensured[int]:
+        """A project webhook to ``url`` with every event the bot follows; returns its id."""
+        wanted = dict.fromkeys(HOOK_EVENTS, True)
+        project = self.gl.projects.get(project_id, lazy=True)
+        return await self._ensure_hook(project.hooks, f"project {project_id}", url, token, wanted)
+
+    async def remove_project_hook(self, project_id: int, url: str) -> bool:
+        """Remove the project's webhooks to ``url``; False if there was none (or no project)."""
+        project = self.gl.projects.get(project_id, lazy=True)
+        hooks = await self._maybe(
+            f"list hooks of project {project_id}", lambda: project.hooks.list(get_all=True, per_page=PER_PAGE)
         )
+        removed = False
+        for hook in hooks or []:
+            if _attrs(hook).get("url") == url:
+                hook_id = int(_attrs(hook)["id"])
+                await self._maybe(f"delete hook of project {project_id}", partial(project.hooks.delete, hook_id))
+                removed = True
+        return removed
+
+    async def _ensure_hook(
+        self, manager: Any, owner: str, url: str, token: str, wanted: dict[str, bool]
+    ) -> Ensured[int]:
+        """GitLab never shows a hook's secret token: it is set when the hook is created and again
+        whenever its events are fixed, never compared."""
+        hooks = await self._call(f"list hooks of {owner}", lambda: manager.list(get_all=True, per_page=PER_PAGE), 3)
         found = next((_attrs(h) for h in hooks if _attrs(h).get("url") == url), None)
         data: Json = {"url": url, **wanted, "token": token}
         if found is None:
-            created = await self._call(f"create hook of group {group_id}", lambda: group.hooks.create(data))
-            return Ensured(int(_attrs(created)["id"]), True, f"created webhook of group {group_id}")
+            created = await self._call(f"create hook of {owner}", lambda: manager.create(data))
+            return Ensured(int(_attrs(created)["id"]), True, f"created webhook of {owner}")
         hook_id = int(found["id"])
         differ = sorted(event for event, on in wanted.items() if bool(found.get(event)) != on)
         if not differ:
             return unchanged(hook_id)
-        await self._call(f"update hook of group {group_id}", lambda: group.hooks.update(hook_id, data))
-        return Ensured(hook_id, True, f"updated webhook of group {group_id} ({', '.join(differ)})")
+        await self._call(f"update hook of {owner}", lambda: manager.update(hook_id, data))
+        return Ensured(hook_id, True, f"updated webhook of {owner} ({', '.join(differ)})")
 
     # -- group members --------------------------------------------------------------------------
 

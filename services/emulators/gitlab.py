@@ -458,9 +458,10 @@ class GitLabApp:
         method = request.method
         # What was asked (no header, so no token): tests check the adapters' queries with it.
         state.request_log.append(f"{method} {raw_path}?{request.url.query}")
-        route, path_params, exists = self.router.match(method, raw_path)
+        premium = state.tier != "free"
+        route, path_params, exists = self.router.match(method, raw_path, premium)
         if route is None and method == "HEAD":
-            route, path_params, exists = self.router.match("GET", raw_path)
+            route, path_params, exists = self.router.match("GET", raw_path, premium)
         if route is None:
             status = 405 if exists else 404
             return json_response({"error": f"{status} {'Not Allowed' if exists else 'Not Found'}"}, status)

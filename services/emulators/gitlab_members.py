@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -10,6 +11,7 @@ from starlette.responses import Response
 from services.emulators.gitlab_http import (
     ApiError,
     Ctx,
+    Handler,
     Router,
     as_bool,
     as_int,
@@ -259,6 +261,13 @@ def _apply_hook_params(ctx: Ctx, hook: Hook) -> None:
 
 def _hook_routes(kind: str) -> None:
     base = f"/api/v4/{kind}/{{id}}/hooks"
+    # Group hooks are EE: CE's lib/api/api.rb mounts ::API::ProjectHooks but no GroupHooks (that
+    # is ee/lib/api/group_hooks.rb), so a Free instance answers its catch-all
+    # ``route :any, '*path'`` → error!('404 Not Found', 404).
+    premium = kind == "groups"
+
+    def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
+        return router.route(method, pattern, premium=premium)
 
     def manageable(ctx: Ctx, state: State) -> Source:
         source = _source(ctx, state, kind)
@@ -266,19 +275,19 @@ def _hook_routes(kind: str) -> None:
             raise forbidden()
         return source
 
-    @router.route("GET", base)
+    @route("GET", base)
     async def list_hooks(ctx: Ctx, state: State) -> Response:
         with state.lock:
             source = manageable(ctx, state)
             return paged_response(ctx.request, [hook_json(h) for h in _hooks_of(state, source)])
 
-    @router.route("GET", f"{base}/{{hook_id}}")
+    @route("GET", f"{base}/{{hook_id}}")
     async def get_hook(ctx: Ctx, state: State) -> Response:
         with state.lock:
             source = manageable(ctx, state)
             return json_response(hook_json(_hook(state, source, ctx.path["hook_id"])))
 
-    @router.route("POST", base)
+    @route("POST", base)
     async def add_hook(ctx: Ctx, state: State) -> Response:
         require(ctx.params, "url")
         _check_url(str(ctx.params["url"]))
@@ -294,7 +303,7 @@ def _hook_routes(kind: str) -> None:
             state.hooks[hook.id] = hook
             return json_response(hook_json(hook), status=201)
 
-    @router.route("PUT", f"{base}/{{hook_id}}")
+    @route("PUT", f"{base}/{{hook_id}}")
     async def edit_hook(ctx: Ctx, state: State) -> Response:
         if ctx.arg("url"):
             _check_url(str(ctx.params["url"]))
@@ -306,7 +315,7 @@ def _hook_routes(kind: str) -> None:
             _apply_hook_params(ctx, hook)
             return json_response(hook_json(hook))
 
-    @router.route("DELETE", f"{base}/{{hook_id}}")
+    @route("DELETE", f"{base}/{{hook_id}}")
     async def delete_hook(ctx: Ctx, state: State) -> Response:
         with state.lock:
             source = manageable(ctx, state)

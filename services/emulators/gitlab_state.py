@@ -270,7 +270,9 @@ class State:
         # GitLab's ``Date.current`` is in its configured time zone: ``server_day_offset = -1`` plays
         # an instance whose day is still yesterday's (UTC-x in the morning, UTC).
         self.server_day_offset = 0
-        self.token_max_lifetime_days = 365  # 400 with the buffered_token_expiration_limit flag
+        self.token_max_lifetime_days = 365
+        # "premium" (EE: group webhooks exist) or "free" (CE: /groups/:id/hooks is a 404).
+        self.tier = "premium"  # 400 with the buffered_token_expiration_limit flag
         self.users: dict[int, User] = {}
         self.tokens: dict[str, AccessToken] = {}
         self.namespaces: dict[int, Namespace] = {}
