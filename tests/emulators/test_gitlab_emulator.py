@@ -575,6 +575,26 @@ def _token_answer(server: EmulatorServer, state: State, group_id: int, expires_a
     return raw(server, "POST", f"/api/v4/groups/{group_id}/access_tokens", state.root_token, json=body)
 
 
+def test_a_free_tier_gitlab_has_no_group_hooks_but_project_hooks(
+    server: EmulatorServer, state: State, admin: gitlab.Gitlab
+) -> None:
+    group = make_group(admin)
+    project = make_project(admin, group)
+    state.tier = "free"
+    try:
+        for method, path in (
+            ("GET", f"/api/v4/groups/{group.id}/hooks"),
+            ("POST", f"/api/v4/groups/{group.id}/hooks"),
+            ("DELETE", f"/api/v4/groups/{group.id}/hooks/1"),
+        ):
+            answer = raw(server, method, path, state.root_token, json={"url": "http://bot.example/hooks/gitlab"})
+            assert (answer.status_code, answer.json()) == (404, {"error": "404 Not Found"})
+        assert project.hooks.create({"url": "http://bot.example/hooks/gitlab"}).id
+    finally:
+        state.tier = "premium"
+    assert group.hooks.list() == []
+
+
 def test_an_access_token_may_live_365_days_not_one_more(
     server: EmulatorServer, state: State, admin: gitlab.Gitlab
 ) -> None:

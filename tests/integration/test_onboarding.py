@@ -301,6 +301,23 @@ def test_a_repository_added_later_gets_the_hook_a_pipeline_reaches_the_channel_a
     assert _bot_hooks(world) == {}
 
 
+def test_an_instance_upgraded_to_premium_moves_the_hooks_to_the_group_at_replay(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world(gitlab_tier="free")
+    bob = User(world, "bob")
+    bob.run("/cpn project create alpha")
+    world.wait_idle(30)
+    assert _bot_hooks(world) == {f"{ROOT}/alpha/mirror": "project"}
+    assert "sur chaque dépôt" in text_of(bob.run("/cpn project show alpha"))
+    world.states["gitlab"].tier = "premium"
+    bob.run("/cpn project replay alpha")
+    world.wait_idle(30)
+    # Both kinds at once would deliver every event twice.
+    assert _bot_hooks(world) == {f"{ROOT}/alpha": "group"}
+    assert "sur le groupe" in text_of(bob.run("/cpn project show alpha"))
+
+
 def _has_keys(world: World) -> bool:
     import hvac
 

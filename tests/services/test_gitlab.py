@@ -321,6 +321,28 @@ async def test_group_hook(gl: GitLab, state: State) -> None:
     assert hook.token == "s3cret-hook-token"  # set again on a fix
 
 
+async def test_on_a_free_tier_group_hooks_are_not_found_and_project_hooks_are_ensured(gl: GitLab, state: State) -> None:
+    group = await new_group(gl)
+    project = (await gl.ensure_project(group, "api")).value
+    url = "http://bot.example/hooks/gitlab?project=x"
+    state.tier = "free"
+    try:
+        with pytest.raises(ServiceError) as free:
+            await gl.ensure_group_hook(group.id, url, "s3cret")
+        assert free.value.failure is Failure.NOT_FOUND
+        created = await gl.ensure_project_hook(project.id, url, "s3cret")
+        assert created.changed and "s3cret" not in created.what
+        assert await gl.ensure_project_hook(project.id, url, "s3cret") == Ensured(created.value, False, "")
+        hook = state.hooks[created.value]
+        assert hook.project_id == project.id and hook.token == "s3cret"
+        assert hook.events["pipeline_events"] and hook.events["job_events"] and hook.events["push_events"]
+        assert await gl.remove_project_hook(project.id, url) is True
+        assert await gl.remove_project_hook(project.id, url) is False
+        assert created.value not in state.hooks
+    finally:
+        state.tier = "premium"
+
+
 async def test_group_members(gl: GitLab, state: State) -> None:
     group = await new_group(gl)
     name = unique("member")
