@@ -23,6 +23,7 @@ class Project:
     created_at: float
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
     visibility: str = "internal"  # "private": its events stay out of public channels unless allowed
+    gitlab_hooks: str = ""  # "group" | "project" (Free tier: a hook on each repository) | "" (none yet)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Project:
@@ -36,6 +37,7 @@ class Project:
             created_at=row["created_at"] or 0.0,
             services=json.loads(row["services"] or "{}"),
             visibility=row.get("visibility") or "internal",
+            gitlab_hooks=row.get("gitlab_hooks") or "",
         )
 
 
@@ -128,6 +130,9 @@ class Projects:
         if services is not None:
             fields["services"] = json.dumps(services, ensure_ascii=False)
         self.db.table("projects").update(project_id, fields)
+
+    def set_gitlab_hooks(self, project_id: int, kind: str) -> None:
+        self.db.table("projects").update(project_id, {"gitlab_hooks": kind, "updated_at": now()})
 
     # -- members --------------------------------------------------------------------------------
 

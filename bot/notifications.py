@@ -27,6 +27,7 @@ from bot.workflows.naming import MIRROR_REPO, Names
 from bot.workflows.pipelines import PipelineBook, PipelineState, gitlab_page, split_path, web_base
 from bot.workflows.routing import Subscriptions
 from services.errors import ServiceError
+from services.gitlab import TraceTail
 
 if TYPE_CHECKING:
     from bot.runtime import Bot
@@ -187,10 +188,10 @@ async def report_failure(op: Operation, bot: Bot) -> dict[str, Any]:
     replies = []
     for job in state.failed_jobs:
         try:
-            trace = await gitlab.job_trace(state.gitlab_project_id, job.id)
+            tail = await gitlab.job_trace_tail(state.gitlab_project_id, job.id, lines=render.TRACE_LINES)
         except ServiceError:
-            trace = ""
-        replies.append(render.failure_reply(job, redact(trace), bot.tr))
+            tail = TraceTail("", 0)
+        replies.append(render.failure_reply(job, redact(tail.text), bot.tr, skipped=tail.skipped))
     posts = bot.store.db.execute(
         "SELECT channel_id, post_key, root_key FROM pipeline_posts WHERE pipeline_key = ?", (state.key,)
     ).fetchall()
@@ -320,7 +321,8 @@ async def discover_recent(bot: Bot) -> None:
                 if found is None:
                     continue
                 gitlab_id = bot.gitlab_ids[path] = found.id
-            pipelines = await gitlab.pipelines(gitlab_id, per_page=3)
+            since = datetime.fromtimestamp(looking - max_age, UTC)
+            pipelines = await gitlab.pipelines(gitlab_id, updated_after=since)
         except ServiceError:
             bot.gitlab_ids.pop(path, None)  # removed and added again under another id, or GitLab down
             continue

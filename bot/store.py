@@ -463,7 +463,12 @@ def _v10(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_used_nonces_expires_at ON used_nonces (expires_at)")
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
+def _v11(db: sqlite_utils.Database) -> None:
+    """Which GitLab webhooks a project has: ``group`` (Premium) or ``project`` (one per repository, Free)."""
+    db.execute("ALTER TABLE projects ADD COLUMN gitlab_hooks TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11]
 
 # The inbox file: written by the web process only (acknowledgements), read by whoever processes.
 INBOX_SCHEMA = (

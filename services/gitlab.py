@@ -12,9 +12,10 @@ stores them in Vault; they never appear in an :class:`~services.base.Ensured` ``
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -29,6 +30,13 @@ SERVICE = "GitLab"
 T = TypeVar("T")
 Json = dict[str, Any]
 
+# Listings ask for GitLab's largest page (lib/api/helpers/pagination.rb: per_page is capped by
+# Kaminari's max_per_page, 100) and python-gitlab's get_all follows the ``Link: rel="next"`` pages.
+PER_PAGE = 100
+# A failed job's reply shows the end of its log: read as a stream, at most this much is held.
+TRACE_TAIL_LINES = 40
+TRACE_LINE_BYTES = 4096
+TRACE_CHUNK_BYTES = 65536
 HOOK_EVENTS = ("push_events", "tag_push_events", "merge_requests_events", "pipeline_events", "job_events")
 
 
@@ -82,6 +90,12 @@ class Job:
     failure_reason: str | None
 
 
+@dataclass(frozen=True)
+class TraceTail:
+    text: str  # the last lines of a job's log
+    skipped: int  # how many lines come before them
+
+
 def _group(data: Json) -> Group:
     return Group(int(data["id"]), str(data["full_path"]), str(data.get("web_url") or ""))
 
@@ -130,12 +144,39 @@ def _job(data: Json) -> Job:
     )
 
 
+def token_expiry(days: int, today: date | None = None) -> str:
+    """``expires_at`` of an access token ``days`` from now, one day short, as a UTC date.
+
+    GitLab refuses a date beyond ``Date.current + 365`` where ``Date.current`` is in the instance's
+    time zone (gitlabhq/gitlabhq:app/models/personal_access_token.rb,
+    ``expires_at_before_instance_max_expiry_date``): the bot's local date, or an instance whose day
+    is still yesterday's, would be refused with 400 on the longest lifetime.
+    """
+    start = today or datetime.now(UTC).date()
+    return (start + timedelta(days=max(1, days - 1))).isoformat()
+
+
 def _attrs(obj: Any) -> Json:
     """The attributes of a python-gitlab object (or a plain dict answer)."""
     if isinstance(obj, dict):
         return obj
     attributes: Json = obj.attributes
     return attributes
+
+
+def _unless_inherited(call: Callable[[], Any]) -> Callable[[], bool]:
+    """``call`` → True; False where GitLab refuses a level below an inherited membership."""
+
+    def guarded() -> bool:
+        try:
+            call()
+        except GitlabError as exc:
+            if exc.response_code == 400 and "inherited membership" in str(exc.error_message):
+                return False
+            raise
+        return True
+
+    return guarded
 
 
 # --- the client ------------------------------------------------------------------------------
@@ -219,7 +260,7 @@ class GitLab:
         """Admin search by e-mail, then an exact (case-insensitive) match on the address."""
         wanted = email.strip().lower()
         users = await self._call(
-            "search users", lambda: self.gl.users.list(search=wanted, get_all=True), requests_count=3
+            "search users", lambda: self.gl.users.list(search=wanted, get_all=True, per_page=PER_PAGE), requests_count=3
         )
         for user in users:
             data = _attrs(user)
@@ -356,7 +397,9 @@ class GitLab:
         """Projects directly in a group (not in its subgroups)."""
         group = self.gl.groups.get(group_id, lazy=True)
         found = await self._call(
-            f"list projects of group {group_id}", lambda: group.projects.list(get_all=True), requests_count=5
+            f"list projects of group {group_id}",
+            lambda: group.projects.list(get_all=True, per_page=PER_PAGE),
+            requests_count=5,
         )
         return [_project(_attrs(p)) for p in found]
 
@@ -426,7 +469,7 @@ class GitLab:
     async def _triggers(self, project_id: int, description: str) -> list[Json]:
         project = self.gl.projects.get(project_id, lazy=True)
         found = await self._call(
-            f"list triggers of project {project_id}", lambda: project.triggers.list(get_all=True), 3
+            f"list triggers of project {project_id}", lambda: project.triggers.list(get_all=True, per_page=PER_PAGE), 3
         )
         matching = [_attrs(t) for t in found if _attrs(t).get("description") == description]
         return sorted(matching, key=lambda t: int(t["id"]))
@@ -466,7 +509,7 @@ class GitLab:
         group = self.gl.groups.get(group_id, lazy=True)
         found = await self._call(
             f"list access tokens of group {group_id}",
-            lambda: group.access_tokens.list(state="active", get_all=True),
+            lambda: group.access_tokens.list(state="active", get_all=True, per_page=PER_PAGE),
             3,
         )
         matching = [_attrs(t) for t in found if _attrs(t).get("name") == name and _attrs(t).get("active", True)]
@@ -480,7 +523,7 @@ class GitLab:
             "name": name,
             "scopes": list(scopes),
             "access_level": access_level,
-            "expires_at": (date.today() + timedelta(days=expires_days)).isoformat(),
+            "expires_at": token_expiry(expires_days),
         }
         created = await self._call(f"create access token of group {group_id}", lambda: group.access_tokens.create(data))
         return str(_attrs(created)["token"])
@@ -519,7 +562,7 @@ class GitLab:
         if existing and self._token_matches(existing[0], scopes, access_level):
             group = self.gl.groups.get(group_id, lazy=True)
             token_id = int(existing[0]["id"])
-            expires_at = (date.today() + timedelta(days=expires_days)).isoformat()
+            expires_at = token_expiry(expires_days)
             rotated = await self._call(
                 f"rotate access token of group {group_id}",
                 lambda: group.access_tokens.rotate(token_id, expires_at=expires_at),
@@ -531,7 +574,7 @@ class GitLab:
             await self._revoke_group_token(group_id, int(token["id"]))
         return await self._create_group_token(group_id, name, scopes, access_level, expires_days)
 
-    # -- group webhooks -------------------------------------------------------------------------
+    # -- webhooks -------------------------------------------------------------------------------
 
     async def ensure_group_hook(
         self,
@@ -547,49 +590,88 @@ class GitLab:
     ) -> Ensured[int]:
         """A group webhook to ``url`` with these events; returns its id.
 
-        GitLab never shows a hook's secret token: it is set when the hook is created and again
-        whenever its events are fixed, never compared.
+        Group webhooks exist on Premium/Ultimate only: a Free (CE) instance answers 404, a
+        :class:`ServiceError` with ``Failure.NOT_FOUND`` (see :meth:`ensure_project_hook`).
         """
         wanted = dict(zip(HOOK_EVENTS, (push, tag_push, merge_requests, pipeline, job), strict=True))
         group = self.gl.groups.get(group_id, lazy=True)
-        hooks = await self._call(f"list hooks of group {group_id}", lambda: group.hooks.list(get_all=True), 3)
+        return await self._ensure_hook(group.hooks, f"group {group_id}", url, token, wanted)
+
+    async def ensure_project_hook(self, project_id: int, url: str, token: str) -> Ensured[int]:
+        """A project webhook to ``url`` with every event the bot follows; returns its id."""
+        wanted = dict.fromkeys(HOOK_EVENTS, True)
+        project = self.gl.projects.get(project_id, lazy=True)
+        return await self._ensure_hook(project.hooks, f"project {project_id}", url, token, wanted)
+
+    async def remove_project_hook(self, project_id: int, url: str) -> bool:
+        """Remove the project's webhooks to ``url``; False if there was none (or no project)."""
+        project = self.gl.projects.get(project_id, lazy=True)
+        hooks = await self._maybe(
+            f"list hooks of project {project_id}", lambda: project.hooks.list(get_all=True, per_page=PER_PAGE)
+        )
+        removed = False
+        for hook in hooks or []:
+            if _attrs(hook).get("url") == url:
+                hook_id = int(_attrs(hook)["id"])
+                await self._maybe(f"delete hook of project {project_id}", partial(project.hooks.delete, hook_id))
+                removed = True
+        return removed
+
+    async def _ensure_hook(
+        self, manager: Any, owner: str, url: str, token: str, wanted: dict[str, bool]
+    ) -> Ensured[int]:
+        """GitLab never shows a hook's secret token: it is set when the hook is created and again
+        whenever its events are fixed, never compared."""
+        hooks = await self._call(f"list hooks of {owner}", lambda: manager.list(get_all=True, per_page=PER_PAGE), 3)
         found = next((_attrs(h) for h in hooks if _attrs(h).get("url") == url), None)
         data: Json = {"url": url, **wanted, "token": token}
         if found is None:
-            created = await self._call(f"create hook of group {group_id}", lambda: group.hooks.create(data))
-            return Ensured(int(_attrs(created)["id"]), True, f"created webhook of group {group_id}")
+            created = await self._call(f"create hook of {owner}", lambda: manager.create(data))
+            return Ensured(int(_attrs(created)["id"]), True, f"created webhook of {owner}")
         hook_id = int(found["id"])
         differ = sorted(event for event, on in wanted.items() if bool(found.get(event)) != on)
         if not differ:
             return unchanged(hook_id)
-        await self._call(f"update hook of group {group_id}", lambda: group.hooks.update(hook_id, data))
-        return Ensured(hook_id, True, f"updated webhook of group {group_id} ({', '.join(differ)})")
+        await self._call(f"update hook of {owner}", lambda: manager.update(hook_id, data))
+        return Ensured(hook_id, True, f"updated webhook of {owner} ({', '.join(differ)})")
 
     # -- group members --------------------------------------------------------------------------
 
     async def group_members(self, group_id: int) -> dict[int, int]:
         """Direct members of a group: user id → access level (bot users of group tokens too)."""
         group = self.gl.groups.get(group_id, lazy=True)
-        members = await self._call(f"list members of group {group_id}", lambda: group.members.list(get_all=True), 5)
+        members = await self._call(
+            f"list members of group {group_id}", lambda: group.members.list(get_all=True, per_page=PER_PAGE), 5
+        )
         return {int(_attrs(m)["id"]): int(_attrs(m)["access_level"]) for m in members}
 
     async def ensure_group_member(self, group_id: int, user_id: int, access_level: int) -> Ensured[None]:
-        """``user_id`` a direct member of the group at ``access_level`` (fixed if different)."""
+        """``user_id`` a direct member of the group at ``access_level`` (fixed if different).
+
+        A user who already holds more from a group above cannot be a direct member below it: GitLab
+        answers 400 "should be greater than or equal to … inherited membership from group …"
+        (gitlabhq/gitlabhq:app/models/member.rb ``higher_access_level_than_group``). The user has
+        at least the wanted access then, so that is "unchanged", not an error.
+        """
         group = self.gl.groups.get(group_id, lazy=True)
         member = await self._maybe(f"read member {user_id} of group {group_id}", lambda: group.members.get(user_id))
         if member is None:
-            await self._call(
+            added = await self._call(
                 f"add member {user_id} to group {group_id}",
-                lambda: group.members.create({"user_id": user_id, "access_level": access_level}),
+                _unless_inherited(lambda: group.members.create({"user_id": user_id, "access_level": access_level})),
             )
+            if not added:
+                return unchanged(None)
             return Ensured(None, True, f"added user {user_id} to group {group_id} (level {access_level})")
         current = int(_attrs(member)["access_level"])
         if current == access_level:
             return unchanged(None)
-        await self._call(
+        changed = await self._call(
             f"update member {user_id} of group {group_id}",
-            lambda: group.members.update(user_id, {"access_level": access_level}),
+            _unless_inherited(lambda: group.members.update(user_id, {"access_level": access_level})),
         )
+        if not changed:
+            return unchanged(None)
         return Ensured(None, True, f"changed level of user {user_id} in group {group_id} ({current} → {access_level})")
 
     async def remove_group_member(self, group_id: int, user_id: int) -> bool:
@@ -622,16 +704,32 @@ class GitLab:
         started = await self._call(f"create pipeline of project {project_id}", lambda: project.pipelines.create(data))
         return _pipeline(_attrs(started))
 
-    async def pipelines(self, project_id: int, ref: str | None = None, per_page: int = 20) -> list[Pipeline]:
-        """The latest pipelines of a project (newest first), optionally of one ref."""
+    async def pipelines(
+        self, project_id: int, ref: str | None = None, per_page: int = 20, updated_after: datetime | None = None
+    ) -> list[Pipeline]:
+        """Pipelines of a project, newest first, optionally of one ref.
+
+        Without ``updated_after``: the latest ``per_page``. With it: every pipeline updated since
+        (``updated_after`` of lib/api/ci/pipelines.rb, app/finders/ci/pipelines_finder.rb
+        ``by_updated_at``), page after page, so that a burst is never cut at the first page.
+        """
         project = self.gl.projects.get(project_id, lazy=True)
-        filters: Json = {"per_page": per_page, "order_by": "id", "sort": "desc"}
+        filters: Json = {"order_by": "id", "sort": "desc"}
         if ref:
             filters["ref"] = ref
-        found = await self._call(
-            f"list pipelines of project {project_id}",
-            lambda: project.pipelines.list(get_all=False, **filters),
-        )
+        if updated_after is None:
+            filters["per_page"] = per_page
+            found = await self._call(
+                f"list pipelines of project {project_id}",
+                lambda: project.pipelines.list(get_all=False, **filters),
+            )
+        else:
+            filters["updated_after"] = updated_after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            found = await self._call(
+                f"list pipelines of project {project_id}",
+                lambda: project.pipelines.list(get_all=True, per_page=PER_PAGE, **filters),
+                5,
+            )
         return [_pipeline(_attrs(p)) for p in found]
 
     async def pipeline(self, project_id: int, pipeline_id: int) -> Pipeline:
@@ -643,15 +741,34 @@ class GitLab:
 
     async def pipeline_jobs(self, project_id: int, pipeline_id: int) -> list[Job]:
         pipeline = self.gl.projects.get(project_id, lazy=True).pipelines.get(pipeline_id, lazy=True)
-        found = await self._call(f"list jobs of pipeline {pipeline_id}", lambda: pipeline.jobs.list(get_all=True), 3)
+        found = await self._call(
+            f"list jobs of pipeline {pipeline_id}", lambda: pipeline.jobs.list(get_all=True, per_page=PER_PAGE), 3
+        )
         return sorted((_job(_attrs(j)) for j in found), key=lambda j: j.id)
 
-    async def job_trace(self, project_id: int, job_id: int) -> str:
+    async def job_trace_tail(
+        self, project_id: int, job_id: int, lines: int = TRACE_TAIL_LINES, line_bytes: int = TRACE_LINE_BYTES
+    ) -> TraceTail:
+        """The last ``lines`` lines of a job's log, read as a stream: a log of any size costs at most
+        ``lines × line_bytes`` plus one chunk of memory (a line keeps its last ``line_bytes``)."""
         job = self.gl.projects.get(project_id, lazy=True).jobs.get(job_id, lazy=True)
 
-        def read() -> str:
-            raw = job.trace()
-            return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw or "")
+        def read() -> TraceTail:
+            kept: deque[bytes] = deque(maxlen=lines)
+            total = 0
+            partial = b""
+            chunks = job.trace(streamed=True, iterator=True, chunk_size=TRACE_CHUNK_BYTES)
+            assert isinstance(chunks, Iterator)
+            for chunk in chunks:
+                pieces = (partial + chunk).split(b"\n")
+                partial = pieces.pop()[-line_bytes:]
+                total += len(pieces)
+                kept.extend(piece[-line_bytes:] for piece in pieces[-lines:])
+            if partial:
+                kept.append(partial)
+                total += 1
+            text = b"\n".join(kept).decode("utf-8", errors="replace")
+            return TraceTail(text, total - len(kept))
 
         return await self._call(f"read trace of job {job_id}", read)
 

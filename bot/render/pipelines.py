@@ -15,6 +15,8 @@ ICONS = {
     "pending": "⏳",
     "scheduled": "⏳",
     "running": "🔄",
+    "waiting_for_callback": "🔄",
+    "canceling": "⛔",
     "success": "✅",
     "failed": "❌",
     "canceled": "⛔",
@@ -105,11 +107,12 @@ def pipeline_card(state: PipelineState, project: str, tr: Translator) -> dict[st
     }
 
 
-def failure_reply(job: JobState, trace: str, tr: Translator) -> str:
+def failure_reply(job: JobState, trace: str, tr: Translator, skipped: int = 0) -> str:
     """A failed job with the end of its log (already masked by the caller) and a link.
 
     At most :data:`TRACE_LINES` lines, each cut to its last :data:`TRACE_LINE_RUNES` characters,
     and as many of the last lines as fit in one post: the tail is what explains a failure.
+    ``skipped``: lines of the log before ``trace`` (the adapter reads only the tail).
     """
     reason = f" ({escape(job.failure_reason, 80)})" if job.failure_reason else ""
     link = f"[{tr('pipeline.job')} #{int(job.id)}]({job.url})" if job.url else f"{tr('pipeline.job')} #{int(job.id)}"
@@ -123,8 +126,8 @@ def failure_reply(job: JobState, trace: str, tr: Translator) -> str:
         kept.append(line)
         budget -= len(line) + 1
     kept.reverse()
-    if len(kept) < len(lines):
-        kept.insert(0, tr("pipeline.trace_cut", count=len(lines) - len(kept)))
+    if len(kept) < len(lines) or skipped:
+        kept.insert(0, tr("pipeline.trace_cut", count=len(lines) - len(kept) + skipped))
     tail = "\n".join(kept)
     return f"{header}\n```\n{tail or tr('pipeline.no_trace')}\n```"
 

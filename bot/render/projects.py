@@ -125,5 +125,16 @@ def project_page(
                 "value": ", ".join(env_lines) or tr("project.no_environments"),
                 "short": True,
             },
+            *(
+                [
+                    {
+                        "title": tr("project.gitlab_hooks"),
+                        "value": tr(f"project.gitlab_hooks_{project.gitlab_hooks}"),
+                        "short": False,
+                    }
+                ]
+                if project.gitlab_hooks in ("group", "project")
+                else []
+            ),
         ],
     }

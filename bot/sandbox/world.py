@@ -99,6 +99,8 @@ class World:
     # The bot account as a ministry instance creates it: a plain bot (system_user). With
     # ``bot_admin`` it also has the system_admin role, the one that may send ephemeral posts.
     bot_admin: bool = False
+    # GitLab's tier: "premium" has group webhooks, "free" (CE) answers 404 on /groups/:id/hooks.
+    gitlab_tier: str = "premium"
 
     def __post_init__(self) -> None:
         self.servers: dict[str, EmulatorServer] = {}
@@ -227,6 +229,7 @@ class World:
         self.webhook_secrets = {name: secrets.token_hex(20) for name in ("gitlab", "sonarqube", "argocd")}
         gitlab = importlib.import_module("services.emulators.gitlab")
         gl = gitlab.State()
+        gl.tier = self.gitlab_tier
         gl.timings.job_seconds = self.timings.pipeline_step
         gl.timings.stuck_timeout_seconds = max(30 * self.timings.pipeline_step, 0.3)
         self._serve("gitlab", gl, gitlab)

@@ -30,7 +30,9 @@ from bot.workflows.naming import CI_CONFIG_PATH, MIRROR_REPO, MIRROR_TRIGGER, Na
 from bot.workflows.platform import Platform
 from bot.workflows.rules import without_scheme
 from services.base import Ensured
-from services.errors import ServiceError
+from services.errors import Failure, ServiceError
+from services.gitlab import Group
+from services.gitlab import Project as GitLabProject
 from services.registry import RobotCredentials, robot_secret
 
 if TYPE_CHECKING:
@@ -224,14 +226,6 @@ async def gitlab_step(ctx: Context, step: Step) -> None:
         )
         mirror_secret = {"MIRROR_USER": names.bot_token, "MIRROR_TOKEN": token}
 
-    step.record(
-        await gitlab.ensure_group_hook(
-            group.id,
-            f"{ctx.bot.public_url}/hooks/gitlab?project={names.slug}",
-            ctx.bot.webhook_secret("gitlab", names.slug),
-        )
-    )
-
     for member in ctx.members:
         user = await gitlab.find_user_by_email(member.email) if member.email else None
         if user is None:
@@ -239,10 +233,12 @@ async def gitlab_step(ctx: Context, step: Step) -> None:
             continue
         step.record(await gitlab.ensure_group_member(group.id, user.id, GITLAB_ACCESS[member.role]))
 
+    repositories = [mirror]
     for repo in ctx.repositories:
         internal = step.record(
             await gitlab.ensure_project(group, repo.name, ci_config_path=CI_CONFIG_PATH if repo.external_url else None)
         )
+        repositories.append(internal)
         if repo.external_url:
             step.record(
                 await vault.merge(
@@ -255,6 +251,39 @@ async def gitlab_step(ctx: Context, step: Step) -> None:
                     },
                 )
             )
+    await _ensure_hooks(ctx, step, group, repositories)
+
+
+async def _ensure_hooks(ctx: Context, step: Step, group: Group, repositories: list[GitLabProject]) -> None:
+    """The bot's GitLab webhook: on the group (Premium), else on every repository (Free).
+
+    Group webhooks are an EE feature: a Free/CE instance answers 404 on ``/groups/:id/hooks``
+    (CE's lib/api/api.rb mounts no GroupHooks). The project hooks then go on the mirror and on
+    every repository, including those added later (each change runs this reconciliation again).
+    Going back to a group hook removes the project hooks, or every event would come twice.
+    """
+    gitlab = ctx.platform.gitlab
+    assert gitlab is not None
+    url = hook_url(ctx.bot, ctx.names)
+    secret = ctx.bot.webhook_secret("gitlab", ctx.names.slug)
+    try:
+        step.record(await gitlab.ensure_group_hook(group.id, url, secret))
+        kind = "group"
+    except ServiceError as exc:
+        if exc.failure is not Failure.NOT_FOUND:
+            raise
+        kind = "project"
+    for project in repositories:
+        if kind == "project":
+            step.record(await gitlab.ensure_project_hook(project.id, url, secret))
+        elif ctx.project.gitlab_hooks == "project" and await gitlab.remove_project_hook(project.id, url):
+            step.changes.append(f"removed webhook of project {project.id} (the group has one)")
+    if ctx.project.gitlab_hooks != kind:
+        ctx.bot.projects.set_gitlab_hooks(ctx.project.id, kind)
+
+
+def hook_url(bot: Bot, names: Names) -> str:
+    return f"{bot.public_url}/hooks/gitlab?project={names.slug}"
 
 
 async def registry_step(ctx: Context, step: Step) -> None:

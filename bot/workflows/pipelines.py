@@ -23,19 +23,42 @@ if TYPE_CHECKING:
     from services.gitlab import Job as ApiJob
     from services.gitlab import Pipeline as ApiPipeline
 
-FINAL = frozenset({"success", "failed", "canceled", "skipped", "manual"})
+# GitLab's statuses (gitlabhq/gitlabhq:app/models/concerns/ci/has_status.rb, AVAILABLE_STATUSES):
+# only COMPLETED_STATUSES are final. ``manual`` and ``scheduled`` are BLOCKED_STATUS: a pipeline
+# waits there for someone (or a timer) and then runs again, so they are not final.
+FINAL = frozenset({"success", "failed", "canceled", "skipped"})
 RANK = {
     "created": 0,
     "waiting_for_resource": 1,
     "preparing": 1,
     "pending": 2,
-    "scheduled": 2,
     "running": 3,
+    "waiting_for_callback": 3,  # a job waits for an external system's answer, still executing
+    # Blocked after running (a manual or delayed stage): same rank, so that a play moves it on.
+    "manual": 3,
+    "scheduled": 3,
+    "canceling": 4,  # EXECUTING_STATUSES: cancelled jobs run their after_script, then ``canceled``
 }
+# GitLab's order when several jobs of a stage differ (has_status.rb ORDERED_STATUSES).
+ORDERED = (
+    "failed",
+    "preparing",
+    "pending",
+    "running",
+    "waiting_for_callback",
+    "waiting_for_resource",
+    "manual",
+    "scheduled",
+    "canceling",
+    "canceled",
+    "success",
+    "skipped",
+    "created",
+)
 
 
 def rank(status: str) -> int:
-    return 4 if status in FINAL else RANK.get(status, 0)
+    return 5 if status in FINAL else RANK.get(status, 0)
 
 
 def newer(old_status: str, old_finished: str, new_status: str, new_finished: str) -> bool:
@@ -106,12 +129,14 @@ class PipelineState:
         statuses = [j.status for j in self.jobs.values() if j.stage == stage]
         if not statuses:
             return "created"
-        for status in ("failed", "running", "pending", "canceled"):
-            if status in statuses:
-                return status
-        if all(s in ("success", "skipped", "manual") for s in statuses):
-            return "success" if "success" in statuses else "skipped"
-        return "created"
+        # Optional manual jobs do not hold a stage back (has_status.rb IGNORED_STATUSES).
+        if all(s in ("success", "skipped", "manual") for s in statuses) and "success" in statuses:
+            return "success"
+        if all(s == "skipped" for s in statuses):
+            return "skipped"
+        if all(s in ("created", "skipped") for s in statuses):
+            return "created"  # lib/gitlab/ci/status/composite.rb: only created and skipped
+        return next((status for status in ORDERED if status in statuses), "created")
 
     def ordered_stages(self) -> list[str]:
         known = list(self.stages)
@@ -452,8 +477,8 @@ class PipelineBook:
 
     def unfinished(self, older_than: float, limit: int = 50) -> list[PipelineState]:
         rows = self.table.rows_where(
-            "status NOT IN ('success', 'failed', 'canceled', 'skipped', 'manual') AND updated_at < ?",
-            [now() - older_than],
+            f"status NOT IN ({', '.join('?' * len(FINAL))}) AND updated_at < ?",
+            [*sorted(FINAL), now() - older_than],
             order_by="updated_at",
             limit=limit,
         )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from bot.logs import log
 from bot.model import Project
 from bot.workflows.naming import Names
-from bot.workflows.onboarding import Progress, Step
+from bot.workflows.onboarding import Progress, Step, hook_url
 from services.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -107,8 +107,14 @@ async def delete_project(bot: Bot, project: Project, progress: Progress) -> bool
         gitlab = platform.gitlab
 
         async def gitlab_action(step: Step) -> None:
+            if project.gitlab_hooks == "project":
+                group = await gitlab.find_group(names.group)
+                for repository in await gitlab.list_group_projects(group.id) if group else []:
+                    if await gitlab.remove_project_hook(repository.id, hook_url(bot, names)):
+                        step.changes.append(f"removed webhook of {repository.path_with_namespace}")
             if await gitlab.delete_group(names.group):
                 step.changes.append(f"deleted group {names.group}")
+            bot.projects.set_gitlab_hooks(project.id, "")
 
         steps.append((Step("gitlab"), gitlab_action))
     if platform.vault is not None:
@@ -158,6 +164,11 @@ async def remove_repository(bot: Bot, project: Project, repo: str, progress: Pro
 
         async def gitlab_action(step: Step) -> None:
             found = await gitlab.find_project(names.repo(repo))
+            # Free tier: the repository's own webhook goes first, so that no event of a project
+            # GitLab only marks for deletion still reaches the bot.
+            if found is not None and project.gitlab_hooks == "project":
+                if await gitlab.remove_project_hook(found.id, hook_url(bot, names)):
+                    step.changes.append(f"removed webhook of {names.repo(repo)}")
             if found is not None and await gitlab.delete_project(found.id):
                 step.changes.append(f"deleted repository {names.repo(repo)}")
 

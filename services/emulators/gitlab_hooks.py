@@ -2,9 +2,9 @@
 
 Payload keys match the examples of GitLab's ``webhook_events.md`` (the fixtures in
 ``/work/shared/fixtures``); headers match ``lib/gitlab/web_hooks.rb``. Deliveries go through one
-queue per hook so a receiver sees a pipeline's events in order; a 4xx answer is final, a 5xx or a
-connection error is retried a few times with back-off, every attempt is recorded in
-``State.hook_deliveries``.
+queue per hook so a receiver sees a pipeline's events in order; like GitLab, a delivery is sent
+once (never resent) and a hook failing four times in a row is disabled for a while
+(:func:`record_outcome`). Every request is recorded in ``State.hook_deliveries``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import asyncio
 import fnmatch
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -291,6 +292,8 @@ def job_payload(state: State, job: Job) -> dict[str, Any]:
 
 @dataclass
 class Delivery:
+    """One event for one hook: GitLab makes one WebHookService per hook, so one Idempotency-Key."""
+
     hook: Hook
     event: str
     payload: dict[str, Any]
@@ -298,18 +301,48 @@ class Delivery:
     idempotency_key: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def headers(self, state: State) -> dict[str, str]:
+        """gitlabhq/gitlabhq:app/services/web_hook_service.rb ``build_headers``.
+
+        ``X-Gitlab-Webhook-UUID`` is ``SecureRandom.uuid`` on every request; ``X-Gitlab-Event-UUID``
+        is the recursion-detection UUID of the request that caused the event (lib/gitlab/web_hooks/
+        recursion_detection.rb), shared by the hooks it triggers; ``Idempotency-Key`` is made once
+        per hook and event (``generate_idempotency_key``).
+        """
         headers = {
             "Content-Type": "application/json",
             "User-Agent": f"GitLab/{GITLAB_VERSION}",
             "Idempotency-Key": self.idempotency_key,
             "X-Gitlab-Event": self.event,
-            "X-Gitlab-Webhook-UUID": self.hook.uuid,
+            "X-Gitlab-Webhook-UUID": str(uuid.uuid4()),
             "X-Gitlab-Instance": state.url(),
             "X-Gitlab-Event-UUID": self.event_uuid,
         }
         if self.hook.token:
             headers["X-Gitlab-Token"] = self.hook.token
         return headers
+
+
+def record_outcome(state: State, hook: Hook, ok: bool, now: float) -> None:
+    """WebHooks::AutoDisabling after a delivery: ``enable!`` on success, ``backoff!`` on failure.
+
+    app/services/web_hooks/log_execution_service.rb: a 2xx/3xx answer is ``ok``, anything else
+    (4xx, 5xx, timeout, refused connection) an ``error``. ``backoff!`` counts the failure and, past
+    the 3rd in a row, disables the hook for INITIAL_BACKOFF × 2^(failures before this one − 3),
+    capped at MAX_BACKOFF; the 40th failure disables it for good.
+    """
+    with state.lock:
+        if ok:
+            hook.recent_failures, hook.disabled_until = 0, None
+            return
+        if not hook.executable(now):
+            return
+        before = hook.recent_failures
+        hook.recent_failures = min(before + 1, 40)
+        if hook.recent_failures > 3:
+            timings = state.timings
+            backoff = timings.hook_initial_backoff_seconds * 2.0 ** (before - 3)
+            backoff = min(max(backoff, timings.hook_initial_backoff_seconds), timings.hook_max_backoff_seconds)
+            hook.disabled_until = now + backoff
 
 
 def hooks_for(state: State, project: Project, event_attr: str, branch: str | None = None) -> list[Hook]:
@@ -319,8 +352,8 @@ def hooks_for(state: State, project: Project, event_attr: str, branch: str | Non
     for hook in state.hooks.values():
         if hook.project_id != project.id and hook.group_id not in group_ids:
             continue
-        if not hook.events.get(event_attr):
-            continue
+        if not hook.events.get(event_attr) or not hook.executable(time.time()):
+            continue  # WebHook.executable scope: a disabled hook is not even tried
         if branch and hook.push_events_branch_filter:
             if not fnmatch.fnmatchcase(branch, hook.push_events_branch_filter):
                 continue
@@ -373,29 +406,24 @@ class Dispatcher:
                 queue.task_done()
 
     async def _deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
-        timings = self.state.timings
+        """One request, never resent (WebHookWorker has ``sidekiq_options retry: false``)."""
+        if not delivery.hook.executable(time.time()):
+            return  # web_hook_service.rb execute: "Hook disabled", nothing sent, nothing logged
         body = json.dumps(delivery.payload).encode()
         headers = delivery.headers(self.state)
-        for attempt in range(1, max(1, timings.hook_max_attempts) + 1):
-            status: int | None = None
-            error = ""
-            try:
-                answer = await client.post(
-                    delivery.hook.url, content=body, headers=headers, timeout=timings.hook_timeout_seconds
-                )
-                status = answer.status_code
-            except httpx.HTTPError as exc:
-                error = type(exc).__name__
-            self._record(delivery, headers, attempt, status, error)
-            # 2xx/3xx and 4xx are final (GitLab does not retry client errors).
-            if status is not None and status < 500:
-                return
-            if attempt < timings.hook_max_attempts:
-                await asyncio.sleep(timings.hook_retry_seconds * 2 ** (attempt - 1))
+        status: int | None = None
+        error = ""
+        try:
+            answer = await client.post(
+                delivery.hook.url, content=body, headers=headers, timeout=self.state.timings.hook_timeout_seconds
+            )
+            status = answer.status_code
+        except httpx.HTTPError as exc:
+            error = type(exc).__name__
+        self._record(delivery, headers, status, error)
+        record_outcome(self.state, delivery.hook, status is not None and status < 400, time.time())
 
-    def _record(
-        self, delivery: Delivery, headers: dict[str, str], attempt: int, status: int | None, error: str
-    ) -> None:
+    def _record(self, delivery: Delivery, headers: dict[str, str], status: int | None, error: str) -> None:
         shown = {k: ("[REDACTED]" if k == "X-Gitlab-Token" else v) for k, v in headers.items()}
         with self.state.lock:
             self.state.hook_deliveries.append(
@@ -406,7 +434,6 @@ class Dispatcher:
                     "event": delivery.event,
                     "status": status,
                     "error": error,
-                    "attempt": attempt,
                     "headers": shown,
                     "payload": delivery.payload,
                     "at": now_iso(),

@@ -288,6 +288,7 @@ class Route:
     segments: list[str]
     handler: Handler
     public: bool
+    premium: bool = False  # EE only (Premium/Ultimate): absent from a Free/CE instance
 
 
 class Router:
@@ -296,13 +297,15 @@ class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
 
-    def add(self, method: str, pattern: str, handler: Handler, public: bool = False) -> None:
-        self.routes.append(Route(method.upper(), pattern.strip("/").split("/"), handler, public))
+    def add(self, method: str, pattern: str, handler: Handler, public: bool = False, premium: bool = False) -> None:
+        self.routes.append(Route(method.upper(), pattern.strip("/").split("/"), handler, public, premium))
 
-    def route(self, method: str, pattern: str, public: bool = False) -> Callable[[Handler], Handler]:
+    def route(
+        self, method: str, pattern: str, public: bool = False, premium: bool = False
+    ) -> Callable[[Handler], Handler]:
         def decorator(handler: Handler) -> Handler:
             for verb in method.split(","):
-                self.add(verb.strip(), pattern, handler, public)
+                self.add(verb.strip(), pattern, handler, public, premium)
             return handler
 
         return decorator
@@ -310,11 +313,16 @@ class Router:
     def include(self, other: Router) -> None:
         self.routes.extend(other.routes)
 
-    def match(self, method: str, raw_path: str) -> tuple[Route | None, dict[str, str], bool]:
-        """The route for ``method`` and ``raw_path``, its parameters, and whether the path exists."""
+    def match(self, method: str, raw_path: str, premium: bool = True) -> tuple[Route | None, dict[str, str], bool]:
+        """The route for ``method`` and ``raw_path``, its parameters, and whether the path exists.
+
+        ``premium=False``: EE-only routes do not exist (a Free/CE instance never mounts them).
+        """
         parts = raw_path.strip("/").split("/")
         path_exists = False
         for route in self.routes:
+            if route.premium and not premium:
+                continue
             params = _match_segments(route.segments, parts)
             if params is None:
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -10,6 +11,7 @@ from starlette.responses import Response
 from services.emulators.gitlab_http import (
     ApiError,
     Ctx,
+    Handler,
     Router,
     as_bool,
     as_int,
@@ -105,6 +107,33 @@ def _check_grant(state: State, ctx: Ctx, source: Source, level: int) -> None:
         raise forbidden()
 
 
+# Gitlab::Access.human_access (lib/gitlab/access.rb options_with_owner / options_with_none).
+HUMAN_ACCESS = {5: "Minimal Access", 10: "Guest", 20: "Reporter", 30: "Developer", 40: "Maintainer", 50: "Owner"}
+
+
+def _check_inherited(state: State, source: Source, user_id: int, level: int) -> None:
+    """A direct member may not sit below what the user inherits from a group above.
+
+    gitlabhq/gitlabhq:app/models/member.rb ``higher_access_level_than_group`` (a validation, on
+    create and update): the highest membership in the source's ancestor groups; the API answers
+    400 with the model's errors (spec/requests/api/members_spec.rb "group level is higher").
+    """
+    namespace = state.namespaces[source.namespace_id] if isinstance(source, Project) else source
+    if namespace.kind != "group":
+        return
+    groups = [ns for ns in state.ancestors(namespace) if ns is not source]
+    found = [(ns.members[user_id].access_level, ns) for ns in groups if user_id in ns.members]
+    if not found:
+        return
+    highest, group = max(found, key=lambda item: item[0])
+    if highest > level:
+        message = (
+            f"should be greater than or equal to {HUMAN_ACCESS.get(highest, str(highest))} "
+            f"inherited membership from group {group.name}"
+        )
+        raise ApiError(400, {"message": {"access_level": [message]}})
+
+
 def _member_routes(kind: str) -> None:
     base = f"/api/v4/{kind}/{{id}}/members"
 
@@ -152,6 +181,7 @@ def _member_routes(kind: str) -> None:
             user = _target_user(ctx, state)
             if user.id in source.members:
                 raise conflict("Member already exists")
+            _check_inherited(state, source, user.id, level)
             member = Member(user.id, level, ctx.user_id, expires_at=ctx.arg("expires_at"))
             source.members[user.id] = member
             return json_response(member_json(state, member), status=201)
@@ -165,6 +195,7 @@ def _member_routes(kind: str) -> None:
             member = source.members.get(as_int(ctx.path["user_id"], "user_id"))
             if member is None:
                 raise not_found()
+            _check_inherited(state, source, member.user_id, level)
             member.access_level = level
             if "expires_at" in ctx.params:
                 member.expires_at = ctx.params["expires_at"] or None
@@ -230,6 +261,13 @@ def _apply_hook_params(ctx: Ctx, hook: Hook) -> None:
 
 def _hook_routes(kind: str) -> None:
     base = f"/api/v4/{kind}/{{id}}/hooks"
+    # Group hooks are EE: CE's lib/api/api.rb mounts ::API::ProjectHooks but no GroupHooks (that
+    # is ee/lib/api/group_hooks.rb), so a Free instance answers its catch-all
+    # ``route :any, '*path'`` → error!('404 Not Found', 404).
+    premium = kind == "groups"
+
+    def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
+        return router.route(method, pattern, premium=premium)
 
     def manageable(ctx: Ctx, state: State) -> Source:
         source = _source(ctx, state, kind)
@@ -237,19 +275,19 @@ def _hook_routes(kind: str) -> None:
             raise forbidden()
         return source
 
-    @router.route("GET", base)
+    @route("GET", base)
     async def list_hooks(ctx: Ctx, state: State) -> Response:
         with state.lock:
             source = manageable(ctx, state)
             return paged_response(ctx.request, [hook_json(h) for h in _hooks_of(state, source)])
 
-    @router.route("GET", f"{base}/{{hook_id}}")
+    @route("GET", f"{base}/{{hook_id}}")
     async def get_hook(ctx: Ctx, state: State) -> Response:
         with state.lock:
             source = manageable(ctx, state)
             return json_response(hook_json(_hook(state, source, ctx.path["hook_id"])))
 
-    @router.route("POST", base)
+    @route("POST", base)
     async def add_hook(ctx: Ctx, state: State) -> Response:
         require(ctx.params, "url")
         _check_url(str(ctx.params["url"]))
@@ -265,7 +303,7 @@ def _hook_routes(kind: str) -> None:
             state.hooks[hook.id] = hook
             return json_response(hook_json(hook), status=201)
 
-    @router.route("PUT", f"{base}/{{hook_id}}")
+    @route("PUT", f"{base}/{{hook_id}}")
     async def edit_hook(ctx: Ctx, state: State) -> Response:
         if ctx.arg("url"):
             _check_url(str(ctx.params["url"]))
@@ -277,7 +315,7 @@ def _hook_routes(kind: str) -> None:
             _apply_hook_params(ctx, hook)
             return json_response(hook_json(hook))
 
-    @router.route("DELETE", f"{base}/{{hook_id}}")
+    @route("DELETE", f"{base}/{{hook_id}}")
     async def delete_hook(ctx: Ctx, state: State) -> Response:
         with state.lock:
             source = manageable(ctx, state)

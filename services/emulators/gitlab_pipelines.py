@@ -16,9 +16,11 @@ import json
 import mimetypes
 import threading
 import zipfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from services.emulators.gitlab_hooks import (
     Dispatcher,
@@ -36,6 +38,7 @@ from services.emulators.gitlab_http import (
     json_response,
     not_found,
     paged_response,
+    param_error,
     require,
 )
 from services.emulators.gitlab_repo import Action, Commit, now_iso
@@ -184,6 +187,22 @@ def _scoped(ctx: Ctx, jobs: list[Job]) -> list[Job]:
     return jobs
 
 
+def _parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _time_arg(ctx: Ctx, name: str) -> datetime | None:
+    """An ISO 8601 DateTime parameter (Grape's coercion answers 400 "<name> is invalid")."""
+    value = ctx.arg(name)
+    if value in (None, ""):
+        return None
+    try:
+        return _parse_time(str(value))
+    except ValueError as exc:
+        raise param_error(f"{name} is invalid") from exc
+
+
 @router.route("GET", "/api/v4/projects/{id}/pipelines")
 async def list_pipelines(ctx: Ctx, state: State) -> Response:
     with state.lock:
@@ -192,6 +211,12 @@ async def list_pipelines(ctx: Ctx, state: State) -> Response:
         for key in ("ref", "status", "source", "sha"):
             if ctx.arg(key):
                 pipelines = [p for p in pipelines if getattr(p, key) == ctx.arg(key)]
+        # app/finders/ci/pipelines_finder.rb by_updated_at: updated_at >= updated_after, <= before.
+        after, before = _time_arg(ctx, "updated_after"), _time_arg(ctx, "updated_before")
+        if after is not None:
+            pipelines = [p for p in pipelines if _parse_time(p.updated_at) >= after]
+        if before is not None:
+            pipelines = [p for p in pipelines if _parse_time(p.updated_at) <= before]
         order = str(ctx.arg("order_by", "id"))
         sort_key: dict[str, Any] = {
             "id": lambda p: p.id,
@@ -292,8 +317,22 @@ async def job_trace(ctx: Ctx, state: State) -> Response:
     with state.lock:
         project = _ci_project(ctx, state)
         job = _job(state, project, ctx.path["job_id"])
-        text = "".join(line + "\n" for line in job.trace)
-    return Response(text, media_type="text/plain")
+        lines = list(job.trace)
+
+    def chunks() -> Iterator[bytes]:
+        # Sent in pieces, like GitLab's chunked trace: a multi-MB log is never one string here.
+        batch: list[str] = []
+        size = 0
+        for line in lines:
+            batch.append(line + "\n")
+            size += len(line) + 1
+            if size >= 65536:
+                yield "".join(batch).encode()
+                batch, size = [], 0
+        if batch:
+            yield "".join(batch).encode()
+
+    return StreamingResponse(chunks(), media_type="text/plain")
 
 
 @router.route("GET", "/api/v4/projects/{id}/jobs/{job_id}/artifacts")

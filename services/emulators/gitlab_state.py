@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -70,8 +71,10 @@ class Timings:
     stuck_timeout_seconds: float = 30.0  # a stuck job fails after this (GitLab's job timeout)
     deletion_seconds: float = 0.0  # marked-for-deletion groups/projects disappear after this
     hook_timeout_seconds: float = 10.0  # GitLab's webhook read timeout
-    hook_retry_seconds: float = 0.2  # back-off base between attempts of a 5xx delivery
-    hook_max_attempts: int = 3
+    # WebHooks::AutoDisabling (app/models/concerns/web_hooks/auto_disabling.rb): after the 4th
+    # failure in a row a hook is off for INITIAL_BACKOFF (1 min), doubling up to MAX_BACKOFF (1 day).
+    hook_initial_backoff_seconds: float = 60.0
+    hook_max_backoff_seconds: float = 86400.0
 
 
 @dataclass
@@ -171,8 +174,24 @@ class Hook:
     name: str = ""
     description: str = ""
     push_events_branch_filter: str = ""
-    uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     created_at: str = field(default_factory=now_iso)
+    recent_failures: int = 0  # failed deliveries in a row (WebHooks::AutoDisabling)
+    disabled_until: float | None = None  # epoch seconds; None: not temporarily disabled
+
+    # auto_disabling.rb: TEMPORARILY_DISABLED_FAILURE_THRESHOLD = 3, PERMANENTLY_… = 39.
+    def temporarily_disabled(self, now: float) -> bool:
+        return self.disabled_until is not None and self.disabled_until >= now and 4 <= self.recent_failures <= 39
+
+    def permanently_disabled(self) -> bool:
+        return self.recent_failures > 39
+
+    def executable(self, now: float) -> bool:
+        return not self.temporarily_disabled(now) and not self.permanently_disabled()
+
+    def alert_status(self, now: float) -> str:
+        if self.temporarily_disabled(now):
+            return "temporarily_disabled"
+        return "disabled" if self.permanently_disabled() else "executable"
 
 
 @dataclass
@@ -248,6 +267,12 @@ class State:
         self.unhealthy: set[str] = set()
         self.trivy_report_path: Path = DEFAULT_TRIVY_REPORT
         self.instance_uuid = str(uuid.uuid4())
+        # GitLab's ``Date.current`` is in its configured time zone: ``server_day_offset = -1`` plays
+        # an instance whose day is still yesterday's (UTC-x in the morning, UTC).
+        self.server_day_offset = 0
+        self.token_max_lifetime_days = 365
+        # "premium" (EE: group webhooks exist) or "free" (CE: /groups/:id/hooks is a 404).
+        self.tier = "premium"  # 400 with the buffered_token_expiration_limit flag
         self.users: dict[int, User] = {}
         self.tokens: dict[str, AccessToken] = {}
         self.namespaces: dict[int, Namespace] = {}
@@ -257,6 +282,7 @@ class State:
         self.pipelines: dict[int, Pipeline] = {}
         self.jobs: dict[int, Job] = {}
         self.hook_deliveries: list[dict[str, Any]] = []
+        self.request_log: deque[str] = deque(maxlen=2000)  # "GET /api/v4/…?query", newest last
         self._ids: dict[str, int] = {}
         # Set by ``create_app``: starts pipelines and delivers webhooks (see gitlab_pipelines).
         self.engine: Any = None
@@ -271,6 +297,9 @@ class State:
         with self.lock:
             running = any(p.status not in ("success", "failed", "canceled", "skipped") for p in self.pipelines.values())
         return not running and (self.engine is None or self.engine.hooks.in_flight == 0)
+
+    def today(self) -> date:
+        return datetime.now(UTC).date() + timedelta(days=self.server_day_offset)
 
     # --- ids and urls ------------------------------------------------------------------------
 
@@ -680,6 +709,6 @@ def _check_result(failed: bool) -> dict[str, Any]:
     return {"status": "ok"}
 
 
-def default_expiry() -> str:
+def default_expiry(today: date | None = None) -> str:
     """GitLab's default (and maximum) access-token lifetime: 365 days."""
-    return (date.today() + timedelta(days=365)).isoformat()
+    return ((today or datetime.now(UTC).date()) + timedelta(days=365)).isoformat()

@@ -7,6 +7,8 @@ Callers hold ``state.lock``.
 from __future__ import annotations
 
 import hashlib
+import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from services.emulators.gitlab_repo import Commit
@@ -217,8 +219,12 @@ def hook_json(hook: Hook) -> dict[str, Any]:
         "branch_filter_strategy": "wildcard",
         "enable_ssl_verification": hook.enable_ssl_verification,
         "repository_update_events": False,
-        "alert_status": "executable",
-        "disabled_until": None,
+        "alert_status": hook.alert_status(time.time()),
+        "disabled_until": (
+            datetime.fromtimestamp(hook.disabled_until, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            if hook.disabled_until is not None and hook.temporarily_disabled(time.time())
+            else None
+        ),
         "url_variables": [],
         "custom_webhook_template": "",
         "custom_headers": [],

@@ -8,7 +8,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import gitlab
@@ -38,7 +38,7 @@ def state() -> State:
     # Pipelines and webhook retries in milliseconds.
     created.timings.job_seconds = 0.005
     created.timings.stuck_timeout_seconds = 0.1
-    created.timings.hook_retry_seconds = 0.005
+    created.timings.hook_initial_backoff_seconds = 60.0
     return created
 
 
@@ -264,6 +264,32 @@ def test_group_members_and_access_levels(server: EmulatorServer, state: State, a
     group.members.delete(dev["id"])
     with pytest.raises(glexc.GitlabGetError):
         group.members.get(dev["id"])
+
+
+@pytest.mark.parametrize("where", ["subgroup", "project"])
+def test_a_direct_member_below_an_inherited_level_is_refused_like_gitlab(
+    server: EmulatorServer, state: State, admin: gitlab.Gitlab, where: str
+) -> None:
+    group = make_group(admin)
+    sub = make_group(admin, parent_id=group.id)
+    source = sub if where == "subgroup" else make_project(admin, sub)
+    dev, _ = new_user(state)
+    group.members.create({"user_id": dev["id"], "access_level": 30})
+    with pytest.raises(glexc.GitlabCreateError) as below:
+        source.members.create({"user_id": dev["id"], "access_level": 20})
+    assert below.value.response_code == 400
+    assert json.loads(below.value.response_body or b"") == {
+        "message": {
+            "access_level": [
+                f"should be greater than or equal to Developer inherited membership from group {group.name}"
+            ]
+        }
+    }
+    member = source.members.create({"user_id": dev["id"], "access_level": 30})  # equal is allowed
+    member.access_level = 10
+    with pytest.raises(glexc.GitlabUpdateError) as lowered:
+        member.save()
+    assert lowered.value.response_code == 400
 
 
 # --- projects --------------------------------------------------------------------------------
@@ -544,6 +570,58 @@ def test_group_access_tokens(server: EmulatorServer, state: State, admin: gitlab
     assert bad_scope.value.response_code == 400
 
 
+def _token_answer(server: EmulatorServer, state: State, group_id: int, expires_at: str) -> httpx.Response:
+    body = {"name": "bot", "scopes": ["read_api"], "access_level": 30, "expires_at": expires_at}
+    return raw(server, "POST", f"/api/v4/groups/{group_id}/access_tokens", state.root_token, json=body)
+
+
+def test_a_free_tier_gitlab_has_no_group_hooks_but_project_hooks(
+    server: EmulatorServer, state: State, admin: gitlab.Gitlab
+) -> None:
+    group = make_group(admin)
+    project = make_project(admin, group)
+    state.tier = "free"
+    try:
+        for method, path in (
+            ("GET", f"/api/v4/groups/{group.id}/hooks"),
+            ("POST", f"/api/v4/groups/{group.id}/hooks"),
+            ("DELETE", f"/api/v4/groups/{group.id}/hooks/1"),
+        ):
+            answer = raw(server, method, path, state.root_token, json={"url": "http://bot.example/hooks/gitlab"})
+            assert (answer.status_code, answer.json()) == (404, {"error": "404 Not Found"})
+        assert project.hooks.create({"url": "http://bot.example/hooks/gitlab"}).id
+    finally:
+        state.tier = "premium"
+    assert group.hooks.list() == []
+
+
+def test_an_access_token_may_live_365_days_not_one_more(
+    server: EmulatorServer, state: State, admin: gitlab.Gitlab
+) -> None:
+    group = make_group(admin)
+    today = datetime.now(UTC).date()
+    assert _token_answer(server, state, group.id, (today + timedelta(days=365)).isoformat()).status_code == 201
+    beyond = _token_answer(server, state, group.id, (today + timedelta(days=366)).isoformat())
+    limit = (today + timedelta(days=365)).isoformat()
+    refused = {"message": f"400 Bad request - Expires at must be before {limit}"}
+    assert (beyond.status_code, beyond.json()) == (400, refused)
+    past = _token_answer(server, state, group.id, (today - timedelta(days=1)).isoformat())
+    assert (past.status_code, past.json()) == (400, {"message": {"expires_at": ["must be in the future"]}})
+
+
+def test_the_token_limit_is_counted_from_the_instances_own_day(
+    server: EmulatorServer, state: State, admin: gitlab.Gitlab
+) -> None:
+    group = make_group(admin)
+    state.server_day_offset = -1  # an instance whose day is still yesterday's
+    try:
+        today = datetime.now(UTC).date()
+        assert _token_answer(server, state, group.id, (today + timedelta(days=365)).isoformat()).status_code == 400
+        assert _token_answer(server, state, group.id, (today + timedelta(days=364)).isoformat()).status_code == 201
+    finally:
+        state.server_day_offset = 0
+
+
 # --- pagination ------------------------------------------------------------------------------
 
 
@@ -568,6 +646,46 @@ def test_pagination_headers_and_get_all(server: EmulatorServer, state: State, ad
     assert 'rel="next"' in headers["Link"] and 'rel="prev"' in headers["Link"] and "page=3" in headers["Link"]
     last = raw(server, "GET", f"/api/v4/groups/{group.id}/projects?per_page=10&page=3", state.root_token)
     assert last.headers["X-Next-Page"] == "" and 'rel="next"' not in last.headers["Link"]
+
+
+def test_per_page_is_capped_at_100_like_gitlab(server: EmulatorServer, state: State, admin: gitlab.Gitlab) -> None:
+    group = make_group(admin)
+    for _ in range(105):
+        state.add_project(unique("p"), group.id)
+    answer = raw(server, "GET", f"/api/v4/groups/{group.id}/projects?per_page=500", state.root_token)
+    assert (len(answer.json()), answer.headers["X-Per-Page"], answer.headers["X-Next-Page"]) == (100, "100", "2")
+
+
+def test_pipelines_filter_on_updated_after_and_before(
+    server: EmulatorServer, state: State, admin: gitlab.Gitlab
+) -> None:
+    from services.emulators.gitlab_state import Pipeline as EmulatedPipeline
+
+    project = make_project(admin, make_group(admin))
+    with state.lock:
+        for hour in (9, 11, 13):
+            pipeline_id = state.next_id("pipeline")
+            stamp = f"2026-01-01T{hour:02d}:00:00.000Z"
+            state.pipelines[pipeline_id] = EmulatedPipeline(
+                pipeline_id,
+                pipeline_id,
+                project.id,
+                "a" * 40,
+                "0" * 40,
+                "main",
+                "push",
+                1,
+                status="success",
+                created_at=stamp,
+                updated_at=stamp,
+            )
+    path = f"/api/v4/projects/{project.id}/pipelines"
+    after = raw(server, "GET", path, state.root_token, params={"updated_after": "2026-01-01T11:00:00Z"}).json()
+    assert [p["updated_at"][11:13] for p in after] == ["13", "11"]
+    window = {"updated_after": "2026-01-01T10:00:00Z", "updated_before": "2026-01-01T12:00:00Z"}
+    assert [p["updated_at"][11:13] for p in raw(server, "GET", path, state.root_token, params=window).json()] == ["11"]
+    bad = raw(server, "GET", path, state.root_token, params={"updated_after": "yesterday"})
+    assert (bad.status_code, bad.json()) == (400, {"error": "updated_after is invalid"})
 
 
 # --- pipelines, engine and webhooks (phase 2) ------------------------------------------------
@@ -648,7 +766,7 @@ def test_trigger_runs_mirror_then_internal_pipeline_with_hooks(
     server: EmulatorServer, state: State, admin: gitlab.Gitlab, capture: Capture
 ) -> None:
     group, mirror, app, trigger_token = platform_project(admin)
-    hook = group.hooks.create(
+    group.hooks.create(
         {
             "url": capture.url,
             "token": "hook-secret",
@@ -724,7 +842,8 @@ def test_trigger_runs_mirror_then_internal_pipeline_with_hooks(
         assert name.lower() in first
     assert first["x-gitlab-token"] == "hook-secret"
     assert first["user-agent"].startswith("GitLab/") and first["content-type"] == "application/json"
-    assert first["x-gitlab-webhook-uuid"] == state.hooks[hook.id].uuid
+    webhook_uuids = [r["headers"]["x-gitlab-webhook-uuid"] for r in capture.received]
+    assert len(set(webhook_uuids)) == len(webhook_uuids)  # SecureRandom.uuid on every request
     keys = [r["headers"]["idempotency-key"] for r in capture.received]
     assert len(set(keys)) == len(keys)
     recorded = state.deliveries("Push Hook")
@@ -840,19 +959,87 @@ def test_pipeline_errors_and_listing(server: EmulatorServer, state: State, admin
     assert missing.status_code == 404
 
 
-def test_webhook_failures_are_recorded_and_5xx_retried(state: State, admin: gitlab.Gitlab, capture: Capture) -> None:
-    group = make_group(admin)
-    app = make_project(admin, group, initialize_with_readme=True)
-    hook = app.hooks.create({"url": capture.url, "push_events": True})
-    capture.status = 400
+def _hooked_project(state: State, admin: gitlab.Gitlab, capture: Capture) -> tuple[Any, Any]:
+    project = make_project(admin, make_group(admin), initialize_with_readme=True)
+    return project, project.hooks.create({"url": capture.url, "push_events": True, "token": "t0k"})
+
+
+def _push(project: Any) -> None:
+    name = unique("f")
+    project.files.create({"file_path": name, "branch": "main", "content": "x", "commit_message": name})
+
+
+def _deliveries_of(state: State, hook_id: int) -> list[dict[str, Any]]:
+    return [d for d in state.deliveries() if d["hook_id"] == hook_id]
+
+
+@pytest.mark.parametrize("answer", [400, 503])
+def test_a_failed_delivery_is_never_resent(state: State, admin: gitlab.Gitlab, capture: Capture, answer: int) -> None:
+    project, hook = _hooked_project(state, admin, capture)
+    capture.status = answer
     try:
-        app.files.create({"file_path": "a.txt", "branch": "main", "content": "a", "commit_message": "a"})
-        rejected = wait_for(lambda: [d for d in state.deliveries("Push Hook") if d["hook_id"] == hook.id])
-        assert [d["status"] for d in rejected] == [400]
-        capture.status = 503
-        app.files.create({"file_path": "b.txt", "branch": "main", "content": "b", "commit_message": "b"})
-        wait_for(lambda: len([d for d in state.deliveries() if d["hook_id"] == hook.id]) == 4)
-        attempts = [(d["status"], d["attempt"]) for d in state.deliveries() if d["hook_id"] == hook.id]
-        assert attempts == [(400, 1), (503, 1), (503, 2), (503, 3)]
+        _push(project)
+        wait_for(lambda: _deliveries_of(state, hook.id))
+        _push(project)  # a later event still goes out: the queue was not held by a retry
+        wait_for(lambda: len(_deliveries_of(state, hook.id)) == 2)
+        assert state.engine.hooks.in_flight == 0
+        assert [d["status"] for d in _deliveries_of(state, hook.id)] == [answer, answer]
+    finally:
+        capture.status = 200
+
+
+def test_each_request_has_its_own_webhook_uuid_and_each_event_its_own_keys(
+    state: State, admin: gitlab.Gitlab, capture: Capture
+) -> None:
+    project, hook = _hooked_project(state, admin, capture)
+    second = project.hooks.create({"url": capture.url, "push_events": True})
+    _push(project)
+    _push(project)
+    wait_for(lambda: len(_deliveries_of(state, hook.id)) == 2 and len(_deliveries_of(state, second.id)) == 2)
+    mine = [d["headers"] for d in _deliveries_of(state, hook.id)]
+    other = [d["headers"] for d in _deliveries_of(state, second.id)]
+    every = mine + other
+    assert len({h["X-Gitlab-Webhook-UUID"] for h in every}) == 4
+    assert len({h["Idempotency-Key"] for h in every}) == 4  # one WebHookService per hook and event
+    # The event UUID is the causing request's: the same for both hooks, new for the next push.
+    assert [h["X-Gitlab-Event-UUID"] for h in mine] == [h["X-Gitlab-Event-UUID"] for h in other]
+    assert mine[0]["X-Gitlab-Event-UUID"] != mine[1]["X-Gitlab-Event-UUID"]
+    assert {h["X-Gitlab-Instance"] for h in every} == {state.url()}
+
+
+def test_a_hook_failing_four_times_in_a_row_is_disabled_for_a_minute_then_doubling(
+    state: State, admin: gitlab.Gitlab, capture: Capture
+) -> None:
+    project, hook = _hooked_project(state, admin, capture)
+    capture.status = 500
+    try:
+        for count in range(1, 4):
+            _push(project)
+            wait_for(lambda: len(_deliveries_of(state, hook.id)) == count)  # noqa: B023 (awaited here)
+            assert project.hooks.get(hook.id).alert_status == "executable"
+        started = time.time()
+        _push(project)
+        wait_for(lambda: len(_deliveries_of(state, hook.id)) == 4)
+        wait_for(lambda: state.hooks[hook.id].disabled_until is not None)
+        shown = project.hooks.get(hook.id)
+        assert shown.alert_status == "temporarily_disabled" and shown.disabled_until
+        until = state.hooks[hook.id].disabled_until or 0.0
+        assert started + 59 <= until <= time.time() + 61  # INITIAL_BACKOFF = 1 minute
+        _push(project)  # while disabled nothing is sent
+        time.sleep(0.05)
+        assert len(_deliveries_of(state, hook.id)) == 4
+
+        state.hooks[hook.id].disabled_until = time.time() - 1  # the minute is over
+        _push(project)
+        wait_for(lambda: len(_deliveries_of(state, hook.id)) == 5)
+        wait_for(lambda: state.hooks[hook.id].recent_failures == 5)
+        second = (state.hooks[hook.id].disabled_until or 0.0) - time.time()
+        assert 110 < second <= 120  # doubled: 2 minutes
+
+        capture.status = 200
+        state.hooks[hook.id].disabled_until = time.time() - 1
+        _push(project)
+        wait_for(lambda: state.hooks[hook.id].recent_failures == 0)  # enable! after a success
+        assert project.hooks.get(hook.id).alert_status == "executable"
     finally:
         capture.status = 200

@@ -9,7 +9,7 @@ import gitlab
 import pytest
 
 from bot.sandbox.world import Timings, World
-from tests.conftest import VAULT_BACKENDS, vault_world_options, wait_for
+from tests.conftest import vault_world_options, wait_for
 from tests.support import platform as svc
 from tests.support.mattermost import User, channel_posts, text_of
 
@@ -49,11 +49,21 @@ def onboard(world: World) -> None:
     world.wait_idle(30)
 
 
-@pytest.fixture(scope="module", params=VAULT_BACKENDS)
+# GitLab Premium (group webhooks) and Free (404 on /groups/:id/hooks: a hook on every repository).
+TIERS = ("premium", "free")
+ONBOARDINGS = [
+    pytest.param(("emulator", "premium"), id="emulator-premium"),
+    pytest.param(("openbao", "premium"), id="openbao-premium", marks=pytest.mark.real_server),
+    pytest.param(("emulator", "free"), id="emulator-free"),
+]
+
+
+@pytest.fixture(scope="module", params=ONBOARDINGS)
 def onboarded(request: pytest.FixtureRequest) -> Iterator[World]:
-    """One full onboarding per Vault backend (``vault`` = emulator | openbao), shared by the checks."""
-    options = vault_world_options(request, request.param)
-    world = World.create(timings=Timings.fast(), **options).start()
+    """One full onboarding per Vault backend (emulator | openbao) and GitLab tier, shared by the checks."""
+    backend, tier = request.param
+    options = vault_world_options(request, backend)
+    world = World.create(timings=Timings.fast(), gitlab_tier=tier, **options).start()
     if options:
         # The real server is shared by the session: the next test to claim it stops this world first.
         request.getfixturevalue("openbao_server").hold(world.stop)
@@ -79,6 +89,8 @@ def test_the_checklist_ends_ready_and_the_project_page_shows_everything(onboarde
         "`dev` (dev)",
         "`prod` (prod)",
         "[ouvrir](",
+        "Webhooks GitLab",
+        "sur le groupe" if onboarded.gitlab_tier == "premium" else "sur chaque dépôt",
     ):
         assert expected in page
 
@@ -95,9 +107,19 @@ def test_gitlab_has_the_group_the_mirror_the_repositories_the_token_the_hook_and
         assert variable in ci
     assert [t.description for t in mirror.triggers.list(get_all=True)] == ["mirroring-from-external-repo"]
     assert [t.name for t in group.access_tokens.list(get_all=True) if t.active] == ["alpha-bot"]
-    hooks = group.hooks.list(get_all=True)
-    assert [h.url for h in hooks] == [f"{onboarded.bot_url}/hooks/gitlab?project=alpha"]
-    assert hooks[0].pipeline_events and hooks[0].job_events and hooks[0].push_events
+    url = f"{onboarded.bot_url}/hooks/gitlab?project=alpha"
+    hooks: list[Any]
+    if onboarded.gitlab_tier == "premium":
+        hooks = list(group.hooks.list(get_all=True))
+        assert all(p.hooks.list(get_all=True) == [] for p in projects.values())
+    else:
+        with pytest.raises(gitlab.exceptions.GitlabListError) as free:
+            group.hooks.list(get_all=True)
+        assert free.value.response_code == 404
+        hooks = [h for p in projects.values() for h in p.hooks.list(get_all=True)]
+        assert len(hooks) == len(projects)  # one on every repository, mirror included
+    assert {h.url for h in hooks} == {url}
+    assert all(h.pipeline_events and h.job_events and h.push_events for h in hooks)
     levels = {gl.users.get(m.id).username: m.access_level for m in group.members.list(get_all=True)}
     assert levels["bob"] == gitlab.const.AccessLevel.OWNER
     assert levels["carol"] == gitlab.const.AccessLevel.DEVELOPER
@@ -229,6 +251,71 @@ def test_delete_needs_the_owner_and_leaves_nothing_behind(
     assert "Aucun projet" in User(world, "bob").run("/cpn project list")["text"]
     # The name can be used again, for a new project.
     assert "lancée" in User(world, "bob").run("/cpn project create alpha")["text"]
+
+
+def _bot_hooks(world: World) -> dict[str, str]:
+    """Where the bot's GitLab webhooks are: repository path (or group path) → "project"/"group"."""
+    gl = world.states["gitlab"]
+    with gl.lock:
+        found = {}
+        for hook in gl.hooks.values():
+            if hook.project_id is not None and hook.project_id in gl.projects:
+                found[gl.project_path(gl.projects[hook.project_id])] = "project"
+            elif hook.group_id is not None and hook.group_id in gl.namespaces:
+                found[gl.full_path(gl.namespaces[hook.group_id])] = "group"
+        return found
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_a_repository_added_later_gets_the_hook_a_pipeline_reaches_the_channel_and_removal_takes_it_away(
+    make_world: Callable[..., World], tier: str
+) -> None:
+    world = make_world(gitlab_tier=tier)
+    bob = User(world, "bob")
+    bob.run("/cpn project create alpha")
+    world.wait_idle(30)
+    bob.run("/cpn repo add alpha api --url https://github.com/ministere/api.git")
+    final = "✅ test → ✅ sonar → ✅ build → ✅ trivy → ✅ push"
+    wait_for(lambda: any(final in str(card) for card in cards(world)), timeout=30, what="the first build's card")
+    world.wait_idle()
+    expected = (
+        {f"{ROOT}/alpha": "group"}
+        if tier == "premium"
+        else {f"{ROOT}/alpha/mirror": "project", f"{ROOT}/alpha/api": "project"}
+    )
+    assert _bot_hooks(world) == expected
+    # The card came through the webhook of the tier (not the polling fallback).
+    scope = "group" if tier == "premium" else "project"
+    assert any(
+        d["scope"] == scope and 200 <= (d["status"] or 0) < 300 and d["event"] == "Pipeline Hook"
+        for d in world.states["gitlab"].deliveries()
+    )
+
+    bob.run("/cpn repo remove alpha api")
+    svc.press_ephemeral(world, "bob", "Confirmer")
+    world.wait_idle(30)
+    assert _bot_hooks(world) == {k: v for k, v in expected.items() if not k.endswith("/api")}
+    bob.run("/cpn project delete alpha")
+    svc.press_ephemeral(world, "bob", "Confirmer")
+    world.wait_idle(30)
+    assert _bot_hooks(world) == {}
+
+
+def test_an_instance_upgraded_to_premium_moves_the_hooks_to_the_group_at_replay(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world(gitlab_tier="free")
+    bob = User(world, "bob")
+    bob.run("/cpn project create alpha")
+    world.wait_idle(30)
+    assert _bot_hooks(world) == {f"{ROOT}/alpha/mirror": "project"}
+    assert "sur chaque dépôt" in text_of(bob.run("/cpn project show alpha"))
+    world.states["gitlab"].tier = "premium"
+    bob.run("/cpn project replay alpha")
+    world.wait_idle(30)
+    # Both kinds at once would deliver every event twice.
+    assert _bot_hooks(world) == {f"{ROOT}/alpha": "group"}
+    assert "sur le groupe" in text_of(bob.run("/cpn project show alpha"))
 
 
 def _has_keys(world: World) -> bool:

@@ -7,6 +7,7 @@ import itertools
 import json
 import socket
 from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from services.base import Ensured
 from services.emulators.base import EmulatorServer
 from services.emulators.gitlab import State, create_app
 from services.errors import Failure, ServiceError
-from services.gitlab import GitLab, Group, Pipeline
+from services.gitlab import GitLab, Group, Pipeline, token_expiry
 
 _names = itertools.count(1)
 DEVELOPER, MAINTAINER = 30, 40
@@ -30,7 +31,6 @@ def state() -> State:
     created = State()
     created.timings.job_seconds = 0.005
     created.timings.stuck_timeout_seconds = 0.1
-    created.timings.hook_retry_seconds = 0.005
     created.add_group("forge")
     return created
 
@@ -286,6 +286,20 @@ async def test_group_access_tokens(gl: GitLab, state: State) -> None:
     assert state.tokens[fresh].active and state.tokens[fresh].name == "other-bot"
 
 
+async def test_token_expiry_is_a_utc_date_a_day_short_of_the_lifetime(gl: GitLab, state: State) -> None:
+    group = await new_group(gl)
+    state.server_day_offset = -1  # GitLab's Date.current is in its time zone: still yesterday there
+    try:
+        token = (await gl.ensure_group_access_token(group.id, "alpha-bot", ["read_api"], MAINTAINER)).value
+        assert token is not None
+        rotated = await gl.rotate_group_access_token(group.id, "alpha-bot", ["read_api"], MAINTAINER)
+    finally:
+        state.server_day_offset = 0
+    expected = (datetime.now(UTC).date() + timedelta(days=364)).isoformat()
+    assert state.tokens[token].expires_at == expected and state.tokens[rotated].expires_at == expected
+    assert token_expiry(30, date(2026, 12, 31)) == "2027-01-29"
+
+
 async def test_group_hook(gl: GitLab, state: State) -> None:
     group = await new_group(gl)
     url = "http://127.0.0.1:9/hooks/gitlab"
@@ -307,6 +321,28 @@ async def test_group_hook(gl: GitLab, state: State) -> None:
     assert hook.token == "s3cret-hook-token"  # set again on a fix
 
 
+async def test_on_a_free_tier_group_hooks_are_not_found_and_project_hooks_are_ensured(gl: GitLab, state: State) -> None:
+    group = await new_group(gl)
+    project = (await gl.ensure_project(group, "api")).value
+    url = "http://bot.example/hooks/gitlab?project=x"
+    state.tier = "free"
+    try:
+        with pytest.raises(ServiceError) as free:
+            await gl.ensure_group_hook(group.id, url, "s3cret")
+        assert free.value.failure is Failure.NOT_FOUND
+        created = await gl.ensure_project_hook(project.id, url, "s3cret")
+        assert created.changed and "s3cret" not in created.what
+        assert await gl.ensure_project_hook(project.id, url, "s3cret") == Ensured(created.value, False, "")
+        hook = state.hooks[created.value]
+        assert hook.project_id == project.id and hook.token == "s3cret"
+        assert hook.events["pipeline_events"] and hook.events["job_events"] and hook.events["push_events"]
+        assert await gl.remove_project_hook(project.id, url) is True
+        assert await gl.remove_project_hook(project.id, url) is False
+        assert created.value not in state.hooks
+    finally:
+        state.tier = "premium"
+
+
 async def test_group_members(gl: GitLab, state: State) -> None:
     group = await new_group(gl)
     name = unique("member")
@@ -321,6 +357,111 @@ async def test_group_members(gl: GitLab, state: State) -> None:
     assert await gl.remove_group_member(group.id, user["id"]) is True
     assert user["id"] not in await gl.group_members(group.id)
     assert await gl.remove_group_member(group.id, user["id"]) is False
+
+
+async def test_a_member_who_inherits_more_from_a_group_above_is_left_as_is(gl: GitLab, state: State) -> None:
+    group = await new_group(gl)
+    name = unique("owner")
+    user, _ = state.add_user(name, f"{name}@x.fr")
+    root = state.namespaces[state.namespaces[group.id].parent_id or 0]
+    state.add_member(root, user["id"], 50)
+    try:
+        assert await gl.ensure_group_member(group.id, user["id"], DEVELOPER) == Ensured(None, False, "")
+        assert user["id"] not in state.namespaces[group.id].members
+        state.add_member(state.namespaces[group.id], user["id"], 50)  # a direct owner made by hand
+        assert await gl.ensure_group_member(group.id, user["id"], DEVELOPER) == Ensured(None, False, "")
+        assert state.namespaces[group.id].members[user["id"]].access_level == 50
+    finally:
+        del root.members[user["id"]]
+
+
+async def test_a_multi_megabyte_job_log_is_streamed_and_only_its_tail_is_kept(gl: GitLab, state: State) -> None:
+    import tracemalloc
+
+    group = await new_group(gl)
+    project = (await gl.ensure_project(group, "noisy")).value
+    pipeline_id = _seed_pipelines(state, project.id, 1, "2026-01-01T10:00:00.000Z")[0]
+    from services.emulators.gitlab_state import Job as EmulatedJob
+
+    job = EmulatedJob(state.next_id("job"), pipeline_id, project.id, "build", "build", status="failed")
+    lines = [f"step {n} " + "x" * 120 for n in range(60_000)] + ["é" * 3000 + " END", "ERREUR FINALE: exit 1"]
+    job.trace = lines  # about 8 MB
+    with state.lock:
+        state.jobs[job.id] = job
+        state.pipelines[pipeline_id].job_ids.append(job.id)
+    tracemalloc.start()
+    try:
+        tail = await gl.job_trace_tail(project.id, job.id, lines=40, line_bytes=1000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    kept = tail.text.split("\n")
+    assert len(kept) == 40 and tail.skipped == len(lines) - 40
+    assert kept[-1] == "ERREUR FINALE: exit 1" and kept[-3] == lines[-3]
+    assert kept[-2].endswith(" END") and len(kept[-2].encode()) <= 1000  # a long line keeps its end
+    assert peak < 2_000_000, f"held {peak} bytes for an 8 MB log"
+
+
+# --- listings ------------------------------------------------------------------------------
+
+
+def _listing_queries(state: State, path: str) -> list[dict[str, str]]:
+    from urllib.parse import parse_qsl
+
+    found = []
+    for line in list(state.request_log):
+        method, target = line.split(" ", 1)
+        route, _, query = target.partition("?")
+        if method == "GET" and route == path:
+            found.append(dict(parse_qsl(query)))
+    return found
+
+
+async def test_listings_ask_for_100_a_page_and_follow_every_page(gl: GitLab, state: State) -> None:
+    group = await new_group(gl)
+    for number in range(130):
+        state.add_project(f"repo{number}", group.id)
+    state.request_log.clear()
+    assert len(await gl.list_group_projects(group.id)) == 130
+    queries = _listing_queries(state, f"/api/v4/groups/{group.id}/projects")
+    assert [(q["per_page"], q.get("page", "1")) for q in queries] == [("100", "1"), ("100", "2")]
+
+
+def _seed_pipelines(state: State, project_id: int, count: int, updated_at: str) -> list[int]:
+    from services.emulators.gitlab_state import Pipeline as EmulatedPipeline
+
+    ids = []
+    with state.lock:
+        for _ in range(count):
+            pipeline_id = state.next_id("pipeline")
+            state.pipelines[pipeline_id] = EmulatedPipeline(
+                pipeline_id,
+                pipeline_id,
+                project_id,
+                "a" * 40,
+                "0" * 40,
+                "main",
+                "push",
+                1,
+                status="success",
+                created_at=updated_at,
+                updated_at=updated_at,
+            )
+            ids.append(pipeline_id)
+    return ids
+
+
+async def test_pipeline_discovery_reads_every_pipeline_updated_since_a_time(gl: GitLab, state: State) -> None:
+    group = await new_group(gl)
+    project = (await gl.ensure_project(group, "busy")).value
+    _seed_pipelines(state, project.id, 3, "2026-01-01T10:00:00.000Z")
+    recent = _seed_pipelines(state, project.id, 150, "2026-01-01T12:00:00.000Z")
+    state.request_log.clear()
+    found = await gl.pipelines(project.id, updated_after=datetime(2026, 1, 1, 11, 0, tzinfo=UTC))
+    assert sorted(p.id for p in found) == recent
+    queries = _listing_queries(state, f"/api/v4/projects/{project.id}/pipelines")
+    assert {q["updated_after"] for q in queries} == {"2026-01-01T11:00:00Z"}
+    assert [q["per_page"] for q in queries] == ["100", "100"]
 
 
 # --- pipelines -------------------------------------------------------------------------------
@@ -358,8 +499,8 @@ async def test_pipelines_jobs_traces_and_artifacts(gl: GitLab, state: State) -> 
     assert (await finished(mirror.id, started.id)).status == "success"
     jobs = await gl.pipeline_jobs(mirror.id, started.id)
     assert [(j.name, j.status) for j in jobs] == [("sync", "success")]
-    trace = await gl.job_trace(mirror.id, jobs[0].id)
-    assert "Job succeeded" in trace
+    trace = await gl.job_trace_tail(mirror.id, jobs[0].id)
+    assert "Job succeeded" in trace.text
 
     # The sync pushed to app, whose own pipeline (source push) ran the build with a Trivy report.
     built = await wait_until(lambda: state.pipelines_of(app.path_with_namespace))
