@@ -131,3 +131,13 @@ def test_the_extraction_sees_spans_blocks_and_headers() -> None:
 )
 def test_a_wrong_example_is_caught(example: str) -> None:
     assert check(example, REGISTRY) is not None
+
+
+SPEC_EXAMPLES = [(s.name, e) for s in REGISTRY.all() for e in s.examples]
+
+
+@pytest.mark.parametrize(("name", "example"), SPEC_EXAMPLES, ids=[e for _, e in SPEC_EXAMPLES])
+def test_every_help_example_parses(name: str, example: str) -> None:
+    """`/cpn help <commande>` shows these to be copied: they pass the same check as the articles'."""
+    assert check("/cpn " + example, REGISTRY) is None
+    assert REGISTRY.match(example.split())[0] is REGISTRY.commands[tuple(name.split())]
