@@ -22,7 +22,10 @@ How a question is answered:
 6. The confidence of a hit is the share of the question's information that the article covers: each
    term weighs its inverse document frequency; a term the corpus never uses weighs
    :data:`UNKNOWN_TERM_WEIGHT` (words of another subject: football, recipes, printers…); a known word
-   that no title or tag uses is generic and weighs :data:`GENERIC_FACTOR` of its idf; a term found only
+   that no title or tag uses is generic and weighs :data:`GENERIC_FACTOR` of its idf; a term that names a
+   tool or an error (:data:`SPECIFIC_WORDS`: trivy, kyverno, ImagePullBackOff…) weighs
+   :data:`SPECIFIC_FACTOR` times its idf, since it, not "pipeline" or "échoue", says what the question
+   is about; a term found only
    in an article's body counts :data:`BODY_ONLY_FACTOR`, a corrected one :data:`CORRECTED_FACTOR`.
    Under :data:`CONFIDENCE_THRESHOLD` the bot says it does not know and offers a ticket.
 
@@ -77,6 +80,9 @@ CORRECTED_FACTOR = 0.6
 RELEVANCE_EXPONENT = 1.0
 #: Share of its idf a known term weighs when no article has it in its title or tags (a generic word).
 GENERIC_FACTOR = 0.5
+#: A term that names a tool or an error (:data:`SPECIFIC_WORDS`) weighs this many times its idf: it says
+#: what the question is about, where "pipeline" or "échoue" fit a dozen articles.
+SPECIFIC_FACTOR = 3.0
 #: Re-ranking bonus for the share of the question's terms found in an article's title.
 TITLE_BONUS = 0.5
 #: Candidates that bm25 returns before they are re-ranked by bm25 and confidence together.
@@ -88,6 +94,16 @@ MAX_QUERY_TERMS = 40
 
 REQUIRED_FIELDS = ("id", "title", "tags", "commands", "links", "summary")
 ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+#: Words that name a tool of the platform or an error people paste: the subject of a question that uses
+#: them. Normalised like any text (``SPECIFIC_TERMS``), so synonyms and stems follow.
+# fmt: off
+SPECIFIC_WORDS: tuple[str, ...] = (
+    "trivy", "sonarqube", "kyverno", "argocd", "vault", "nexus", "maven", "npm", "postgresql",
+    "openshift", "kubernetes", "helm", "kaniko", "loki", "grafana", "errimagepull",
+    "imagepullbackoff", "crashloopbackoff", "oomkilled", "pkix", "ssl", "gitleaks",
+)
+# fmt: on
 
 # -- normalisation ----------------------------------------------------------------------------------
 
@@ -170,7 +186,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "image": ("image", "images", "image docker", "docker image", "container image", "image de base", "images de base"),
     "conteneur": ("conteneur", "conteneurs", "container", "containers", "docker"),
     "vulnerabilite": ("vulnerabilite", "vulnerabilites", "vuln", "vulns", "cve", "cves", "faille", "failles"),
-    "scan": ("scan", "scans", "scanner", "trivy", "analyse de securite"),
+    "scan": ("scan", "scans", "scanner", "analyse de securite"),
+    "trivy": ("trivy",),
     "signature": ("signature", "signer", "signe", "signed", "sign", "cosign", "sigstore"),
     "sauvegarde": ("sauvegarde", "sauvegardes", "sauvegarder", "backup", "backups", "dump", "pg dump"),
     "postgres": ("postgres", "postgresql", "pg", "psql", "pgsql"),
@@ -203,7 +220,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "variable": ("variable", "variables", "var", "vars"),
     "quota": ("quota", "quotas", "ressource", "ressources", "resource", "resources"),
     "application": ("application", "applications", "appli", "applis", "app", "apps"),
-    "pull": ("pull", "imagepullbackoff", "errimagepull", "tirer", "pulling"),
+    "pull": ("pull", "tirer", "pulling"),
+    "imagepullbackoff": ("imagepullbackoff", "errimagepull"),  # the error, not any git pull
     "kyverno": ("kyverno", "policies", "admission"),
     "nexus": ("nexus", "artifactory"),
     "maven": ("maven", "mvn", "pom"),
@@ -339,6 +357,9 @@ def normalize(text: str) -> list[str]:
     ['synchro', 'depot']
     """
     return [term for _, term in analyse(text)]
+
+
+SPECIFIC_TERMS = frozenset(term for word in SPECIFIC_WORDS for term in normalize(word))
 
 
 def truncate(question: str, limit: int = MAX_QUESTION_CHARS) -> str:
@@ -581,6 +602,8 @@ class _Corpus:
 
     def weight(self, term: str) -> float:
         """A term's weight in the confidence: its idf, lowered for words no title or tag uses."""
+        if term in SPECIFIC_TERMS:
+            return self.idf(term) * SPECIFIC_FACTOR
         if term in self.frequency and term not in self.topical:
             return self.idf(term) * GENERIC_FACTOR
         return self.idf(term)

@@ -200,20 +200,24 @@ class Questions:
     def feedback(self, question_id: int, helpful: bool) -> None:
         self.table.update(question_id, {"helpful": int(helpful)})
 
+    # An answer the asker turned into a ticket ("it did not help", helpful = 0) was a wrong answer: it is
+    # not found, it does not make its article useful, and it is listed with the unanswered questions.
+    _FOUND = "known = 1 AND helpful IS NOT 0"
+
     def stats(self) -> dict[str, Any]:
         db = self.store.db
         total, known, helped, ticketed = db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(known), 0), COALESCE(SUM(helpful = 1), 0), COALESCE(SUM(helpful = 0), 0) "
-            "FROM kb_questions"
+            f"SELECT COUNT(*), COALESCE(SUM({self._FOUND}), 0), COALESCE(SUM(helpful = 1), 0), "  # noqa: S608 - constant
+            "COALESCE(SUM(helpful = 0), 0) FROM kb_questions"
         ).fetchone()
         unanswered = [
             r[0]
             for r in db.execute(
-                "SELECT question FROM kb_questions WHERE known = 0 ORDER BY id DESC LIMIT 10"
+                f"SELECT question FROM kb_questions WHERE NOT ({self._FOUND}) ORDER BY id DESC LIMIT 10"  # noqa: S608
             ).fetchall()
         ]
         top = db.execute(
-            "SELECT article_id, COUNT(*) FROM kb_questions WHERE known = 1 GROUP BY article_id "
+            f"SELECT article_id, COUNT(*) FROM kb_questions WHERE {self._FOUND} GROUP BY article_id "  # noqa: S608
             "ORDER BY COUNT(*) DESC LIMIT 5"
         ).fetchall()
         return {

@@ -351,6 +351,21 @@ def test_kb_stats_are_for_platform_admins_and_count_questions_answers_and_feedba
     assert_inert(stats)
 
 
+def test_kb_stats_do_not_count_an_answer_turned_into_a_ticket_as_found(make_world: Callable[..., World]) -> None:
+    """Issue 14: a wrong answer (the asker opened a ticket from it) is not "found" nor a useful article."""
+    world = make_world()
+    bob = User(world, "bob")
+    bob.run("/cpn ask comment synchroniser mon dépôt ?")
+    svc.press_ephemeral(world, "bob", "Ça m'a aidé")
+    bob.run("/cpn ask comment créer un projet ?")
+    svc.press_ephemeral(world, "bob", "Ouvrir un ticket")
+    stats = User(world, "alice").run("/cpn kb stats")["text"]
+    assert "2 questions, 50 % trouvées, 1 « ça m'a aidé », 1 tickets ouverts depuis une réponse." in stats
+    assert "`synchroniser-un-depot` (1)" in stats and "creer-un-projet" not in stats
+    unanswered = stats.split("Dernières questions sans réponse :")[1].strip().splitlines()
+    assert unanswered == ["- comment créer un projet ?"]
+
+
 WEBINAR = """+++
 id = "webinaire-beta"
 title = "Le webinaire hebdomadaire des bêta-testeurs"
