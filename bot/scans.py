@@ -185,12 +185,10 @@ def _pipeline_of(bot: Bot, project: Project, repository: str, tag: str) -> tuple
 
 @inbox_handler("harbor")
 async def on_harbor_event(event: InboundEvent, bot: Bot) -> None:
-    """Harbor scanned an image itself: its report, fetched, posted as the Trivy card is. A failed
-    scan is one short line; a push is only what triggers the scan, nothing is posted."""
-    from services.harbor import Harbor
-
+    """Harbor scanned an image itself: its report is fetched (an operation, as the scan job's is)
+    and posted as the Trivy card is. A failed scan is one short line; a push only triggers the
+    scan, nothing is posted."""
     project = bot.projects.get(event.project_key)
-    registry = bot.platform.registry
     if project is None or event.event_type not in ("SCANNING_COMPLETED", "SCANNING_FAILED"):
         return
     data = event.json()["event_data"]
@@ -198,27 +196,38 @@ async def on_harbor_event(event: InboundEvent, bot: Bot) -> None:
     for resource in data["resources"]:
         digest, tag = str(resource["digest"]), str(resource.get("tag") or "")
         repo, sha = _pipeline_of(bot, project, repository, tag)
-        image = f"{data['repository'].get('repo_full_name') or f'{project.slug}/{repository}'}:{tag or digest}"
+        image = f"{project.slug}/{repository}:{tag or digest}"
         if event.event_type == "SCANNING_FAILED":
             text = bot.tr("scan.harbor_failed", image=image)
             publish_result(bot, project, repo, sha, "scan", "main", True, Post(text))
             bot.metrics.inc("cpn_scans_total", verdict="failed")
             continue
-        if not isinstance(registry, Harbor):
-            return  # a Harbor event while the platform's registry is another one: nothing to fetch
+        params = {"project": project.name, "repository": repository, "digest": digest, "image": image}
+        bot.operations.submit("scan.harbor", {**params, "repo": repo, "sha": sha})
+
+
+@operation("scan.harbor")
+async def fetch_harbor_report(op: Operation, bot: Bot) -> dict[str, Any]:
+    from services.harbor import Harbor
+
+    registry = bot.platform.registry
+    project = bot.projects.get(op.params["project"])
+    if not isinstance(registry, Harbor) or project is None:
+        return {"status": "gone"}  # the platform's registry is another one now: nothing to fetch
+    try:
         # The digest, not the tag: the tag may have moved to another image since the scan.
-        try:
-            answer = await registry.vulnerabilities(project.slug, repository, digest)
-        except ServiceError as exc:
-            if exc.transient:
-                raise  # the event is processed again; Harbor may be back
-            continue  # the artifact was deleted since its scan: nothing left to report
-        try:
-            report = scans.harbor_report(answer, image)
-        except scans.ReportUnreadable as exc:
-            publish_result(bot, project, repo, sha, "scan", "main", True, Post(render.unreadable(exc.reason, bot.tr)))
-            continue
-        publish_scan(bot, project, repo, report, "", sha)
+        answer = await registry.vulnerabilities(project.slug, op.params["repository"], op.params["digest"])
+    except ServiceError as exc:
+        if exc.transient:
+            raise  # the operation runs again after a restart; Harbor may be back
+        return {"status": "gone"}  # the artifact was deleted since its scan: nothing left to report
+    repo, sha = op.params["repo"], op.params["sha"]
+    try:
+        report = scans.harbor_report(answer, op.params["image"])
+    except scans.ReportUnreadable as exc:
+        publish_result(bot, project, repo, sha, "scan", "main", True, Post(render.unreadable(exc.reason, bot.tr)))
+        return {"verdict": "unreadable"}
+    return {"verdict": publish_scan(bot, project, repo, report, "", sha)}
 
 
 @every(3600.0, "scan.waivers")
