@@ -168,3 +168,14 @@ def test_a_harbor_webhook_is_refused_unless_its_secret_vouches_for_its_project(
     if field is not None:
         assert answer.json()["field"] == field
     assert harbor_world.store().count("inbox", "source = 'harbor'") == stored  # nothing stored
+
+
+def test_a_delivery_harbor_retries_is_one_card(harbor_world: World) -> None:
+    scanned(harbor_world, "api", "retried")
+    before = len(cards(harbor_world))
+    sent = next(d for d in reversed(harbor(harbor_world).wait_deliveries()) if d.event_type == "SCANNING_COMPLETED")
+    # The same bytes as Harbor's first POST (httpx's JSON, as the emulator's).
+    again = httpx.post(f"{harbor_world.bot_url}/hooks/harbor", json=sent.payload, headers=sent.headers)
+    assert again.status_code == 202 and again.json()["duplicate"] is True
+    harbor_world.wait_idle()
+    assert len(cards(harbor_world)) == before
