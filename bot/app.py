@@ -46,6 +46,7 @@ WEBHOOKS: dict[str, Handler] = {
     "/hooks/argocd": webhooks.argocd_hook,
     "/hooks/sonarqube": webhooks.sonarqube_hook,
     "/hooks/trivy": webhooks.trivy_hook,
+    "/hooks/harbor": webhooks.harbor_hook,
 }
 
 
@@ -206,6 +207,7 @@ KNOWN_ROUTES = (
     "/hooks/sonarqube",
     "/hooks/argocd",
     "/hooks/trivy",
+    "/hooks/harbor",
     "/healthz",
     "/readyz",
     "/metrics",

@@ -77,6 +77,11 @@ def process_report(bot: Bot, project: Project, repo: str, raw: bytes | Path, ref
             bot, project, repo, sha, "scan", ref or "main", True, Post(render.unreadable(exc.reason, bot.tr))
         )
         return "unreadable"
+    return publish_scan(bot, project, repo, report, ref, sha)
+
+
+def publish_scan(bot: Bot, project: Project, repo: str, report: scans.ScanReport, ref: str, sha: str) -> str:
+    """The scan card of a read report (from a Trivy JSON or from Harbor), its verdict."""
     waived = scans.active_waivers(waivers_of(bot, project.id), date.today())
     summary = scans.summarize(report, waived, policy_of(bot, project.id))
     subject = summary.artifact_name or repo
@@ -161,6 +166,68 @@ async def on_pushed_report(event: InboundEvent, bot: Bot) -> None:
         process_report(bot, project, meta.get("repo", ""), b"", meta.get("ref", ""), meta.get("sha", ""))
     if isinstance(raw, Path):
         raw.unlink(missing_ok=True)
+
+
+def _pipeline_of(bot: Bot, project: Project, repository: str, tag: str) -> tuple[str, str]:
+    """(repo, sha) of the pipeline that pushed the image: its tag is the commit's sha (full or
+    short, as ``CI_COMMIT_SHA``/``CI_COMMIT_SHORT_SHA``); else the bot's repository the image is
+    named after (``api`` for ``api`` or ``api/worker``) and no sha: no thread to post in."""
+    if len(tag) >= 7 and all(c in "0123456789abcdef" for c in tag):
+        row = bot.store.db.execute(
+            "SELECT repo, sha FROM pipelines WHERE project_id = ? AND sha LIKE ? ORDER BY updated_at DESC LIMIT 1",
+            (project.id, f"{tag}%"),
+        ).fetchone()
+        if row is not None:
+            return str(row[0]), str(row[1])
+    head = repository.split("/", 1)[0]
+    return (head if bot.projects.repository(project.id, head) is not None else repository), ""
+
+
+@inbox_handler("harbor")
+async def on_harbor_event(event: InboundEvent, bot: Bot) -> None:
+    """Harbor scanned an image itself: its report is fetched (an operation, as the scan job's is)
+    and posted as the Trivy card is. A failed scan is one short line; a push only triggers the
+    scan, nothing is posted."""
+    project = bot.projects.get(event.project_key)
+    if project is None or event.event_type not in ("SCANNING_COMPLETED", "SCANNING_FAILED"):
+        return
+    data = event.json()["event_data"]
+    repository = str(data["repository"]["name"])  # without the project: ``api``, ``team/web``
+    for resource in data["resources"]:
+        digest, tag = str(resource["digest"]), str(resource.get("tag") or "")
+        repo, sha = _pipeline_of(bot, project, repository, tag)
+        image = f"{project.slug}/{repository}:{tag or digest}"
+        if event.event_type == "SCANNING_FAILED":
+            text = bot.tr("scan.harbor_failed", image=image)
+            publish_result(bot, project, repo, sha, "scan", "main", True, Post(text))
+            bot.metrics.inc("cpn_scans_total", verdict="failed")
+            continue
+        params = {"project": project.name, "repository": repository, "digest": digest, "image": image}
+        bot.operations.submit("scan.harbor", {**params, "repo": repo, "sha": sha})
+
+
+@operation("scan.harbor")
+async def fetch_harbor_report(op: Operation, bot: Bot) -> dict[str, Any]:
+    from services.harbor import Harbor
+
+    registry = bot.platform.registry
+    project = bot.projects.get(op.params["project"])
+    if not isinstance(registry, Harbor) or project is None:
+        return {"status": "gone"}  # the platform's registry is another one now: nothing to fetch
+    try:
+        # The digest, not the tag: the tag may have moved to another image since the scan.
+        answer = await registry.vulnerabilities(project.slug, op.params["repository"], op.params["digest"])
+    except ServiceError as exc:
+        if exc.transient:
+            raise  # the operation runs again after a restart; Harbor may be back
+        return {"status": "gone"}  # the artifact was deleted since its scan: nothing left to report
+    repo, sha = op.params["repo"], op.params["sha"]
+    try:
+        report = scans.harbor_report(answer, op.params["image"])
+    except scans.ReportUnreadable as exc:
+        publish_result(bot, project, repo, sha, "scan", "main", True, Post(render.unreadable(exc.reason, bot.tr)))
+        return {"verdict": "unreadable"}
+    return {"verdict": publish_scan(bot, project, repo, report, "", sha)}
 
 
 @every(3600.0, "scan.waivers")

@@ -221,6 +221,37 @@ class TrivyReport(Model):
     Results: list[dict[str, Any]] | None = None
 
 
+# -- Harbor --------------------------------------------------------------------------------------
+# goharbor/harbor:src/pkg/notifier/model/event.go (Payload, EventData, Resource, Repository), filled by
+# src/controller/event/handler/webhook/{artifact,scan}; the event types of src/pkg/notifier/model/const.go.
+
+HARBOR_EVENTS = ("PUSH_ARTIFACT", "SCANNING_COMPLETED", "SCANNING_FAILED")
+
+
+class HarborResource(Model):
+    digest: Name
+    tag: Name | None = None
+    resource_url: Url | None = None
+
+
+class HarborRepository(Model):
+    name: Name
+    namespace: Name
+    repo_full_name: Name | None = None
+
+
+class HarborEventData(Model):
+    resources: Annotated[list[HarborResource], Field(min_length=1, max_length=100)]
+    repository: HarborRepository
+
+
+class HarborHook(Model):
+    type: Name
+    occur_at: Count | None = None
+    operator: Name | None = None
+    event_data: HarborEventData
+
+
 # -- validation --------------------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from bot.spool import REPORT_FILE_HEADER, read_body, report_file
 from bot.workflows.pipelines import FINAL
 
 if TYPE_CHECKING:
+    from bot.model import Project
     from bot.runtime import Bot
 
 KEPT_HEADERS = ("x-gitlab-event", "x-gitlab-instance", "x-gitlab-webhook-uuid", "user-agent")
@@ -275,6 +276,50 @@ async def trivy_hook(bot: Bot, request: Request) -> Response:
     if spooled and (response.status_code != 202 or b'"duplicate":true' in response.body):
         report_file(bot.config.store.path, spooled).unlink(missing_ok=True)  # not stored, or already
     return response
+
+
+def harbor_scope(bot: Bot, header: str, slug: str) -> Project | None:
+    """The project whose Harbor webhook secret ``header`` carries; None if none.
+
+    Harbor sends the policy target's ``auth_header`` verbatim as ``Authorization``
+    (goharbor/harbor:src/pkg/notifier/handler/notification/http_handler.go puts it in the job's
+    parameters; src/jobservice/job/impl/notification/webhook_job.go sets the header). The bot
+    registers ``Bearer <secret derived for the project>``. Every candidate is compared.
+    """
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    scope: Project | None = None
+    for project in bot.projects.all():
+        if slug and project.slug != slug:
+            continue
+        if _equal(token, bot.webhook_secret("harbor", project.slug)) and scope is None:
+            scope = project
+    return scope
+
+
+async def harbor_hook(bot: Bot, request: Request) -> Response:
+    """Harbor's webhook policy: its auth header first, then the body, then the inbox."""
+    project = harbor_scope(bot, request.headers.get("authorization", ""), request.query_params.get("project", "")[:64])
+    if project is None:
+        bot.metrics.inc("cpn_webhooks_refused_total", source="harbor", reason="token")
+        return JSONResponse({"error": "invalid or missing Authorization"}, status_code=401)
+    body = (await read_body(request)).bytes()
+    try:
+        payload = checked(body, models.HarborHook)
+    except BadBody as bad:
+        return refused(bot, "harbor", bad)
+    repository = payload["event_data"]["repository"]
+    # A project's secret vouches only for its own Harbor project (named after its slug).
+    full = repository.get("repo_full_name") or f"{repository['namespace']}/{repository['name']}"
+    if repository["namespace"] != project.slug or full != f"{project.slug}/{repository['name']}":
+        bot.metrics.inc("cpn_webhooks_refused_total", source="harbor", reason="project")
+        return JSONResponse({"error": "this event is not about this project's Harbor project"}, status_code=403)
+    # Harbor sends no delivery id; a retry resends the same body (its occur_at included).
+    delivery = hashlib.sha256(body).hexdigest()
+    return await _acknowledge(
+        bot, Delivery("harbor", delivery, str(payload["type"])[:64], body.decode("utf-8"), project_key=project.name)
+    )
 
 
 def _trivy_top_level(body: bytes) -> None:

@@ -39,6 +39,9 @@ Json = dict[str, Any]
 # By name, not by id, whatever the name looks like (swagger parameter isResourceName).
 BY_NAME = {"X-Is-Resource-Name": "true"}
 # Project roles (swagger ProjectMember.role_id).
+# The webhook policy the bot owns in each project, and the events it wants (src/pkg/notifier/model/const.go).
+HOOK_NAME = "cpn-bot"
+SCAN_EVENTS = ("PUSH_ARTIFACT", "SCANNING_COMPLETED", "SCANNING_FAILED")
 ROLES = {"admin": 1, "developer": 2, "guest": 3, "maintainer": 4}
 
 
@@ -66,6 +69,7 @@ class Member:
 class Harbor(HttpService):
     service = SERVICE
     name = "Harbor"
+    hook_source = "harbor"  # Harbor scans pushed images with its Trivy and says so by webhook
 
     def __init__(
         self,
@@ -237,6 +241,41 @@ class Harbor(HttpService):
             raise ServiceError(SERVICE, Failure.NOT_FOUND, 404, detail=f"no artifact {slug}/{repository}@{reference}")
         body: Json = response.json()
         return body
+
+    # -- scan webhook ---------------------------------------------------------------------------
+
+    async def ensure_scan_hook(self, slug: str, url: str, secret: str) -> Ensured[str]:
+        """The project's webhook policy ``cpn-bot`` posts SCAN_EVENTS to ``url`` with
+        ``Authorization: Bearer <secret>`` (the target's ``auth_header``, sent verbatim by
+        src/jobservice/job/impl/notification/webhook_job.go). Swagger ``WebhookPolicy`` and
+        ``WebhookTargetObject``; created by POST, set right by PUT
+        (``/projects/{project_name_or_id}/webhook/policies[/{webhook_policy_id}]``)."""
+        base = f"{API}/projects/{_q(slug)}/webhook/policies"
+        target = {"type": "http", "address": url, "auth_header": f"Bearer {secret}", "skip_cert_verify": False}
+        wanted = {
+            "name": HOOK_NAME,
+            "description": "Cloud π Native ChatOps: Trivy scans in the team's channel",
+            "targets": [target],
+            "event_types": list(SCAN_EVENTS),
+            "enabled": True,
+        }
+        policies = await self._all(base, {}, what=f"project {slug}", headers=BY_NAME)
+        current = next((p for p in policies if p.get("name") == HOOK_NAME), None)
+        if current is None:
+            await self.request("POST", base, json=wanted, headers=BY_NAME)
+            return Ensured(slug, True, f"created scan webhook of project {slug}")
+        targets = current.get("targets") or []
+        same = (
+            len(targets) == 1
+            and {k: targets[0].get(k) for k in ("type", "address", "auth_header")}
+            == {k: target[k] for k in ("type", "address", "auth_header")}
+            and sorted(current.get("event_types") or []) == sorted(SCAN_EVENTS)
+            and current.get("enabled") is True
+        )
+        if same:
+            return Ensured(slug, False, "")
+        await self.request("PUT", f"{base}/{int(current['id'])}", json=wanted, headers=BY_NAME)
+        return Ensured(slug, True, f"updated scan webhook of project {slug}")
 
     # -- health, links and configuration --------------------------------------------------------
 

@@ -48,6 +48,7 @@ def _message(response: httpx.Response) -> str:
 class Quay(HttpService):
     service = SERVICE
     name = "Quay"
+    hook_source = ""  # the platform's images are scanned by the CI's Trivy job, not by Quay
 
     def __init__(self, url: str, token: str, timeout: float = 10.0, host: str | None = None) -> None:
         super().__init__(url, timeout, headers={"Authorization": f"Bearer {token}"})
@@ -181,6 +182,9 @@ class Quay(HttpService):
             if not body.get("has_additional"):
                 break
         return result
+
+    async def ensure_scan_hook(self, slug: str, url: str, secret: str) -> Ensured[str]:
+        return Ensured(slug, False, "")  # no hook_source: nothing to register
 
     # -- links and configuration ----------------------------------------------------------------
 

@@ -48,6 +48,9 @@ class Tag:
 class ContainerRegistry(Protocol):
     name: str  # shown to users, e.g. "Quay"
     host: str  # registry host (and port) used in image paths: <host>/<slug>/<image>:<tag>
+    # The bot's webhook (``/hooks/<hook_source>``) the registry posts its scans to; "" when it
+    # scans nothing itself (the CI's Trivy reports come to /hooks/trivy).
+    hook_source: str
 
     async def ensure_namespace(self, slug: str) -> Ensured[str]:
         """The project's namespace exists; its value is the namespace name."""
@@ -67,6 +70,11 @@ class ContainerRegistry(Protocol):
 
     async def delete_namespace(self, slug: str) -> bool:
         """Delete the namespace and its repositories; False when it did not exist."""
+        ...
+
+    async def ensure_scan_hook(self, slug: str, url: str, secret: str) -> Ensured[str]:
+        """The namespace posts its image scans to ``url``, authenticated with ``secret``
+        (unchanged, reported so, when the registry has no :attr:`hook_source`)."""
         ...
 
     async def tags(self, slug: str, repository: str) -> list[Tag]:

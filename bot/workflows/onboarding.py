@@ -302,6 +302,12 @@ async def registry_step(ctx: Context, step: Step) -> None:
         )
         creds = step.record(await registry.ensure_robot(names.slug, short, write, known=known))
         step.record(await vault.ensure(path, robot_secret(registry, creds)))
+    if registry.hook_source:
+        source = registry.hook_source
+        # No ?project=: Harbor keeps only scheme://host/path of a target (handler/webhook.go
+        # validateTargets, common/utils ParseEndpoint); the secret says which project it is.
+        url = f"{ctx.bot.public_url}/hooks/{source}"
+        step.record(await registry.ensure_scan_hook(names.slug, url, ctx.bot.webhook_secret(source, names.slug)))
 
 
 async def nexus_step(ctx: Context, step: Step) -> None:

@@ -768,3 +768,48 @@ def diff(previous_keys: Set[str] | None, summary: ScanSummary) -> ScanDiff:
 
 def _legacy(keys: Iterable[str]) -> set[str]:
     return {"|".join(key.split("|", 2)[:2]) for key in keys}
+
+
+# -- Harbor's own Trivy scans ----------------------------------------------------------------------
+
+# The MIME types of a Harbor vulnerability report, keys of ``…/additions/vulnerabilities``'s answer
+# (goharbor/harbor:src/pkg/scan/vuln/report.go and src/pkg/scan/rest/v1/models.go MimeType*).
+HARBOR_REPORT_MIMES = (
+    "application/vnd.security.vulnerability.report; version=1.1",
+    "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0",
+)
+
+
+def harbor_report(answer: Mapping[str, Any], artifact_name: str) -> ScanReport:
+    """Harbor's report of an image (``Report.vulnerabilities``: ``VulnerabilityItem`` with id,
+    package, version, fix_version, severity, description, links) as the :class:`ScanReport` a
+    Trivy JSON report gives, so that the summary, policy, waivers and diff are the same.
+
+    Harbor's severities are capitalised (``Critical``) and include ``None``/``Negligible``, both
+    ranked UNKNOWN here as Trivy would. :class:`ReportUnreadable` if the answer holds no report.
+    """
+    report = next((answer[m] for m in HARBOR_REPORT_MIMES if isinstance(answer.get(m), dict)), None)
+    if report is None or not isinstance(report.get("vulnerabilities"), list):
+        raise ReportUnreadable("not_trivy")
+    items: list[Any] = report["vulnerabilities"]
+    pool = _Pool()
+    findings: list[Finding] = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            continue
+        links = item.get("links")
+        findings.append(
+            Finding(
+                id=_text(item["id"], pool),
+                pkg=_text(item.get("package"), pool),
+                installed=_text(item.get("version"), pool),
+                fixed=_text(item.get("fix_version"), pool),
+                severity=_severity(item.get("severity")),
+                status="",
+                title=_title({"Description": item.get("description")}, pool),
+                url=_url(links[0]) if isinstance(links, list) and links else "",
+                target=artifact_name,
+                klass="os-pkgs",
+            )
+        )
+    return ScanReport(artifact_name, "container_image", str(report.get("generated_at") or ""), findings=tuple(findings))

@@ -23,6 +23,7 @@ ISSUE_13_ROUTES = [  # what the Harbor adapter of issue 13 will call
     "GET /projects/{project_name}/repositories/{repository_name}/artifacts/{reference}/additions/vulnerabilities",
     "POST /projects/{project_name_or_id}/webhook/policies",
     "GET /projects/{project_name_or_id}/webhook/policies",
+    "PUT /projects/{project_name_or_id}/webhook/policies/{webhook_policy_id}",
 ]
 
 

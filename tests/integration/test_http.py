@@ -131,7 +131,7 @@ def test_direct_messages_and_mentions_get_an_answer_in_their_thread(world: World
 
 
 def test_webhooks_take_only_posts_and_refuse_an_unsigned_one_without_a_traceback(world: World) -> None:
-    for path in ("/hooks/gitlab", "/hooks/argocd", "/hooks/sonarqube", "/hooks/trivy"):
+    for path in ("/hooks/gitlab", "/hooks/argocd", "/hooks/sonarqube", "/hooks/trivy", "/hooks/harbor"):
         assert httpx.get(f"{world.bot_url}{path}").status_code == 405, path
         refused = httpx.post(f"{world.bot_url}{path}", content=b"{}", headers={"Content-Type": "application/json"})
         assert refused.status_code == 401, path

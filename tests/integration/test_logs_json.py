@@ -23,6 +23,7 @@ HOSTILE: list[tuple[str, bytes, dict[str, str]]] = [
     ("/mattermost/dialogs", b'{"state": "' + b"[" * 100_000 + b'"}', {}),
     ("/hooks/gitlab", b"{" * 50_000, {"X-Gitlab-Token": "x" * 5000}),
     ("/hooks/trivy?project=%ff%fe", b"\xff" * 1000, {"Authorization": "Bearer glpat-abcdefghijklmnopqrstuvwxyz"}),
+    ("/hooks/harbor", b"\xff" * 1000, {"Authorization": "Bearer hbr-abcdefghijklmnopqrstuvwxyz"}),
 ]
 
 

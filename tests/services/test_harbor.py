@@ -274,3 +274,21 @@ async def test_check_config_reaches_harbor_health_and_credentials(
         probe = harbor_probe(server.url, ADMIN, PASSWORD)
     check = await run_probe("Harbor", probe)
     assert (check.health, check.detail) == (health, detail)
+
+
+async def test_the_scan_webhook_policy_is_created_once_then_set_right(harbor: Harbor, state: State) -> None:
+    await harbor.ensure_namespace("alpha")
+    url = "http://bot.example/hooks/harbor"
+    first = await harbor.ensure_scan_hook("alpha", url, "s3cret")
+    assert first.changed and "s3cret" not in first.what
+    assert not (await harbor.ensure_scan_hook("alpha", url, "s3cret")).changed
+    changed = await harbor.ensure_scan_hook("alpha", url, "rotated")  # a new signing key: the same policy, updated
+    assert changed.changed and "updated" in changed.what
+    project = state.project("alpha")
+    assert project is not None and len(project.webhooks) == 1
+    policy = project.webhooks[0]
+    assert policy.name == "cpn-bot" and policy.enabled
+    assert policy.targets == [
+        {"type": "http", "address": url, "auth_header": "Bearer rotated", "skip_cert_verify": False}
+    ]
+    assert policy.event_types == ["PUSH_ARTIFACT", "SCANNING_COMPLETED", "SCANNING_FAILED"]

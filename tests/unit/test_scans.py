@@ -22,6 +22,7 @@ from bot.workflows.scans import (
     ScanReport,
     active_waivers,
     diff,
+    harbor_report,
     parse_report,
     summarize,
 )
@@ -627,3 +628,33 @@ def test_the_emulators_own_clean_report_has_trivys_shape() -> None:
     assert "Results" not in MINIMAL_TRIVY_REPORT
     summary = summarize(parse_report(dump(MINIMAL_TRIVY_REPORT)), set())
     assert summary.verdict == "ok" and summary.kind == "image" and summary.os == "alpine 3.20.3"
+
+
+# -- Harbor's reports ---------------------------------------------------------------------------------
+
+HARBOR_MIME = "application/vnd.security.vulnerability.report; version=1.1"
+
+
+def harbor_answer(*items: dict[str, Any]) -> dict[str, Any]:
+    return {HARBOR_MIME: {"generated_at": "2026-12-04T20:00:00Z", "severity": "High", "vulnerabilities": list(items)}}
+
+
+def test_a_harbor_report_is_summarised_as_the_same_trivy_report_would_be() -> None:
+    answer = harbor_answer(
+        {"id": "CVE-1", "package": "openssl", "version": "3.0.1", "fix_version": "3.0.9", "severity": "Critical"},
+        {"id": "CVE-2", "package": "musl", "version": "1.1", "fix_version": "", "severity": "High"},
+        {"id": "CVE-3", "package": "zlib", "version": "1.2", "severity": "Negligible", "links": ["https://x/CVE-3"]},
+        {"id": "CVE-4", "package": "tar", "version": "1.3", "severity": "None"},
+    )
+    report = harbor_report(answer, "alpha/team/web:1.0")
+    assert report.kind == "image" and report.artifact_name == "alpha/team/web:1.0"
+    summary = summarize(report, {"CVE-2"}, Policy(max_critical=0))
+    assert dict(summary.counts) == {"CRITICAL": 1, "HIGH": 0, "MEDIUM": 0, "LOW": 0, "UNKNOWN": 2}
+    assert summary.fixable == 1 and summary.waived == 1 and summary.verdict == "fail"
+    assert next(f for f in report.findings if f.id == "CVE-3").url == "https://x/CVE-3"
+
+
+@pytest.mark.parametrize("answer", [{}, {HARBOR_MIME: {"vulnerabilities": None}}, {"text/plain": {}}])
+def test_an_artifact_harbor_has_no_report_for_is_unreadable(answer: dict[str, Any]) -> None:
+    with pytest.raises(ReportUnreadable):
+        harbor_report(answer, "alpha/api:1.0")
