@@ -389,6 +389,40 @@ def test_a_failed_build_gets_a_reply_with_the_end_of_its_log_masked(synced: Worl
     assert replies[0]["root_id"] == failed_card["root_id"]  # in the same thread as the card
 
 
+def _last_sync_card(world: World) -> dict[str, Any]:
+    return [a for _, a in cards(world) if "synchronisation de api (main)" in a.get("title", "")][-1]
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "quality", "title", "color", "first_line"),
+    [
+        ("success", "passed", "✅ alpha — synchronisation de api (main) réussie", "#18753C", "Déclenché par @bob"),
+        (
+            "fail:trivy",
+            "failed",
+            "❌ alpha — synchronisation de api (main) réussie, mais build en échec (`trivy`)",
+            "#CE0500",
+            "❌ build en échec (`trivy`) · ❌ quality gate en échec",
+        ),
+    ],
+    ids=["green", "trivy-and-gate-failed"],
+)
+def test_the_sync_card_tells_the_worst_of_its_thread(
+    synced: World, pipeline: str, quality: str, title: str, color: str, first_line: str
+) -> None:
+    """With the thread collapsed, the team sees the sync's card only: it must not be green over a failure."""
+    synced.scenario("forge/projects/alpha/api", pipeline=pipeline, quality=quality)
+    run_pipeline(synced, pipeline, branch="main")
+    wait_for(
+        lambda: sum("— quality gate " in a.get("title", "") for _, a in cards(synced)) >= 2,  # the first sync's, ours
+        timeout=10,
+        what="the second quality gate, in the thread",
+    )
+    synced.wait_idle()
+    card = _last_sync_card(synced)
+    assert (card["title"], card["color"], card["text"].splitlines()[0]) == (title, color, first_line)
+
+
 def test_quiet_by_default_failures_everywhere_successes_on_the_default_branch_only(alpha: World) -> None:
     token = project_secret(alpha)
     send(alpha, "Pipeline Hook", pipeline_event("success", 101, ref="feature/x"), token=token)
