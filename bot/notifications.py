@@ -172,12 +172,19 @@ async def publish(bot: Bot, project: Project, state: PipelineState) -> None:
             ).fetchone()[0]
         bot.outbox.enqueue(channel_id, Post("", (card,)), post_key=post_key, root_key=root_key)
     bot.metrics.inc("cpn_pipeline_updates_total", kind=kind)
-    if parent is not None:
-        refresh_card(bot, project, parent)  # the sync's card tells how its build went
+    if parent is not None and (state.final or any(c not in existing for c in channels)):
+        # The sync's card tells how its build went: "running" from its first card, then its end.
+        refresh_card(bot, project, parent)
     if state.final and state.failed_jobs and not state.failure_reported and channels:
         state.failure_reported = True
         book.save(state)
         bot.operations.submit("pipeline.failure", {"key": state.key, "project_name": project.name})
+
+
+def _pipeline_result(state: PipelineState) -> outcomes.Result:
+    outcome = outcomes.pipeline_outcome(state.status)
+    jobs = tuple(j.name for j in state.failed_jobs) if outcome == "failed" else ()  # named once it has failed
+    return outcomes.Result("sync" if state.is_sync else "build", outcome, jobs)
 
 
 def thread_results(bot: Bot, state: PipelineState) -> list[outcomes.Result]:
@@ -187,11 +194,7 @@ def thread_results(bot: Bot, state: PipelineState) -> list[outcomes.Result]:
     are the build's, looked up by its repository and commit as :func:`bot.results.pipeline_threads`
     does to post them in that thread.
     """
-    own = outcomes.Result(
-        "sync" if state.is_sync else "build",
-        outcomes.pipeline_outcome(state.status),
-        tuple(j.name for j in state.failed_jobs),
-    )
+    own = _pipeline_result(state)
     if state.parent_key:
         return [own]
     results = [own]
@@ -199,11 +202,7 @@ def thread_results(bot: Bot, state: PipelineState) -> list[outcomes.Result]:
     if state.is_sync:
         build = PipelineBook(bot.store).get(state.child_key) if state.child_key else None
         if build is not None:
-            results.append(
-                outcomes.Result(
-                    "build", outcomes.pipeline_outcome(build.status), tuple(j.name for j in build.failed_jobs)
-                )
-            )
+            results.append(_pipeline_result(build))
     if build is None or not build.sha:
         return results
     gate = bot.store.db.execute(

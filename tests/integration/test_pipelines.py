@@ -19,6 +19,7 @@ from bot.sandbox.world import Timings, World
 from bot.workflows.naming import derive
 from services.emulators.fixtures import fixtures_dir
 from tests.conftest import wait_for
+from tests.integration.test_results import send_sonar
 from tests.support.mattermost import User, channel_posts
 
 FIXTURES = fixtures_dir()
@@ -421,6 +422,23 @@ def test_the_sync_card_tells_the_worst_of_its_thread(
     synced.wait_idle()
     card = _last_sync_card(synced)
     assert (card["title"], card["color"], card["text"].splitlines()[0]) == (title, color, first_line)
+
+
+def test_a_pipeline_card_without_a_sync_turns_red_when_its_commits_quality_gate_fails(alpha: World) -> None:
+    payload = pipeline_event("success", 41)
+    assert send(alpha, "Pipeline Hook", payload, token=project_secret(alpha)).status_code == 202
+    alpha.wait_idle()
+    (card,) = pipeline_cards(alpha, 41)
+    assert card["title"] == "✅ alpha / api — pipeline #41 réussi"
+    gate = fixture("sonarqube_webhook.json")["error"]
+    gate["project"] = {"key": "alpha-api", "name": "alpha-api"}
+    gate["branch"]["name"] = "master"
+    gate["revision"] = payload["object_attributes"]["sha"]  # the pipeline's commit: the gate is in its thread
+    assert send_sonar(alpha, json.dumps(gate).encode()).status_code == 202
+    alpha.wait_idle()
+    (card,) = pipeline_cards(alpha, 41)
+    assert card["title"] == "❌ alpha / api — pipeline #41 réussi, mais quality gate en échec"
+    assert (card["color"], card["text"].splitlines()[0]) == ("#CE0500", "❌ quality gate en échec")
 
 
 def test_quiet_by_default_failures_everywhere_successes_on_the_default_branch_only(alpha: World) -> None:
