@@ -10,6 +10,7 @@ pipelines whose events stopped coming, so a lost webhook still ends in the right
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from bot.operations import Operation, operation
 from bot.outbox import Post
 from bot.render import pipelines as render
 from bot.scheduler import every
-from bot.workflows import sync
+from bot.workflows import outcomes, sync
 from bot.workflows.naming import MIRROR_REPO, Names
 from bot.workflows.pipelines import PipelineBook, PipelineState, gitlab_page, split_path, web_base
 from bot.workflows.routing import Subscriptions
@@ -151,7 +152,7 @@ async def publish(bot: Bot, project: Project, state: PipelineState) -> None:
         )
     wanted = set(subscriptions.targets(project, kind, state.ref, state.default_branch, failure))
     channels = set(existing) | wanted | set(parent_posts)
-    card = render.pipeline_card(state, project.name, bot.tr)
+    card = render.pipeline_card(state, project.name, bot.tr, thread_results(bot, state))
     for channel_id in channels:
         post_key = existing.get(channel_id) or card_key(state, channel_id)
         root_key = parent_posts.get(channel_id, "")
@@ -171,10 +172,80 @@ async def publish(bot: Bot, project: Project, state: PipelineState) -> None:
             ).fetchone()[0]
         bot.outbox.enqueue(channel_id, Post("", (card,)), post_key=post_key, root_key=root_key)
     bot.metrics.inc("cpn_pipeline_updates_total", kind=kind)
+    if parent is not None and (state.final or any(c not in existing for c in channels)):
+        # The sync's card tells how its build went: "running" from its first card, then its end.
+        refresh_card(bot, project, parent)
     if state.final and state.failed_jobs and not state.failure_reported and channels:
         state.failure_reported = True
         book.save(state)
         bot.operations.submit("pipeline.failure", {"key": state.key, "project_name": project.name})
+
+
+def _pipeline_result(state: PipelineState) -> outcomes.Result:
+    outcome = outcomes.pipeline_outcome(state.status)
+    jobs = tuple(j.name for j in state.failed_jobs) if outcome == "failed" else ()  # named once it has failed
+    return outcomes.Result("sync" if state.is_sync else "build", outcome, jobs)
+
+
+def thread_results(bot: Bot, state: PipelineState) -> list[outcomes.Result]:
+    """The card's own result, then, for a top-level card, those of its thread (build, gate, scan).
+
+    A card inside a sync's thread tells only its own; the quality gate and the scan of a commit
+    are the build's, looked up by its repository and commit as :func:`bot.results.pipeline_threads`
+    does to post them in that thread.
+    """
+    own = _pipeline_result(state)
+    if state.parent_key:
+        return [own]
+    results = [own]
+    build: PipelineState | None = state
+    if state.is_sync:
+        build = PipelineBook(bot.store).get(state.child_key) if state.child_key else None
+        if build is not None:
+            results.append(_pipeline_result(build))
+    if build is None or not build.sha:
+        return results
+    gate = bot.store.db.execute(
+        "SELECT status FROM quality WHERE project_id = ? AND repo = ? AND revision = ? ORDER BY id DESC LIMIT 1",
+        (build.project_id, build.repo, build.sha),
+    ).fetchone()
+    if gate is not None:
+        results.append(outcomes.Result("quality", outcomes.gate_outcome(gate[0])))
+    # One verdict per scanned image or file of the commit: its latest.
+    scans = bot.store.db.execute(
+        "SELECT summary FROM scans WHERE id IN (SELECT MAX(id) FROM scans WHERE project_id = ? AND repo = ? "
+        "AND sha = ? GROUP BY subject)",
+        (build.project_id, build.repo, build.sha),
+    ).fetchall()
+    for (summary,) in scans:
+        results.append(outcomes.Result("scan", outcomes.scan_outcome(str(json.loads(summary).get("verdict")))))
+    return results
+
+
+def refresh_card(bot: Bot, project: Project, state: PipelineState) -> None:
+    """Edit the card of ``state`` where it was posted (never a new post): something in its thread changed."""
+    posts = bot.store.db.execute(
+        "SELECT channel_id, post_key, root_key FROM pipeline_posts WHERE pipeline_key = ?", (state.key,)
+    ).fetchall()
+    if not posts:
+        return
+    card = render.pipeline_card(state, project.name, bot.tr, thread_results(bot, state))
+    for channel_id, post_key, root_key in posts:
+        bot.outbox.enqueue(channel_id, Post("", (card,)), post_key=post_key, root_key=root_key)
+
+
+def refresh_roots(bot: Bot, project: Project, repo: str, sha: str) -> None:
+    """A quality gate or a scan of ``repo`` at ``sha`` arrived: edit the top-level cards of its threads."""
+    if not sha:
+        return
+    book = PipelineBook(bot.store)
+    rows = bot.store.db.execute(
+        "SELECT key, parent_key FROM pipelines WHERE project_id = ? AND repo = ? AND sha = ?", (project.id, repo, sha)
+    ).fetchall()
+    for key, parent_key in rows:
+        root = book.get(parent_key or key)
+        if root is not None:
+            refresh_card(bot, project, root)
 
 
 @operation("pipeline.failure")

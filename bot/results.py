@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.inbox import InboundEvent, inbox_handler
 from bot.model import Project
+from bot.notifications import refresh_roots
 from bot.outbox import Post
 from bot.render import quality as render
 from bot.store import now
@@ -46,6 +47,8 @@ def publish_result(
     others = [c for c in Subscriptions(bot.store).targets(project, kind, branch, "main", failure) if c not in threads]
     for channel_id in others:
         bot.outbox.enqueue(channel_id, post)
+    if kind in ("quality", "scan"):  # the top-level card of its thread tells the worst of it
+        refresh_roots(bot, project, repo, sha)
     return len(threads) + len(others)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bot.i18n import Translator
 from bot.render.safe import code, escape
+from bot.workflows.outcomes import Result, bad, worst
 from bot.workflows.pipelines import JobState, PipelineState
 
 ICONS = {
@@ -24,6 +26,8 @@ ICONS = {
     "manual": "✋",
 }
 COLORS = {"success": "#18753C", "failed": "#CE0500", "canceled": "#666666", "running": "#0063CB"}
+OUTCOME_ICONS = {"ok": "✅", "running": "🔄", "warn": "⚠️", "failed": "❌"}
+OUTCOME_COLORS = {"ok": "#18753C", "running": "#0063CB", "warn": "#B34000", "failed": "#CE0500"}
 TRACE_LINES = 40
 TRACE_LINE_RUNES = 400  # a longer log line keeps its end (where the error usually is)
 # A post's message is at most 16 383 runes, or the server answers 400 and the reply is lost
@@ -62,9 +66,27 @@ def trigger_text(state: PipelineState, tr: Translator) -> str:
     return ""
 
 
-def pipeline_card(state: PipelineState, project: str, tr: Translator) -> dict[str, Any]:
-    """The one card of a pipeline, edited in place as its jobs progress."""
+def outcome_text(result: Result, tr: Translator) -> str:
+    """``build en échec (`trivy`)``: one result of a thread, in words."""
+    text = tr(f"pipeline.outcome.{result.source}_{result.outcome}")
+    if result.jobs:
+        text += f" ({', '.join(code(job) for job in result.jobs)})"
+    return text
+
+
+def pipeline_card(state: PipelineState, project: str, tr: Translator, thread: Sequence[Result] = ()) -> dict[str, Any]:
+    """The one card of a pipeline, edited in place as its jobs progress.
+
+    ``thread``: the card's own result first, then those of its thread (the build a sync caused,
+    the quality gate, the scan): a worse one than the card's own takes its title, colour and
+    first line, so that a collapsed thread does not show green over a failure.
+    """
     icon = ICONS.get(state.status, "⏳")
+    top = worst(thread)
+    others = top is not None and thread[0].outcome != top.outcome
+    outcome = ""
+    if top is not None and others:
+        icon, outcome = OUTCOME_ICONS[top.outcome], outcome_text(top, tr)
     if state.is_sync:
         word = status_word(state.status, tr, "pipeline.sync_status")
         target = escape(state.synced_repo, 100) or "?"
@@ -73,12 +95,18 @@ def pipeline_card(state: PipelineState, project: str, tr: Translator) -> dict[st
             if state.variables.get("SYNC_ALL") == "true"
             else escape(state.variables.get("GIT_BRANCH_DEPLOY") or "main", 100)
         )
+        if outcome:
+            word = tr("pipeline.but", status=word, outcome=outcome)
         title = tr("pipeline.sync_title", icon=icon, project=project, repo=target, scope=scope, status=word)
     else:
         word = status_word(state.status, tr)
+        if outcome:
+            word = tr("pipeline.but", status=word, outcome=outcome)
         repo = escape(state.repo, 100)
         title = tr("pipeline.title", icon=icon, project=project, repo=repo, id=state.pipeline_id, status=word)
     lines = []
+    if others and bad(thread):
+        lines.append(" · ".join(f"{OUTCOME_ICONS[r.outcome]} {outcome_text(r, tr)}" for r in bad(thread)))
     head = f"**{escape(state.ref, 100)}**" if state.ref and not state.is_sync else ""
     if state.sha and not state.is_sync:  # a sync's commit is the mirror repository's, of no interest
         head += f" · {code(state.sha[:8], 12)}"
@@ -100,7 +128,7 @@ def pipeline_card(state: PipelineState, project: str, tr: Translator) -> dict[st
         lines.append(tr("pipeline.failed_jobs", jobs=", ".join(code(j.name) for j in state.failed_jobs)))
     return {
         "fallback": title,
-        "color": COLORS.get(state.status, "#0063CB"),
+        "color": OUTCOME_COLORS[top.outcome] if top is not None and others else COLORS.get(state.status, "#0063CB"),
         "title": title,
         "title_link": state.url,
         "text": "\n".join(lines),

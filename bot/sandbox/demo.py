@@ -948,6 +948,9 @@ API = "api"
 INFRA = "deploy"
 SYNC_OF = Text("— synchronisation de {repo} (", "— sync of {repo} (")
 SYNC_DONE = Text("réussie", "done")
+# The sync's card carries the worst of its thread (a failed build, a scan against the policy).
+SYNC_BUT_BUILD_FAILED = Text("réussie, mais build en échec (`build`)", "done, but build failed (`build`)")
+SYNC_BUT_SCAN_FAILED = Text("réussie, mais scan Trivy hors politique", "done, but Trivy scan breaks the policy")
 PIPELINE_OF = Text("{project} / {repo} — pipeline #", "{project} / {repo} — pipeline #")
 PIPELINE_PASSED = Text("réussi", "passed")
 PIPELINE_FAILED = Text("en échec", "failed")
@@ -968,16 +971,19 @@ def _titled(post: Mapping[str, Any], fragment: str) -> list[dict[str, Any]]:
     return [a for a in attachments_of(post) if fragment in str(a.get("title") or "")]
 
 
-def _sync_card(demo: Demo, result: StepResult, repo: str) -> tuple[dict[str, Any], str]:
-    """The step's last sync card of ``repo`` (a thread root in ~equipe-alpha), finished: (post, title)."""
+def _sync_card(demo: Demo, result: StepResult, repo: str, ending: Text = SYNC_DONE) -> tuple[dict[str, Any], str]:
+    """The step's last sync card of ``repo`` (a thread root in ~equipe-alpha), finished: (post, title).
+
+    ``ending``: how its title ends, the worst outcome of its thread.
+    """
     fragment = demo.tr(SYNC_OF, repo=repo)
     found = [(p, a) for p in result.posts() if not p.get("root_id") for a in _titled(p, fragment)]
     demo.expect(found, f"pas de carte de synchronisation de {repo}", f"no sync card for {repo}")
     post, card = found[-1]
     title = str(card.get("title") or "")
-    done = demo.tr(SYNC_DONE)
+    done = demo.tr(ending)
     demo.expect(
-        title.endswith(done),
+        title.endswith(done) and title.startswith("✅" if ending is SYNC_DONE else "❌"),
         f"la synchronisation ne finit pas « {done} » : {excerpt(title, 100)}",
         f"the sync does not end “{done}”: {excerpt(title, 100)}",
     )
@@ -1059,7 +1065,7 @@ def _run_failing_build(demo: Demo) -> None:
 
 def _check_failing_build(demo: Demo, result: StepResult) -> None:
     _not_refused(demo, result)
-    root, _ = _sync_card(demo, result, API)
+    root, _ = _sync_card(demo, result, API, SYNC_BUT_BUILD_FAILED)
     _build_card(demo, root, API, PIPELINE_FAILED)
     replies = demo.thread_replies(root["id"])
     failures = [r for r in replies if str(r.get("message") or "").startswith("❌") and "`build`" in str(r["message"])]
@@ -1117,7 +1123,7 @@ def _check_scan_policy(demo: Demo, result: StepResult) -> None:
     demo.expect(
         "CRITICAL" in policy and ": 0" in policy, "la politique n'est pas à 0 CRITICAL", "the policy is not 0 CRITICAL"
     )
-    root, _ = _sync_card(demo, result, API)
+    root, _ = _sync_card(demo, result, API, SYNC_BUT_SCAN_FAILED)
     _build_card(demo, root, API, PIPELINE_PASSED)
     scans = _thread_cards(demo, root, TRIVY)
     demo.expect(scans, "pas de carte Trivy dans le fil du pipeline", "no Trivy card in the pipeline's thread")

@@ -19,6 +19,7 @@ from bot.sandbox.world import Timings, World
 from bot.workflows.naming import derive
 from services.emulators.fixtures import fixtures_dir
 from tests.conftest import wait_for
+from tests.integration.test_results import send_sonar
 from tests.support.mattermost import User, channel_posts
 
 FIXTURES = fixtures_dir()
@@ -387,6 +388,57 @@ def test_a_failed_build_gets_a_reply_with_the_end_of_its_log_masked(synced: Worl
         if p["root_id"] and "pipeline #" in json.dumps(p) and "en échec" in json.dumps(p, ensure_ascii=False)
     )
     assert replies[0]["root_id"] == failed_card["root_id"]  # in the same thread as the card
+
+
+def _last_sync_card(world: World) -> dict[str, Any]:
+    return [a for _, a in cards(world) if "synchronisation de api (main)" in a.get("title", "")][-1]
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "quality", "title", "color", "first_line"),
+    [
+        ("success", "passed", "✅ alpha — synchronisation de api (main) réussie", "#18753C", "Déclenché par @bob"),
+        (
+            "fail:trivy",
+            "failed",
+            "❌ alpha — synchronisation de api (main) réussie, mais build en échec (`trivy`)",
+            "#CE0500",
+            "❌ build en échec (`trivy`) · ❌ quality gate en échec",
+        ),
+    ],
+    ids=["green", "trivy-and-gate-failed"],
+)
+def test_the_sync_card_tells_the_worst_of_its_thread(
+    synced: World, pipeline: str, quality: str, title: str, color: str, first_line: str
+) -> None:
+    """With the thread collapsed, the team sees the sync's card only: it must not be green over a failure."""
+    synced.scenario("forge/projects/alpha/api", pipeline=pipeline, quality=quality)
+    run_pipeline(synced, pipeline, branch="main")
+    wait_for(
+        lambda: sum("— quality gate " in a.get("title", "") for _, a in cards(synced)) >= 2,  # the first sync's, ours
+        timeout=10,
+        what="the second quality gate, in the thread",
+    )
+    synced.wait_idle()
+    card = _last_sync_card(synced)
+    assert (card["title"], card["color"], card["text"].splitlines()[0]) == (title, color, first_line)
+
+
+def test_a_pipeline_card_without_a_sync_turns_red_when_its_commits_quality_gate_fails(alpha: World) -> None:
+    payload = pipeline_event("success", 41)
+    assert send(alpha, "Pipeline Hook", payload, token=project_secret(alpha)).status_code == 202
+    alpha.wait_idle()
+    (card,) = pipeline_cards(alpha, 41)
+    assert card["title"] == "✅ alpha / api — pipeline #41 réussi"
+    gate = fixture("sonarqube_webhook.json")["error"]
+    gate["project"] = {"key": "alpha-api", "name": "alpha-api"}
+    gate["branch"]["name"] = "master"
+    gate["revision"] = payload["object_attributes"]["sha"]  # the pipeline's commit: the gate is in its thread
+    assert send_sonar(alpha, json.dumps(gate).encode()).status_code == 202
+    alpha.wait_idle()
+    (card,) = pipeline_cards(alpha, 41)
+    assert card["title"] == "❌ alpha / api — pipeline #41 réussi, mais quality gate en échec"
+    assert (card["color"], card["text"].splitlines()[0]) == ("#CE0500", "❌ quality gate en échec")
 
 
 def test_quiet_by_default_failures_everywhere_successes_on_the_default_branch_only(alpha: World) -> None:
