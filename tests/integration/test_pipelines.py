@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import signal
 import subprocess
 import time
@@ -670,7 +671,7 @@ def test_a_pipeline_no_webhook_told_about_is_found_by_polling_in_turns_and_poste
 
 
 def test_polling_forgets_a_pipeline_gitlab_no_longer_knows_and_moves_a_failing_one_to_the_back(
-    make_world: Callable[..., World],
+    make_world: Callable[..., World], caplog: pytest.LogCaptureFixture
 ) -> None:
     from bot.notifications import poll_pipelines
     from bot.workflows.pipelines import PipelineBook, pipeline_key
@@ -695,7 +696,10 @@ def test_polling_forgets_a_pipeline_gitlab_no_longer_knows_and_moves_a_failing_o
         assert world.bot is not None
         await poll_pipelines(world.bot)
 
-    world.run(one_round())
+    with caplog.at_level(logging.INFO, logger="cpn.notifications"):
+        world.run(one_round())
+    said = {(r.levelno, r.getMessage(), r.__dict__.get("fields", {}).get("pipeline")) for r in caplog.records}
+    assert {(logging.INFO, "pipeline gone", gone.key), (logging.WARNING, "polling failed", failing.key)} <= said
     assert book.get(gone.key) is None  # a 404 is for ever: not asked again
     after = book.get(failing.key)
     assert after is not None and after.status == "running" and after.updated_at > 1  # behind the others now
