@@ -27,7 +27,7 @@ from bot.workflows import outcomes, sync
 from bot.workflows.naming import MIRROR_REPO, Names
 from bot.workflows.pipelines import PipelineBook, PipelineState, gitlab_page, split_path, web_base
 from bot.workflows.routing import Subscriptions
-from services.errors import ServiceError
+from services.errors import Failure, ServiceError
 from services.gitlab import TraceTail
 
 if TYPE_CHECKING:
@@ -339,7 +339,14 @@ async def poll_pipelines(bot: Bot) -> None:
             pipeline = await gitlab.pipeline(state.gitlab_project_id, state.pipeline_id)
             jobs = await gitlab.pipeline_jobs(state.gitlab_project_id, state.pipeline_id)
         except ServiceError as exc:
-            log(logger, logging.WARNING, "polling failed", pipeline=state.key, error=str(exc))
+            # A deleted pipeline or project is a 404 for ever (gitlab-org/gitlab:lib/api/ci/jobs.rb finds it
+            # with `user_project.all_pipelines.find`, RecordNotFound → 404): asking again would never end.
+            if exc.failure is Failure.NOT_FOUND:
+                log(logger, logging.INFO, "pipeline gone", pipeline=state.key)
+                book.forget(state.key)
+            else:
+                log(logger, logging.WARNING, "polling failed", pipeline=state.key, error=str(exc))
+                book.postpone(state.key)
             continue
         updated, changed = book.apply_api(project, state.repo, pipeline, jobs)
         if changed:

@@ -295,6 +295,15 @@ class PipelineBook:
         row["failure_reported"] = int(state.failure_reported)
         self.store.db.execute(_UPSERT, row)
 
+    def postpone(self, key: str) -> None:
+        """Send a pipeline to the back of the polling queue (:meth:`unfinished` orders by ``updated_at``),
+        so one that keeps failing does not hold the others back."""
+        self.store.db.execute("UPDATE pipelines SET updated_at = ? WHERE key = ?", (now(), key))
+
+    def forget(self, key: str) -> None:
+        """Drop a pipeline GitLab no longer knows (its project or the pipeline was deleted)."""
+        self.store.db.execute("DELETE FROM pipelines WHERE key = ?", (key,))
+
     def _load_or_new(self, project: Project, repo: str, gitlab_project_id: int, pipeline_id: int) -> PipelineState:
         key = pipeline_key(gitlab_project_id, pipeline_id)
         return self.get(key) or PipelineState(

@@ -1,4 +1,4 @@
-"""A World whose Mattermost and Argo CD emulators record every exchange (an ASGI middleware).
+"""A World whose Mattermost, Argo CD and Harbor emulators record every exchange (an ASGI middleware).
 
 What is recorded is what crossed the wire: the request as the bot's adapter (through its real
 client library) sent it, the response as the emulator wrote it.
@@ -12,7 +12,7 @@ from typing import Any
 from bot.sandbox.world import World
 from tests.contracts.openapi import Exchange
 
-RECORDED = ("mattermost", "argocd")
+RECORDED = ("mattermost", "argocd", "harbor")
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -87,4 +87,4 @@ class RecordedWorld(World):
             assert self.bot_user is not None
             token = self.bot_user.token
             return [e for e in recorded if e.request_headers.get("authorization", "") == f"Bearer {token}"]
-        return recorded  # the scenarios below make no Argo CD call of their own
+        return recorded  # the scenarios below make no Argo CD or Harbor HTTP call of their own

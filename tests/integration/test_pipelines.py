@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import signal
 import subprocess
 import time
@@ -667,6 +668,41 @@ def test_a_pipeline_no_webhook_told_about_is_found_by_polling_in_turns_and_poste
     poll()  # "alpha/mirror": nothing there
     poll()  # "alpha/api" again: already known
     assert len(pipeline_cards(world, started["id"])) == 1
+
+
+def test_polling_forgets_a_pipeline_gitlab_no_longer_knows_and_moves_a_failing_one_to_the_back(
+    make_world: Callable[..., World], caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.notifications import poll_pipelines
+    from bot.workflows.pipelines import PipelineBook, pipeline_key
+
+    world = make_world(config_overrides={"gitlab": {"poll_seconds": 0}})
+    gitlab, project = _synced_then_deaf(world)
+    book = PipelineBook(world.store())
+    (synced,) = book.store.rows("SELECT key FROM pipelines WHERE gitlab_project_id = ?", (project["id"],))
+    seen = book.get(synced["key"])
+    assert seen is not None
+    started = gitlab.post(f"/projects/{project['id']}/pipeline", json={"ref": "main"}).json()  # no hook will tell
+    world.states["gitlab"].faults.fail(f"GET /api/v4/projects/{project['id']}/pipelines/{started['id']}", 500)
+    gone, failing = copy.copy(seen), copy.copy(seen)
+    gone.key, gone.pipeline_id = pipeline_key(project["id"], 987654), 987654
+    failing.key, failing.pipeline_id = pipeline_key(project["id"], started["id"]), started["id"]
+    for state in (gone, failing):
+        state.status = "running"
+        book.save(state)
+    book.store.db.execute("UPDATE pipelines SET updated_at = 1 WHERE key IN (?, ?)", (gone.key, failing.key))
+
+    async def one_round() -> None:
+        assert world.bot is not None
+        await poll_pipelines(world.bot)
+
+    with caplog.at_level(logging.INFO, logger="cpn.notifications"):
+        world.run(one_round())
+    said = {(r.levelno, r.getMessage(), r.__dict__.get("fields", {}).get("pipeline")) for r in caplog.records}
+    assert {(logging.INFO, "pipeline gone", gone.key), (logging.WARNING, "polling failed", failing.key)} <= said
+    assert book.get(gone.key) is None  # a 404 is for ever: not asked again
+    after = book.get(failing.key)
+    assert after is not None and after.status == "running" and after.updated_at > 1  # behind the others now
 
 
 @pytest.fixture
