@@ -1,4 +1,4 @@
-"""``/cpn help`` and ``/cpn help <command>``, generated from the declarations."""
+"""``/cpn help`` (overview by section), ``/cpn help <group>`` and ``/cpn help <command>``, from the declarations."""
 
 from __future__ import annotations
 
@@ -8,6 +8,17 @@ from bot.render import help as render
 from bot.render.safe import code
 from bot.spec import Arg, command
 
+# The overview's sections: which command groups each gathers (descriptions: ``help.sections.<key>``).
+# One line per group would be 26 lines for an admin; a group named here by no section still gets its own line.
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "projects": ("project", "member", "token"),
+    "code": ("repo", "sync", "pipeline", "quality", "scan", "policy"),
+    "deploy": ("env", "deploy", "promote", "rollback", "secret", "status"),
+    "notifications": ("subscribe", "subscriptions", "unsubscribe"),
+    "support": ("ask", "faq", "support", "ticket", "kb", "services"),
+    "bot": ("help", "whoami"),
+}
+
 
 @command(
     "help",
@@ -15,19 +26,22 @@ from bot.spec import Arg, command
     args=[
         Arg(
             "command",
-            Text("une commande, ex. « project create »", "a command, e.g. 'project create'"),
+            Text(
+                "un groupe ou une commande, ex. « project » ou « project create »",
+                "a group or a command, e.g. 'project' or 'project create'",
+            ),
             required=False,
             greedy=True,
         )
     ],
-    examples=["help", "help project create"],
+    examples=["help", "help project", "help project create"],
 )
 async def help_command(ctx: CommandContext) -> Reply:
     dispatcher = ctx.bot.dispatcher
     trigger = dispatcher.trigger
     wanted = ctx.args.get("command")
     if not wanted:
-        return Reply(render.command_list(await dispatcher.visible(ctx), ctx.tr, trigger))
+        return Reply(render.overview(SECTIONS, await dispatcher.visible(ctx), ctx.tr, trigger))
     words = wanted.removeprefix(f"/{trigger}").split()
     spec, used = dispatcher.registry.match(words)
     if spec is None or used != len(words):

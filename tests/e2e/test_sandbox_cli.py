@@ -208,7 +208,7 @@ def test_chat_help_whoami_and_switching_user(chat_world: World) -> None:
     assert script.prompts[0] == "@alice ~equipe-alpha> "
     assert script.prompts[3] == "@bob ~equipe-alpha> "
     help_part = text.split("@alice ~equipe-alpha> /cpn help", 1)[1]
-    assert "/cpn whoami" in help_part and "COMMANDES DE CPN-BOT" in help_part
+    assert "whoami" in help_part.split("@alice ~equipe-alpha> /cpn whoami")[0] and "COMMANDES DE CPN-BOT" in help_part
     alice_part = text.split("@alice ~equipe-alpha> /cpn whoami", 1)[1].split(":as bob")[0]
     assert "Utilisateur : @alice" in alice_part
     assert "Vous êtes maintenant @bob" in text

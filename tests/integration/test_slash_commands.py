@@ -65,7 +65,7 @@ def test_help_and_whoami_through_mattermost(world: World) -> None:
     alice = User(world, "alice")
     answer = alice.run("/cpn help")
     assert "Commandes de cpn-bot" in answer["text"]
-    assert "/cpn whoami" in answer["text"]
+    assert "`whoami`" in answer["text"]
     me = text_of(alice.run("/cpn whoami"))
     assert "@alice" in me and "alice@interieur.gouv.fr" in me and "Administrateur de la plateforme: oui" in me
 
@@ -95,14 +95,77 @@ def test_mistakes_get_a_usage_message_never_an_error(world: World, typed: str, e
 
 def test_help_lists_only_what_the_caller_may_run(make_world) -> None:  # type: ignore[no-untyped-def]
     world = make_world(registry=test_commands.registry())
-    admin_help = User(world, "alice").run("/cpn help")["text"]
-    dev_help = User(world, "bob").run("/cpn help")["text"]
+    admin_help = User(world, "alice").run("/cpn help test")["text"]
+    dev_help = User(world, "bob").run("/cpn help test")["text"]
     assert "/cpn test admin" in admin_help and "/cpn test devops" in admin_help
     assert "/cpn test admin" not in dev_help
     assert "/cpn test devops" not in dev_help  # bob has no project where he is devops
-    assert "/cpn whoami" in dev_help
+    assert "/cpn test slow" in dev_help
+    # A group no overview section names still gets its line, with the caller's verbs only.
+    test_line = next(line for line in User(world, "bob").run("/cpn help")["text"].splitlines() if "`test`" in line)
+    assert "slow" in test_line and "admin" not in test_line and "devops" not in test_line
     refused = User(world, "bob").run("/cpn test admin")["text"]
     assert "réservé" in refused
+
+
+def _overview_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("- ")]
+
+
+@pytest.mark.parametrize(
+    ("language", "marker"), [("fr", "Projets, membres et jetons :"), ("en", "Projects, members and tokens:")]
+)
+def test_help_is_a_short_overview_one_line_per_section(make_world, language: str, marker: str) -> None:  # type: ignore[no-untyped-def]
+    world = make_world(language=language)
+    text = User(world, "alice").run("/cpn help")["text"]  # a platform admin sees every command
+    assert len(text.splitlines()) <= 20
+    lines = _overview_lines(text)
+    assert len(lines) == 6  # projects, code, deploy, notifications, support, the bot
+    assert any(line.startswith(f"- {marker} `project` create, delete") for line in lines)
+    every_group = {spec.group for spec in world.bot.dispatcher.registry.all()}
+    assert all(any(f"`{group}`" in line for line in lines) for group in every_group)
+    assert "/cpn help project" in text
+
+
+def test_a_member_sees_fewer_verbs_in_the_overview_than_an_owner(make_world) -> None:  # type: ignore[no-untyped-def]
+    world = make_world()
+    bot = world.bot
+    assert bot is not None
+
+    async def seed() -> None:
+        project = bot.store.db.table("projects").insert({"name": "alpha", "slug": "alpha", "status": "created"})
+        bot.store.db.table("members").insert_all(
+            [
+                {"project_id": project.last_pk, "user_id": world.users["bob"].id, "username": "bob", "role": "owner"},
+                {
+                    "project_id": project.last_pk,
+                    "user_id": world.users["carol"].id,
+                    "username": "carol",
+                    "role": "readonly",
+                },
+            ]
+        )
+
+    world.run(seed())
+    owner = _overview_lines(User(world, "bob").run("/cpn help")["text"])
+    member = _overview_lines(User(world, "carol").run("/cpn help")["text"])
+    assert len(member) == len(owner)  # the same sections, fewer verbs in them
+    projects = lambda lines: next(line for line in lines if "`project`" in line)  # noqa: E731
+    assert "delete" in projects(owner) and "`member` add" in projects(owner)
+    assert "delete" not in projects(member) and "`member` list" in projects(member) and "add" not in projects(member)
+    assert sum(map(len, member)) < sum(map(len, owner))
+    assert "`kb` reload" not in " ".join(owner)  # platform admins only
+
+
+def test_help_of_a_group_gives_its_commands_details(world: World) -> None:
+    text = User(world, "alice").run("/cpn help project")["text"]
+    assert "/cpn project create <" in text and "/cpn project delete" in text
+    assert "/cpn repo add" not in text and "/cpn help <commande>" in text
+
+
+def test_help_of_an_unknown_group_gives_the_usage(world: World) -> None:
+    text = User(world, "bob").run("/cpn help nope")["text"]
+    assert "Pas de commande `nope`" in text and "/cpn help" in text
 
 
 def test_rights_are_checked_on_the_named_project(make_world) -> None:  # type: ignore[no-untyped-def]
@@ -125,7 +188,7 @@ def test_rights_are_checked_on_the_named_project(make_world) -> None:  # type: i
     assert User(world, "bob").run("/cpn test devops alpha")["text"] == "devops ok on alpha"
     assert "réservé" in User(world, "carol").run("/cpn test devops alpha")["text"]
     assert "Projet inconnu" in User(world, "bob").run("/cpn test devops nope")["text"]
-    assert "/cpn test devops" in User(world, "bob").run("/cpn help")["text"]
+    assert "/cpn test devops" in User(world, "bob").run("/cpn help test")["text"]
 
 
 def test_a_slow_command_answers_within_its_budget_and_posts_later(make_world) -> None:  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import commands  # noqa: F401  (declares every command)
 from bot.i18n import catalog, placeholders, t
 from bot.spec import REGISTRY
+from commands.help import SECTIONS
 
 
 def test_both_catalogs_have_the_same_keys() -> None:
@@ -31,6 +32,14 @@ def test_every_command_has_help_in_both_languages() -> None:
             assert arg.help.fr and arg.help.en, (spec.name, arg.name)
         for flag in spec.flags:
             assert flag.help.fr and flag.help.en, (spec.name, flag.name)
+
+
+def test_every_help_section_is_described_and_names_each_declared_group_once() -> None:
+    named = [group for groups in SECTIONS.values() for group in groups]
+    assert len(named) == len(set(named))
+    assert set(named) == set(REGISTRY.groups())  # a new group must be placed in the overview
+    for key in SECTIONS:
+        assert f"help.sections.{key}" in catalog("fr") and f"help.sections.{key}" in catalog("en")
 
 
 def test_every_rule_key_used_by_validators_exists() -> None:
