@@ -95,6 +95,7 @@ def _sandbox(args: argparse.Namespace) -> int:
         headless=args.headless,
         state_file=args.state_file,
         language=args.language,
+        registry=args.registry,
     )
 
 
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--headless", action="store_true", help="no terminal chat")
     sandbox.add_argument("--state-file", help="with --headless: where to write URLs, tokens and ids")
     sandbox.add_argument("--language", choices=["fr", "en"], default="fr")
+    sandbox.add_argument("--registry", choices=["quay", "harbor"], default="quay", help="the emulated registry")
     sandbox.set_defaults(func=_sandbox)
 
     demo = sub.add_parser("demo", help="a scripted tour in the sandbox; exit 0 if every step passed")

@@ -242,6 +242,9 @@ class HarborConfig(Section):
     timeout_seconds: float = Field(10.0, gt=0, le=120)
     host: str = Field("", description="registry host in image paths; empty: the URL's host")
     robot_prefix: str = Field("robot$", min_length=1, description="Harbor's robot_name_prefix setting")
+    # Master of the per-project secrets the scan webhook policies send (bot.runtime webhook_secret);
+    # without it they derive from security.signing_key, as for the other services.
+    webhook_secret: Secret | None = None
 
 
 class ConsoleConfig(Section):

@@ -224,6 +224,8 @@ class TrivyReport(Model):
 # -- Harbor --------------------------------------------------------------------------------------
 # goharbor/harbor:src/pkg/notifier/model/event.go (Payload, EventData, Resource, Repository), filled by
 # src/controller/event/handler/webhook/{artifact,scan}; the event types of src/pkg/notifier/model/const.go.
+# Resource.tag and scan_overview are omitempty (absent for an untagged artifact, a failed scan), so
+# optional here; digest is omitempty too but both handlers always set it, and a card needs it.
 
 HARBOR_EVENTS = ("PUSH_ARTIFACT", "SCANNING_COMPLETED", "SCANNING_FAILED")
 

@@ -282,9 +282,12 @@ def harbor_scope(bot: Bot, header: str, slug: str) -> Project | None:
     """The project whose Harbor webhook secret ``header`` carries; None if none.
 
     Harbor sends the policy target's ``auth_header`` verbatim as ``Authorization``
-    (goharbor/harbor:src/pkg/notifier/handler/notification/http_handler.go puts it in the job's
-    parameters; src/jobservice/job/impl/notification/webhook_job.go sets the header). The bot
-    registers ``Bearer <secret derived for the project>``. Every candidate is compared.
+    (goharbor/harbor:src/pkg/notifier/handler/notification/http_handler.go process sets it on the
+    job's ``header`` parameter; src/jobservice/job/impl/notification/webhook_job.go execute sends
+    that header as is). The bot registers ``Bearer <secret derived for the project>``. Every
+    candidate is compared: Harbor keeps no query string on a target (src/server/v2.0/handler/
+    webhook.go validateTargets stores scheme://host/path), so ``?project=`` only narrows the
+    search for a sender that is not Harbor's policy.
     """
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:

@@ -246,9 +246,11 @@ class Harbor(HttpService):
 
     async def ensure_scan_hook(self, slug: str, url: str, secret: str) -> Ensured[str]:
         """The project's webhook policy ``cpn-bot`` posts SCAN_EVENTS to ``url`` with
-        ``Authorization: Bearer <secret>`` (the target's ``auth_header``, sent verbatim by
-        src/jobservice/job/impl/notification/webhook_job.go). Swagger ``WebhookPolicy`` and
-        ``WebhookTargetObject``; created by POST, set right by PUT
+        ``Authorization: Bearer <secret>`` (the target's ``auth_header``, set by
+        src/pkg/notifier/handler/notification/http_handler.go, sent as is by
+        src/jobservice/job/impl/notification/webhook_job.go). ``url`` takes no query string:
+        src/server/v2.0/handler/webhook.go validateTargets keeps scheme://host/path. Swagger
+        ``WebhookPolicy`` and ``WebhookTargetObject``; created by POST, set right by PUT
         (``/projects/{project_name_or_id}/webhook/policies[/{webhook_policy_id}]``)."""
         base = f"{API}/projects/{_q(slug)}/webhook/policies"
         target = {"type": "http", "address": url, "auth_header": f"Bearer {secret}", "skip_cert_verify": False}

@@ -50,16 +50,22 @@ def run_sandbox(
     headless: bool = False,
     state_file: str | None = None,
     language: str = "fr",
+    registry: str = "quay",
 ) -> int:
     if headless:
         if not state_file:
             print("--headless needs --state-file", file=sys.stderr)
             return 2
-        return _headless(Path(state_file), language)
-    return _interactive(user, channel, language)
+        return _headless(Path(state_file), language, registry)
+    return _interactive(user, channel, language, registry)
 
 
-def _headless(state_file: Path, language: str) -> int:
+def _registry(registry: str) -> dict[str, Any]:
+    """World.create's config_overrides for the registry the bot drives (World.registry_kind)."""
+    return {"platform": {"registry": registry}} if registry != "quay" else {}
+
+
+def _headless(state_file: Path, language: str, registry: str = "quay") -> int:
     texts = TEXTS.get(language, TEXTS["fr"])
     stop: list[int] = []
 
@@ -67,7 +73,7 @@ def _headless(state_file: Path, language: str) -> int:
         stop.append(signum)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    world = World.create(language=language)
+    world = World.create(language=language, config_overrides=_registry(registry))
     try:
         world.start()
         write_state_file(state_file, world.state_file())
@@ -81,7 +87,7 @@ def _headless(state_file: Path, language: str) -> int:
     return 0
 
 
-def _interactive(user: str, channel: str, language: str) -> int:
+def _interactive(user: str, channel: str, language: str, registry: str = "quay") -> int:
     texts = TEXTS.get(language, TEXTS["fr"])
     name = user.lstrip("@").lower()
     if name not in CAST:
@@ -96,7 +102,7 @@ def _interactive(user: str, channel: str, language: str) -> int:
 
     previous = signal.signal(signal.SIGTERM, on_term)
     print(texts["starting"], flush=True)
-    world = World.create(language=language)
+    world = World.create(language=language, config_overrides=_registry(registry))
     log_path = world.root / "sandbox.log"
     log_file = _log_to(log_path)
     chat: Chat | None = None

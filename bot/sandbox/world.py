@@ -226,7 +226,7 @@ class World:
     def _start_services(self) -> None:
         """GitLab, Vault, Quay, Nexus, SonarQube and ArgoCD, seeded with the same people."""
         self.service_tokens: dict[str, str] = {}
-        self.webhook_secrets = {name: secrets.token_hex(20) for name in ("gitlab", "sonarqube", "argocd")}
+        self.webhook_secrets = {name: secrets.token_hex(20) for name in ("gitlab", "sonarqube", "argocd", "harbor")}
         gitlab = importlib.import_module("services.emulators.gitlab")
         gl = gitlab.State()
         gl.tier = self.gitlab_tier
@@ -485,6 +485,7 @@ class World:
                 "url": self.servers["harbor"].url,
                 "username": "admin",
                 "password": self.secret_ref("harbor", self.service_tokens["harbor"]),
+                "webhook_secret": self.secret_ref("harbor_hooks", self.webhook_secrets["harbor"]),
             }
         for key, value in self.config_overrides.items():
             if isinstance(value, dict) and isinstance(data.get(key), dict):
@@ -566,7 +567,8 @@ class World:
                 "token": self.service_tokens.get(name, ""),
                 "secret": self.webhook_secrets.get(name, ""),
             }
-            for name in ("gitlab", "vault", "quay", "nexus", "sonarqube", "argocd")
+            # The registry the bot drives: harbor in place of quay (DESIGN.md, the state file).
+            for name in ("gitlab", "vault", self.registry_kind, "nexus", "sonarqube", "argocd")
             if name in self.servers or (name == "vault" and self.vault is not None)
         }
 

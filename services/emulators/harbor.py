@@ -18,9 +18,10 @@ Shapes follow goharbor/harbor:api/v2.0/swagger.yaml; behaviours its handlers
 - Lists take ``page``/``page_size`` (≤ 100) and answer ``X-Total-Count`` and a ``Link`` header.
 - A push fires ``PUSH_ARTIFACT``; a scan (on push when the project's ``auto_scan`` is on, or
   :meth:`State.scan`) ``SCANNING_COMPLETED`` or ``SCANNING_FAILED``, to the project's webhook
-  policies, with the target's ``auth_header`` as ``Authorization``
-  (src/pkg/notifier/handler/notification/http_handler.go; payloads
-  src/controller/event/handler/webhook/{artifact,scan}).
+  policies, with the target's ``auth_header`` as ``Authorization`` (set on the job's header by
+  src/pkg/notifier/handler/notification/http_handler.go process, which src/jobservice/job/impl/
+  notification/webhook_job.go execute sends as is; Content-Type from src/pkg/notifier/formats/
+  default.go); payloads src/controller/event/handler/webhook/{artifact,scan}.
 """
 
 from __future__ import annotations
@@ -295,7 +296,7 @@ class State:
                 artifact = Artifact(self.next_id(), digest, size, _now())
                 repo.artifacts.insert(0, artifact)
             artifact.tags.append(TagRecord(self.next_id(), tag, _now()))
-            resource = {"digest": digest, "tag": tag, "resource_url": f"{self.host}/{repo.name}:{tag}"}
+            resource = _resource(self.host, repo, digest, tag, {})
             self._fire_locked(proj, "PUSH_ARTIFACT", repo, [resource], operator or "admin")
             auto = proj.metadata.get("auto_scan") == "true"
         if auto:
@@ -314,12 +315,8 @@ class State:
             artifact.scan_status = "Error" if failed else "Success"
             artifact.report = None if failed else _report(repo, artifact, vulnerabilities)
             tag = artifact.tags[0].name if artifact.tags else ""
-            resource: dict[str, Any] = {
-                "digest": artifact.digest,
-                "tag": tag,
-                "resource_url": f"{self.host}/{repo.name}:{tag or artifact.digest}",
-                "scan_overview": {} if failed else {VULN_MIME: _overview(artifact)},
-            }
+            overview = {} if failed else {VULN_MIME: _overview(artifact)}
+            resource = _resource(self.host, repo, artifact.digest, tag, overview)
             event = "SCANNING_FAILED" if failed else "SCANNING_COMPLETED"
             self._fire_locked(proj, event, repo, [resource], "auto", scan={"scan_type": "vulnerability"})
 
@@ -424,6 +421,20 @@ def _find_artifact(repo: Repository, reference: str) -> Artifact | None:
     if reference.startswith("sha256:"):
         return next((a for a in repo.artifacts if a.digest == reference), None)
     return next((a for a in repo.artifacts if any(t.name == reference for t in a.tags)), None)
+
+
+def _resource(host: str, repo: Repository, digest: str, tag: str, overview: dict[str, Any]) -> dict[str, Any]:
+    """A webhook payload's resource, as goharbor/harbor:src/pkg/notifier/model/event.go ``Resource``
+    marshals it: ``tag`` and ``scan_overview`` are ``omitempty`` (absent, not "" or {}, for an
+    untagged artifact or a failed scan); ``resource_url`` is ``host/repo:tag``, or ``host/repo@digest``
+    without a tag (src/controller/event/handler/util/util.go BuildImageResourceURL)."""
+    resource: dict[str, Any] = {"digest": digest}
+    if tag:
+        resource["tag"] = tag
+    resource["resource_url"] = f"{host}/{repo.name}:{tag}" if tag else f"{host}/{repo.name}@{digest}"
+    if overview:
+        resource["scan_overview"] = overview
+    return resource
 
 
 _SEVERITIES = ("Unknown", "None", "Low", "Medium", "High", "Critical")
@@ -1126,7 +1137,9 @@ class _Api:
         stored = []
         for target in targets:
             target = dict(target or {})
-            address = str(target.get("address", "")).strip(" ").rstrip("/")  # common/utils ParseEndpoint
+            # src/common/utils/utils.go ParseEndpoint keeps the query; validateTargets
+            # (src/server/v2.0/handler/webhook.go) then stores only scheme://host/path (SSRF #3755).
+            address = str(target.get("address", "")).strip(" ").rstrip("/")
             if not address:
                 raise HarborError(400, "empty URL")
             scheme, sep, _rest = address.partition("://")

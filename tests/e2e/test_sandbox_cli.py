@@ -420,12 +420,13 @@ def test_chat_switches_in_english_and_without_the_sandbox(chat_world: World) -> 
 # -- headless ---------------------------------------------------------------------------------------
 
 
-def test_headless_state_file_healthz_slash_and_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("registry", ["quay", "harbor"])
+def test_headless_state_file_healthz_slash_and_sigterm(tmp_path: Path, registry: str) -> None:
     state_file = tmp_path / "state" / "sandbox.json"
     cli = Path(sys.executable).parent / "cpn-bot"
     env = dict(os.environ, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
     proc = subprocess.Popen(
-        [str(cli), "sandbox", "--headless", "--state-file", str(state_file)],
+        [str(cli), "sandbox", "--headless", "--state-file", str(state_file), "--registry", registry],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -444,6 +445,10 @@ def test_headless_state_file_healthz_slash_and_sigterm(tmp_path: Path) -> None:
         assert "equipe-alpha" in mm["channels"]
         assert mm["users"]["alice"]["admin"] is True and mm["users"]["bob"]["admin"] is False
         assert all({"id", "token", "admin"} <= set(u) for u in mm["users"].values())
+        # The registry the bot drives, and only it (harbor in place of quay).
+        assert state[registry]["url"] and state[registry]["token"]
+        assert bool(state[registry]["secret"]) == (registry == "harbor")  # Quay sends the bot no webhooks
+        assert ({"quay", "harbor"} - {registry}).isdisjoint(state)
 
         with httpx.Client(trust_env=False, timeout=10) as client:
             assert client.get(f"{state['bot_url']}/healthz").status_code == 200

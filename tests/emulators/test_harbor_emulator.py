@@ -383,7 +383,26 @@ def test_webhook_policies_post_push_and_scan_events_with_their_auth_header(
     overview = scanned["resources"][0]["scan_overview"][VULN_MIME]
     assert overview["severity"] == "Critical" and overview["summary"]["summary"] == {"Critical": 1}
     assert scanned["scan"] == {"scan_type": "vulnerability"}
-    assert by_type["SCANNING_FAILED"][1]["event_data"]["resources"][0]["scan_overview"] == {}
+    assert "scan_overview" not in by_type["SCANNING_FAILED"][1]["event_data"]["resources"][0]  # omitempty
+
+
+def test_an_untagged_artifacts_scan_event_has_no_tag_and_a_digest_resource_url(
+    admin: httpx.Client, state: State, receiver: tuple[EmulatorServer, list[tuple[dict[str, str], Any]]]
+) -> None:
+    """goharbor/harbor:src/pkg/notifier/model/event.go Resource.Tag is omitempty; BuildImageResourceURL
+    (src/controller/event/handler/util/util.go) names a digest with ``@``."""
+    srv, received = receiver
+    admin.post("/projects", json={"project_name": "alpha"})
+    target = {"type": "http", "address": f"{srv.url}/hooks/harbor"}
+    policy = {"name": "p", "enabled": True, "event_types": ["SCANNING_COMPLETED"], "targets": [target]}
+    assert admin.post("/projects/alpha/webhook/policies", json=policy).status_code == 201
+    old = state.push_image("alpha", "api", "1.0")
+    state.push_image("alpha", "api", "1.0")  # the tag moves: the first artifact is left untagged
+    state.scan("alpha", "api", old, [])
+    wait_for(lambda: len(received) == 1, what="the scan event")
+    resource = received[0][1]["event_data"]["resources"][0]
+    assert "tag" not in resource and resource["digest"] == old
+    assert resource["resource_url"].endswith(f"/alpha/api@{old}")
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from bot.sandbox.world import Timings, World
+from bot.workflows.naming import derive
 from services.emulators.harbor import State
 from tests.conftest import wait_for
 from tests.support.mattermost import User, channel_posts
@@ -88,6 +89,18 @@ def event(slug: str = "alpha", repository: str = "api", kind: str = "SCANNING_CO
 def post(world: World, body: object, authorization: str) -> httpx.Response:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return httpx.post(f"{world.bot_url}/hooks/harbor", content=raw, headers={"Authorization": authorization})
+
+
+def test_the_state_file_has_harbor_in_place_of_quay_and_its_secret_signs_the_projects_hook(
+    harbor_world: World,
+) -> None:
+    state = harbor_world.state_file()
+    assert "quay" not in state
+    entry = state["harbor"]
+    assert entry["url"] == harbor_world.servers["harbor"].url
+    assert harbor(harbor_world).login_ok("admin", entry["token"])
+    # The master secret, as for the other services: the project's webhook secret derives from it.
+    assert auth_header(harbor_world, "alpha") == "Bearer " + derive(entry["secret"].encode(), "harbor", "alpha")
 
 
 def test_onboarding_registers_the_scan_webhook_on_the_projects_harbor_project(harbor_world: World) -> None:
