@@ -91,8 +91,11 @@ def test_the_checklist_ends_ready_and_the_project_page_shows_everything(onboarde
         "[ouvrir](",
         "Webhooks GitLab",
         "sur le groupe" if onboarded.gitlab_tier == "premium" else "sur chaque dépôt",
+        "`api` ← `https://github.com/ministere/api.git`",  # copyable: no word joiner inside the URL
     ):
         assert expected in page
+    listing = User(onboarded, "carol").run("/cpn repo list alpha")["text"]
+    assert "`https://github.com/ministere/api.git`" in listing and "\u2060" not in listing
 
 
 def test_gitlab_has_the_group_the_mirror_the_repositories_the_token_the_hook_and_the_members(onboarded: World) -> None:
