@@ -226,7 +226,7 @@ def full_list(
             rows.append(
                 _row(
                     [
-                        f"{SEVERITY_ICONS[s.severity]} {s.severity}",
+                        f"{SEVERITY_ICONS[s.severity]} {tr(f'scan.severity.{s.severity}')}",
                         escape(s.rule_id, 60),
                         escape(s.category, 40),
                         escape(s.title, 100),
@@ -244,7 +244,7 @@ def full_list(
             rows.append(
                 _row(
                     [
-                        f"{SEVERITY_ICONS[m.severity]} {m.severity}",
+                        f"{SEVERITY_ICONS[m.severity]} {tr(f'scan.severity.{m.severity}')}",
                         _link(escape(m.id, 40), safe_url(m.url)),
                         escape(m.title, 120),
                         escape(m.target, 120),
@@ -258,7 +258,11 @@ def full_list(
         columns = ("scan.col_severity", "scan.col_license", "scan.col_category", "scan.col_package", "scan.col_target")
         rows += _table([tr(column) for column in columns])
         for lic in summary.licenses[:SECTION_ROWS]:
-            cells = [f"{SEVERITY_ICONS[lic.severity]} {lic.severity}", escape(lic.name, 60), escape(lic.category, 40)]
+            cells = [
+                f"{SEVERITY_ICONS[lic.severity]} {tr(f'scan.severity.{lic.severity}')}",
+                escape(lic.name, 60),
+                escape(lic.category, 40),
+            ]
             rows.append(_row([*cells, escape(lic.where, 80), escape(lic.target, 120)]))
         hidden += max(0, len(summary.licenses) - SECTION_ROWS)
         licenses = "\n".join(rows)
@@ -283,7 +287,7 @@ def full_list(
     for finding in summary.findings:
         row = _row(
             [
-                f"{SEVERITY_ICONS[finding.severity]} {finding.severity}",
+                f"{SEVERITY_ICONS[finding.severity]} {tr(f'scan.severity.{finding.severity}')}",
                 _link(escape(finding.id, 60), finding_url(finding)),
                 escape(finding.pkg, 60),
                 escape(finding.installed, 40),
