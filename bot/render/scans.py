@@ -123,7 +123,13 @@ def scan_card(
         if diff.first:
             lines.append(tr("scan.first_scan"))
         elif diff.new or diff.fixed:
-            lines.append(tr("scan.new_since", new=diff.new_count, fixed=diff.fixed_count))
+            lines.append(
+                tr(
+                    "scan.new_since",
+                    new=tr.plural("scan.new_count", diff.new_count),
+                    fixed=tr.plural("scan.fixed_count", diff.fixed_count),
+                )
+            )
         else:
             lines.append(tr("scan.no_change"))
     if summary.os_eosl and summary.os:

@@ -157,7 +157,7 @@ def test_a_second_scan_says_what_is_new_and_what_was_fixed(alpha: World, token: 
     push_report(alpha, token, json.dumps(report).encode(), ref="main")
     alpha.wait_idle()
     text = scan_cards(alpha)[-1]["text"]
-    assert "**+1** nouvelle(s), **−1** corrigée(s)" in text
+    assert "**+1** nouvelle, **−1** corrigée" in text
     assert removed["VulnerabilityID"] in json.dumps(fixture("trivy_image_report.json"))
 
 
