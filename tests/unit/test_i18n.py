@@ -71,3 +71,8 @@ def test_counted_texts_have_both_forms_and_no_parenthesised_plural() -> None:
         for key in counted:
             forms = texts[f"{key}.one"], texts[f"{key}.other"]
             assert all("{count}" in form and "(s)" not in form for form in forms), key
+
+
+def test_no_text_hedges_its_plural_with_parentheses() -> None:
+    for lang in ("fr", "en"):
+        assert [key for key, text in catalog(lang).items() if "(s)" in text] == [], lang
