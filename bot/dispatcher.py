@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.context import CommandContext, Reply
+from bot.i18n import Text
 from bot.logs import log, request_id_var
 from bot.parser import UsageError, clean, parse_args, tokenize
 from bot.render import help as help_render
@@ -23,6 +24,13 @@ if TYPE_CHECKING:
     from bot.runtime import Bot
 
 logger = logging.getLogger("cpn.dispatcher")
+
+
+def _param(key: str, value: object, lang: str) -> object:
+    """A usage error's parameter as shown: typed values quoted, texts declared in both languages resolved."""
+    if isinstance(value, Text):
+        return value(lang)
+    return code(str(value)) if key in ("value", "flag", "extra") else value
 
 
 class Dispatcher:
@@ -50,7 +58,7 @@ class Dispatcher:
         except UsageError as exc:
             message = tr(
                 exc.key,
-                **{k: code(str(v)) if k in ("value", "flag", "extra") else v for k, v in exc.params.items()},
+                **{k: _param(k, v, ctx.lang) for k, v in exc.params.items()},
             )
             self.bot.metrics.inc("cpn_command_errors_total", reason="usage")
             return Reply(help_render.usage_error(message, exc.spec, tr, self.trigger))

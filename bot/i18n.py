@@ -49,6 +49,18 @@ def t(key: str, lang: Lang = DEFAULT_LANG, /, **params: Any) -> str:
     return text.format_map(_Params(params)) if params else text
 
 
+def plural_form(lang: str, count: int) -> Literal["one", "other"]:
+    """CLDR's cardinal category: French takes the singular for 0 and 1, English for 1 only."""
+    if lang == "en":
+        return "one" if count == 1 else "other"
+    return "one" if count in (0, 1) else "other"
+
+
+def tn(key: str, count: int, lang: Lang = DEFAULT_LANG, /, **params: Any) -> str:
+    """A counted text: ``key`` is a catalog entry with ``one`` and ``other`` forms, ``{count}`` filled in."""
+    return t(f"{key}.{plural_form(lang, count)}", lang, count=count, **params)
+
+
 class _Params(dict[str, Any]):
     """A missing placeholder shows as itself rather than crashing a reply."""
 
@@ -75,3 +87,6 @@ class Translator:
 
     def __call__(self, key: str, /, **params: Any) -> str:
         return t(key, self.lang, **params)
+
+    def plural(self, key: str, count: int, /, **params: Any) -> str:
+        return tn(key, count, self.lang, **params)

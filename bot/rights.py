@@ -8,6 +8,7 @@ everything.
 
 from __future__ import annotations
 
+import unicodedata
 from enum import Enum, IntEnum
 
 from bot.i18n import Text
@@ -22,7 +23,14 @@ class Role(IntEnum):
 
     @classmethod
     def parse(cls, value: str) -> Role:
+        """A stored or API role label (``developer``): the English enum name."""
         return cls[value.upper()]
+
+    @classmethod
+    def from_typed(cls, value: str) -> Role | None:
+        """The role a person typed, in French or English, accents, case and separators optional
+        (``développeur``, ``Developpeur``, ``developer``, ``lecture-seule``); None if none matches."""
+        return _TYPED_ROLES.get(_fold(value))
 
     @property
     def label(self) -> str:
@@ -36,6 +44,15 @@ ROLE_NAMES = {
     Role.ADMIN: Text("administrateur", "admin"),
     Role.OWNER: Text("propriétaire", "owner"),
 }
+
+
+def _fold(word: str) -> str:
+    """``Lecture-Seule`` → ``lectureseule``: what is left once accents, case and separators go."""
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    return "".join(ch for ch in decomposed if ch.isalnum())
+
+
+_TYPED_ROLES = {_fold(name): role for role, text in ROLE_NAMES.items() for name in (role.label, text.fr, text.en)}
 
 # GitLab access levels per role (platform-facts §1.5: admin → Maintainer, devops/developer →
 # Developer, readonly → Reporter, owner → Owner).

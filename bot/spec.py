@@ -24,7 +24,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from bot.i18n import Text
-from bot.rights import Access, Requirement
+from bot.rights import ROLE_NAMES, Access, Requirement, Role
 
 if TYPE_CHECKING:
     from bot.context import CommandContext, Reply
@@ -95,6 +95,20 @@ def choice(*values: str) -> Kind:
         return value.lower()
 
     return Kind("|".join(values), validate)
+
+
+def role_choice(*allowed: Role) -> Kind:
+    """One of ``allowed``, typed in French or English (``développeur``, ``developer``); a bad one is
+    answered with the accepted names in the reader's language (the dispatcher resolves the Text)."""
+
+    def validate(value: str) -> Role:
+        found = Role.from_typed(value)
+        if found is None or found not in allowed:
+            names = Text(*(", ".join(ROLE_NAMES[r](lang) for r in allowed) for lang in ("fr", "en")))
+            raise ArgError("rules.choice", value=value, choices=names)
+        return found
+
+    return Kind("|".join(r.label for r in allowed), validate)
 
 
 def iso_date() -> Kind:

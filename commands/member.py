@@ -7,12 +7,12 @@ from bot.i18n import Text
 from bot.model import Project
 from bot.render.safe import code
 from bot.rights import GITLAB_ACCESS, ROLE_NAMES, Role
-from bot.spec import Arg, Flag, choice, command, mention
+from bot.spec import Arg, Flag, command, mention, role_choice
 from bot.workflows.naming import Names
 from commands.common import Person, resolve_mention
 from commands.project import PROJECT
 
-ROLES = choice("admin", "devops", "developer", "readonly")
+ROLES = role_choice(Role.ADMIN, Role.DEVOPS, Role.DEVELOPER, Role.READONLY)
 USER = Arg("user", Text("la personne, mentionnée avec @", "the person, mentioned with @"), mention())
 
 
@@ -44,7 +44,7 @@ async def _gitlab_apply(ctx: CommandContext, person: Person, role: Role | None) 
             "role",
             Text("rôle (developer par défaut)", "role (developer by default)"),
             ROLES,
-            default="developer",
+            default=Role.DEVELOPER,
         )
     ],
     requires=Role.ADMIN,
@@ -59,7 +59,7 @@ async def add(ctx: CommandContext) -> Reply:
     existing = bot.projects.member(project.id, person.user_id)
     if existing is not None and existing.role is Role.OWNER:
         return Reply(ctx.tr("member.owner_fixed"))
-    role = Role.parse(ctx.args["role"])
+    role: Role = ctx.args["role"]
     note = await _gitlab_apply(ctx, person, role)
     bot.projects.set_member(project.id, person.user_id, person.username, person.email, role, ctx.user_id)
     bot.store.audit(
@@ -122,7 +122,7 @@ async def set_role(ctx: CommandContext) -> Reply:
     if isinstance(found, Reply):
         return found
     project, person = found
-    role = Role.parse(ctx.args["role"])
+    role: Role = ctx.args["role"]
     note = await _gitlab_apply(ctx, person, role)
     bot.projects.set_member(project.id, person.user_id, person.username, person.email, role, ctx.user_id)
     bot.store.audit(

@@ -15,7 +15,7 @@ from bot.i18n import Text
 from bot.interactive import Press, PressResult, action
 from bot.operations import Operation, operation
 from bot.outbox import Post
-from bot.render.safe import code, escape
+from bot.render.safe import code, url
 from bot.rights import Role
 from bot.spec import Arg, Flag, command
 from bot.workflows import teardown
@@ -225,7 +225,7 @@ async def list_repositories(ctx: CommandContext) -> Reply:
         return Reply(ctx.tr("project.no_repositories"))
     lines = [f"#### {ctx.tr('repo.list_title', project=project.name)}"]
     for repo in repositories:
-        source = escape(repo.external_url, 200, mentions=False) if repo.external_url else ctx.tr("repo.standalone")
+        source = url(repo.external_url) if repo.external_url else ctx.tr("repo.standalone")
         flags = (" 🔒" if repo.is_private else "") + (" 🏗️ infra" if repo.is_infra else "")
         lines.append(f"- {code(repo.name)} ← {source}{flags}")
     return Reply("\n".join(lines))

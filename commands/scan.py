@@ -85,8 +85,8 @@ async def scan_command(ctx: CommandContext) -> Reply:
     ),
     args=[PROJECT],
     flags=[
-        Flag("max-critical", Text("vulnérabilités CRITICAL tolérées", "CRITICAL vulnerabilities allowed"), integer(0)),
-        Flag("max-high", Text("vulnérabilités HIGH tolérées", "HIGH vulnerabilities allowed"), integer(0)),
+        Flag("max-critical", Text("vulnérabilités critiques tolérées", "critical vulnerabilities allowed"), integer(0)),
+        Flag("max-high", Text("vulnérabilités hautes tolérées", "high vulnerabilities allowed"), integer(0)),
         Flag("ignore-unfixed", Text("ne pas compter celles sans correctif", "do not count those without a fix")),
         Flag("reset", Text("retirer toute limite", "remove every limit")),
     ],

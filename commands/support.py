@@ -179,7 +179,7 @@ async def kb_reload(ctx: CommandContext) -> Reply:
     except (OSError, ValueError) as exc:
         return Reply(ctx.tr("support.kb_invalid", error=escape(str(exc), 300)))
     ctx.bot.store.audit(ctx.user_id, ctx.user_name, "kb.reload", str(ctx.bot.kb_dir), "ok", {"articles": count})
-    return Reply(ctx.tr("support.kb_reloaded", count=count))
+    return Reply(ctx.tr.plural("support.kb_reloaded", count))
 
 
 # -- tickets ----------------------------------------------------------------------------------------

@@ -174,8 +174,9 @@ def push_line(payload: dict[str, Any], project: str, repo: str, tr: Translator) 
     ref = str(payload.get("ref", "")).removeprefix("refs/heads/").removeprefix("refs/tags/")
     count = int(payload.get("total_commits_count") or len(payload.get("commits") or []))
     who = escape(str(payload.get("user_name") or payload.get("user_username") or ""), 80)
-    key = "push.tag" if payload.get("object_kind") == "tag_push" else "push.commits"
-    return tr(key, user=who, count=count, ref=code(ref), project=project, repo=code(repo))
+    if payload.get("object_kind") == "tag_push":
+        return tr("push.tag", user=who, ref=code(ref), project=project, repo=code(repo))
+    return tr.plural("push.commits", count, user=who, ref=code(ref), project=project, repo=code(repo))
 
 
 def merge_request_line(payload: dict[str, Any], project: str, repo: str, tr: Translator, web: str = "") -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.i18n import Translator
 from bot.model import Environment, Member, Project, Repository
-from bot.render.safe import code, escape
+from bot.render.safe import code, escape, url
 from bot.rights import ROLE_NAMES, Role
 from bot.workflows.onboarding import Step
 
@@ -100,7 +100,7 @@ def project_page(
     member_lines = [f"@{m.username} ({ROLE_NAMES[m.role](tr.lang)})" for m in members]
     repo_lines = [
         f"{code(r.name)}"
-        + (f" ← {escape(r.external_url, 120, mentions=False)}" if r.external_url else "")
+        + (f" ← {url(r.external_url)}" if r.external_url else "")
         + (" 🔒" if r.is_private else "")
         + (" 🏗️ infra" if r.is_infra else "")
         for r in repositories

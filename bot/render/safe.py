@@ -29,6 +29,13 @@ def escape(text: str, max_len: int = 300, mentions: bool = True) -> str:
     return _AUTOLINK.sub("\\1\u2060\\2", text)
 
 
+def url(text: str, max_len: int = 200) -> str:
+    """An address shown for copying, exactly as stored: in a code span, which Mattermost renders
+    literally (no auto-link) and strips before looking for mentions (mattermost/mattermost,
+    app/notification.go ``removeCodeFromMessage``), so nothing invisible needs inserting into it."""
+    return code(text, max_len)
+
+
 def code(text: str, max_len: int = 80) -> str:
     """Short user text in an inline code span (backticks removed: they would close it)."""
     text = text.replace("`", "ʼ").replace("\n", " ")

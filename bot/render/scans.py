@@ -123,7 +123,13 @@ def scan_card(
         if diff.first:
             lines.append(tr("scan.first_scan"))
         elif diff.new or diff.fixed:
-            lines.append(tr("scan.new_since", new=diff.new_count, fixed=diff.fixed_count))
+            lines.append(
+                tr(
+                    "scan.new_since",
+                    new=tr.plural("scan.new_count", diff.new_count),
+                    fixed=tr.plural("scan.fixed_count", diff.fixed_count),
+                )
+            )
         else:
             lines.append(tr("scan.no_change"))
     if summary.os_eosl and summary.os:
@@ -143,14 +149,14 @@ def scan_card(
             rule = f"{SEVERITY_ICONS[s.severity]} {_code(s.rule_id, 40)}{category}"
             lines.append(f"- {rule} {escape(s.title, 80)} — {_code(place, 80)}")
         if len(summary.secrets) > CARD_SECTION_LINES:
-            lines.append(tr("scan.more_short", count=len(summary.secrets) - CARD_SECTION_LINES))
+            lines.append(tr.plural("scan.more_short", len(summary.secrets) - CARD_SECTION_LINES))
     if summary.top:
         new_keys = set(diff.new) if diff is not None else set()
         lines.append("")
         lines.append(tr("scan.top_title"))
         lines.extend(finding_line(f, tr, new=f.key in new_keys) for f in summary.top[:CARD_FINDINGS])
         if summary.total > CARD_FINDINGS:
-            lines.append(tr("scan.more", count=summary.total - CARD_FINDINGS))
+            lines.append(tr.plural("scan.more", summary.total - CARD_FINDINGS))
     if summary.misconfigs:
         lines.append("")
         head = tr("scan.misconfig_title", count=len(summary.misconfigs))
@@ -159,7 +165,7 @@ def scan_card(
             ident = _link(escape(m.id, 40), safe_url(m.url))
             lines.append(f"- {SEVERITY_ICONS[m.severity]} {ident} {escape(m.title, 100)} — {_code(m.target, 80)}")
         if len(summary.misconfigs) > CARD_SECTION_LINES:
-            lines.append(tr("scan.more_short", count=len(summary.misconfigs) - CARD_SECTION_LINES))
+            lines.append(tr.plural("scan.more_short", len(summary.misconfigs) - CARD_SECTION_LINES))
     if summary.licenses:
         lines.append("")
         head = tr("scan.license_title", count=len(summary.licenses))
@@ -168,7 +174,7 @@ def scan_card(
             category = f" ({escape(lic.category, 40)})" if lic.category else ""
             lines.append(f"- {SEVERITY_ICONS[lic.severity]} {_code(lic.name, 60)}{category} — {_code(lic.where, 80)}")
         if len(summary.licenses) > CARD_SECTION_LINES:
-            lines.append(tr("scan.more_short", count=len(summary.licenses) - CARD_SECTION_LINES))
+            lines.append(tr.plural("scan.more_short", len(summary.licenses) - CARD_SECTION_LINES))
     if summary.unused_waivers:
         lines.append(tr("scan.unused_waivers", ids=_names(summary.unused_waivers)))
     url = safe_url(dashboard_url or "")
@@ -226,7 +232,7 @@ def full_list(
             rows.append(
                 _row(
                     [
-                        f"{SEVERITY_ICONS[s.severity]} {s.severity}",
+                        f"{SEVERITY_ICONS[s.severity]} {tr(f'scan.severity.{s.severity}')}",
                         escape(s.rule_id, 60),
                         escape(s.category, 40),
                         escape(s.title, 100),
@@ -244,7 +250,7 @@ def full_list(
             rows.append(
                 _row(
                     [
-                        f"{SEVERITY_ICONS[m.severity]} {m.severity}",
+                        f"{SEVERITY_ICONS[m.severity]} {tr(f'scan.severity.{m.severity}')}",
                         _link(escape(m.id, 40), safe_url(m.url)),
                         escape(m.title, 120),
                         escape(m.target, 120),
@@ -258,11 +264,15 @@ def full_list(
         columns = ("scan.col_severity", "scan.col_license", "scan.col_category", "scan.col_package", "scan.col_target")
         rows += _table([tr(column) for column in columns])
         for lic in summary.licenses[:SECTION_ROWS]:
-            cells = [f"{SEVERITY_ICONS[lic.severity]} {lic.severity}", escape(lic.name, 60), escape(lic.category, 40)]
+            cells = [
+                f"{SEVERITY_ICONS[lic.severity]} {tr(f'scan.severity.{lic.severity}')}",
+                escape(lic.name, 60),
+                escape(lic.category, 40),
+            ]
             rows.append(_row([*cells, escape(lic.where, 80), escape(lic.target, 120)]))
         hidden += max(0, len(summary.licenses) - SECTION_ROWS)
         licenses = "\n".join(rows)
-    head = tr("scan.full_title", subject=escape(subject or summary.artifact_name, 150), count=summary.total)
+    head = tr.plural("scan.full_title", summary.total, subject=escape(subject or summary.artifact_name, 150))
     if summary.waived_findings:
         head += "\n" + tr("scan.waived_list", ids=_names({f.id for f in summary.waived_findings}, 20))
     used = len(head) + len(secrets) + len(misconfigs) + len(licenses) + 200  # 200: room for separators and the cut note
@@ -283,7 +293,7 @@ def full_list(
     for finding in summary.findings:
         row = _row(
             [
-                f"{SEVERITY_ICONS[finding.severity]} {finding.severity}",
+                f"{SEVERITY_ICONS[finding.severity]} {tr(f'scan.severity.{finding.severity}')}",
                 _link(escape(finding.id, 60), finding_url(finding)),
                 escape(finding.pkg, 60),
                 escape(finding.installed, 40),
@@ -301,7 +311,7 @@ def full_list(
     parts = [head, secrets, "\n".join(rows) if summary.findings else "", misconfigs, licenses]
     parts = [part for part in parts if part]
     if hidden:
-        parts.append(tr("scan.cut", count=hidden))
+        parts.append(tr.plural("scan.cut", hidden))
     return "\n\n".join(parts)
 
 

@@ -130,7 +130,13 @@ def kb_stats(stats: dict[str, Any], tr: Translator) -> str:
     rate = f"{100 * stats['known'] / total:.0f} %" if total else "—"
     lines = [
         f"#### {tr('support.stats_title')}",
-        tr("support.stats_line", total=total, rate=rate, helped=stats["helped"], ticketed=stats["ticketed"]),
+        tr(
+            "support.stats_line",
+            questions=tr.plural("support.stats_questions", total),
+            rate=rate,
+            helped=stats["helped"],
+            tickets=tr.plural("support.stats_tickets", stats["ticketed"] or 0),
+        ),
     ]
     if stats["top"]:
         lines.append(tr("support.stats_top") + " " + ", ".join(f"`{a}` ({n})" for a, n in stats["top"]))

@@ -91,8 +91,11 @@ def test_the_checklist_ends_ready_and_the_project_page_shows_everything(onboarde
         "[ouvrir](",
         "Webhooks GitLab",
         "sur le groupe" if onboarded.gitlab_tier == "premium" else "sur chaque dépôt",
+        "`api` ← `https://github.com/ministere/api.git`",  # copyable: no word joiner inside the URL
     ):
         assert expected in page
+    listing = User(onboarded, "carol").run("/cpn repo list alpha")["text"]
+    assert "`https://github.com/ministere/api.git`" in listing and "\u2060" not in listing
 
 
 def test_gitlab_has_the_group_the_mirror_the_repositories_the_token_the_hook_and_the_members(onboarded: World) -> None:
@@ -423,6 +426,31 @@ def test_member_changes_follow_in_gitlab_and_unknown_people_are_explained(make_w
     assert "pas encore de compte GitLab" in bob.run("/cpn member add alpha @eve")["text"]
     members = bob.run("/cpn member list alpha")["text"]
     assert "@eve" in members and "@bob — propriétaire" in members
+
+
+@pytest.mark.parametrize(
+    ("language", "names", "accepted"),
+    [
+        ("fr", ["développeur", "lecture seule", "devops"], "administrateur, devops, développeur, lecture seule"),
+        ("en", ["developer", "read-only", "devops"], "admin, devops, developer, read-only"),
+    ],
+)
+def test_roles_are_typed_in_french_or_english_and_a_bad_one_lists_the_names_in_the_readers_language(
+    make_world: Callable[..., World], language: str, names: list[str], accepted: str
+) -> None:
+    world = make_world(language=language)
+    bob = User(world, "bob")
+    bob.run("/cpn project create alpha")
+    world.wait_idle(30)
+    bob.run("/cpn member add alpha @carol --role Développeur")
+    assert f"@carol — {names[0]}" in bob.run("/cpn member list alpha")["text"]
+    for typed, name in zip(["lecture-seule", "DEVOPS", "developpeur"], names[1:] + names[:1], strict=True):
+        assert name in bob.run(f"/cpn member role alpha @carol {typed}")["text"]
+        assert f"@carol — {name}" in bob.run("/cpn member list alpha")["text"]
+    for refused in ["propriétaire", "chef"]:  # owner is not given by a command; chef is no role
+        text = bob.run(f"/cpn member role alpha @carol {refused}")["text"]
+        assert accepted in text and refused in text
+    assert f"@carol — {names[0]}" in bob.run("/cpn member list alpha")["text"]
 
 
 def test_secrets_are_typed_in_a_dialog_listed_without_values_and_deleted_with_confirmation(

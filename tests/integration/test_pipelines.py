@@ -476,7 +476,7 @@ def test_an_explicit_subscription_chooses_events_and_branches(alpha: World) -> N
     assert pipeline_cards(alpha, 202, "prive-gamma") == []
     assert pipeline_cards(alpha, 203, "prive-gamma") == []
     assert len(pipeline_cards(alpha, 203, "equipe-alpha")) == 1  # the linked channel keeps its defaults
-    assert any("a poussé 4 commit(s)" in p["message"] for p in channel_posts(alpha, "prive-gamma"))
+    assert any("a poussé 4 commits" in p["message"] for p in channel_posts(alpha, "prive-gamma"))
     assert not any("a poussé" in p["message"] for p in channel_posts(alpha, "equipe-alpha"))
     listing = bob.run("/cpn subscriptions", channel="prive-gamma")["text"]
     assert "**alpha**" in listing and "`release/*`" in listing and "échecs seulement" in listing

@@ -157,7 +157,7 @@ def test_a_second_scan_says_what_is_new_and_what_was_fixed(alpha: World, token: 
     push_report(alpha, token, json.dumps(report).encode(), ref="main")
     alpha.wait_idle()
     text = scan_cards(alpha)[-1]["text"]
-    assert "**+1** nouvelle(s), **−1** corrigée(s)" in text
+    assert "**+1** nouvelle, **−1** corrigée" in text
     assert removed["VulnerabilityID"] in json.dumps(fixture("trivy_image_report.json"))
 
 
@@ -200,7 +200,8 @@ def test_a_scan_breaking_the_policy_is_flagged_and_mentions_the_owners(alpha: Wo
     bob.run("/cpn member add alpha @dave --role devops")
     refused = User(alpha, "dave").run("/cpn policy alpha --max-critical 0")["text"]
     assert refused == "⛔ `policy` est réservé aux rôles : propriétaire ou administrateur du projet (ou plus)."
-    bob.run("/cpn policy alpha --max-critical 0")
+    shown = bob.run("/cpn policy alpha --max-critical 0")["text"]
+    assert "Critique tolérées : 0" in shown and "CRITICAL" not in shown
     push_report(alpha, token, (FIXTURES / "trivy_image_report.json").read_bytes(), ref="main")
     alpha.wait_idle()
     posts = channel_posts(alpha, "equipe-alpha")
@@ -248,6 +249,7 @@ def test_the_scan_command_shows_the_latest_per_image_and_the_history(alpha: Worl
     text = User(alpha, "bob").run("/cpn scan alpha")["text"]
     assert "Scans de vulnérabilités du projet alpha" in text and "historique" in text
     assert "alpine-39" in text
+    assert "Critique : " in text and "CRITICAL" not in text  # severities in the reader's language
     assert "registry.example/alpha/api" in text and "api:diff" not in text  # one history per image, any tag
 
 

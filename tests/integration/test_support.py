@@ -343,7 +343,7 @@ def test_kb_stats_are_for_platform_admins_and_count_questions_answers_and_feedba
     svc.press_ephemeral(world, "bob", "Ouvrir un ticket")
     assert "réservé" in bob.run("/cpn kb stats")["text"]
     stats = User(world, "alice").run("/cpn kb stats")["text"]
-    assert "4 questions, 50 % trouvées, 1 « ça m'a aidé », 1 tickets ouverts depuis une réponse." in stats
+    assert "4 questions, 50 % trouvées, 1 « ça m'a aidé », 1 ticket ouvert depuis une réponse." in stats
     assert "`synchroniser-un-depot` (1)" in stats and "`creer-un-projet` (1)" in stats
     unanswered = stats.split("Dernières questions sans réponse :")[1].strip().splitlines()
     assert unanswered[0] == "- quelle est la recette de la tarte aux pommes ?"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 import commands  # noqa: F401  (declares every command)
-from bot.i18n import catalog, placeholders, t
+from bot.i18n import Translator, catalog, placeholders, t
 from bot.spec import REGISTRY
 from commands.help import SECTIONS
 
@@ -52,3 +54,34 @@ def test_every_rule_key_used_by_validators_exists() -> None:
         "rules.mention",
     ):
         assert key in catalog("fr")
+
+
+@pytest.mark.parametrize(
+    ("lang", "count", "shown"),
+    [
+        ("fr", 0, "0 vulnérabilité"),  # French counts zero as singular
+        ("fr", 1, "1 vulnérabilité"),
+        ("fr", 6, "6 vulnérabilités"),
+        ("en", 0, "0 vulnerabilities"),
+        ("en", 1, "1 vulnerability"),
+        ("en", 6, "6 vulnerabilities"),
+    ],
+)
+def test_counted_texts_agree_with_their_count_in_each_language(lang: str, count: int, shown: str) -> None:
+    tr = Translator("en" if lang == "en" else "fr")
+    assert tr.plural("scan.full_title", count, subject="img").endswith(shown)
+
+
+def test_counted_texts_have_both_forms_and_no_parenthesised_plural() -> None:
+    for lang in ("fr", "en"):
+        texts = catalog(lang)
+        counted = {key.removesuffix(".one") for key in texts if key.endswith(".one")}
+        assert "scan.full_title" in counted
+        for key in counted:
+            forms = texts[f"{key}.one"], texts[f"{key}.other"]
+            assert all("{count}" in form and "(s)" not in form for form in forms), key
+
+
+def test_no_text_hedges_its_plural_with_parentheses() -> None:
+    for lang in ("fr", "en"):
+        assert [key for key, text in catalog(lang).items() if "(s)" in text] == [], lang

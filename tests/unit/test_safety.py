@@ -9,7 +9,7 @@ import pytest
 
 from bot.interactive import Refused, Signer
 from bot.logs import redact, register_secret
-from bot.render.safe import code, escape
+from bot.render.safe import code, escape, url
 
 
 def test_mentions_links_and_markdown_are_inert() -> None:
@@ -18,6 +18,12 @@ def test_mentions_links_and_markdown_are_inert() -> None:
     assert "](" not in shown.replace("\\](", "")
     assert "https://" not in shown
     assert "~town" not in shown
+
+
+def test_a_url_is_shown_as_typed_in_a_code_span_that_neither_links_nor_mentions() -> None:
+    shown = url("https://github.com/ministere/api.git")
+    assert shown == "`https://github.com/ministere/api.git`"  # copy and paste gives the address back
+    assert "\u2060" not in url("https://host/@channel/x")
 
 
 def test_long_text_is_cut_and_code_spans_cannot_be_closed() -> None:

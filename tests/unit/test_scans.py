@@ -477,7 +477,7 @@ def test_the_card_shows_the_verdict_counts_and_at_most_five_findings() -> None:
     assert len(findings) == 5
     assert findings[0].startswith("- 🔴 [CVE-2019-14697](https://avd.aquasec.com/nvd/cve-2019-14697) `musl")
     assert "`1.1.20-r4` → `1.1.20-r5`" in findings[0]
-    assert "1 autre(s)" in text
+    assert "1 autre :" in text
     assert "Mauvaises configurations" not in text and "Secrets" not in text
 
     en = scan_card(summary, None, "app", EN)
@@ -511,17 +511,17 @@ def big_summary(count: int) -> Any:
 def test_the_full_list_is_a_table_cut_at_a_sane_length() -> None:
     small = summarize(parse_report(dump(image())), set())
     listing = full_list(small, FR, subject="alpine:3.9")
-    assert listing.startswith("**Trivy — alpine:3.9** : 6 vulnérabilité(s)")
-    assert listing.count("\n| 🟡 MEDIUM |") == 4 and listing.count("\n| 🔴 CRITICAL |") == 2
+    assert listing.startswith("**Trivy — alpine:3.9** : 6 vulnérabilités")
+    assert listing.count("\n| 🟡 Moyenne |") == 4 and listing.count("\n| 🔴 Critique |") == 2
     assert "non affichée" not in listing
 
     big = big_summary(2000)
     listing = full_list(big, EN)
     assert len(listing) <= 15_000
-    rows = listing.count("\n| 🔴 CRITICAL |") + listing.count("\n| 🟠 HIGH |") + listing.count("\n| 🔵 LOW |")
+    rows = listing.count("\n| 🔴 Critical |") + listing.count("\n| 🟠 High |") + listing.count("\n| 🔵 Low |")
     assert 10 < rows < 2000
-    assert f"… {2000 - rows} line(s) not shown" in listing
-    assert listing.count("\n| 🔴 CRITICAL |") == rows  # the worst first: 667 critical ones fill the post
+    assert f"… {2000 - rows} lines not shown" in listing
+    assert listing.count("\n| 🔴 Critical |") == rows  # the worst first: 667 critical ones fill the post
     assert len(full_list(big, EN, max_chars=3000)) <= 3000
     csv_text = full_csv(big)
     assert csv_text.count("\n") == 2001  # header + every finding: the attached file is complete
@@ -586,7 +586,7 @@ def test_license_findings_are_counted_apart_from_vulnerabilities() -> None:
         text = scan_card(summary, None, "app", tr)["text"]
         assert f"**{title}**" in text and "AGPL-3.0" in text and "left-pad" in text
     listing = full_list(summary, EN, subject="app")
-    assert "**Licenses** (3)" in listing and "| 🔴 CRITICAL | AGPL-3.0 | forbidden | left-pad |" in listing
+    assert "**Licenses** (3)" in listing and "| 🔴 Critical | AGPL-3.0 | forbidden | left-pad |" in listing
     notice_only = summarize(parse_report(with_licenses(LICENSES[2])), set())
     assert notice_only.verdict == "ok" and len(notice_only.licenses) == 1
 
