@@ -360,7 +360,7 @@ def test_kb_stats_do_not_count_an_answer_turned_into_a_ticket_as_found(make_worl
     bob.run("/cpn ask comment créer un projet ?")
     svc.press_ephemeral(world, "bob", "Ouvrir un ticket")
     stats = User(world, "alice").run("/cpn kb stats")["text"]
-    assert "2 questions, 50 % trouvées, 1 « ça m'a aidé », 1 tickets ouverts depuis une réponse." in stats
+    assert "2 questions, 50 % trouvées, 1 « ça m'a aidé », 1 ticket ouvert depuis une réponse." in stats
     assert "`synchroniser-un-depot` (1)" in stats and "creer-un-projet" not in stats
     unanswered = stats.split("Dernières questions sans réponse :")[1].strip().splitlines()
     assert unanswered == ["- comment créer un projet ?"]
