@@ -105,7 +105,9 @@ def parse_ipv4(host: str) -> ipaddress.IPv4Address | None:
     values = []
     for part in parts:
         if part[:2].lower() == "0x":
-            values.append(int(part[2:] or "0", 16))
+            if not part[2:]:
+                raise BadHost(host)  # a bare "0x": WHATWG reads 0, inet_aton refuses it
+            values.append(int(part[2:], 16))
         elif len(part) > 1 and part[0] == "0":
             if not set(part) <= set("01234567"):
                 raise BadHost(host)

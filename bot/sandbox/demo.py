@@ -641,16 +641,17 @@ def _check_help(demo: Demo, result: StepResult) -> None:
     demo.expect(len(result.answers) == 2, "deux réponses attendues", "two answers expected")
     # Everyone sees how to start; the commands of a project show once one is in a project (or to admins).
     expected = {
-        "alice": ("/cpn whoami", "/cpn project create", "/cpn member add", "/cpn repo add", "/cpn env add"),
-        "bob": ("/cpn whoami", "/cpn project create", "/cpn project list"),
+        # The overview names each group with the verbs the caller may use.
+        "alice": ("`whoami`", "`project` create", "`member` add", "`repo` add", "`env` add"),
+        "bob": ("`whoami`", "`project` create, list"),
     }
     for (username, _), answer in zip(result.typed, result.answers, strict=True):
         text = text_of(answer)
         for command in expected[username]:
             demo.expect(
                 command in text,
-                f"@{username} ne voit pas `{command}` dans l'aide",
-                f"@{username} does not see `{command}` in the help",
+                f"@{username} ne voit pas {command} dans l'aide",
+                f"@{username} does not see {command} in the help",
             )
         demo.expect(result.ephemerals(username), f"@{username} n'a rien vu", f"@{username} saw nothing")
     demo.expect(not result.posts(), "l'aide a été publiée dans le canal", "the help was posted in the channel")

@@ -462,7 +462,7 @@ def test_headless_state_file_healthz_slash_and_sigterm(tmp_path: Path, registry:
                 },
             )
         assert answer.status_code == 200, answer.text
-        assert "/cpn whoami" in answer.json()["text"]
+        assert "`whoami`" in answer.json()["text"]
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

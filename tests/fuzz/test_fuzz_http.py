@@ -44,7 +44,9 @@ from tests.support.model_strategies import for_model
 SCALE = float(os.environ.get("FUZZ_SCALE", "1.0"))
 BATCH = 25
 QUOTAS = {"mattermost": 7_500, "webhooks": 7_500, "api": 5_000}  # 20 000 requests at scale 1
-MIN_ACCEPTED = {"mattermost": 0.05, "webhooks": 0.05, "api": 0.01}
+# The sync API limits each project's rate, so most of its valid calls are answered 429 by the
+# handler itself: its share of 2xx is small by design.
+MIN_ACCEPTED = {"mattermost": 0.05, "webhooks": 0.05, "api": 0.005}
 FIXTURES = fixtures_dir()
 
 
