@@ -86,7 +86,8 @@ USER = "bob"
 CHANNEL = "equipe-alpha"
 # The cards as the French catalog words them (bot/locales/fr.toml, the sandbox's language).
 CREATE_TITLE = f"Création du projet {SLUG}"
-UPDATE_TITLE = f"Mise à jour du projet {SLUG}"
+# A change that went through everywhere is one line, not a card (commands/common.py:progress_card).
+UPDATE_TITLE = f"Dépôt `{REPO}` ajouté par @{USER}."
 READY = "Projet prêt"
 CARD_ID = re.compile(r"pipeline #(\d+) ")
 JOBS = (("compile", "build"), ("unit-tests", "test"), ("package", "deploy"))  # (name, stage), in order
@@ -461,6 +462,8 @@ class Cards:
 
 def _card_text(post: dict[str, Any], title: str) -> str | None:
     attachments = (post.get("props") or {}).get("attachments") or []
+    if not attachments and post.get("message") == title:
+        return f"\n\n{READY}"  # the one line of a success says what the final status of a card would
     if attachments and isinstance(attachments[0], dict) and str(attachments[0].get("title", "")).startswith(title):
         return str(attachments[0].get("text") or "")
     return None
@@ -468,7 +471,8 @@ def _card_text(post: dict[str, Any], title: str) -> str | None:
 
 def run_command(world: World, text: str, card_title: str, timeout: float = 30.0) -> float:
     """Bob types ``/cpn <text>`` in ~equipe-alpha; waits for the card titled ``card_title`` to say
-    the project is ready. Returns the seconds it took."""
+    the project is ready (or for the one line ``card_title`` of a change that went through).
+    Returns the seconds it took."""
     state: Any = world.states["mattermost"]
     channel_id = world.channels[CHANNEL]
     since_ms = int(time.time() * 1000) - 2000

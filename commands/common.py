@@ -112,8 +112,13 @@ def submit_from_press(bot: Bot, press: Press, kind: str, params: dict[str, Any],
     )
 
 
-def progress_card(bot: Bot, op: Operation, project: Project, mode: str) -> Callable[[list[Step]], Awaitable[None]]:
-    """The checklist card of one operation, edited in place after each step."""
+def progress_card(
+    bot: Bot, op: Operation, project: Project, mode: str, done: tuple[str, dict[str, str]] | None = None
+) -> Callable[[list[Step]], Awaitable[None]]:
+    """The checklist card of one operation, edited in place after each step.
+
+    With ``done`` (a catalog key and its parameters, ``who`` added), a change that went through on every
+    service is that one line: the checklist is posted only when something failed or warned."""
     tr: Translator = bot.tr
     key = op.root_key or f"op:{op.id}"
 
@@ -124,7 +129,20 @@ def progress_card(bot: Bot, op: Operation, project: Project, mode: str) -> Calla
             status = current.status if current else "failed"
             if mode in ("delete", "remove"):
                 status = "archived" if all(s.state == "ok" for s in steps) else "failed"
+        if done is not None:
+            if status == "initializing":
+                return
+            if all(s.state in ("ok", "skipped") for s in steps) and status in ("created", "archived"):
+                line = tr(done[0], **done[1], who=await operator(bot, op) or "?")
+                bot.outbox.enqueue(op.channel_id, Post(line), post_key=key, response_url=op.response_url)
+                return
         card = checklist(project, steps, mode, status, tr)
         bot.outbox.enqueue(op.channel_id, Post("", (card,)), post_key=key, response_url=op.response_url)
 
     return progress
+
+
+async def operator(bot: Bot, op: Operation) -> str:
+    """``@name`` of who asked for the operation, as the channel knows them."""
+    identity = await bot.identities.get(op.user_id) if op.user_id else None
+    return f"@{identity.username}" if identity and identity.username else ""

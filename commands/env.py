@@ -47,7 +47,9 @@ async def add(ctx: CommandContext) -> Reply:
         float(ctx.args["memory"] or 0),
         ctx.user_id,
     )
-    ctx.submit("project.reconcile", {"project": project.name, "mode": "update"})
+    ctx.submit(
+        "project.reconcile", {"project": project.name, "mode": "update", "done": ["env.added", {"env": code(name)}]}
+    )
     bot.store.audit(ctx.user_id, ctx.user_name, "env.add", f"{project.name}/{name}", "ok", {"stage": ctx.args["stage"]})
     return Reply(ctx.tr("env.adding", env=code(name), project=code(project.name)))
 
@@ -106,6 +108,9 @@ async def remove_environment(op: Operation, bot: Bot) -> dict[str, Any]:
     if project is None:
         return {"status": "gone"}
     complete = await teardown.remove_environment(
-        bot, project, op.params["env"], progress_card(bot, op, project, "remove")
+        bot,
+        project,
+        op.params["env"],
+        progress_card(bot, op, project, "remove", ("env.removed", {"env": code(op.params["env"])})),
     )
     return {"complete": complete}

@@ -21,7 +21,7 @@ from bot.workflows.naming import Names
 from bot.workflows.onboarding import Reconciliation
 from bot.workflows.rules import DESCRIPTION_MAX, PROJECT_NAME
 from commands.address import address_refusal
-from commands.common import confirmation, progress_card, submit_from_press
+from commands.common import confirmation, operator, progress_card, submit_from_press
 from services.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -208,7 +208,10 @@ async def reconcile(op: Operation, bot: Bot) -> dict[str, Any]:
     if project is None:
         return {"status": "gone"}
     mode = op.params.get("mode", "update")
-    status = await Reconciliation(bot, project).run(progress_card(bot, op, project, mode))
+    done = op.params.get("done")
+    status = await Reconciliation(bot, project).run(
+        progress_card(bot, op, project, mode, (done[0], done[1]) if done else None)
+    )
     bot.store.audit(op.user_id, "", f"project.{mode}", project.name, status)
     first_sync = op.params.get("first_sync")
     if first_sync and status != "failed":
@@ -217,23 +220,16 @@ async def reconcile(op: Operation, bot: Bot) -> dict[str, Any]:
 
 
 async def announce_first_sync(bot: Bot, op: Operation, project: Project, repo: str) -> None:
-    """A repository created from an external URL is synchronised at once, all branches."""
+    """A repository created from an external URL is synchronised at once, all branches.
+
+    The sync card ``start_sync`` publishes is the announcement: only a refusal gets a line of its own."""
     key = op.root_key or f"op:{op.id}"
-    identity = await bot.identities.get(op.user_id) if op.user_id else None
-    who = f"@{identity.username}" if identity and identity.username else ""
     try:
-        state = await start_sync(bot, project, repo, None, True, who)
+        await start_sync(bot, project, repo, None, True, await operator(bot, op))
     except ServiceError as exc:
         bot.outbox.enqueue(op.channel_id, Post(bot.tr("errors.service", service=exc.service)), root_key=key)
-        return
     except AddressRefused as refused:
         bot.outbox.enqueue(op.channel_id, Post(address_refusal(bot.tr, refused.verdict)), root_key=key)
-        return
-    bot.outbox.enqueue(
-        op.channel_id,
-        Post(bot.tr("sync.first", repo=code(repo), pipeline=state.pipeline_id, url=state.url)),
-        root_key=key,
-    )
 
 
 @operation("project.delete")

@@ -126,9 +126,17 @@ async def add(ctx: CommandContext) -> Reply:
         )
         return Reply(ctx.tr("repo.fill_dialog"))
     _register(bot, data, private=False, user_id=ctx.user_id)
-    ctx.submit("project.reconcile", {"project": project.name, "mode": "update", "first_sync": name if url else ""})
+    ctx.submit(
+        "project.reconcile",
+        {"project": project.name, "mode": "update", "first_sync": name if url else "", "done": _added(name)},
+    )
     bot.store.audit(ctx.user_id, ctx.user_name, "repo.add", f"{project.name}/{name}", "ok", {"url": url})
     return Reply(ctx.tr("repo.adding", repo=code(name), project=code(project.name)))
+
+
+def _added(repo: str) -> list[Any]:
+    """The one line a successful ``repo add`` leaves in the channel (see ``progress_card``)."""
+    return ["repo.added", {"repo": code(repo)}]
 
 
 def _register(bot: Bot, data: dict[str, Any], private: bool, user_id: str) -> None:
@@ -166,7 +174,7 @@ async def credentials_submitted(press: Press, bot: Bot) -> PressResult:
             bot,
             press,
             "project.reconcile",
-            {"project": project.name, "mode": "update", "first_sync": data["repo"]},
+            {"project": project.name, "mode": "update", "first_sync": data["repo"], "done": _added(data["repo"])},
         )
         bot.store.audit(press.user_id, press.user_name, "repo.add", target, "ok", {"url": data["url"], "private": True})
         bot.outbox.enqueue(
@@ -259,6 +267,9 @@ async def remove_repository(op: Operation, bot: Bot) -> dict[str, Any]:
     if project is None:
         return {"status": "gone"}
     complete = await teardown.remove_repository(
-        bot, project, op.params["repo"], progress_card(bot, op, project, "remove")
+        bot,
+        project,
+        op.params["repo"],
+        progress_card(bot, op, project, "remove", ("repo.removed", {"repo": code(op.params["repo"])})),
     )
     return {"complete": complete}

@@ -682,3 +682,44 @@ def test_deleting_a_project_empties_its_registry_namespace_even_with_images(
         assert world.states["harbor"].project("alpha") is None
     else:
         assert world.states["quay"].organization("alpha") is None
+
+
+def test_adding_and_removing_say_what_changed_in_one_line_and_the_first_sync_is_announced_once(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world()
+    bob = User(world, "bob")
+    bob.run("/cpn project create alpha")
+    world.wait_idle(30)
+    before = len(channel_posts(world, "equipe-alpha"))
+    bob.run("/cpn repo add alpha api --url https://github.com/ministere/api.git")
+    bob.run("/cpn env add alpha dev --stage dev")
+    world.wait_idle(30)
+    bob.run("/cpn env remove alpha dev")
+    svc.press_ephemeral(world, "bob", "Confirmer")
+    world.wait_idle(30)
+    # A post is read as a person reads it: its message, then its attachments.
+    posts = ["\n".join(filter(None, (p["message"], text_of(p)))) for p in channel_posts(world, "equipe-alpha")[before:]]
+    assert not [p for p in posts if "Mise à jour du projet" in p or "Suppression dans le projet" in p]
+    for line in (
+        "Dépôt `api` ajouté par @bob.",
+        "Environnement `dev` ajouté par @bob.",
+        "Environnement `dev` supprimé par @bob.",
+    ):
+        assert [p for p in posts if line in p] == [line], posts
+    # The sync card is the announcement: no second post saying the same.
+    announced = [p for p in posts if "ynchronisation de api" in p or "ynchronisation de `api`" in p]
+    assert len(announced) == 1, announced
+
+
+def test_a_change_that_failed_shows_the_checklist(make_world: Callable[..., World]) -> None:
+    world = make_world()
+    bob = User(world, "bob")
+    bob.run("/cpn project create alpha")
+    world.wait_idle(30)
+    world.states["argocd"].faults.down = True
+    bob.run("/cpn env add alpha dev --stage dev")
+    world.wait_idle(30)
+    card = last_card(world, "Mise à jour du projet alpha")
+    assert "❌ **ArgoCD** — ArgoCD ne répond pas" in card["text"]
+    assert not [p for p in channel_posts(world, "equipe-alpha") if "ajouté par" in (p.get("message") or "")]
