@@ -1126,13 +1126,15 @@ def _check_scan_policy(demo: Demo, result: StepResult) -> None:
     _not_refused(demo, result)
     listing = result.answer_text(0)
     demo.expect(
-        "alpine-39" in listing and "2 CRITICAL" in listing,
-        f"`/cpn scan` ne montre pas l'image analysée et ses 2 CRITICAL : {excerpt(listing, 120)}",
-        f"`/cpn scan` does not show the scanned image and its 2 CRITICAL: {excerpt(listing, 120)}",
+        "alpine-39" in listing and ("Critique : 2" in listing or "Critical: 2" in listing),
+        f"`/cpn scan` ne montre pas l'image analysée et ses 2 critiques : {excerpt(listing, 120)}",
+        f"`/cpn scan` does not show the scanned image and its 2 criticals: {excerpt(listing, 120)}",
     )
     policy = result.answer_text(1)
     demo.expect(
-        "CRITICAL" in policy and ": 0" in policy, "la politique n'est pas à 0 CRITICAL", "the policy is not 0 CRITICAL"
+        "Critique tolérées : 0" in policy or "Critical allowed: 0" in policy,
+        "la politique ne tolère pas 0 critique",
+        "the policy does not allow 0 critical",
     )
     root, _ = _sync_card(demo, result, API, SYNC_BUT_SCAN_FAILED)
     _build_card(demo, root, API, PIPELINE_PASSED)
