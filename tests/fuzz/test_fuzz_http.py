@@ -35,11 +35,12 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from bot import webhook_models as models
-from bot.sandbox.world import Timings, World
+from bot.sandbox.world import World
 from bot.workflows.naming import derive
 from services.emulators.fixtures import fixtures_dir
 from tests.support.mattermost import User
 from tests.support.model_strategies import for_model
+from tests.support.worlds import alpha_with_api
 
 SCALE = float(os.environ.get("FUZZ_SCALE", "1.0"))
 BATCH = 25
@@ -369,14 +370,8 @@ FAMILIES: dict[str, Callable[[Keys], st.SearchStrategy[Req]]] = {
 
 @pytest.fixture(scope="module")
 def target() -> Iterator[tuple[World, Keys]]:
-    world = World.create(timings=Timings.fast()).start()
-    try:
-        bob = User(world, "bob")
-        bob.run("/cpn project create alpha")
-        world.wait_idle(30)
-        bob.run("/cpn repo add alpha api")
-        world.wait_idle(30)
-        shown = bob.run("/cpn token create alpha")["text"]
+    with alpha_with_api() as world:
+        shown = User(world, "bob").run("/cpn token create alpha")["text"]
         assert world.bot is not None
         keys = Keys(
             slash=world.slash_token,
@@ -390,8 +385,6 @@ def target() -> Iterator[tuple[World, Keys]]:
             api=next(line for line in shown.splitlines() if line.startswith("cpn_")),
         )
         yield world, keys
-    finally:
-        world.stop()
 
 
 async def send_batch(client: httpx.AsyncClient, batch: list[Req]) -> list[tuple[Req, int]]:

@@ -13,11 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.sandbox.world import Timings, World
+from bot.sandbox.world import World
 from bot.workflows.naming import derive
 from services.emulators.fixtures import fixtures_dir
 from tests.conftest import wait_for
 from tests.support.mattermost import User, channel_posts, text_of
+from tests.support.worlds import alpha_with_api
 
 FIXTURES = fixtures_dir()
 
@@ -32,16 +33,8 @@ def attachments(world: World, channel: str = "equipe-alpha") -> list[dict[str, A
 
 @pytest.fixture(scope="module")
 def alpha() -> Iterator[World]:
-    world = World.create(timings=Timings.fast()).start()
-    try:
-        bob = User(world, "bob")
-        bob.run("/cpn project create alpha")
-        world.wait_idle(30)
-        bob.run("/cpn repo add alpha api")
-        world.wait_idle(30)
+    with alpha_with_api() as world:
         yield world
-    finally:
-        world.stop()
 
 
 # -- SonarQube ------------------------------------------------------------------------------------

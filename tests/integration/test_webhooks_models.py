@@ -15,11 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import webhook_models as models
-from bot.sandbox.world import Timings, World
+from bot.sandbox.world import World
 from bot.workflows.naming import derive
 from services.emulators.fixtures import fixtures_dir
 from tests.support.mattermost import User
 from tests.support.model_strategies import for_model
+from tests.support.worlds import alpha_with_api
 
 PATH = "forge/projects/alpha/api"
 
@@ -31,16 +32,8 @@ def fixture(name: str) -> Any:
 @pytest.fixture(scope="module")
 def alpha() -> Iterator[World]:
     """One bot with project alpha and its repository api, for every case of this file."""
-    world = World.create(timings=Timings.fast()).start()
-    try:
-        bob = User(world, "bob")
-        bob.run("/cpn project create alpha")
-        world.wait_idle(30)
-        bob.run("/cpn repo add alpha api")
-        world.wait_idle(30)
+    with alpha_with_api() as world:
         yield world
-    finally:
-        world.stop()
 
 
 @pytest.mark.parametrize(
