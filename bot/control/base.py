@@ -83,5 +83,9 @@ class Control(ABC):
         """Where an environment of ``stage`` goes, or the choice the caller has to make."""
 
     @abstractmethod
+    def sonar_key(self, slug: str, repo: str) -> str:
+        """The SonarQube project key of a repository, as the provisioner named it."""
+
+    @abstractmethod
     async def close(self) -> None:
         """Release the connections it holds of its own."""

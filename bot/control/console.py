@@ -21,7 +21,7 @@ from bot.control.base import Control, Placement, PlacementChoice
 from bot.model import Project
 from bot.rights import Role
 from bot.workflows import onboarding, sync
-from bot.workflows.naming import MIRROR_REPO, Names
+from bot.workflows.naming import MIRROR_REPO, Names, console_sonar_key
 from bot.workflows.onboarding import Progress, Step, failure_reason, finish, run_step
 from services.console import Console
 from services.console_errors import ConsoleError, ConsoleProvisioningError
@@ -77,6 +77,9 @@ class ConsoleControl(Control):
 
     async def close(self) -> None:
         await self.console.close()
+
+    def sonar_key(self, slug: str, repo: str) -> str:
+        return console_sonar_key(slug, repo)
 
     def _names(self, project: Project) -> Names:
         return Names(self.bot.config.platform.root_group, project.slug)

@@ -62,6 +62,9 @@ class DirectControl(Control):
     ) -> Pipeline:
         return await sync.trigger(self.bot, project, repo, branch, all_branches)
 
+    def sonar_key(self, slug: str, repo: str) -> str:
+        return Names(self.bot.config.platform.root_group, slug).sonar_key(repo)
+
     async def close(self) -> None:
         """Its services' clients are the platform's (``bot.platform``), closed with it."""
 

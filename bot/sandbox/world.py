@@ -101,6 +101,8 @@ class World:
     bot_admin: bool = False
     # GitLab's tier: "premium" has group webhooks, "free" (CE) answers 404 on /groups/:id/hooks.
     gitlab_tier: str = "premium"
+    # Who provisions (platform.control): "direct", or "console" (the console emulator, Harbor).
+    control: str = "direct"
 
     def __post_init__(self) -> None:
         self.servers: dict[str, EmulatorServer] = {}
@@ -266,6 +268,9 @@ class World:
             hs.host = self.servers["harbor"].url.removeprefix("http://")
             self.service_tokens["harbor"] = harbor_password
 
+        if self.control == "console":
+            self._start_console()
+
         nexus = importlib.import_module("services.emulators.nexus")
         nexus_password = secrets.token_hex(12)
         self._serve("nexus", nexus.State(admin_password=nexus_password), nexus)
@@ -292,6 +297,17 @@ class World:
         ar.git_resolver = self._git_head
         ar.manifest_digest = self._manifest_digest
         self.service_tokens["argocd"] = argo_password
+
+    def _start_console(self) -> None:
+        """The console emulator: the cast as console users with the same e-mails (alice a platform
+        admin), and an admin token for the bot (console-api.md §1.3)."""
+        console = importlib.import_module("services.emulators.console")
+        cs = console.State()
+        for user in self.users.values():
+            first, last, admin = CAST[user.username]
+            cs.add_user(user.email, first, last, admin=admin)
+        self.service_tokens["console"] = cs.add_admin_token("cpn-bot")
+        self._serve("console", cs, console)
 
     # -- what the pipelines' jobs would tell the other services ---------------------------------
 
@@ -480,6 +496,14 @@ class World:
                 "drift_grace_seconds": max(2.0, 60 * self.timings.argocd_step),
             },
         }
+        if "console" in self.servers:
+            data["platform"]["control"] = "console"
+            data["platform"]["registry"] = "harbor"
+            data["console"] = {
+                "url": self.servers["console"].url,
+                "token": self.secret_ref("console", self.service_tokens["console"]),
+                "reread_delay_seconds": 0.05,
+            }
         if "harbor" in self.servers:
             data["harbor"] = {
                 "url": self.servers["harbor"].url,
@@ -504,7 +528,9 @@ class World:
     @property
     def registry_kind(self) -> str:
         """The registry the bot drives: ``quay``, or ``harbor`` with ``config_overrides``
-        ``{"platform": {"registry": "harbor"}}`` (its emulator is started only then)."""
+        ``{"platform": {"registry": "harbor"}}`` or in console mode (its emulator is started only then)."""
+        if self.control == "console":
+            return "harbor"  # the console's registry since its v3 (issue 13)
         platform = self.config_overrides.get("platform")
         return str(platform.get("registry", "quay")) if isinstance(platform, dict) else "quay"
 
@@ -547,6 +573,8 @@ class World:
         }
         for name, info in self.service_credentials().items():
             services[name] = info
+        if "console" in self.servers:
+            services["console"] = {"url": self.servers["console"].url, "token": self.service_tokens["console"]}
         return {
             "bot_url": self.bot_url,
             "slash_command": "/cpn",

@@ -387,7 +387,7 @@ async def sonarqube_hooks(ctx: Context, step: Step) -> None:
     assert sonar is not None
     secret = ctx.bot.webhook_secret("sonarqube", ctx.names.slug)
     for repo in ctx.repositories:
-        key = ctx.names.sonar_key(repo.name)
+        key = ctx.bot.control.sonar_key(ctx.names.slug, repo.name)
         step.record(await sonar.ensure_webhook(key, "cpn-bot", f"{ctx.bot.public_url}/hooks/sonarqube", secret))
 
 
