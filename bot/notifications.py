@@ -300,10 +300,16 @@ async def start_sync(
     all_branches: bool,
     triggered_by: str,
     user_id: str = "",
+    first: bool = False,
 ) -> PipelineState:
-    """Trigger the ``mirror`` pipeline for ``repo`` (through ``bot.control``) and put its card in
-    the project's channels."""
-    pipeline = await bot.control.trigger_sync(project, repo, branch, all_branches, user_id)
+    """Trigger the ``mirror`` pipeline for ``repo`` (through ``bot.control``; ``first``: the one a
+    new repository gets) and put its card in the project's channels."""
+    control = bot.control
+    pipeline = await (
+        control.first_sync(project, repo, user_id)
+        if first
+        else control.trigger_sync(project, repo, branch, all_branches, user_id)
+    )
     book = PipelineBook(bot.store)
     key = f"{pipeline.project_id}:{pipeline.id}"
     state = book.get(key) or PipelineState(

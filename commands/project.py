@@ -223,7 +223,7 @@ async def announce_first_sync(bot: Bot, op: Operation, project: Project, repo: s
     The sync card ``start_sync`` publishes is the announcement: only a refusal gets a line of its own."""
     key = op.root_key or f"op:{op.id}"
     try:
-        await start_sync(bot, project, repo, None, True, await operator(bot, op), op.user_id)
+        await start_sync(bot, project, repo, None, True, await operator(bot, op), op.user_id, first=True)
     except ServiceError as exc:
         bot.outbox.enqueue(op.channel_id, Post(bot.tr("errors.service", service=exc.service)), root_key=key)
     except AddressRefused as refused:

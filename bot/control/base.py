@@ -79,6 +79,10 @@ class Control(ABC):
         """Start the ``mirror`` pipeline of ``repo``; the GitLab pipeline to follow."""
 
     @abstractmethod
+    async def first_sync(self, project: Project, repo: str, user_id: str) -> Pipeline:
+        """The first synchronisation of a repository created from an external URL (all branches)."""
+
+    @abstractmethod
     async def placement(self, stage: str, cluster: str | None) -> Placement | PlacementChoice:
         """Where an environment of ``stage`` goes, or the choice the caller has to make."""
 

@@ -325,6 +325,15 @@ class ConsoleControl(Control):
         await self.credential(user_id).repositories.sync(
             project.console_id, row.console_id, None if all_branches else (branch or "main")
         )
+        return await self._last_mirror_pipeline(project)
+
+    async def first_sync(self, project: Project, repo: str, user_id: str) -> Pipeline:
+        """The console already started it: creating a repository with an external URL runs its
+        mirror (§3.2); asking again would run it twice."""
+        await sync.check_source(self.bot, project, repo, None)
+        return await self._last_mirror_pipeline(project)
+
+    async def _last_mirror_pipeline(self, project: Project) -> Pipeline:
         gitlab = self.bot.platform.gitlab
         if gitlab is None:
             raise ServiceError("GitLab", Failure.UNAVAILABLE, detail="not configured")

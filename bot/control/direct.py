@@ -65,6 +65,9 @@ class DirectControl(Control):
     def sonar_key(self, slug: str, repo: str) -> str:
         return Names(self.bot.config.platform.root_group, slug).sonar_key(repo)
 
+    async def first_sync(self, project: Project, repo: str, user_id: str) -> Pipeline:
+        return await self.trigger_sync(project, repo, None, True, user_id)
+
     async def close(self) -> None:
         """Its services' clients are the platform's (``bot.platform``), closed with it."""
 

@@ -116,6 +116,7 @@ class World:
         self.bot_url = ""
         self.config_path = self.root / "cpn-bot.toml"
         self.config: Config | None = None
+        self._console_plugins: Any = None
 
     # -- start and stop -------------------------------------------------------------------------
 
@@ -181,6 +182,8 @@ class World:
 
     def stop(self) -> None:
         self.stop_bot()
+        if self._console_plugins is not None:
+            self._console_plugins.close()
         for server in self.servers.values():
             server.stop()
         if not self.keep_files:
@@ -268,9 +271,6 @@ class World:
             hs.host = self.servers["harbor"].url.removeprefix("http://")
             self.service_tokens["harbor"] = harbor_password
 
-        if self.control == "console":
-            self._start_console()
-
         nexus = importlib.import_module("services.emulators.nexus")
         nexus_password = secrets.token_hex(12)
         self._serve("nexus", nexus.State(admin_password=nexus_password), nexus)
@@ -297,12 +297,27 @@ class World:
         ar.git_resolver = self._git_head
         ar.manifest_digest = self._manifest_digest
         self.service_tokens["argocd"] = argo_password
+        if self.control == "console":
+            self._start_console()
 
     def _start_console(self) -> None:
         """The console emulator: the cast as console users with the same e-mails (alice a platform
-        admin), and an admin token for the bot (console-api.md §1.3)."""
+        admin), an admin token for the bot (console-api.md §1.3), and its plugins provisioning the
+        other emulators over HTTP (services/emulators/console_plugins.py), as the real console's do."""
         console = importlib.import_module("services.emulators.console")
+        plugins = importlib.import_module("services.emulators.console_plugins")
         cs = console.State()
+        servers, Service = self.servers, plugins.Service
+        self._console_plugins = plugins.install(
+            cs,
+            gitlab=Service(servers["gitlab"].url, self.service_tokens["gitlab"]),
+            vault=Service(self.vault_url, self.vault_admin_token),
+            harbor=Service(servers["harbor"].url, self.service_tokens["harbor"], user="admin"),
+            sonarqube=Service(servers["sonarqube"].url, self.service_tokens["sonarqube"]),
+            argocd=Service(servers["argocd"].url, self.service_tokens["argocd"], user="admin"),
+            root_group="forge/projects",
+            kv_mount="forge-dso",
+        )
         for user in self.users.values():
             first, last, admin = CAST[user.username]
             cs.add_user(user.email, first, last, admin=admin)
