@@ -134,6 +134,10 @@ class PlatformConfig(Section):
     protected_environments: list[str] = Field(default_factory=lambda: ["prod"])
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
     registry: Literal["quay", "harbor"] = Field("quay", description="the container registry: [quay] or [harbor]")
+    control: Literal["direct", "console"] = Field(
+        "direct",
+        description='who provisions: "direct" (the bot drives each service) or "console" (through [console])',
+    )
 
 
 def _network(value: str) -> str:
@@ -285,6 +289,8 @@ class Config(Section):
     def _registry_configured(self) -> Config:
         if self.platform.registry == "harbor" and self.harbor is None:
             raise ValueError('platform.registry is "harbor": the [harbor] section is missing')
+        if self.platform.control == "console" and self.console is None:
+            raise ValueError('platform.control is "console": the [console] section is missing')
         return self
 
     @field_validator("platform")

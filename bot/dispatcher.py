@@ -15,9 +15,10 @@ from bot.i18n import Text
 from bot.logs import log, request_id_var
 from bot.parser import UsageError, clean, parse_args, tokenize
 from bot.render import help as help_render
-from bot.render.safe import code
+from bot.render.safe import code, escape
 from bot.rights import Access, Role, allows, requirement_label
 from bot.spec import CommandSpec, Registry
+from services.console_errors import ConsoleError
 from services.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -70,6 +71,10 @@ class Dispatcher:
         self.bot.metrics.inc("cpn_commands_total", command=spec.name)
         try:
             return await spec.handler(ctx)
+        except ConsoleError as exc:
+            # The console's refusal, whatever its backend's error shape, said in the reader's words.
+            self.bot.metrics.inc("cpn_command_errors_total", reason="console")
+            return Reply(tr(f"console_error.{exc.reason}", message=escape(exc.console_message, 200)))
         except ServiceError as exc:
             self.bot.metrics.inc("cpn_command_errors_total", reason="service")
             return Reply(tr("errors.service", service=exc.service))

@@ -24,6 +24,7 @@ class Project:
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
     visibility: str = "internal"  # "private": its events stay out of public channels unless allowed
     gitlab_hooks: str = ""  # "group" | "project" (Free tier: a hook on each repository) | "" (none yet)
+    console_id: str = ""  # console mode: the console's project id ("" until it is created there)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Project:
@@ -38,6 +39,7 @@ class Project:
             services=json.loads(row["services"] or "{}"),
             visibility=row.get("visibility") or "internal",
             gitlab_hooks=row.get("gitlab_hooks") or "",
+            console_id=row.get("console_id") or "",
         )
 
 
@@ -57,6 +59,7 @@ class Repository:
     is_private: bool
     is_infra: bool
     status: str
+    console_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class Environment:
     cpu: float
     memory: float
     status: str
+    console_id: str = ""
+    cluster: str = ""  # console mode: the cluster's label
 
 
 class Projects:
@@ -134,6 +139,10 @@ class Projects:
     def set_gitlab_hooks(self, project_id: int, kind: str) -> None:
         self.db.table("projects").update(project_id, {"gitlab_hooks": kind, "updated_at": now()})
 
+    def set_console(self, project_id: int, console_id: str, slug: str) -> None:
+        """Console mode: the project as the console knows it (its slug names it on every service)."""
+        self.db.table("projects").update(project_id, {"console_id": console_id, "slug": slug, "updated_at": now()})
+
     # -- members --------------------------------------------------------------------------------
 
     def members(self, project_id: int) -> list[Member]:
@@ -175,6 +184,7 @@ class Projects:
                 bool(r["is_private"]),
                 bool(r["is_infra"]),
                 r["status"],
+                r.get("console_id") or "",
             )
             for r in rows
         ]
@@ -205,18 +215,38 @@ class Projects:
             "UPDATE repositories SET status = ? WHERE project_id = ? AND name = ?", (status, project_id, name)
         )
 
+    def set_repository_console_id(self, project_id: int, name: str, console_id: str) -> None:
+        self.db.execute(
+            "UPDATE repositories SET console_id = ? WHERE project_id = ? AND name = ? AND status != 'removed'",
+            (console_id, project_id, name),
+        )
+
     # -- environments ---------------------------------------------------------------------------
 
     def environments(self, project_id: int) -> list[Environment]:
         rows = self.db.table("environments").rows_where(
             "project_id = ? AND status != 'removed'", [project_id], order_by="name"
         )
-        return [Environment(r["id"], r["name"], r["stage"], r["cpu"] or 0, r["memory"] or 0, r["status"]) for r in rows]
+        return [
+            Environment(
+                r["id"],
+                r["name"],
+                r["stage"],
+                r["cpu"] or 0,
+                r["memory"] or 0,
+                r["status"],
+                r.get("console_id") or "",
+                r.get("cluster") or "",
+            )
+            for r in rows
+        ]
 
     def environment(self, project_id: int, name: str) -> Environment | None:
         return next((e for e in self.environments(project_id) if e.name == name), None)
 
-    def add_environment(self, project_id: int, name: str, stage: str, cpu: float, memory: float, by: str) -> None:
+    def add_environment(
+        self, project_id: int, name: str, stage: str, cpu: float, memory: float, by: str, cluster: str = ""
+    ) -> None:
         self.db.execute(
             "DELETE FROM environments WHERE project_id = ? AND name = ? AND status = 'removed'",
             (project_id, name),
@@ -228,6 +258,7 @@ class Projects:
                 "stage": stage,
                 "cpu": cpu,
                 "memory": memory,
+                "cluster": cluster,
                 "status": "initializing",
                 "created_by": by,
                 "created_at": now(),
@@ -237,6 +268,12 @@ class Projects:
     def set_environment_status(self, project_id: int, name: str, status: str) -> None:
         self.db.execute(
             "UPDATE environments SET status = ? WHERE project_id = ? AND name = ?", (status, project_id, name)
+        )
+
+    def set_environment_console_id(self, project_id: int, name: str, console_id: str) -> None:
+        self.db.execute(
+            "UPDATE environments SET console_id = ? WHERE project_id = ? AND name = ? AND status != 'removed'",
+            (console_id, project_id, name),
         )
 
     # -- channels -------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from bot.operations import Operation, operation
 from bot.outbox import Post
 from bot.render import pipelines as render
 from bot.scheduler import every
-from bot.workflows import outcomes, sync
+from bot.workflows import outcomes
 from bot.workflows.naming import MIRROR_REPO, Names
 from bot.workflows.pipelines import PipelineBook, PipelineState, gitlab_page, split_path, web_base
 from bot.workflows.routing import Subscriptions
@@ -293,10 +293,23 @@ def announce_push_or_mr(bot: Bot, project: Project, repo: str, event_type: str, 
 
 
 async def start_sync(
-    bot: Bot, project: Project, repo: str, branch: str | None, all_branches: bool, triggered_by: str
+    bot: Bot,
+    project: Project,
+    repo: str,
+    branch: str | None,
+    all_branches: bool,
+    triggered_by: str,
+    user_id: str = "",
+    first: bool = False,
 ) -> PipelineState:
-    """Trigger the ``mirror`` pipeline for ``repo`` and put its card in the project's channels."""
-    pipeline = await sync.trigger(bot, project, repo, branch, all_branches)
+    """Trigger the ``mirror`` pipeline for ``repo`` (through ``bot.control``; ``first``: the one a
+    new repository gets) and put its card in the project's channels."""
+    control = bot.control
+    pipeline = await (
+        control.first_sync(project, repo, user_id)
+        if first
+        else control.trigger_sync(project, repo, branch, all_branches, user_id)
+    )
     book = PipelineBook(bot.store)
     key = f"{pipeline.project_id}:{pipeline.id}"
     state = book.get(key) or PipelineState(

@@ -18,6 +18,8 @@ import commands  # noqa: F401  (declares every command)
 from bot import deployments, notifications, retention  # noqa: F401  (events, scheduled jobs)
 from bot.config import Config
 from bot.context import Identity
+from bot.control import Control
+from bot.control import build as build_control
 from bot.dispatcher import Dispatcher
 from bot.i18n import Translator
 from bot.identity import Identities
@@ -106,6 +108,8 @@ class Bot:
         self.support_channel_id = ""
         self.sync_limiter = RateLimiter(config.gitlab.sync_rate_per_minute if config.gitlab else 6)
         self.platform = Platform.from_config(config)
+        # Who provisions (platform.control): commands call it, never asking which it is.
+        self.control: Control = build_control(self)
         # Repository hosts are resolved through this (tests put their own DNS here).
         self.address_policy = policy_from_config(config)
         # The polling fallback's turn over the repositories, and their GitLab ids once looked up.
@@ -213,6 +217,7 @@ class Bot:
                 await task
         await self.mm.close()
         await self.platform.close()
+        await self.control.close()
         self.store.close()
         self.started = False
 

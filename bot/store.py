@@ -468,7 +468,15 @@ def _v11(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE projects ADD COLUMN gitlab_hooks TEXT NOT NULL DEFAULT ''")
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11]
+def _v12(db: sqlite_utils.Database) -> None:
+    """Console mode: the console's ids of a project, its repositories and environments (the slug is
+    the console's, ``name`` or ``name-N``), and the cluster an environment was placed on."""
+    for table in ("projects", "repositories", "environments"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN console_id TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE environments ADD COLUMN cluster TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11, _v12]
 
 # The inbox file: written by the web process only (acknowledgements), read by whoever processes.
 INBOX_SCHEMA = (

@@ -41,7 +41,8 @@ async def help_command(ctx: CommandContext) -> Reply:
     trigger = dispatcher.trigger
     wanted = ctx.args.get("command")
     if not wanted:
-        return Reply(render.overview(SECTIONS, await dispatcher.visible(ctx), ctx.tr, trigger))
+        overview = render.overview(SECTIONS, await dispatcher.visible(ctx), ctx.tr, trigger)
+        return Reply(f"{overview}\n{ctx.tr(f'help.control_{ctx.bot.control.name}')}")
     words = wanted.removeprefix(f"/{trigger}").split()
     spec, used = dispatcher.registry.match(words)
     if spec is None or used != len(words):

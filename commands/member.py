@@ -6,9 +6,8 @@ from bot.context import CommandContext, Reply
 from bot.i18n import Text
 from bot.model import Project
 from bot.render.safe import code
-from bot.rights import GITLAB_ACCESS, ROLE_NAMES, Role
+from bot.rights import ROLE_NAMES, Role
 from bot.spec import Arg, Flag, command, mention, role_choice
-from bot.workflows.naming import Names
 from commands.common import Person, resolve_mention
 from commands.project import PROJECT
 
@@ -16,23 +15,10 @@ ROLES = role_choice(Role.ADMIN, Role.DEVOPS, Role.DEVELOPER, Role.READONLY)
 USER = Arg("user", Text("la personne, mentionnée avec @", "the person, mentioned with @"), mention())
 
 
-async def _gitlab_apply(ctx: CommandContext, person: Person, role: Role | None) -> str:
-    """Apply the membership to the project's GitLab group; a note for the reply ('' if none)."""
-    gitlab = ctx.bot.platform.gitlab
-    if gitlab is None:
-        return ""
-    project = ctx.project()
-    group = await gitlab.find_group(Names(ctx.bot.config.platform.root_group, project.slug).group)
-    user = await gitlab.find_user_by_email(person.email) if person.email else None
-    if user is None:
-        return ctx.tr("member.unknown_in_gitlab", user=f"@{person.username}")
-    if group is None:
-        return ""
-    if role is None:
-        await gitlab.remove_group_member(group.id, user.id)
-    else:
-        await gitlab.ensure_group_member(group.id, user.id, GITLAB_ACCESS[role])
-    return ""
+async def _apply(ctx: CommandContext, person: Person, role: Role | None) -> str:
+    """Apply the membership where the platform keeps it (``bot.control``); a note for the reply ('' if none)."""
+    known = await ctx.bot.control.apply_member(ctx.project(), person.username, person.email, role, ctx.user_id)
+    return "" if known else ctx.tr("member.unknown_in_gitlab", user=f"@{person.username}")
 
 
 @command(
@@ -60,7 +46,7 @@ async def add(ctx: CommandContext) -> Reply:
     if existing is not None and existing.role is Role.OWNER:
         return Reply(ctx.tr("member.owner_fixed"))
     role: Role = ctx.args["role"]
-    note = await _gitlab_apply(ctx, person, role)
+    note = await _apply(ctx, person, role)
     bot.projects.set_member(project.id, person.user_id, person.username, person.email, role, ctx.user_id)
     bot.store.audit(
         ctx.user_id,
@@ -103,7 +89,7 @@ async def remove(ctx: CommandContext) -> Reply:
     if isinstance(found, Reply):
         return found
     project, person = found
-    await _gitlab_apply(ctx, person, None)
+    await _apply(ctx, person, None)
     bot.projects.remove_member(project.id, person.user_id)
     bot.store.audit(ctx.user_id, ctx.user_name, "member.remove", project.name, "ok", {"user": person.username})
     return Reply(ctx.tr("member.removed", user=f"@{person.username}", project=code(project.name)), in_channel=True)
@@ -123,7 +109,7 @@ async def set_role(ctx: CommandContext) -> Reply:
         return found
     project, person = found
     role: Role = ctx.args["role"]
-    note = await _gitlab_apply(ctx, person, role)
+    note = await _apply(ctx, person, role)
     bot.projects.set_member(project.id, person.user_id, person.username, person.email, role, ctx.user_id)
     bot.store.audit(
         ctx.user_id,

@@ -16,9 +16,7 @@ from bot.render import projects as render
 from bot.render.safe import code
 from bot.rights import Access, Role, allows
 from bot.spec import Arg, Flag, command, free_text
-from bot.workflows import teardown
 from bot.workflows.naming import Names
-from bot.workflows.onboarding import Reconciliation
 from bot.workflows.rules import DESCRIPTION_MAX, PROJECT_NAME
 from commands.address import address_refusal
 from commands.common import confirmation, operator, progress_card, submit_from_press
@@ -209,8 +207,8 @@ async def reconcile(op: Operation, bot: Bot) -> dict[str, Any]:
         return {"status": "gone"}
     mode = op.params.get("mode", "update")
     done = op.params.get("done")
-    status = await Reconciliation(bot, project).run(
-        progress_card(bot, op, project, mode, (done[0], done[1]) if done else None)
+    status = await bot.control.reconcile(
+        project, mode, progress_card(bot, op, project, mode, (done[0], done[1]) if done else None), op.user_id
     )
     bot.store.audit(op.user_id, "", f"project.{mode}", project.name, status)
     first_sync = op.params.get("first_sync")
@@ -225,7 +223,7 @@ async def announce_first_sync(bot: Bot, op: Operation, project: Project, repo: s
     The sync card ``start_sync`` publishes is the announcement: only a refusal gets a line of its own."""
     key = op.root_key or f"op:{op.id}"
     try:
-        await start_sync(bot, project, repo, None, True, await operator(bot, op))
+        await start_sync(bot, project, repo, None, True, await operator(bot, op), op.user_id, first=True)
     except ServiceError as exc:
         bot.outbox.enqueue(op.channel_id, Post(bot.tr("errors.service", service=exc.service)), root_key=key)
     except AddressRefused as refused:
@@ -237,6 +235,6 @@ async def delete_project(op: Operation, bot: Bot) -> dict[str, Any]:
     project = bot.projects.get(op.params["project"])
     if project is None:
         return {"status": "gone"}
-    complete = await teardown.delete_project(bot, project, progress_card(bot, op, project, "delete"))
+    complete = await bot.control.delete_project(project, progress_card(bot, op, project, "delete"), op.user_id)
     bot.store.audit(op.user_id, "", "project.delete", project.name, "archived" if complete else "incomplete")
     return {"complete": complete}

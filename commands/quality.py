@@ -13,7 +13,6 @@ from bot.rights import Role
 from bot.spec import Arg, Flag, command
 from bot.store import now
 from bot.workflows import quality
-from bot.workflows.naming import Names
 from bot.workflows.rules import BRANCH
 from commands.project import PROJECT
 from services.errors import ServiceError
@@ -58,11 +57,10 @@ async def quality_command(ctx: CommandContext) -> Reply:
         repos = [wanted]
     if not repos:
         return Reply(ctx.tr("project.no_repositories"))
-    names = Names(bot.config.platform.root_group, project.slug)
     branch = ctx.args["branch"] or "main"
     cards = []
     for repo in repos:
-        key = names.sonar_key(repo)
+        key = bot.control.sonar_key(project.slug, repo)
         api_branch = None if branch == "main" else branch
         try:
             status_obj = await sonar.quality_gate(key, api_branch)

@@ -18,8 +18,6 @@ from bot.outbox import Post
 from bot.render.safe import code, url
 from bot.rights import Role
 from bot.spec import Arg, Flag, command
-from bot.workflows import teardown
-from bot.workflows.naming import Names
 from bot.workflows.rules import REPO_NAME, REPO_URL
 from commands.address import address_refusal
 from commands.common import confirmation, confirmed_removal, progress_card, submit_from_press
@@ -160,12 +158,9 @@ async def credentials_submitted(press: Press, bot: Bot) -> PressResult:
         return PressResult(errors={"token": bot.tr("repo.credentials_token_rule")})
     data = press.data
     project = bot.projects.get(data["project"])
-    vault = bot.platform.vault
-    if project is None or vault is None:
+    if project is None:
         return PressResult(ephemeral=bot.tr("errors.unknown_project", project=code(data["project"])))
-    names = Names(bot.config.platform.root_group, project.slug)
-    secret = {"GIT_INPUT_USER": username} | ({"GIT_INPUT_PASSWORD": token} if token else {})
-    await vault.merge(names.mirror_secret(data["repo"]), secret)
+    await bot.control.save_credentials(project, data["repo"], username, token, press.user_id)
     target = f"{project.name}/{data['repo']}"
     if data.get("new"):
         if bot.projects.repository(project.id, data["repo"]) is None:
@@ -266,10 +261,10 @@ async def remove_repository(op: Operation, bot: Bot) -> dict[str, Any]:
     project = bot.projects.get(op.params["project"])
     if project is None:
         return {"status": "gone"}
-    complete = await teardown.remove_repository(
-        bot,
+    complete = await bot.control.remove_repository(
         project,
         op.params["repo"],
         progress_card(bot, op, project, "remove", ("repo.removed", {"repo": code(op.params["repo"])})),
+        op.user_id,
     )
     return {"complete": complete}

@@ -50,7 +50,7 @@ async def sync_command(ctx: CommandContext) -> Reply:
     identity = await ctx.identity()
     try:
         state = await start_sync(
-            bot, project, repo.name, ctx.args["branch"], bool(ctx.args["all"]), f"@{identity.username}"
+            bot, project, repo.name, ctx.args["branch"], bool(ctx.args["all"]), f"@{identity.username}", ctx.user_id
         )
     except AddressRefused as refused:
         bot.store.audit(ctx.user_id, ctx.user_name, "repo.sync", f"{project.name}/{repo.name}", "refused")

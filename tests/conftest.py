@@ -95,3 +95,14 @@ def vault_world_options(request: pytest.FixtureRequest, backend: str) -> dict[st
 def vault_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     """``make_world(**vault_options)``: the test runs once per Vault backend."""
     return vault_world_options(request, request.param)
+
+
+# Suites of onboarding commands run in both control modes (platform.control): ``control`` is this
+# parameter's id; ``make_world(control=control)``.
+CONTROLS = ["direct", "console"]
+
+
+@pytest.fixture(params=CONTROLS)
+def control(request: pytest.FixtureRequest) -> str:
+    """``direct`` (the bot provisions) or ``console`` (through the console emulator and its plugins)."""
+    return str(request.param)

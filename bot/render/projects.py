@@ -35,7 +35,9 @@ def step_line(step: Step | dict[str, Any], tr: Translator) -> str:
     name = data.get("label") or SERVICE_NAMES.get(data["service"], data["service"])
     line = f"{ICONS.get(state, '❔')} **{name}**"
     if state == "failed" and data.get("reason"):
-        line += " — " + tr(data["reason"], **(data.get("params") or {}))
+        # The parameters may come from a service's answer (the console's messages): shown, never run.
+        params = {k: escape(str(v), 200) for k, v in (data.get("params") or {}).items()}
+        line += " — " + tr(data["reason"], **params)
     notes = data.get("notes") or []
     if notes:
         line += " — " + tr("onboarding.unknown_members", members=", ".join(escape(n) for n in notes))

@@ -101,6 +101,8 @@ class World:
     bot_admin: bool = False
     # GitLab's tier: "premium" has group webhooks, "free" (CE) answers 404 on /groups/:id/hooks.
     gitlab_tier: str = "premium"
+    # Who provisions (platform.control): "direct", or "console" (the console emulator, Harbor).
+    control: str = "direct"
 
     def __post_init__(self) -> None:
         self.servers: dict[str, EmulatorServer] = {}
@@ -114,6 +116,7 @@ class World:
         self.bot_url = ""
         self.config_path = self.root / "cpn-bot.toml"
         self.config: Config | None = None
+        self._console_plugins: Any = None
 
     # -- start and stop -------------------------------------------------------------------------
 
@@ -179,6 +182,8 @@ class World:
 
     def stop(self) -> None:
         self.stop_bot()
+        if self._console_plugins is not None:
+            self._console_plugins.close()
         for server in self.servers.values():
             server.stop()
         if not self.keep_files:
@@ -292,6 +297,32 @@ class World:
         ar.git_resolver = self._git_head
         ar.manifest_digest = self._manifest_digest
         self.service_tokens["argocd"] = argo_password
+        if self.control == "console":
+            self._start_console()
+
+    def _start_console(self) -> None:
+        """The console emulator: the cast as console users with the same e-mails (alice a platform
+        admin), an admin token for the bot (console-api.md §1.3), and its plugins provisioning the
+        other emulators over HTTP (services/emulators/console_plugins.py), as the real console's do."""
+        console = importlib.import_module("services.emulators.console")
+        plugins = importlib.import_module("services.emulators.console_plugins")
+        cs = console.State()
+        servers, Service = self.servers, plugins.Service
+        self._console_plugins = plugins.install(
+            cs,
+            gitlab=Service(servers["gitlab"].url, self.service_tokens["gitlab"]),
+            vault=Service(self.vault_url, self.vault_admin_token),
+            harbor=Service(servers["harbor"].url, self.service_tokens["harbor"], user="admin"),
+            sonarqube=Service(servers["sonarqube"].url, self.service_tokens["sonarqube"]),
+            argocd=Service(servers["argocd"].url, self.service_tokens["argocd"], user="admin"),
+            root_group="forge/projects",
+            kv_mount="forge-dso",
+        )
+        for user in self.users.values():
+            first, last, admin = CAST[user.username]
+            cs.add_user(user.email, first, last, admin=admin)
+        self.service_tokens["console"] = cs.add_admin_token("cpn-bot")
+        self._serve("console", cs, console)
 
     # -- what the pipelines' jobs would tell the other services ---------------------------------
 
@@ -480,6 +511,14 @@ class World:
                 "drift_grace_seconds": max(2.0, 60 * self.timings.argocd_step),
             },
         }
+        if "console" in self.servers:
+            data["platform"]["control"] = "console"
+            data["platform"]["registry"] = "harbor"
+            data["console"] = {
+                "url": self.servers["console"].url,
+                "token": self.secret_ref("console", self.service_tokens["console"]),
+                "reread_delay_seconds": 0.05,
+            }
         if "harbor" in self.servers:
             data["harbor"] = {
                 "url": self.servers["harbor"].url,
@@ -504,7 +543,9 @@ class World:
     @property
     def registry_kind(self) -> str:
         """The registry the bot drives: ``quay``, or ``harbor`` with ``config_overrides``
-        ``{"platform": {"registry": "harbor"}}`` (its emulator is started only then)."""
+        ``{"platform": {"registry": "harbor"}}`` or in console mode (its emulator is started only then)."""
+        if self.control == "console":
+            return "harbor"  # the console's registry since its v3 (issue 13)
         platform = self.config_overrides.get("platform")
         return str(platform.get("registry", "quay")) if isinstance(platform, dict) else "quay"
 
@@ -547,6 +588,8 @@ class World:
         }
         for name, info in self.service_credentials().items():
             services[name] = info
+        if "console" in self.servers:
+            services["console"] = {"url": self.servers["console"].url, "token": self.service_tokens["console"]}
         return {
             "bot_url": self.bot_url,
             "slash_command": "/cpn",

@@ -11,6 +11,13 @@ MIRROR_TRIGGER = "mirroring-from-external-repo"
 CI_CONFIG_PATH = ".gitlab-ci-dso.yml"
 
 
+def console_sonar_key(slug: str, repo: str) -> str:
+    """The SonarQube key the console's plugin gives a repository: ``<slug>-<repo>-`` and 4 hex of
+    HMAC-SHA256 (empty key) of the repository's name (``cloud-pi-native/console:apps/server-nestjs/
+    src/modules/sonarqube/sonarqube.utils.ts`` ``generateProjectKey``)."""
+    return f"{slug}-{repo}-{hmac.new(b'', repo.encode(), hashlib.sha256).hexdigest()[:4]}"
+
+
 @dataclass(frozen=True)
 class Names:
     root: str  # the GitLab root group, also the Vault subtree: "forge/projects"

@@ -16,6 +16,7 @@ the project ``warning`` (usable), any other failure ``failed``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,7 @@ from bot.workflows.naming import CI_CONFIG_PATH, MIRROR_REPO, MIRROR_TRIGGER, Na
 from bot.workflows.platform import Platform
 from bot.workflows.rules import without_scheme
 from services.base import Ensured
+from services.console_errors import ConsoleError
 from services.errors import Failure, ServiceError
 from services.gitlab import Group
 from services.gitlab import Project as GitLabProject
@@ -95,25 +97,71 @@ class Context:
     environments: list[Environment]
 
 
+def context(bot: Bot, project: Project) -> Context:
+    """What the steps read of a project, taken once at the start of a reconciliation."""
+    projects = bot.projects
+    return Context(
+        bot=bot,
+        platform=bot.platform,
+        project=project,
+        names=Names(bot.config.platform.root_group, project.slug),
+        members=projects.members(project.id),
+        repositories=projects.repositories(project.id),
+        environments=projects.environments(project.id),
+    )
+
+
+def service_steps(bot: Bot) -> list[Step]:
+    """The checklist's lines, one per service, in the order of :data:`SERVICES` (both controls)."""
+    registry = bot.platform.registry
+    return [
+        Step(service, label=registry.name if service == "registry" and registry is not None else "")
+        for service in SERVICES
+    ]
+
+
+def finish(ctx: Context, steps: list[Step]) -> str:
+    """The project's status from its steps, stored with them; new repositories and environments are ready."""
+    status = overall_status(steps)
+    ctx.bot.projects.set_status(ctx.project.id, status, {s.service: s.as_json() for s in steps})
+    for repo in ctx.repositories:
+        if repo.status == "initializing":
+            ctx.bot.projects.set_repository_status(ctx.project.id, repo.name, "created")
+    for env in ctx.environments:
+        if env.status == "initializing":
+            ctx.bot.projects.set_environment_status(ctx.project.id, env.name, "created")
+    return status
+
+
+def failure_reason(exc: ServiceError) -> tuple[str, dict[str, str]]:
+    """The catalog key and parameters telling why a service refused: the console's own reasons
+    (``[console_error]``, both of its error shapes already parsed), else the failure's kind."""
+    if isinstance(exc, ConsoleError):
+        return f"console_error.{exc.reason}", {"service": exc.service, "message": exc.console_message}
+    return f"onboarding.reason.{exc.failure.value}", {"service": exc.service, "detail": exc.detail}
+
+
+async def run_step(step: Step, action: Callable[[Step], Awaitable[None]]) -> None:
+    """One step's action; its outcome (ok, warning with notes, failed with a reason) goes on the step."""
+    step.state = "running"
+    try:
+        await action(step)
+        step.state = "warning" if step.notes else "ok"
+    except ServiceError as exc:
+        step.state = "failed"
+        step.reason, step.params = failure_reason(exc)
+    except Exception as exc:  # a bug in one step must not hide the others' outcome
+        log(logger, logging.ERROR, "onboarding step crashed", service=step.service, error=type(exc).__name__)
+        logger.debug("step crash", exc_info=True)
+        step.state, step.reason = "failed", "onboarding.reason.internal"
+
+
 class Reconciliation:
     """Runs every step for one project and reports each one's outcome through ``progress``."""
 
     def __init__(self, bot: Bot, project: Project) -> None:
-        projects = bot.projects
-        self.ctx = Context(
-            bot=bot,
-            platform=bot.platform,
-            project=project,
-            names=Names(bot.config.platform.root_group, project.slug),
-            members=projects.members(project.id),
-            repositories=projects.repositories(project.id),
-            environments=projects.environments(project.id),
-        )
-        registry = bot.platform.registry
-        self.steps = [
-            Step(service, label=registry.name if service == "registry" and registry is not None else "")
-            for service in SERVICES
-        ]
+        self.ctx = context(bot, project)
+        self.steps = service_steps(bot)
 
     async def run(self, progress: Progress) -> str:
         await progress(self.steps)
@@ -129,32 +177,9 @@ class Reconciliation:
                 continue
             step.state = "running"
             await progress(self.steps)
-            try:
-                await runner(self.ctx, step)
-                step.state = "warning" if step.notes else "ok"
-            except ServiceError as exc:
-                step.state = "failed"
-                step.reason = f"onboarding.reason.{exc.failure.value}"
-                step.params = {"service": exc.service, "detail": exc.detail}
-            except Exception as exc:  # a bug in one step must not hide the others' outcome
-                log(
-                    logger,
-                    logging.ERROR,
-                    "onboarding step crashed",
-                    service=step.service,
-                    error=type(exc).__name__,
-                )
-                logger.debug("step crash", exc_info=True)
-                step.state, step.reason = "failed", "onboarding.reason.internal"
+            await run_step(step, functools.partial(runner, self.ctx))
             await progress(self.steps)
-        status = overall_status(self.steps)
-        self.ctx.bot.projects.set_status(self.ctx.project.id, status, {s.service: s.as_json() for s in self.steps})
-        for repo in self.ctx.repositories:
-            if repo.status == "initializing":
-                self.ctx.bot.projects.set_repository_status(self.ctx.project.id, repo.name, "created")
-        for env in self.ctx.environments:
-            if env.status == "initializing":
-                self.ctx.bot.projects.set_environment_status(self.ctx.project.id, env.name, "created")
+        status = finish(self.ctx, self.steps)
         await progress(self.steps)  # the card shows the final status
         return status
 
@@ -254,6 +279,17 @@ async def gitlab_step(ctx: Context, step: Step) -> None:
     await _ensure_hooks(ctx, step, group, repositories)
 
 
+async def gitlab_hooks(ctx: Context, step: Step) -> None:
+    """The bot's GitLab webhooks on a group someone else provisioned (the console's GitLab plugin),
+    found by the project's slug, with every repository in it."""
+    gitlab = ctx.platform.gitlab
+    assert gitlab is not None
+    group = await gitlab.find_group(ctx.names.group)
+    if group is None:
+        raise ServiceError("GitLab", Failure.NOT_FOUND, detail=ctx.names.group)
+    await _ensure_hooks(ctx, step, group, await gitlab.list_group_projects(group.id))
+
+
 async def _ensure_hooks(ctx: Context, step: Step, group: Group, repositories: list[GitLabProject]) -> None:
     """The bot's GitLab webhook: on the group (Premium), else on every repository (Free).
 
@@ -302,12 +338,19 @@ async def registry_step(ctx: Context, step: Step) -> None:
         )
         creds = step.record(await registry.ensure_robot(names.slug, short, write, known=known))
         step.record(await vault.ensure(path, robot_secret(registry, creds)))
+    await registry_hook(ctx, step)
+
+
+async def registry_hook(ctx: Context, step: Step) -> None:
+    """The registry's scan webhook to the bot (Harbor; Quay has none), with the project's secret."""
+    registry = ctx.platform.registry
+    assert registry is not None
     if registry.hook_source:
-        source = registry.hook_source
+        source, slug = registry.hook_source, ctx.names.slug
         # No ?project=: Harbor keeps only scheme://host/path of a target (handler/webhook.go
         # validateTargets, common/utils ParseEndpoint); the secret says which project it is.
         url = f"{ctx.bot.public_url}/hooks/{source}"
-        step.record(await registry.ensure_scan_hook(names.slug, url, ctx.bot.webhook_secret(source, names.slug)))
+        step.record(await registry.ensure_scan_hook(slug, url, ctx.bot.webhook_secret(source, slug)))
 
 
 async def nexus_step(ctx: Context, step: Step) -> None:
@@ -331,11 +374,20 @@ async def sonarqube_step(ctx: Context, step: Step) -> None:
     if not stored.get("SONAR_TOKEN"):
         token = await sonar.generate_token(names.slug, "cpn-bot")
         step.record(await vault.ensure(names.vault("SONAR"), {"SONAR_USERNAME": names.slug, "SONAR_TOKEN": token}))
-    secret = ctx.bot.webhook_secret("sonarqube", names.slug)
     for repo in ctx.repositories:
         key = names.sonar_key(repo.name)
         step.record(await sonar.ensure_project(key, key))
         step.record(await sonar.ensure_user_permissions(names.slug, key))
+    await sonarqube_hooks(ctx, step)
+
+
+async def sonarqube_hooks(ctx: Context, step: Step) -> None:
+    """The bot's quality-gate webhook on each repository's SonarQube project."""
+    sonar = ctx.platform.sonarqube
+    assert sonar is not None
+    secret = ctx.bot.webhook_secret("sonarqube", ctx.names.slug)
+    for repo in ctx.repositories:
+        key = ctx.bot.control.sonar_key(ctx.names.slug, repo.name)
         step.record(await sonar.ensure_webhook(key, "cpn-bot", f"{ctx.bot.public_url}/hooks/sonarqube", secret))
 
 
@@ -371,6 +423,14 @@ async def argocd_step(ctx: Context, step: Step) -> None:
                 )
             )
 
+
+# What the bot wires itself when another provisions the services (console mode): its webhooks,
+# with its own service tokens and secrets, the very code the direct steps end with.
+NOTIFICATIONS: dict[str, Callable[[Context, Step], Awaitable[None]]] = {
+    "gitlab": gitlab_hooks,
+    "registry": registry_hook,
+    "sonarqube": sonarqube_hooks,
+}
 
 STEPS: dict[str, Callable[[Context, Step], Awaitable[None]]] = {
     "vault": vault_step,

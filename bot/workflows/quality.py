@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
+from bot.workflows.naming import console_sonar_key
 from bot.workflows.rules import REPO_NAME_PATTERN
 
 GateStatus = Literal["OK", "ERROR", "WARN", "NONE"]
@@ -394,11 +395,15 @@ def trend(previous: dict[str, str] | None, current: dict[str, str]) -> dict[str,
 
 
 def repo_of(project_key: str, slug: str) -> str | None:
-    """The repository of Sonar project ``<slug>-<repo>``; None for a key of another project."""
+    """The repository of Sonar project ``<slug>-<repo>`` (the bot's key) or ``<slug>-<repo>-<hash>``
+    (the console's, :func:`console_sonar_key`); None for a key of another project."""
     prefix = f"{slug}-"
     if not slug or not project_key.startswith(prefix):
         return None
     repo = project_key[len(prefix) :]
+    base = repo.rpartition("-")[0]
+    if base and console_sonar_key(slug, base) == project_key:
+        repo = base
     return repo if _REPO.fullmatch(repo) else None
 
 

@@ -21,10 +21,8 @@ if TYPE_CHECKING:
     from bot.runtime import Bot
 
 
-async def trigger(
-    bot: Bot, project: Project, repo: str, branch: str | None = None, all_branches: bool = False
-) -> Pipeline:
-    """Run the mirror for ``repo``; its branch and its source's address are checked again here.
+async def check_source(bot: Bot, project: Project, repo: str, branch: str | None) -> None:
+    """The branch and the source's address of ``repo``, checked before every sync (both controls).
 
     The address is judged now, not only when the repository was added: a host name can be
     re-pointed at an internal address since (DNS rebinding). :class:`AddressRefused` if it fails.
@@ -40,6 +38,13 @@ async def trigger(
         verdict = await bot.address_policy.check_url(known.external_url)
         if not verdict.ok:
             raise AddressRefused(verdict)
+
+
+async def trigger(
+    bot: Bot, project: Project, repo: str, branch: str | None = None, all_branches: bool = False
+) -> Pipeline:
+    """Run the mirror for ``repo`` with the trigger token of Vault, after :func:`check_source`."""
+    await check_source(bot, project, repo, branch)
     gitlab, vault = bot.platform.gitlab, bot.platform.vault
     if gitlab is None or vault is None:
         raise ServiceError("GitLab", Failure.UNAVAILABLE, detail="not configured")

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import time
@@ -45,6 +46,7 @@ from services.emulators.console_state import (
     EnvironmentRow,
     MemberRow,
     ProjectRow,
+    ProvisionEvent,
     RepositoryRow,
     State,
     now_iso,
@@ -375,6 +377,13 @@ class _Api:
             raise nest_error(404, "Projet introuvable")
         stamp = int(time.time() * 1000)
         with self.state.lock:
+            # The listeners clean what is named after the old slug: they get the pre-archive rows.
+            before = ProvisionEvent(
+                "project.delete",
+                dataclasses.replace(project, members=list(project.members), roles=list(project.roles)),
+                [r for r in self.state.repositories.values() if r.project_id == project.id],
+                [e for e in self.state.environments.values() if e.project_id == project.id],
+            )
             project.name = f"{project.name}_{stamp}_archived"
             project.slug = f"{project.slug}_{stamp}_archived"
             project.status = "archived"
@@ -384,7 +393,12 @@ class _Api:
                     del table[key]
             project.cluster_ids = []
         log = await asyncio.to_thread(
-            self.state.provision, "project.delete", project, "Delete all project resources", caller.user.id
+            self.state.provision,
+            "project.delete",
+            project,
+            "Delete all project resources",
+            caller.user.id,
+            snapshot=before,
         )
         if log.data["failed"]:
             with self.state.lock:
@@ -404,6 +418,8 @@ class _Api:
 
     async def project_secrets(self, request: Request) -> Response:
         _, project = self.guard(request, "SeeSecrets")
+        if self.state.secrets_of is not None:
+            return JSONResponse(await asyncio.to_thread(self.state.secrets_of, project))
         return JSONResponse(
             {
                 "GITLAB": {
@@ -583,6 +599,15 @@ class _Api:
         if log.data["failed"]:
             raise err(422, "Echec des services lors de la création du dépôt")  # the row is kept (§3.2)
         if row.external_url:
+            # A full sync follows, awaited; its failure is only logged (…/repository/repository.service.ts).
+            await asyncio.to_thread(
+                self.state.provision,
+                "repository.sync",
+                project,
+                "Sync Repository",
+                caller.user.id,
+                {"repository": name, "syncAllBranches": True},
+            )
             self._record_sync(caller, project, row, None)
         return JSONResponse(row.view(), status_code=201)
 
@@ -660,7 +685,8 @@ class _Api:
             project,
             "Sync Repository",
             caller.user.id,
-            {"repository": row.internal_name},
+            # RepositorySyncEventPayload (…/events/app-events.service.ts)
+            {"repository": row.internal_name, "syncAllBranches": everything, "branchName": branch},
         )
         if "gitlab" in log.data["failed"]:
             raise (nest_error if nest else legacy_error)(422, "Echec des services à la synchronisation du dépôt")

@@ -322,6 +322,8 @@ class State:
         self.clusters: list[Json] = []
         self.plugins: dict[str, PluginHook | None] = dict.fromkeys(PLUGINS)
         self.plugin_failures: dict[str, tuple[str, int | None]] = {}
+        # What GET …/secrets shows; None: placeholders. console_plugins.install reads them from Vault.
+        self.secrets_of: Callable[[ProjectRow], Json] | None = None
         self.health: dict[str, tuple[str, str]] = {title: ("OK", "OK") for title in PLUGINS.values()}
         self.requests: list[tuple[str, str, str]] = []  # (method, path, token kind)
         self._seed_topology()
@@ -476,14 +478,24 @@ class State:
 
     # --- provisioning ----------------------------------------------------------------------------
 
-    def provision(self, event: str, project: ProjectRow, action: str, user_id: str, args: Json | None = None) -> LogRow:
+    def provision(
+        self,
+        event: str,
+        project: ProjectRow,
+        action: str,
+        user_id: str,
+        args: Json | None = None,
+        snapshot: ProvisionEvent | None = None,
+    ) -> LogRow:
         """Run every plugin on ``event`` synchronously and write one log with per-plugin results
-        (``cloud-pi-native/console:apps/server-nestjs/src/modules/events/app-events.service.ts``)."""
+        (``cloud-pi-native/console:apps/server-nestjs/src/modules/events/app-events.service.ts``).
+        ``snapshot``: the rows the hooks see in place of the current ones (an archive passes the
+        project as it was before renaming, ``…/project/project.service.ts`` archive)."""
         started = time.perf_counter()
         results: Json = {}
         failed: list[str] = []
         with self.lock:
-            rows = ProvisionEvent(
+            rows = snapshot or ProvisionEvent(
                 event,
                 project,
                 [r for r in self.repositories.values() if r.project_id == project.id],

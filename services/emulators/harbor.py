@@ -163,8 +163,10 @@ class Robot:
 @dataclass
 class Member:
     id: int
-    user_id: int
+    user_id: int  # 0 for a group member
     role_id: int
+    group_id: int = 0
+    group_name: str = ""
 
 
 @dataclass
@@ -240,6 +242,7 @@ class State:
         self.users: dict[str, User] = {}
         self.projects: dict[str, Project] = {}
         self.robots: dict[int, Robot] = {}
+        self.groups: dict[str, int] = {}  # user groups (OIDC) by name: their ids
         self.unhealthy: dict[str, str] = {}
         self.scan_fails = False  # the next scans end in SCANNING_FAILED
         self.deliveries: list[Delivery] = []
@@ -716,6 +719,16 @@ class _Api:
     # members
 
     def member_view(self, project: Project, member: Member) -> dict[str, Any]:
+        if member.group_id:
+            return {
+                "id": member.id,
+                "project_id": project.id,
+                "entity_name": member.group_name,
+                "entity_id": member.group_id,
+                "entity_type": "g",
+                "role_id": member.role_id,
+                "role_name": ROLE_NAMES.get(member.role_id, ""),
+            }
         user = next((u for u in self.state.users.values() if u.id == member.user_id), None)
         return {
             "id": member.id,
@@ -743,12 +756,23 @@ class _Api:
         role_id = body.get("role_id")
         username = (body.get("member_user") or {}).get("username") or ""
         user_id = (body.get("member_user") or {}).get("user_id")
-        if not username and not user_id:
+        group_name = str((body.get("member_group") or {}).get("group_name") or "")
+        if not username and not user_id and not group_name:
             raise HarborError(400, "at least one of member_user or member_group must be provided")
         if role_id not in ROLE_NAMES:
             raise HarborError(400, "Failed to update project member, role is not in 1,2,3")
         with self.state.lock:
             project = self.project_for(request, viewer, need_admin=True)
+            if not username and not user_id:
+                # A group by name, onboarded when unknown (src/controller/member/controller.go Create,
+                # auth.SearchAndOnBoardGroup: an OIDC-mode Harbor, as the platform's, creates it).
+                group_id = self.state.groups.setdefault(group_name, self.state.next_id())
+                if any(m.group_id == group_id for m in project.members):
+                    raise HarborError(409, "The project member specified already exist")
+                member = Member(self.state.next_id(), 0, int(role_id), group_id, group_name)
+                project.members.append(member)
+                raw = request.path_params["project_name_or_id"]
+                return Response(status_code=201, headers={"Location": f"{API}/projects/{raw}/members/{member.id}"})
             if username:
                 user = self.state.users.get(username)
                 if user is None:

@@ -52,18 +52,20 @@ def onboard(world: World) -> None:
 # GitLab Premium (group webhooks) and Free (404 on /groups/:id/hooks: a hook on every repository).
 TIERS = ("premium", "free")
 ONBOARDINGS = [
-    pytest.param(("emulator", "premium"), id="emulator-premium"),
-    pytest.param(("openbao", "premium"), id="openbao-premium", marks=pytest.mark.real_server),
-    pytest.param(("emulator", "free"), id="emulator-free"),
+    pytest.param(("emulator", "premium", "direct"), id="emulator-premium"),
+    pytest.param(("openbao", "premium", "direct"), id="openbao-premium", marks=pytest.mark.real_server),
+    pytest.param(("emulator", "free", "direct"), id="emulator-free"),
+    pytest.param(("emulator", "premium", "console"), id="console"),
 ]
 
 
 @pytest.fixture(scope="module", params=ONBOARDINGS)
 def onboarded(request: pytest.FixtureRequest) -> Iterator[World]:
-    """One full onboarding per Vault backend (emulator | openbao) and GitLab tier, shared by the checks."""
-    backend, tier = request.param
+    """One full onboarding per Vault backend (emulator | openbao), GitLab tier and control mode, shared
+    by the checks."""
+    backend, tier, control = request.param
     options = vault_world_options(request, backend)
-    world = World.create(timings=Timings.fast(), gitlab_tier=tier, **options).start()
+    world = World.create(timings=Timings.fast(), gitlab_tier=tier, control=control, **options).start()
     if options:
         # The real server is shared by the session: the next test to claim it stops this world first.
         request.getfixturevalue("openbao_server").hold(world.stop)
@@ -98,7 +100,15 @@ def test_the_checklist_ends_ready_and_the_project_page_shows_everything(onboarde
     assert "`https://github.com/ministere/api.git`" in listing and "\u2060" not in listing
 
 
-def test_gitlab_has_the_group_the_mirror_the_repositories_the_token_the_hook_and_the_members(onboarded: World) -> None:
+def direct_layout(world: World) -> None:
+    """The services' layout the bot provisions itself; in console mode it is the console's plugins'
+    (tests/emulators/test_console_plugins.py), and only the bot's own webhooks are checked here."""
+    if world.control != "direct":
+        pytest.skip("provisioned by the console's plugins")
+
+
+def test_gitlab_has_the_group_the_mirror_the_repositories_and_the_token(onboarded: World) -> None:
+    direct_layout(onboarded)
     gl = svc.gitlab_client(onboarded)
     group = gl.groups.get(f"{ROOT}/alpha")
     projects = {p.path: gl.projects.get(p.id) for p in group.projects.list(get_all=True)}
@@ -110,6 +120,13 @@ def test_gitlab_has_the_group_the_mirror_the_repositories_the_token_the_hook_and
         assert variable in ci
     assert [t.description for t in mirror.triggers.list(get_all=True)] == ["mirroring-from-external-repo"]
     assert [t.name for t in group.access_tokens.list(get_all=True) if t.active] == ["alpha-bot"]
+
+
+def test_the_bots_gitlab_webhooks_and_the_members_are_on_the_group(onboarded: World) -> None:
+    """In both modes: the bot wires its own webhook with its own token; members follow their roles."""
+    gl = svc.gitlab_client(onboarded)
+    group = gl.groups.get(f"{ROOT}/alpha")
+    projects = {p.path: gl.projects.get(p.id) for p in group.projects.list(get_all=True)}
     url = f"{onboarded.bot_url}/hooks/gitlab?project=alpha"
     hooks: list[Any]
     if onboarded.gitlab_tier == "premium":
@@ -125,10 +142,28 @@ def test_gitlab_has_the_group_the_mirror_the_repositories_the_token_the_hook_and
     assert all(h.pipeline_events and h.job_events and h.push_events for h in hooks)
     levels = {gl.users.get(m.id).username: m.access_level for m in group.members.list(get_all=True)}
     assert levels["bob"] == gitlab.const.AccessLevel.OWNER
-    assert levels["carol"] == gitlab.const.AccessLevel.DEVELOPER
+    # The console's GitLab plugin makes its DevOps role Maintainer (console_plugins MAINTAINER_SUFFIXES).
+    levels_of = {"direct": gitlab.const.AccessLevel.DEVELOPER, "console": gitlab.const.AccessLevel.MAINTAINER}
+    devops = levels_of[onboarded.control]
+    assert levels["carol"] == devops
+
+
+def test_the_bots_sonarqube_and_registry_webhooks(onboarded: World) -> None:
+    """The quality-gate webhook on each repository's Sonar project (the console's keys in console
+    mode), and the registry's scan webhook when it has one (Harbor)."""
+    with svc.sonar(onboarded) as sonar:
+        keys = {c["key"] for c in sonar.get("/api/projects/search", params={"q": "alpha"}).json()["components"]}
+        assert len(keys) == 2
+        for key in keys:
+            hooks = sonar.get("/api/webhooks/list", params={"project": key}).json()["webhooks"]
+            assert [(h["url"], h["hasSecret"]) for h in hooks] == [(f"{onboarded.bot_url}/hooks/sonarqube", True)]
+    if onboarded.registry_kind == "harbor":
+        project = onboarded.states["harbor"].project("alpha")
+        assert [p.targets[0]["address"] for p in project.webhooks] == [f"{onboarded.bot_url}/hooks/harbor"]
 
 
 def test_vault_holds_every_secret_where_the_platform_expects_it(onboarded: World) -> None:
+    direct_layout(onboarded)
     gl = svc.gitlab_client(onboarded)
     mirror = gl.projects.get(f"{ROOT}/alpha/mirror")
     base = f"{ROOT}/alpha"
@@ -157,6 +192,7 @@ def test_vault_holds_every_secret_where_the_platform_expects_it(onboarded: World
 
 
 def test_quay_nexus_sonarqube_and_argocd(onboarded: World) -> None:
+    direct_layout(onboarded)
     with svc.quay(onboarded) as quay:
         assert quay.get("/api/v1/organization/alpha").status_code == 200
         robots = {r["name"] for r in quay.get("/api/v1/organization/alpha/robots").json()["robots"]}

@@ -1,0 +1,411 @@
+"""Console mode: projects, members, repositories and environments go through the Cloud π Native
+console (``services/console.py``, contract ``console-api.md``); its plugins provision the services.
+
+The bot's own rows stay the record of what was asked (channels, notifications and cards read
+them); here they are mirrored into the console and hold its ids (``console_id``) and the
+console's slug, which names the project on every service. Console writes are synchronous
+(§3): after each, the project and its last log are re-read for per-plugin results, shown as the
+same checklist as in direct mode. Then the bot wires its own webhooks with its own service tokens
+(:data:`bot.workflows.onboarding.NOTIFICATIONS`): the console does not.
+
+Every console call goes out with :meth:`ConsoleControl.credential`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from bot.control.base import Control, Placement, PlacementChoice
+from bot.model import Project
+from bot.rights import Role
+from bot.workflows import onboarding, sync
+from bot.workflows.naming import MIRROR_REPO, Names, console_sonar_key
+from bot.workflows.onboarding import Progress, Step, failure_reason, finish, run_step
+from services.console import Console
+from services.console_errors import ConsoleError, ConsoleProvisioningError
+from services.console_models import Cluster, Provisioning, RepositorySpec, Stage
+from services.console_models import Project as ConsoleProject
+from services.errors import Failure, ServiceError
+from services.gitlab import Pipeline
+
+if TYPE_CHECKING:
+    from bot.runtime import Bot
+
+# Console plugin (its logs' names, console-api.md §2.10) → the checklist's service.
+PLUGIN_SERVICES = {
+    "vault": "vault",
+    "gitlab": "gitlab",
+    "harbor": "registry",
+    "registry": "registry",
+    "nexus": "nexus",
+    "sonarqube": "sonarqube",
+    "argocd": "argocd",
+}
+# The bot's roles → the console's system roles, by their OIDC group suffix (§4.3).
+ROLE_GROUPS = {Role.ADMIN: "admin", Role.DEVOPS: "devops", Role.DEVELOPER: "developer", Role.READONLY: "readonly"}
+
+
+class ConsoleControl(Control):
+    name: ClassVar[str] = "console"
+
+    def __init__(self, bot: Bot, console: Console) -> None:
+        super().__init__(bot)
+        self.console = console
+
+    @classmethod
+    def from_config(cls, bot: Bot) -> ConsoleControl:
+        config = bot.config.console
+        assert config is not None  # Config refuses control = "console" without [console]
+        return cls(
+            bot,
+            Console(
+                str(config.url),
+                config.token.get_secret_value(),
+                config.timeout_seconds,
+                config.write_timeout_seconds,
+                reread_attempts=config.reread_attempts,
+                reread_delay=config.reread_delay_seconds,
+            ),
+        )
+
+    def credential(self, user_id: str) -> Console:
+        """The one place a console credential is chosen: for now the bot's admin token, whose
+        rights the bot checked itself (``bot.rights``) before any write."""
+        return self.console
+
+    async def close(self) -> None:
+        await self.console.close()
+
+    def sonar_key(self, slug: str, repo: str) -> str:
+        return console_sonar_key(slug, repo)
+
+    def _names(self, project: Project) -> Names:
+        return Names(self.bot.config.platform.root_group, project.slug)
+
+    # -- provisioning ---------------------------------------------------------------------------
+
+    async def reconcile(self, project: Project, mode: str, progress: Progress, user_id: str) -> str:
+        steps = onboarding.service_steps(self.bot)
+        await progress(steps)
+        console = self.credential(user_id)
+        try:
+            provisioning = await self._write(console, project, mode)
+        except ConsoleError as exc:
+            return await self._refused(project, steps, exc, progress)
+        project = self.bot.projects.by_id(project.id)  # the console's slug, now known
+        ctx = onboarding.context(self.bot, project)
+        _report(steps, provisioning, project.slug)
+        await progress(steps)
+        for step in steps:
+            wire = onboarding.NOTIFICATIONS.get(step.service)
+            if wire is None or step.state == "failed" or getattr(self.bot.platform, step.service) is None:
+                continue
+            await run_step(step, functools.partial(wire, ctx))
+            await progress(steps)
+        status = finish(ctx, steps)
+        await progress(steps)
+        return status
+
+    async def _write(self, console: Console, project: Project, mode: str) -> Provisioning:
+        """Mirror the bot's rows into the console, then its report of the last provisioning."""
+        if not project.console_id:
+            created = await console.projects.create(project.name, project.description)
+            self.bot.projects.set_console(project.id, created.project.id, created.project.slug)
+            project = self.bot.projects.by_id(project.id)
+            current = created.project
+        else:
+            current = await console.projects.get(project.console_id)
+        members_changed = await self._mirror_members(console, project, current)
+        await self._mirror_repositories(console, project)
+        await self._mirror_environments(console, project)
+        if mode == "replay" or members_changed:
+            # Memberships reach GitLab and Keycloak only on the next project.upsert (§2.2).
+            return await console.projects.replay(project.console_id)
+        # Each write provisioned synchronously: its outcome is the last log (§3).
+        return await console.projects.provisioning(project.console_id)
+
+    async def _mirror_members(self, console: Console, project: Project, current: ConsoleProject) -> bool:
+        """The bot's owner becomes the console's owner, its members the console's, with their roles."""
+        changed = False
+        by_email = {m.email.lower(): m for m in current.members}
+        role_ids = _role_ids(current)
+        owner_email = current.owner.email.lower() if current.owner else ""
+        for member in self.bot.projects.members(project.id):
+            email = member.email.lower()
+            if not email or email == owner_email:
+                continue
+            if member.role is Role.OWNER:
+                if email not in by_email:
+                    await console.members.add(project.console_id, member.email)
+                person = await console.users.by_email(member.email)
+                if person is not None:
+                    await console.projects.update(project.console_id, ownerId=person.id)
+                    changed = True
+                continue
+            wanted = [role_ids[ROLE_GROUPS[member.role]]] if ROLE_GROUPS[member.role] in role_ids else []
+            known = by_email.get(email)
+            if known is None:
+                added = await console.members.add(project.console_id, member.email)
+                known = next((m for m in added if m.email.lower() == email), None)
+                changed = True
+            if known is not None and sorted(known.role_ids) != sorted(wanted):
+                await console.members.set_roles(project.console_id, known.user_id, wanted)
+                changed = True
+        return changed
+
+    async def _mirror_repositories(self, console: Console, project: Project) -> bool:
+        names, wrote = self._names(project), False
+        vault = self.bot.platform.vault
+        for repo in self.bot.projects.repositories(project.id):
+            if repo.console_id:
+                continue
+            stored = (await vault.read(names.mirror_secret(repo.name)) or {}) if repo.is_private and vault else {}
+            spec = RepositorySpec(
+                repo.name,
+                repo.external_url,
+                is_infra=repo.is_infra,
+                is_private=repo.is_private,
+                external_user=str(stored.get("GIT_INPUT_USER") or ""),
+                external_token=str(stored.get("GIT_INPUT_PASSWORD") or ""),
+            )
+            try:
+                created = await console.repositories.create(project.console_id, spec)
+                repo_id = created.id
+            except ConsoleProvisioningError:
+                # 422: the row is kept, a plugin failed (§2.4); the log read next says which.
+                found = [r for r in await console.repositories.list(project.console_id) if r.internal_name == repo.name]
+                if not found:
+                    raise
+                repo_id = found[0].id
+            self.bot.projects.set_repository_console_id(project.id, repo.name, repo_id)
+            wrote = True
+        return wrote
+
+    async def _mirror_environments(self, console: Console, project: Project) -> bool:
+        wrote = False
+        pending = [e for e in self.bot.projects.environments(project.id) if not e.console_id]
+        if not pending:
+            return False
+        stages, clusters = await console.stages(), await console.clusters()
+        for env in pending:
+            placed = _place(stages, clusters, env.stage, env.cluster or None)
+            if isinstance(placed, PlacementChoice):
+                raise ConsoleError("invalid", 400, f"{env.name}: {placed.refused or 'cluster'}")
+            stage, cluster = placed
+            try:
+                created = await console.environments.create(
+                    project.console_id, env.name, stage.id, cluster.id, cpu=env.cpu, memory=env.memory
+                )
+                env_id = created.id
+            except ConsoleProvisioningError:
+                found = [e for e in await console.environments.list(project.console_id) if e.name == env.name]
+                if not found:
+                    raise
+                env_id = found[0].id
+            self.bot.projects.set_environment_console_id(project.id, env.name, env_id)
+            wrote = True
+        return wrote
+
+    async def _refused(self, project: Project, steps: list[Step], exc: ConsoleError, progress: Progress) -> str:
+        """The console refused the write: one line saying why, in the reader's words; nothing else ran."""
+        refusal = Step("console", label="Console", state="failed")
+        refusal.reason, refusal.params = failure_reason(exc)
+        shown = [refusal] + [s for s in steps if s.state != "pending"]
+        status = "failed" if not project.console_id or project.status == "initializing" else project.status
+        self.bot.projects.set_status(project.id, status, {s.service: s.as_json() for s in shown})
+        await progress(shown)
+        return status
+
+    # -- removals -------------------------------------------------------------------------------
+
+    async def _one_step(self, progress: Progress, action: Callable[[], Awaitable[object]]) -> bool:
+        """A removal is one console write: one line on the card, the console's refusal in words."""
+        step = Step("console", label="Console")
+        await progress([step])
+
+        async def run(_: Step) -> None:
+            await action()
+
+        await run_step(step, run)
+        await progress([step])
+        return step.state == "ok"
+
+    async def delete_project(self, project: Project, progress: Progress, user_id: str) -> bool:
+        console = self.credential(user_id)
+        if not project.console_id:  # never reached the console
+            self.bot.projects.set_status(project.id, "archived")
+            await progress([Step("console", state="ok", label="Console")])
+            return True
+        complete = await self._one_step(progress, functools.partial(console.projects.delete, project.console_id))
+        if complete:
+            self.bot.projects.set_gitlab_hooks(project.id, "")
+            self.bot.projects.set_status(project.id, "archived")
+        return complete
+
+    async def remove_repository(self, project: Project, repo: str, progress: Progress, user_id: str) -> bool:
+        console = self.credential(user_id)
+        row = self.bot.projects.repository(project.id, repo)
+        complete = True
+        if row is not None and row.console_id:
+            complete = await self._one_step(
+                progress, functools.partial(console.repositories.delete, project.console_id, row.console_id)
+            )
+        else:
+            await progress([Step("console", state="ok", label="Console")])
+        if complete:
+            self.bot.projects.set_repository_status(project.id, repo, "removed")
+        return complete
+
+    async def remove_environment(self, project: Project, env: str, progress: Progress, user_id: str) -> bool:
+        console = self.credential(user_id)
+        row = self.bot.projects.environment(project.id, env)
+        complete = True
+        if row is not None and row.console_id:
+            complete = await self._one_step(
+                progress, functools.partial(console.environments.delete, project.console_id, row.console_id)
+            )
+        else:
+            await progress([Step("console", state="ok", label="Console")])
+        if complete:
+            self.bot.projects.set_environment_status(project.id, env, "removed")
+        return complete
+
+    # -- immediate changes ----------------------------------------------------------------------
+
+    async def apply_member(self, project: Project, username: str, email: str, role: Role | None, user_id: str) -> bool:
+        """Console membership at once, then a hooks replay: the console propagates memberships to
+        GitLab and Keycloak only on the next reprovisioning (§2.2)."""
+        if not project.console_id:
+            return True  # mirrored when the project reaches the console
+        console = self.credential(user_id)
+        current = await console.projects.get(project.console_id)
+        known = next((m for m in current.members if m.email.lower() == email.lower()), None)
+        if role is None:
+            if known is None:
+                return True
+            await console.members.remove(project.console_id, known.user_id)
+        else:
+            if known is None:
+                added = await console.members.add(project.console_id, email)
+                known = next((m for m in added if m.email.lower() == email.lower()), None)
+            role_ids = _role_ids(current)
+            wanted = [role_ids[ROLE_GROUPS[role]]] if ROLE_GROUPS.get(role) in role_ids else []
+            if known is not None and sorted(known.role_ids) != sorted(wanted):
+                await console.members.set_roles(project.console_id, known.user_id, wanted)
+        await console.projects.replay(project.console_id)
+        return True
+
+    async def save_credentials(self, project: Project, repo: str, username: str, token: str, user_id: str) -> None:
+        """To the console (which keeps the token in its Vault, never in its database, §2.4); a
+        repository not yet in the console keeps them in the bot's Vault until it is created."""
+        row = self.bot.projects.repository(project.id, repo)
+        if row is not None and row.console_id:
+            fields: dict[str, object] = {"isPrivate": True, "externalUserName": username}
+            if token:
+                fields["externalToken"] = token
+            await self.credential(user_id).repositories.update(project.console_id, row.console_id, **fields)
+            return
+        vault = self.bot.platform.vault
+        if vault is None:
+            raise ServiceError("Vault", Failure.UNAVAILABLE, detail="not configured")
+        secret = {"GIT_INPUT_USER": username} | ({"GIT_INPUT_PASSWORD": token} if token else {})
+        await vault.merge(self._names(project).mirror_secret(repo), secret)
+
+    async def trigger_sync(
+        self, project: Project, repo: str, branch: str | None, all_branches: bool, user_id: str
+    ) -> Pipeline:
+        """The console starts the mirror pipeline (§2.4 ``…/sync``: 204 once it is created); the
+        bot follows it in GitLab, found by the console's slug."""
+        await sync.check_source(self.bot, project, repo, branch)
+        row = self.bot.projects.repository(project.id, repo)
+        if row is None or not row.console_id:
+            raise ConsoleError("not_found", 404)
+        await self.credential(user_id).repositories.sync(
+            project.console_id, row.console_id, None if all_branches else (branch or "main")
+        )
+        return await self._last_mirror_pipeline(project)
+
+    async def first_sync(self, project: Project, repo: str, user_id: str) -> Pipeline:
+        """The console already started it: creating a repository with an external URL runs its
+        mirror (§3.2); asking again would run it twice."""
+        await sync.check_source(self.bot, project, repo, None)
+        return await self._last_mirror_pipeline(project)
+
+    async def _last_mirror_pipeline(self, project: Project) -> Pipeline:
+        gitlab = self.bot.platform.gitlab
+        if gitlab is None:
+            raise ServiceError("GitLab", Failure.UNAVAILABLE, detail="not configured")
+        mirror = await gitlab.find_project(self._names(project).repo(MIRROR_REPO))
+        pipelines = await gitlab.pipelines(mirror.id, per_page=1) if mirror is not None else []
+        if not pipelines:
+            raise ServiceError("GitLab", Failure.NOT_FOUND, detail="mirror pipeline")
+        return pipelines[0]
+
+    async def placement(self, stage: str, cluster: str | None) -> Placement | PlacementChoice:
+        """As the console's environment form: the stage, then the clusters serving it (§2.6-2.7)."""
+        console = self.console
+        placed = _place(await console.stages(), await console.clusters(), stage, cluster)
+        if isinstance(placed, PlacementChoice):
+            return placed
+        return Placement(placed[0].name, placed[1].label)
+
+
+def _role_ids(project: ConsoleProject) -> dict[str, str]:
+    """The project's system roles by OIDC suffix (``/console/devops`` → ``devops``)."""
+    found: dict[str, str] = {}
+    for role in project.roles:
+        suffix = role.oidc_group.rstrip("/").rsplit("/", 1)[-1]
+        if suffix:
+            found.setdefault(suffix, role.id)
+    return found
+
+
+def _place(
+    stages: list[Stage], clusters: list[Cluster], stage_name: str, cluster_label: str | None
+) -> tuple[Stage, Cluster] | PlacementChoice:
+    """The console UI's rule (``apps/client/src/components/EnvironmentForm.vue``): the clusters
+    whose ``stageIds`` hold the stage; the server does not check it (console-api.md §2.6)."""
+    stage = next((s for s in stages if s.name == stage_name), None)
+    if stage is None:
+        return PlacementChoice(stage_name, tuple(s.name for s in stages), refused="stage")
+    fitting = [c for c in clusters if stage.id in c.stage_ids]
+    labels = tuple(sorted(c.label for c in fitting))
+    if cluster_label:
+        chosen = next((c for c in fitting if c.label == cluster_label), None)
+        return (stage, chosen) if chosen is not None else PlacementChoice(stage.name, labels, refused="cluster")
+    if len(fitting) == 1:
+        return stage, fitting[0]
+    return PlacementChoice(stage.name, labels)
+
+
+def _report(steps: list[Step], provisioning: Provisioning, slug: str) -> None:
+    """The console's per-plugin results on the checklist's steps; a plugin of no step (Keycloak)
+    gets a line of its own when it failed."""
+    full = any(p.ok for p in provisioning.plugins)  # clean logs list only the failures
+    by_service = {s.service: s for s in steps}
+    for result in provisioning.plugins:
+        service = PLUGIN_SERVICES.get(result.plugin)
+        step = by_service.get(service) if service else None
+        if step is None:
+            if result.ok:
+                continue
+            step = Step(result.plugin, label=result.plugin.title())
+            steps.append(step)
+            by_service[result.plugin] = step
+        if result.ok and step.state != "failed":
+            step.state = "ok"
+        elif not result.ok:
+            step.state = "failed"
+            step.reason = "onboarding.reason.console_plugin"
+            step.params = {"service": step.label or result.plugin, "detail": result.message, "project": slug}
+    for step in steps:
+        if step.state != "pending":
+            continue
+        if provisioning.state == "pending":
+            step.state, step.reason, step.params = "failed", "console_error.timeout", {}
+        elif provisioning.state == "failed" and not provisioning.plugins:
+            step.state, step.reason, step.params = "failed", "console_error.provisioning_failed", {}
+        else:
+            step.state = "skipped" if full else "ok"
