@@ -134,6 +134,9 @@ class PlatformConfig(Section):
     protected_environments: list[str] = Field(default_factory=lambda: ["prod"])
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
     registry: Literal["quay", "harbor"] = Field("quay", description="the container registry: [quay] or [harbor]")
+    control: Literal["direct", "console"] = Field(
+        "direct", description="who provisions and decides rights: the bot itself, or the [console]"
+    )
 
 
 def _network(value: str) -> str:
@@ -259,6 +262,12 @@ class ConsoleConfig(Section):
     reread_attempts: int = Field(5, ge=1, le=60, description="re-reads of a project whose create timed out")
     reread_delay_seconds: float = Field(2.0, gt=0, le=60)
     ui_url: AnyHttpUrl | None = None
+    rights_cache_seconds: float = Field(
+        60.0, ge=0, le=3600, description="how long people, roles and projects read for rights are reused; 0: never"
+    )
+    token_reminder_days: int = Field(
+        7, ge=1, le=90, description="a linked personal access token is recalled by DM this many days before it expires"
+    )
 
 
 class Config(Section):
@@ -285,6 +294,8 @@ class Config(Section):
     def _registry_configured(self) -> Config:
         if self.platform.registry == "harbor" and self.harbor is None:
             raise ValueError('platform.registry is "harbor": the [harbor] section is missing')
+        if self.platform.control == "console" and self.console is None:
+            raise ValueError('platform.control is "console": the [console] section is missing')
         return self
 
     @field_validator("platform")
