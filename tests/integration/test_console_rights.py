@@ -116,6 +116,20 @@ def test_rights_follow_the_console_roles_and_bits(console_world: tuple[World, Co
     assert "Projet inconnu" in Chat(world, "bob").run("/cpn test read nope")["text"]
 
 
+def test_a_button_pressed_later_is_checked_again_by_the_console_rules(console_world: tuple[World, Console]) -> None:
+    world, console = console_world
+    console.project("alpha", "bob", {"carol": ("Développeur",), "alice": ()})
+    bot = world.bot
+    assert bot is not None
+    ids = {name: world.users[name].id for name in ("alice", "bob", "carol", "dave")}
+    secrets = {
+        who: world.run(bot.rights.may(i, "alpha", Role.DEVOPS, ConsoleRule.SEE_SECRETS)) for who, i in ids.items()
+    }
+    assert secrets == {"alice": True, "bob": True, "carol": False, "dave": False}
+    assert world.run(bot.rights.may(ids["carol"], "alpha", Role.DEVELOPER))
+    assert not world.run(bot.rights.may(ids["carol"], "nope", Role.READONLY))
+
+
 def test_a_non_member_and_a_locked_project(console_world: tuple[World, Console]) -> None:
     world, console = console_world
     console.project("alpha", "bob", {})
