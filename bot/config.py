@@ -263,6 +263,12 @@ class ConsoleConfig(Section):
     reread_attempts: int = Field(5, ge=1, le=60, description="re-reads of a project whose create timed out")
     reread_delay_seconds: float = Field(2.0, gt=0, le=60)
     ui_url: AnyHttpUrl | None = None
+    rights_cache_seconds: float = Field(
+        60.0, ge=0, le=3600, description="how long people, roles and projects read for rights are reused; 0: never"
+    )
+    token_reminder_days: int = Field(
+        7, ge=1, le=90, description="a linked personal access token is recalled by DM this many days before it expires"
+    )
 
 
 class Config(Section):

@@ -16,7 +16,6 @@ from bot.logs import log, request_id_var
 from bot.parser import UsageError, clean, parse_args, tokenize
 from bot.render import help as help_render
 from bot.render.safe import code, escape
-from bot.rights import Access, Role, allows, requirement_label
 from bot.spec import CommandSpec, Registry
 from services.console_errors import ConsoleError
 from services.errors import ServiceError
@@ -88,37 +87,11 @@ class Dispatcher:
 
     async def refusal(self, spec: CommandSpec, ctx: CommandContext) -> str | None:
         """Why the caller may not run ``spec`` on these arguments, or None if they may."""
-        if spec.requires is Access.ANYONE:
-            return None
-        identity = await ctx.identity()
-        role: Role | None = None
-        if spec.scoped and isinstance(spec.requires, Role):
-            project = str(ctx.args.get(spec.project_arg or "", "") or "")
-            if not self.bot.project_exists(project):
-                return ctx.tr("errors.unknown_project", project=code(project))
-            role = self.bot.projects_roles(project, ctx.user_id)
-        elif isinstance(spec.requires, Role):
-            role = self.bot.best_role(ctx.user_id)
-        if allows(
-            spec.requires,
-            is_platform_admin=identity.is_platform_admin,
-            is_creator=self.bot.is_creator(identity),
-            role=role,
-        ):
-            return None
-        return ctx.tr("errors.forbidden", command=spec.name, required=requirement_label(spec.requires, ctx.lang))
+        return await self.bot.rights.refusal(spec, ctx)
 
     async def visible(self, ctx: CommandContext) -> list[CommandSpec]:
         """The commands ``/cpn help`` shows this caller: those they may run somewhere."""
-        identity = await ctx.identity()
-        best = self.bot.best_role(ctx.user_id)
-        creator = self.bot.is_creator(identity)
-        return [
-            spec
-            for spec in self.registry.all()
-            if not spec.hidden
-            and allows(spec.requires, is_platform_admin=identity.is_platform_admin, is_creator=creator, role=best)
-        ]
+        return await self.bot.rights.visible(ctx, [spec for spec in self.registry.all() if not spec.hidden])
 
     # -- typos --------------------------------------------------------------------------------
 

@@ -4,14 +4,27 @@ Project roles follow the platform (platform-facts §1.5): owner ⊃ admin ⊃ de
 readonly. Owner and admin manage members, tokens and deletion; devops also manages environments and
 secrets; developer manages repositories; readonly lists. Platform admins (from the config) may do
 everything.
+
+Where the rights come from is a :class:`Rights`: :class:`DirectRights` reads the bot's own members
+table (``platform.control = "direct"``); ``bot.console_access.ConsoleRights`` reads the console's
+roles and permission bits (``"console"``). A command declares a :class:`Role` (and, where the
+console has a finer rule, a :class:`ConsoleRule`); both implementations read that one declaration.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from enum import Enum, IntEnum
+from abc import ABC, abstractmethod
+from enum import Enum, IntEnum, StrEnum
+from typing import TYPE_CHECKING
 
 from bot.i18n import Text
+from bot.render.safe import code
+
+if TYPE_CHECKING:
+    from bot.context import CommandContext
+    from bot.runtime import Bot
+    from bot.spec import CommandSpec
 
 
 class Role(IntEnum):
@@ -103,3 +116,105 @@ def allows(
     if requirement is Access.PLATFORM_ADMIN:
         return False
     return role is not None and role >= requirement
+
+
+class ConsoleRule(StrEnum):
+    """The console's ``ProjectAuthorized`` checks (console-api.md §4.4,
+    ``cloud-pi-native/console:packages/shared/src/utils/permissions.ts``)."""
+
+    ACCESS = "Access"
+    LIST_ENVIRONMENTS = "ListEnvironments"
+    LIST_REPOSITORIES = "ListRepositories"
+    LIST_MEMBERS = "ListMembers"
+    MANAGE = "Manage"
+    MANAGE_MEMBERS = "ManageMembers"
+    MANAGE_ENVIRONMENTS = "ManageEnvironments"
+    MANAGE_REPOSITORIES = "ManageRepositories"
+    MANAGE_ROLES = "ManageRoles"
+    REPLAY_HOOKS = "ReplayHooks"
+    SEE_SECRETS = "SeeSecrets"
+    MANAGE_DEPLOYMENTS = "ManageDeployments"
+    LIST_DEPLOYMENTS = "ListDeployments"
+
+
+# The console rule a bot role stands for, where a command names none of its own. READONLY is the
+# console's membership test (``Access``: any project bit): its ``List*`` rules pass for anyone,
+# the global role granting LIST_PROJECTS (§4.4 note 2).
+ROLE_RULES = {
+    Role.READONLY: ConsoleRule.ACCESS,
+    Role.DEVELOPER: ConsoleRule.MANAGE_REPOSITORIES,
+    Role.DEVOPS: ConsoleRule.MANAGE_ENVIRONMENTS,
+    Role.ADMIN: ConsoleRule.MANAGE_MEMBERS,
+    Role.OWNER: ConsoleRule.MANAGE,
+}
+
+
+def console_rule(role: Role, declared: ConsoleRule | None = None) -> ConsoleRule:
+    return declared if declared is not None else ROLE_RULES[role]
+
+
+class Rights(ABC):
+    """Where rights come from: one implementation per ``platform.control``."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    @abstractmethod
+    async def refusal(self, spec: CommandSpec, ctx: CommandContext) -> str | None:
+        """Why the caller may not run ``spec`` on these arguments (a text for them), or None."""
+
+    @abstractmethod
+    async def visible(self, ctx: CommandContext, specs: list[CommandSpec]) -> list[CommandSpec]:
+        """Those of ``specs`` the caller may run somewhere (what ``/cpn help`` lists)."""
+
+    @abstractmethod
+    async def may(self, user_id: str, project: str, role: Role, rule: ConsoleRule | None = None) -> bool:
+        """Whether ``user_id`` still holds ``role`` (or ``rule``) on ``project``: a button pressed later."""
+
+    @abstractmethod
+    def forget(self, project: str | None = None) -> None:
+        """The bot changed ``project``'s members (None: anything): what was read of it is stale."""
+
+
+class DirectRights(Rights):
+    """The bot's own members table and the config's platform admins and project creators."""
+
+    async def refusal(self, spec: CommandSpec, ctx: CommandContext) -> str | None:
+        if spec.requires is Access.ANYONE:
+            return None
+        identity = await ctx.identity()
+        bot = self.bot
+        role: Role | None = None
+        if spec.scoped and isinstance(spec.requires, Role):
+            project = str(ctx.args.get(spec.project_arg or "", "") or "")
+            if not bot.project_exists(project):
+                return ctx.tr("errors.unknown_project", project=code(project))
+            role = bot.projects_roles(project, ctx.user_id)
+        elif isinstance(spec.requires, Role):
+            role = bot.best_role(ctx.user_id)
+        if allows(
+            spec.requires,
+            is_platform_admin=identity.is_platform_admin,
+            is_creator=bot.is_creator(identity),
+            role=role,
+        ):
+            return None
+        return ctx.tr("errors.forbidden", command=spec.name, required=requirement_label(spec.requires, ctx.lang))
+
+    async def visible(self, ctx: CommandContext, specs: list[CommandSpec]) -> list[CommandSpec]:
+        identity = await ctx.identity()
+        best = self.bot.best_role(ctx.user_id)
+        creator = self.bot.is_creator(identity)
+        return [
+            spec
+            for spec in specs
+            if allows(spec.requires, is_platform_admin=identity.is_platform_admin, is_creator=creator, role=best)
+        ]
+
+    async def may(self, user_id: str, project: str, role: Role, rule: ConsoleRule | None = None) -> bool:
+        identity = await self.bot.identities.get(user_id)
+        current = self.bot.projects_roles(project, user_id)
+        return identity.is_platform_admin or (current is not None and current >= role)
+
+    def forget(self, project: str | None = None) -> None:
+        """Nothing to forget: the members table is read at each check."""

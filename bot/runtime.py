@@ -17,6 +17,7 @@ from typing import Any
 import commands  # noqa: F401  (declares every command)
 from bot import deployments, notifications, retention  # noqa: F401  (events, scheduled jobs)
 from bot.config import Config
+from bot.console_access import ConsoleRights, Credentials
 from bot.context import Identity
 from bot.control import Control
 from bot.control import build as build_control
@@ -36,7 +37,7 @@ from bot.operations import Operation, Operations
 from bot.outbox import Outbox, Post
 from bot.ratelimit import RateLimiter
 from bot.results import quality_lines  # also handles SonarQube's quality gates
-from bot.rights import Role
+from bot.rights import DirectRights, Rights, Role
 from bot.rotation import Rotation
 from bot.scans import scan_lines  # also handles Trivy reports
 from bot.scheduler import Scheduler
@@ -49,6 +50,8 @@ from services.errors import ServiceError
 from services.mattermost import Mattermost
 
 logger = logging.getLogger("cpn.runtime")
+# ``platform.control`` → where rights come from (bot.rights); nothing else asks which.
+RIGHTS: dict[str, Callable[[Bot], Rights]] = {"direct": DirectRights, "console": ConsoleRights}
 DEFAULT_KB = Path(__file__).resolve().parent.parent / "kb"
 
 # Features add lines to ``/cpn status`` per repository: (bot, project) -> {repo: [lines]}.
@@ -110,6 +113,8 @@ class Bot:
         self.platform = Platform.from_config(config)
         # Who provisions (platform.control): commands call it, never asking which it is.
         self.control: Control = build_control(self)
+        self.rights = RIGHTS[config.platform.control](self)
+        self.credentials = Credentials(self)  # people's console tokens (console mode)
         # Repository hosts are resolved through this (tests put their own DNS here).
         self.address_policy = policy_from_config(config)
         # The polling fallback's turn over the repositories, and their GitLab ids once looked up.
@@ -124,6 +129,7 @@ class Bot:
                 "argocd.drift": config.argocd.drift_poll_seconds if config.argocd else 0.0,
                 "support.health": config.support.health_poll_seconds,
                 "support.reminders": max(5.0, min(300.0, config.support.ticket_reminder_minutes * 60 / 4)),
+                "console.tokens": 86400.0 if config.platform.control == "console" else 0.0,
             },
         )
         self.listener = Listener(self)

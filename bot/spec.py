@@ -24,7 +24,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from bot.i18n import Text
-from bot.rights import ROLE_NAMES, Access, Requirement, Role
+from bot.rights import ROLE_NAMES, Access, ConsoleRule, Requirement, Role
 
 if TYPE_CHECKING:
     from bot.context import CommandContext, Reply
@@ -190,6 +190,8 @@ class CommandSpec:
     examples: tuple[str, ...] = ()
     project_arg: str | None = "project"  # the argument that names the project rights are checked on
     hidden: bool = False
+    # The console's check in console mode, where finer than the one ``requires`` stands for.
+    console_rule: ConsoleRule | None = None
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -257,6 +259,7 @@ def command(
     examples: Sequence[str] = (),
     project_arg: str | None = "project",
     hidden: bool = False,
+    console_rule: ConsoleRule | None = None,
     registry: Registry | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare a command; the decorated coroutine handles it."""
@@ -274,6 +277,7 @@ def command(
                 examples=tuple(examples),
                 project_arg=project_arg,
                 hidden=hidden,
+                console_rule=console_rule,
             )
         )
         return handler

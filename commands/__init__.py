@@ -1,6 +1,7 @@
 """One module per command group. Importing this package declares every command."""
 
 from commands import (
+    connect,
     deploy,
     env,
     help,
@@ -18,6 +19,7 @@ from commands import (
 )
 
 __all__ = [
+    "connect",
     "deploy",
     "env",
     "help",

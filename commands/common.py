@@ -14,7 +14,7 @@ from bot.operations import Operation
 from bot.outbox import Post
 from bot.render.projects import checklist
 from bot.render.safe import code
-from bot.rights import Role
+from bot.rights import ConsoleRule, Role
 from bot.workflows.onboarding import Step
 from services.errors import ServiceError
 
@@ -83,11 +83,9 @@ async def cancel(press: Press, bot: Bot) -> PressResult:
     return PressResult(update=Post(bot.tr("common.cancelled")))
 
 
-async def presser_has(bot: Bot, press: Press, project: str, role: Role) -> bool:
+async def presser_has(bot: Bot, press: Press, project: str, role: Role, rule: ConsoleRule | None = None) -> bool:
     """The rights check again when the button is pressed: roles may have changed since it was shown."""
-    identity = await bot.identities.get(press.user_id)
-    current = bot.projects_roles(project, press.user_id)
-    return identity.is_platform_admin or (current is not None and current >= role)
+    return await bot.rights.may(press.user_id, project, role, rule)
 
 
 async def confirmed_removal(press: Press, bot: Bot, item: str, role: Role) -> PressResult:

@@ -12,7 +12,7 @@ from bot.operations import Operation, operation
 from bot.outbox import Post
 from bot.render import deploys as render
 from bot.render.safe import code
-from bot.rights import Role, allows
+from bot.rights import Role
 from bot.spec import Arg, ArgError, Flag, Kind, command, integer
 from bot.workflows import deploy as flow
 from bot.workflows.naming import Names
@@ -53,14 +53,7 @@ def _refusal(tr: Translator, exc: flow.DeployRefused) -> str:
 
 
 async def _may_deploy(bot: Bot, user_id: str, project: str, protected: bool) -> bool:
-    identity = await bot.identities.get(user_id)
-    needed = Role.DEVOPS if protected else Role.DEVELOPER
-    return allows(
-        needed,
-        is_platform_admin=identity.is_platform_admin,
-        is_creator=False,
-        role=bot.projects_roles(project, user_id),
-    )
+    return await bot.rights.may(user_id, project, Role.DEVOPS if protected else Role.DEVELOPER)
 
 
 def _checks(ctx: CommandContext, target: flow.Target) -> str | None:

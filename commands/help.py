@@ -16,7 +16,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "deploy": ("env", "deploy", "promote", "rollback", "secret", "status"),
     "notifications": ("subscribe", "subscriptions", "unsubscribe"),
     "support": ("ask", "faq", "support", "ticket", "kb", "services"),
-    "bot": ("help", "whoami"),
+    "bot": ("help", "whoami", "connect", "disconnect"),
 }
 
 

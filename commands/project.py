@@ -14,7 +14,7 @@ from bot.operations import Operation, operation
 from bot.outbox import Post
 from bot.render import projects as render
 from bot.render.safe import code
-from bot.rights import Access, Role, allows
+from bot.rights import Access, ConsoleRule, Role
 from bot.spec import Arg, Flag, command, free_text
 from bot.workflows.naming import Names
 from bot.workflows.rules import DESCRIPTION_MAX, PROJECT_NAME
@@ -160,6 +160,7 @@ async def link(ctx: CommandContext) -> Reply:
     summary=Text("Relance le provisionnement et répare les écarts", "Runs the provisioning again and repairs drift"),
     args=[PROJECT],
     requires=Role.READONLY,
+    console_rule=ConsoleRule.REPLAY_HOOKS,
 )
 async def replay(ctx: CommandContext) -> Reply:
     ctx.submit("project.reconcile", {"project": ctx.args["project"], "mode": "replay"})
@@ -186,9 +187,7 @@ async def delete(ctx: CommandContext) -> Reply:
 @action("project.delete")
 async def delete_confirmed(press: Press, bot: Bot) -> PressResult:
     name = str(press.data.get("project", ""))
-    identity = await bot.identities.get(press.user_id)
-    role = bot.projects_roles(name, press.user_id)
-    if not allows(Role.OWNER, is_platform_admin=identity.is_platform_admin, is_creator=False, role=role):
+    if not await bot.rights.may(press.user_id, name, Role.OWNER):
         return PressResult(
             ephemeral=bot.tr("errors.forbidden", command="project delete", required=bot.tr("roles.owner"))
         )

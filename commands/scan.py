@@ -103,9 +103,7 @@ async def policy_command(ctx: CommandContext) -> Reply:
         or ctx.args["reset"]
     )
     if changing:
-        identity = await ctx.identity()
-        role = bot.projects_roles(project.name, ctx.user_id)
-        if not identity.is_platform_admin and (role is None or role < Role.ADMIN):
+        if not await bot.rights.may(ctx.user_id, project.name, Role.ADMIN):
             return Reply(ctx.tr("errors.forbidden", command="policy", required=ctx.tr("scan.owner_admin")))
         values = {
             "project_id": project.id,

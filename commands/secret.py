@@ -15,7 +15,7 @@ from bot.i18n import Text
 from bot.interactive import IN_HANDLER, Press, PressResult, action
 from bot.outbox import Post
 from bot.render.safe import code
-from bot.rights import Role
+from bot.rights import ConsoleRule, Role
 from bot.spec import Arg, command
 from bot.workflows.naming import Names
 from bot.workflows.rules import SECRET_KEY
@@ -46,6 +46,7 @@ def _vault(bot: Bot):  # type: ignore[no-untyped-def]
     summary=Text("Enregistre un secret (saisi dans une fenêtre)", "Stores a secret (typed in a dialog)"),
     args=[PROJECT, KEY],
     requires=Role.DEVOPS,
+    console_rule=ConsoleRule.SEE_SECRETS,
     examples=["secret set alpha DATABASE_PASSWORD"],
 )
 async def set_secret(ctx: CommandContext) -> Reply:
@@ -82,7 +83,7 @@ async def set_submitted(press: Press, bot: Bot) -> PressResult:
     if not value:
         return PressResult(errors={"value": bot.tr("secret.empty")})
     project, key = str(press.data["project"]), str(press.data["key"])
-    if not await presser_has(bot, press, project, Role.DEVOPS):
+    if not await presser_has(bot, press, project, Role.DEVOPS, ConsoleRule.SEE_SECRETS):
         return PressResult(ephemeral=bot.tr("actions.not_yours"))
     press.claim()  # before Vault: a second or concurrent submission of this dialog writes nothing
     version = await _vault(bot).write(key, {"value": value}, mount=_mount(bot, project))
@@ -100,6 +101,7 @@ async def set_submitted(press: Press, bot: Bot) -> PressResult:
     summary=Text("Liste les clés des secrets et leurs versions", "Lists the secrets' keys and versions"),
     args=[PROJECT],
     requires=Role.DEVOPS,
+    console_rule=ConsoleRule.SEE_SECRETS,
 )
 async def list_secrets(ctx: CommandContext) -> Reply:
     entries = await _vault(ctx.bot).key_versions(_mount(ctx.bot, ctx.args["project"]))
@@ -117,6 +119,7 @@ async def list_secrets(ctx: CommandContext) -> Reply:
     summary=Text("Supprime un secret (toutes ses versions)", "Deletes a secret (all its versions)"),
     args=[PROJECT, KEY],
     requires=Role.DEVOPS,
+    console_rule=ConsoleRule.SEE_SECRETS,
 )
 async def delete(ctx: CommandContext) -> Reply:
     question = ctx.tr("secret.delete_confirm", key=code(ctx.args["key"]), project=code(ctx.args["project"]))
@@ -130,7 +133,7 @@ async def delete(ctx: CommandContext) -> Reply:
 @action("secret.delete")
 async def delete_confirmed(press: Press, bot: Bot) -> PressResult:
     project, key = str(press.data["project"]), str(press.data["key"])
-    if not await presser_has(bot, press, project, Role.DEVOPS):
+    if not await presser_has(bot, press, project, Role.DEVOPS, ConsoleRule.SEE_SECRETS):
         return PressResult(ephemeral=bot.tr("actions.not_yours"))
     existed = await _vault(bot).delete(key, mount=_mount(bot, project))
     bot.store.audit(press.user_id, press.user_name, "secret.delete", f"{project}/{key}", "ok" if existed else "absent")

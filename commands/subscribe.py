@@ -67,10 +67,8 @@ async def subscribe(ctx: CommandContext) -> Reply:
         _event(event)
     channel_type = await _channel_type(ctx)
     allow_public = bool(ctx.args["allow-public"])
-    if allow_public and bot.projects_roles(project.name, ctx.user_id) is not Role.OWNER:
-        identity = await ctx.identity()
-        if not identity.is_platform_admin:
-            return Reply(ctx.tr("subscribe.owner_only"))
+    if allow_public and not await bot.rights.may(ctx.user_id, project.name, Role.OWNER):
+        return Reply(ctx.tr("subscribe.owner_only"))
     bot.projects.link(project.id, ctx.channel_id, ctx.team_id, channel_type, ctx.user_id)
     Subscriptions(bot.store).subscribe(
         project,

@@ -38,6 +38,7 @@ from services.console_errors import (
     to_error,
 )
 from services.console_models import (
+    AdminRole,
     Cluster,
     Deployment,
     Environment,
@@ -214,6 +215,12 @@ class Console(HttpService):
     async def healthz(self) -> bool:
         body = await self.call("GET", "/api/v1/healthz", auth=False)
         return isinstance(body, dict) and str(body.get("status", "")).lower() == "ok"
+
+    async def admin_roles(self) -> list[AdminRole]:
+        """The platform roles and their masks, ordered by position. The legacy handler reads no
+        credential (``cloud-pi-native/console:apps/server/src/resources/admin-role/router.ts``
+        ``listAdminRoles``); the token is sent anyway, as a later console may ask for one."""
+        return [AdminRole.parse(r) for r in await self.call("GET", "/api/v1/admin/roles") or [] if isinstance(r, dict)]
 
     async def stages(self) -> list[Stage]:
         return [Stage.parse(s) for s in await self.call("GET", "/api/v1/stages") or []]

@@ -26,6 +26,8 @@ class Person:
     first_name: str = ""
     last_name: str = ""
     type: str = "human"
+    # Only where the console sends them (users routes, UserSchema); a project's owner has none.
+    admin_role_ids: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, data: Json) -> Person:
@@ -35,6 +37,7 @@ class Person:
             first_name=str(data.get("firstName") or ""),
             last_name=str(data.get("lastName") or ""),
             type=str(data.get("type") or "human"),
+            admin_role_ids=tuple(str(r) for r in data.get("adminRoleIds") or []),
         )
 
 
@@ -72,6 +75,27 @@ class Role:
 
     @classmethod
     def parse(cls, data: Json) -> Role:
+        return cls(
+            id=str(data["id"]),
+            name=str(data.get("name") or ""),
+            permissions=_mask(data.get("permissions")),
+            oidc_group=str(data.get("oidcGroup") or ""),
+            type=str(data.get("type") or "managed"),
+        )
+
+
+@dataclass(frozen=True)
+class AdminRole:
+    """A platform role (``GET /api/v1/admin/roles``): ``global`` ones apply to every caller."""
+
+    id: str
+    name: str
+    permissions: int
+    oidc_group: str = ""
+    type: str = "managed"
+
+    @classmethod
+    def parse(cls, data: Json) -> AdminRole:
         return cls(
             id=str(data["id"]),
             name=str(data.get("name") or ""),
@@ -364,6 +388,7 @@ def plugin_results(data: Json) -> tuple[PluginResult, ...]:
 
 
 __all__ = [
+    "AdminRole",
     "Cluster",
     "Deployment",
     "Environment",

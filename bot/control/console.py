@@ -56,27 +56,16 @@ class ConsoleControl(Control):
 
     @classmethod
     def from_config(cls, bot: Bot) -> ConsoleControl:
-        config = bot.config.console
-        assert config is not None  # Config refuses control = "console" without [console]
-        return cls(
-            bot,
-            Console(
-                str(config.url),
-                config.token.get_secret_value(),
-                config.timeout_seconds,
-                config.write_timeout_seconds,
-                reread_attempts=config.reread_attempts,
-                reread_delay=config.reread_delay_seconds,
-            ),
-        )
+        # The platform's console adapter (bot.workflows.platform), shared with rights and
+        # ``bot.credentials``: one connection pool, closed with the platform.
+        assert bot.platform.console is not None  # Config refuses control = "console" without [console]
+        return cls(bot, bot.platform.console)
 
-    def credential(self, user_id: str) -> Console:
-        """The one place a console credential is chosen: for now the bot's admin token, whose
-        rights the bot checked itself (``bot.rights``) before any write."""
-        return self.console
-
-    async def close(self) -> None:
-        await self.console.close()
+    async def credential(self, user_id: str) -> Console:
+        """The one place a console credential is chosen: the person's own token when they linked
+        one (``/cpn connect``), so that the console's logs name them; else the bot's admin token,
+        whose use the bot's rights check (``bot.rights``) has already allowed."""
+        return await self.bot.credentials.credential_for(user_id)
 
     def sonar_key(self, slug: str, repo: str) -> str:
         return console_sonar_key(slug, repo)
@@ -89,7 +78,7 @@ class ConsoleControl(Control):
     async def reconcile(self, project: Project, mode: str, progress: Progress, user_id: str) -> str:
         steps = onboarding.service_steps(self.bot)
         await progress(steps)
-        console = self.credential(user_id)
+        console = await self.credential(user_id)
         try:
             provisioning = await self._write(console, project, mode)
         except ConsoleError as exc:
@@ -233,7 +222,7 @@ class ConsoleControl(Control):
         return step.state == "ok"
 
     async def delete_project(self, project: Project, progress: Progress, user_id: str) -> bool:
-        console = self.credential(user_id)
+        console = await self.credential(user_id)
         if not project.console_id:  # never reached the console
             self.bot.projects.set_status(project.id, "archived")
             await progress([Step("console", state="ok", label="Console")])
@@ -245,7 +234,7 @@ class ConsoleControl(Control):
         return complete
 
     async def remove_repository(self, project: Project, repo: str, progress: Progress, user_id: str) -> bool:
-        console = self.credential(user_id)
+        console = await self.credential(user_id)
         row = self.bot.projects.repository(project.id, repo)
         complete = True
         if row is not None and row.console_id:
@@ -259,7 +248,7 @@ class ConsoleControl(Control):
         return complete
 
     async def remove_environment(self, project: Project, env: str, progress: Progress, user_id: str) -> bool:
-        console = self.credential(user_id)
+        console = await self.credential(user_id)
         row = self.bot.projects.environment(project.id, env)
         complete = True
         if row is not None and row.console_id:
@@ -279,7 +268,7 @@ class ConsoleControl(Control):
         GitLab and Keycloak only on the next reprovisioning (§2.2)."""
         if not project.console_id:
             return True  # mirrored when the project reaches the console
-        console = self.credential(user_id)
+        console = await self.credential(user_id)
         current = await console.projects.get(project.console_id)
         known = next((m for m in current.members if m.email.lower() == email.lower()), None)
         if role is None:
@@ -305,7 +294,7 @@ class ConsoleControl(Control):
             fields: dict[str, object] = {"isPrivate": True, "externalUserName": username}
             if token:
                 fields["externalToken"] = token
-            await self.credential(user_id).repositories.update(project.console_id, row.console_id, **fields)
+            await (await self.credential(user_id)).repositories.update(project.console_id, row.console_id, **fields)
             return
         vault = self.bot.platform.vault
         if vault is None:
@@ -322,7 +311,7 @@ class ConsoleControl(Control):
         row = self.bot.projects.repository(project.id, repo)
         if row is None or not row.console_id:
             raise ConsoleError("not_found", 404)
-        await self.credential(user_id).repositories.sync(
+        await (await self.credential(user_id)).repositories.sync(
             project.console_id, row.console_id, None if all_branches else (branch or "main")
         )
         return await self._last_mirror_pipeline(project)

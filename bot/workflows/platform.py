@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bot.config import Config
 from services.argocd import ArgoCD
+from services.console import Console
 from services.gitlab import GitLab
 from services.harbor import Harbor
 from services.nexus import Nexus
@@ -48,6 +49,7 @@ class Platform:
     nexus: Nexus | None = None
     sonarqube: SonarQube | None = None
     argocd: ArgoCD | None = None
+    console: Console | None = None  # with the bot's admin token; a person's view: acting_as(pat)
     gitlab_url: str = ""
 
     @classmethod
@@ -87,10 +89,19 @@ class Platform:
                 config.argocd.timeout_seconds,
                 refresh_timeout=config.argocd.refresh_timeout_seconds,
             )
+        if config.console:
+            platform.console = Console(
+                str(config.console.url).rstrip("/"),
+                config.console.token.get_secret_value(),
+                config.console.timeout_seconds,
+                config.console.write_timeout_seconds,
+                reread_attempts=config.console.reread_attempts,
+                reread_delay=config.console.reread_delay_seconds,
+            )
         return platform
 
     async def close(self) -> None:
-        for client in (self.registry, self.nexus, self.sonarqube, self.argocd):
+        for client in (self.registry, self.nexus, self.sonarqube, self.argocd, self.console):
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.close()

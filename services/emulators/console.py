@@ -975,6 +975,24 @@ class _Api:
             ]
         return JSONResponse(found[:5])
 
+    async def list_admin_roles(self, request: Request) -> Response:
+        # No authUser call in the legacy handler (cloud-pi-native/console:apps/server/src/resources/
+        # admin-role/router.ts listAdminRoles); masks as strings, type defaulting to "managed"
+        # (…/admin-role/business.ts listRoles), ordered by position (…/admin-role/queries.ts).
+        with self.state.lock:
+            roles = [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "permissions": str(r.permissions),
+                    "position": position,
+                    "oidcGroup": r.oidc_group,
+                    "type": r.type or "managed",
+                }
+                for position, r in enumerate(self.state.admin_roles)
+            ]
+        return JSONResponse(roles)
+
     async def list_user_tokens(self, request: Request) -> Response:
         caller = self.caller(request, False)
         if caller.user.type != "human":
@@ -1086,6 +1104,7 @@ def create_app(state: State) -> ASGIApp:
         ("GET", "/api/v1/clusters", api.list_clusters),
         ("GET", "/api/v1/users/matching", api.users_matching),
         ("GET", "/api/v1/user/tokens", api.list_user_tokens),
+        ("GET", "/api/v1/admin/roles", api.list_admin_roles),
         ("GET", "/api/v1/logs", api.list_logs),
         ("GET", "/api/v1/projects", api.list_projects),
         ("POST", "/api/v1/projects", api.create_project),

@@ -345,6 +345,19 @@ def test_public_routes_need_no_token(w: World) -> None:
     assert anon.get("/api/v1/version").json() == {"version": "9.24.0"}
 
 
+def test_admin_roles_are_listed_without_a_token_masks_as_strings(w: World) -> None:
+    """§4.3 (legacy ``listAdminRoles``: no authUser call; ``type`` defaults to ``managed``)."""
+    roles = w.client(None).get("/api/v1/admin/roles")
+    assert roles.status_code == 200
+    by_name = {r["name"]: r for r in roles.json()}
+    assert by_name["Administrateur Plateforme"]["permissions"] == "3"
+    assert by_name["Tout le monde"] == {**by_name["Tout le monde"], "type": "global", "permissions": "25608"}
+    assert [r["position"] for r in roles.json()] == sorted(r["position"] for r in roles.json())
+    admin = w.state.add_user("alice@test.com", admin=True)
+    matched = w.client(None).get("/api/v1/users/matching", params={"letters": "alice@"}).json()
+    assert matched[0]["adminRoleIds"] == [by_name["Administrateur Plateforme"]["id"]] == admin.admin_role_ids
+
+
 def test_user_tokens_list_is_for_humans_and_never_shows_a_value(w: World) -> None:
     """§1.3 / §1.5: ``GET /api/v1/user/tokens`` lists the caller's tokens with their owner."""
     tokens = w.client(w.claire_pat).get("/api/v1/user/tokens").json()

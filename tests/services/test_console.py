@@ -109,6 +109,15 @@ async def test_users_are_found_by_exact_email_only(console: Console, env: Env) -
     assert await console.users.by_email("claire@test.com") is None
 
 
+async def test_a_persons_admin_roles_come_with_their_masks(console: Console, env: Env) -> None:
+    admin = env.state.add_user("alice@test.com", "Alice", admin=True)
+    roles = {r.id: r for r in await console.admin_roles()}
+    found = await console.users.by_email("alice@test.com")
+    assert found is not None and found.admin_role_ids == tuple(admin.admin_role_ids)
+    assert [roles[i].permissions for i in found.admin_role_ids] == [3]
+    assert {r.permissions for r in roles.values() if r.type == "global"} == {25608}
+
+
 # --- tokens refused: both backends' shapes -------------------------------------------------------
 
 

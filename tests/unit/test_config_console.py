@@ -44,3 +44,10 @@ def test_a_literal_console_token_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
 def test_every_console_refusal_reason_has_a_message(lang: str) -> None:
     texts = catalog("fr" if lang == "fr" else "en")
     assert [r for r in REASONS if f"console_error.{r}" not in texts] == []
+
+
+def test_console_control_needs_the_console_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CPN_TEST_KEY", "k" * 32)
+    with pytest.raises(ConfigError, match=r"\[console\] section is missing"):
+        parse_config(minimal(platform={"control": "console"}))
+    assert parse_config(minimal()).platform.control == "direct"
