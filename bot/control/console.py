@@ -22,7 +22,7 @@ from bot.model import Project
 from bot.rights import Role
 from bot.workflows import onboarding, sync
 from bot.workflows.naming import MIRROR_REPO, Names, console_sonar_key
-from bot.workflows.onboarding import Progress, Step, failure_reason, finish, run_step
+from bot.workflows.onboarding import Progress, Step, failure_reason, finish, hook_url, run_step
 from services.console import Console
 from services.console_errors import ConsoleError, ConsoleProvisioningError
 from services.console_models import Cluster, Provisioning, RepositorySpec, Stage
@@ -238,9 +238,19 @@ class ConsoleControl(Control):
         row = self.bot.projects.repository(project.id, repo)
         complete = True
         if row is not None and row.console_id:
-            complete = await self._one_step(
-                progress, functools.partial(console.repositories.delete, project.console_id, row.console_id)
-            )
+            console_id = row.console_id
+
+            async def remove() -> None:
+                # The bot's own webhook first (Free tier: one per repository), as in direct mode:
+                # no event of a repository being deleted still reaches the bot.
+                gitlab = self.bot.platform.gitlab
+                if gitlab is not None and project.gitlab_hooks == "project":
+                    found = await gitlab.find_project(self._names(project).repo(repo))
+                    if found is not None:
+                        await gitlab.remove_project_hook(found.id, hook_url(self.bot, self._names(project)))
+                await console.repositories.delete(project.console_id, console_id)
+
+            complete = await self._one_step(progress, remove)
         else:
             await progress([Step("console", state="ok", label="Console")])
         if complete:
@@ -388,7 +398,7 @@ def _report(steps: list[Step], provisioning: Provisioning, slug: str) -> None:
         elif not result.ok:
             step.state = "failed"
             step.reason = "onboarding.reason.console_plugin"
-            step.params = {"service": step.label or result.plugin, "detail": result.message, "project": slug}
+            step.params = {"detail": result.message, "project": slug}  # the service: the line's name
     for step in steps:
         if step.state != "pending":
             continue

@@ -36,7 +36,7 @@ def step_line(step: Step | dict[str, Any], tr: Translator) -> str:
     line = f"{ICONS.get(state, '❔')} **{name}**"
     if state == "failed" and data.get("reason"):
         # The parameters may come from a service's answer (the console's messages): shown, never run.
-        params = {k: escape(str(v), 200) for k, v in (data.get("params") or {}).items()}
+        params = {"service": name} | {k: escape(str(v), 200) for k, v in (data.get("params") or {}).items()}
         line += " — " + tr(data["reason"], **params)
     notes = data.get("notes") or []
     if notes:

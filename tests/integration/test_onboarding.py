@@ -228,8 +228,8 @@ def test_quay_nexus_sonarqube_and_argocd(onboarded: World) -> None:
         assert apps["alpha-prod-deploy"]["spec"]["destination"]["namespace"] == "alpha-prod"
 
 
-def test_replay_twice_changes_nothing(make_world: Callable[..., World]) -> None:
-    world = make_world()
+def test_replay_twice_changes_nothing(make_world: Callable[..., World], control: str) -> None:
+    world = make_world(control=control)
     onboard(world)
     bob = User(world, "bob")
     for _ in range(2):
@@ -307,9 +307,9 @@ def _bot_hooks(world: World) -> dict[str, str]:
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_a_repository_added_later_gets_the_hook_a_pipeline_reaches_the_channel_and_removal_takes_it_away(
-    make_world: Callable[..., World], tier: str
+    make_world: Callable[..., World], tier: str, control: str
 ) -> None:
-    world = make_world(gitlab_tier=tier)
+    world = make_world(gitlab_tier=tier, control=control)
     bob = User(world, "bob")
     bob.run("/cpn project create alpha")
     world.wait_idle(30)
@@ -321,6 +321,8 @@ def test_a_repository_added_later_gets_the_hook_a_pipeline_reaches_the_channel_a
         {f"{ROOT}/alpha": "group"}
         if tier == "premium"
         else {f"{ROOT}/alpha/mirror": "project", f"{ROOT}/alpha/api": "project"}
+        # The console's GitLab plugin also makes infra-apps: every repository of the group gets the hook.
+        | ({f"{ROOT}/alpha/infra-apps": "project"} if control == "console" else {})
     )
     assert _bot_hooks(world) == expected
     # The card came through the webhook of the tier (not the polling fallback).
@@ -438,8 +440,10 @@ def validation_world() -> Iterator[World]:
         world.stop()
 
 
-def test_member_changes_follow_in_gitlab_and_unknown_people_are_explained(make_world: Callable[..., World]) -> None:
-    world = make_world()
+def test_member_changes_follow_in_gitlab_and_unknown_people_are_explained(
+    make_world: Callable[..., World], control: str
+) -> None:
+    world = make_world(control=control)
     bob = User(world, "bob")
     bob.run("/cpn project create alpha")
     world.wait_idle(30)
@@ -453,15 +457,22 @@ def test_member_changes_follow_in_gitlab_and_unknown_people_are_explained(make_w
     assert "lecture seule" in bob.run("/cpn member role alpha @carol readonly")["text"]
     assert group.members.get(carol_id).access_level == gitlab.const.AccessLevel.REPORTER
     bob.run("/cpn member remove alpha @carol")
-    with pytest.raises(gitlab.exceptions.GitlabGetError):
-        group.members.get(carol_id)
+    if control == "direct":
+        with pytest.raises(gitlab.exceptions.GitlabGetError):
+            group.members.get(carol_id)
+    else:  # the console's membership is gone (its GitLab plugin leaves GitLab's to the next reconciliation)
+        console, email = world.states["console"], world.users["carol"].email
+        carol = console.user_by_email(email)
+        assert all(m.user_id != carol.id for p in console.projects.values() for m in p.members)
     assert "propriétaire" in bob.run("/cpn member remove alpha @bob")["text"]
     assert "Utilisateur inconnu" in bob.run("/cpn member add alpha @nobody")["text"]
     world.states["mattermost"].add_user("eve", email="eve@interieur.gouv.fr")
     world.states["mattermost"].add_team_member(world.team_id, world.states["mattermost"].find_user("eve")["id"])
-    assert "pas encore de compte GitLab" in bob.run("/cpn member add alpha @eve")["text"]
+    # Direct: added, GitLab will know her later. Console: the console must know her first (§2.2).
+    unknown = {"direct": "pas encore de compte GitLab", "console": "n'a pas de compte dans la console"}[control]
+    assert unknown in bob.run("/cpn member add alpha @eve")["text"]
     members = bob.run("/cpn member list alpha")["text"]
-    assert "@eve" in members and "@bob — propriétaire" in members
+    assert ("@eve" in members) is (control == "direct") and "@bob — propriétaire" in members
 
 
 @pytest.mark.parametrize(
@@ -721,9 +732,9 @@ def test_deleting_a_project_empties_its_registry_namespace_even_with_images(
 
 
 def test_adding_and_removing_say_what_changed_in_one_line_and_the_first_sync_is_announced_once(
-    make_world: Callable[..., World],
+    make_world: Callable[..., World], control: str
 ) -> None:
-    world = make_world()
+    world = make_world(control=control)
     bob = User(world, "bob")
     bob.run("/cpn project create alpha")
     world.wait_idle(30)
@@ -748,8 +759,8 @@ def test_adding_and_removing_say_what_changed_in_one_line_and_the_first_sync_is_
     assert len(announced) == 1, announced
 
 
-def test_a_change_that_failed_shows_the_checklist(make_world: Callable[..., World]) -> None:
-    world = make_world()
+def test_a_change_that_failed_shows_the_checklist(make_world: Callable[..., World], control: str) -> None:
+    world = make_world(control=control)
     bob = User(world, "bob")
     bob.run("/cpn project create alpha")
     world.wait_idle(30)
@@ -757,5 +768,6 @@ def test_a_change_that_failed_shows_the_checklist(make_world: Callable[..., Worl
     bob.run("/cpn env add alpha dev --stage dev")
     world.wait_idle(30)
     card = last_card(world, "Mise à jour du projet alpha")
-    assert "❌ **ArgoCD** — ArgoCD ne répond pas" in card["text"]
+    reason = {"direct": "ArgoCD ne répond pas", "console": "la console signale un échec de ArgoCD"}[control]
+    assert f"❌ **ArgoCD** — {reason}" in card["text"]
     assert not [p for p in channel_posts(world, "equipe-alpha") if "ajouté par" in (p.get("message") or "")]
