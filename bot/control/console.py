@@ -67,6 +67,9 @@ class ConsoleControl(Control):
         whose use the bot's rights check (``bot.rights``) has already allowed."""
         return await self.bot.credentials.credential_for(user_id)
 
+    async def close(self) -> None:
+        """Its console adapter is the platform's (``bot.platform.console``), closed with it."""
+
     def sonar_key(self, slug: str, repo: str) -> str:
         return console_sonar_key(slug, repo)
 
@@ -84,6 +87,7 @@ class ConsoleControl(Control):
         except ConsoleError as exc:
             return await self._refused(project, steps, exc, progress)
         project = self.bot.projects.by_id(project.id)  # the console's slug, now known
+        self.bot.rights.forget(project.slug)  # its members and owner are the console's now
         ctx = onboarding.context(self.bot, project)
         _report(steps, provisioning, project.slug)
         await progress(steps)
@@ -294,6 +298,7 @@ class ConsoleControl(Control):
             if known is not None and sorted(known.role_ids) != sorted(wanted):
                 await console.members.set_roles(project.console_id, known.user_id, wanted)
         await console.projects.replay(project.console_id)
+        self.bot.rights.forget(project.slug)  # the cached bits predate this change
         return True
 
     async def save_credentials(self, project: Project, repo: str, username: str, token: str, user_id: str) -> None:
