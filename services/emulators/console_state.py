@@ -70,6 +70,9 @@ PLUGINS = {
     "vault": "Vault",
 }
 RESERVED_REPOSITORIES = ("mirror", "infra-apps", "infra-observability")
+# Who listens to what (the @OnEvent handlers of apps/server-nestjs/src/modules/*): every plugin to
+# project.upsert and project.delete, only GitLab to repository.sync; a log has only their results.
+LISTENERS: dict[str, tuple[str, ...]] = {"repository.sync": ("gitlab",)}
 
 
 def now_iso() -> str:
@@ -502,7 +505,10 @@ class State:
                 [e for e in self.environments.values() if e.project_id == project.id],
                 args or {},
             )
+        listening = LISTENERS.get(event)
         for plugin, hook in list(self.plugins.items()):
+            if listening is not None and plugin not in listening:
+                continue
             begun = time.perf_counter()
             message = "Up to date"
             ok = True

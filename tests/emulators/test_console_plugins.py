@@ -16,8 +16,8 @@ import pytest
 from services.emulators import argocd, gitlab, harbor, sonarqube, vault
 from services.emulators.base import EmulatorServer
 from services.emulators.console import create_app
-from services.emulators.console_plugins import Installed, Service, install, namespace_name, sonar_key
-from services.emulators.console_state import State
+from services.emulators.console_plugins import Installed, PluginError, Service, install, namespace_name, sonar_key
+from services.emulators.console_state import ProvisionEvent, State
 
 BUDGETS = {"hprodCpu": 0, "hprodGpu": 0, "hprodMemory": 0, "prodCpu": 0, "prodGpu": 0, "prodMemory": 0}
 ROOT = "forge/projects"
@@ -208,11 +208,27 @@ def test_a_standalone_repository_has_no_mirror_secret_and_sync_names_its_branch(
     )
     assert synced.status_code == 204
     (pipeline,) = platform.gitlab.pipelines_of(f"{ROOT}/{slug}/mirror")
-    assert [pipeline.variable(k) for k in ("PROJECT_NAME", "SYNC_ALL", "GIT_BRANCH_DEPLOY")] == [
-        "front",
-        "false",
-        "dev",
-    ]
+    variables = [pipeline.variable(k) for k in ("PROJECT_NAME", "SYNC_ALL", "GIT_BRANCH_DEPLOY")]
+    assert variables == ["front", "false", "dev"]
+    # Only GitLab listens to repository.sync: the log has its result alone.
+    assert platform.console.logs[-1].action == "Sync Repository"
+    assert list(platform.last_log()["results"]) == ["gitlab"]
+
+
+def test_a_sync_gitlab_refuses_is_a_422_and_the_consoles_repositories_cannot_be_synced(platform: Platform) -> None:
+    project = platform.create()
+    assert platform.add_repository(project["id"], "front").status_code == 201
+    rid = platform.admin.get("/api/v1/repositories", params={"projectId": project["id"]}).json()[0]["id"]
+    platform.gitlab.faults.fail("POST /api/v4/projects/*/pipeline", 500, times=1)
+    refused = platform.admin.post(f"/api/v1/repositories/{rid}/sync", json={"syncAllBranches": True})
+    assert refused.status_code == 422
+    assert refused.json() == {"message": "Echec des services à la synchronisation du dépôt"}
+    assert platform.last_log()["results"]["gitlab"]["status"] == {"result": "KO", "message": "Internal Server Error"}
+    # triggerMirror refuses the plumbing repositories (no console row can carry those names anyway).
+    hook = platform.installed.hooks["gitlab"]
+    row = platform.console.projects[project["id"]]
+    with pytest.raises(PluginError, match="User requested for invalid mirroring"):
+        hook(ProvisionEvent("repository.sync", row, [], [], {"repository": "mirror", "syncAllBranches": True}))
 
 
 def test_members_get_the_gitlab_level_of_their_role_at_the_next_provisioning(platform: Platform) -> None:

@@ -271,6 +271,20 @@ def test_members_are_added_once_by_username(admin: httpx.Client, alice: httpx.Cl
     _error(alice.post("/projects/alpha/members", json=body), 403, "FORBIDDEN")  # a developer is no admin
 
 
+def test_an_oidc_group_is_added_by_name_once_and_listed_as_a_group(admin: httpx.Client) -> None:
+    """controller/member Create: a group by name is onboarded (OIDC mode), then a duplicate is 409."""
+    _project(admin)
+    body = {"role_id": 5, "member_group": {"group_name": "/alpha", "group_type": 3}}
+    assert admin.post("/projects/alpha/members", json=body).status_code == 201
+    assert _error(admin.post("/projects/alpha/members", json=body), 409, "CONFLICT")
+    group = next(m for m in admin.get("/projects/alpha/members").json() if m["entity_name"] == "/alpha")
+    assert (group["entity_type"], group["role_name"]) == ("g", "limitedGuest")
+    empty = {"role_id": 3, "member_group": {"group_type": 3}}
+    assert _error(admin.post("/projects/alpha/members", json=empty), 400, "BAD_REQUEST") == (
+        "at least one of member_user or member_group must be provided"
+    )
+
+
 # --- repositories, artifacts, double encoding -----------------------------------------------------
 
 
