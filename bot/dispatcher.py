@@ -6,21 +6,23 @@ command's usage; a handler's crash ends as a short apology with a reference, nev
 
 from __future__ import annotations
 
-import difflib
 import logging
 from typing import TYPE_CHECKING
 
 from bot.context import CommandContext, Reply
-from bot.i18n import Text
+from bot.i18n import Text, Translator
 from bot.logs import log, request_id_var
 from bot.parser import UsageError, clean, parse_args, tokenize
 from bot.render import help as help_render
+from bot.render import refusals
 from bot.render.safe import code
-from bot.rights import Access, Role, allows, requirement_label
+from bot.rights import Access, Requirement, Role, allows
 from bot.spec import CommandSpec, Registry
+from bot.suggest import closest
 from services.errors import ServiceError
 
 if TYPE_CHECKING:
+    from bot.model import Member
     from bot.runtime import Bot
 
 logger = logging.getLogger("cpn.dispatcher")
@@ -31,6 +33,26 @@ def _param(key: str, value: object, lang: str) -> object:
     if isinstance(value, Text):
         return value(lang)
     return code(str(value)) if key in ("value", "flag", "extra") else value
+
+
+def forbidden(
+    bot: Bot,
+    tr: Translator,
+    command: str,
+    requirement: Requirement,
+    user_id: str,
+    project: str | None = None,
+    role: Role | None = None,
+) -> str:
+    """The refusal of ``command`` to ``user_id``: with a project, their role in it and the people
+    there who can grant the one needed. Also for checks made later (a button, a flag)."""
+    members: list[Member] = []
+    if project is not None:
+        found = bot.projects.get(project)
+        members = bot.projects.members(found.id) if found else []
+        if role is None:
+            role = bot.projects_roles(project, user_id)
+    return refusals.forbidden(command, requirement, tr, project=project, role=role, members=members, caller=user_id)
 
 
 class Dispatcher:
@@ -87,10 +109,11 @@ class Dispatcher:
             return None
         identity = await ctx.identity()
         role: Role | None = None
+        project: str | None = None
         if spec.scoped and isinstance(spec.requires, Role):
             project = str(ctx.args.get(spec.project_arg or "", "") or "")
             if not self.bot.project_exists(project):
-                return ctx.tr("errors.unknown_project", project=code(project))
+                return self._unknown_project(project, ctx, identity.is_platform_admin)
             role = self.bot.projects_roles(project, ctx.user_id)
         elif isinstance(spec.requires, Role):
             role = self.bot.best_role(ctx.user_id)
@@ -101,7 +124,19 @@ class Dispatcher:
             role=role,
         ):
             return None
-        return ctx.tr("errors.forbidden", command=spec.name, required=requirement_label(spec.requires, ctx.lang))
+        return forbidden(self.bot, ctx.tr, spec.name, spec.requires, ctx.user_id, project, role)
+
+    def _unknown_project(self, project: str, ctx: CommandContext, everything: bool) -> str:
+        """An unknown project, with the nearest among those the caller can see (all for a platform admin)."""
+        seen = (
+            [p.name for p in self.bot.projects.all()]
+            if everything
+            else [name for name, _ in self.bot.memberships(ctx.user_id)]
+        )
+        near = closest(project, seen)
+        if near is None:
+            return ctx.tr("errors.unknown_project", project=code(project))
+        return ctx.tr("errors.unknown_project_suggest", project=code(project), suggestion=code(near))
 
     async def visible(self, ctx: CommandContext) -> list[CommandSpec]:
         """The commands ``/cpn help`` shows this caller: those they may run somewhere."""
@@ -118,21 +153,37 @@ class Dispatcher:
     # -- typos --------------------------------------------------------------------------------
 
     def _unknown(self, words: list[str], ctx: CommandContext) -> str:
+        """No command has these leading words: the nearest group and verb, with that command's usage.
+
+        ``project craete`` → ``project create``; ``deploi etatcivil`` → ``deploy`` (the rest of the
+        line is the command's arguments, not part of its name)."""
         tr = ctx.tr
-        typed = " ".join(words[:2]).lower()
+        lowered = [w.lower() for w in words]
         groups = self.registry.groups()
-        if words[0].lower() in groups:
-            verbs = ", ".join(f"`{s.name}`" for s in groups[words[0].lower()])
-            return tr("errors.unknown_verb", group=code(words[0]), verbs=verbs, trigger=self.trigger)
-        names = [s.name for s in self.registry.all() if not s.hidden]
-        candidates = difflib.get_close_matches(typed, names, n=1, cutoff=0.5) or difflib.get_close_matches(
-            words[0].lower(), names + list(groups), n=1, cutoff=0.5
-        )
-        if candidates:
-            return tr(
-                "errors.unknown_command_suggest",
-                typed=code(" ".join(words[:2])),
-                suggestion=f"/{self.trigger} {candidates[0]}",
-                trigger=self.trigger,
-            )
-        return tr("errors.unknown_command", typed=code(" ".join(words[:2])), trigger=self.trigger)
+        group = lowered[0] if lowered[0] in groups else closest(lowered[0], groups)
+        if group is None:
+            return tr("errors.unknown_command", typed=code(words[0]), trigger=self.trigger)
+        single = next((s for s in groups[group] if len(s.path) == 1), None)
+        verbs = {s.path[1]: s for s in groups[group] if len(s.path) > 1}
+        second = lowered[1] if len(lowered) > 1 else ""
+        spec: CommandSpec | None
+        if group == lowered[0]:
+            # The group is right and has no command of its own: the verb is what was mistyped.
+            spec = verbs.get(closest(second, verbs) or "")
+            if spec is None:
+                listed = ", ".join(f"`{s.name}`" for s in groups[group])
+                return tr("errors.unknown_verb", group=code(words[0]), verbs=listed, trigger=self.trigger)
+            message = tr("errors.unknown_verb_suggest", typed=code(words[1]), suggestion=code(spec.name))
+        else:
+            # A mistyped group: its verb may follow, typed right or (if the group takes no arguments
+            # of its own, so the word cannot be one) mistyped too.
+            spec = verbs.get(second) or (single or verbs.get(closest(second, verbs) or ""))
+            if spec is None:
+                return tr(
+                    "errors.unknown_command_suggest",
+                    typed=code(words[0]),
+                    suggestion=code(group),
+                    trigger=self.trigger,
+                )
+            message = tr("errors.unknown_command_suggest", typed=code(words[0]), suggestion=code(spec.name))
+        return help_render.usage_error(message, spec, tr, self.trigger)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bot.context import CommandContext, Reply
+from bot.dispatcher import forbidden
 from bot.i18n import Text
 from bot.interactive import Press, PressResult, action
 from bot.model import Project
@@ -191,9 +192,7 @@ async def delete_confirmed(press: Press, bot: Bot) -> PressResult:
     identity = await bot.identities.get(press.user_id)
     role = bot.projects_roles(name, press.user_id)
     if not allows(Role.OWNER, is_platform_admin=identity.is_platform_admin, is_creator=False, role=role):
-        return PressResult(
-            ephemeral=bot.tr("errors.forbidden", command="project delete", required=bot.tr("roles.owner"))
-        )
+        return PressResult(ephemeral=forbidden(bot, bot.tr, "project delete", Role.OWNER, press.user_id, name, role))
     submit_from_press(bot, press, "project.delete", {"project": name})
     bot.store.audit(press.user_id, press.user_name, "project.delete", name, "confirmed")
     return PressResult(update=Post(bot.tr("project.deleting", project=code(name))))

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.context import CommandContext, Reply
+from bot.dispatcher import forbidden
 from bot.i18n import Text
 from bot.render.safe import code, escape
 from bot.rights import Role
@@ -106,7 +107,7 @@ async def policy_command(ctx: CommandContext) -> Reply:
         identity = await ctx.identity()
         role = bot.projects_roles(project.name, ctx.user_id)
         if not identity.is_platform_admin and (role is None or role < Role.ADMIN):
-            return Reply(ctx.tr("errors.forbidden", command="policy", required=ctx.tr("scan.owner_admin")))
+            return Reply(forbidden(bot, ctx.tr, "policy", Role.ADMIN, ctx.user_id, project.name, role))
         values = {
             "project_id": project.id,
             "max_critical": ctx.args["max-critical"],

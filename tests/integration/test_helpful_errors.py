@@ -1,0 +1,153 @@
+"""Errors that help (issue 14, item 7): refusals that say who can grant the right, typos answered
+with the command, group or project meant. Slash commands as Mattermost sends them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from bot.sandbox.world import Timings, World
+from tests.support.mattermost import User, text_of
+
+JOINER = "\u2060"  # what makes an echoed @name notify no one
+
+
+@pytest.fixture(scope="module")
+def etatcivil() -> Iterator[World]:
+    """bob owns etatcivil, where dave is admin and carol developer; dave also owns impots."""
+    world = World.create(timings=Timings.fast()).start()
+    try:
+        bob, dave = User(world, "bob"), User(world, "dave")
+        bob.run("/cpn project create etatcivil")
+        dave.run("/cpn project create impots", channel="equipe-beta")
+        world.wait_idle(30)
+        bob.run("/cpn member add etatcivil @dave --role admin")
+        bob.run("/cpn member add etatcivil @carol --role developer")
+        yield world
+    finally:
+        world.stop()
+
+
+def answer(world: World, who: str, command: str) -> str:
+    return text_of(User(world, who).run(command))
+
+
+@pytest.mark.parametrize(
+    ("who", "command", "expected", "absent"),
+    [
+        pytest.param(
+            "carol",
+            "/cpn env add etatcivil recette --stage dev",
+            [
+                "`env add` est réservé au rôle devops (ou plus) sur le projet `etatcivil`.",
+                "Votre rôle sur ce projet : développeur.",
+                f"Peuvent vous donner ce rôle : @{JOINER}bob (propriétaire), @{JOINER}dave (administrateur).",
+            ],
+            ["@carol"],
+            id="member-with-a-lower-role",
+        ),
+        pytest.param(
+            "carol",
+            "/cpn env add impots recette --stage dev",
+            ["sur le projet `impots`", "Vous n'êtes pas membre de ce projet.", f"@{JOINER}dave (propriétaire)."],
+            ["bob"],
+            id="not-a-member",
+        ),
+        pytest.param(
+            "dave",
+            "/cpn project delete etatcivil",
+            [
+                "`project delete` est réservé au propriétaire du projet `etatcivil`.",
+                "Votre rôle sur ce projet : administrateur.",
+                f"Seul le propriétaire peut le faire : @{JOINER}bob.",
+            ],
+            ["@dave", "(ou plus)"],
+            id="owner-only",
+        ),
+        pytest.param(
+            "carol",
+            "/cpn kb reload",
+            ["`kb reload` est réservé aux administrateurs de la plateforme.", "équipe plateforme"],
+            ["(ou plus)"],
+            id="platform-admins",
+        ),
+    ],
+)
+def test_a_refusal_says_the_role_held_the_role_needed_and_who_can_grant_it(
+    etatcivil: World, who: str, command: str, expected: list[str], absent: list[str]
+) -> None:
+    refused = answer(etatcivil, who, command)
+    assert refused.startswith("⛔"), refused
+    for part in expected:
+        assert part in refused, refused
+    for part in absent:
+        assert part not in refused, refused
+
+
+def test_a_refusal_found_later_by_a_flag_names_the_project_s_admins_too(etatcivil: World) -> None:
+    refused = answer(etatcivil, "carol", "/cpn policy etatcivil --max-critical 0")
+    assert "réservé au rôle administrateur (ou plus) sur le projet `etatcivil`" in refused
+    assert "Votre rôle sur ce projet : développeur." in refused and f"@{JOINER}dave (administrateur)" in refused
+
+
+@pytest.mark.parametrize(
+    ("who", "typed", "expected", "absent"),
+    [
+        pytest.param(
+            "bob",
+            "/cpn project craete foo",
+            ["Vouliez-vous dire `project create` ?", "Usage : `/cpn project create <name>"],
+            [],
+            id="verb",
+        ),
+        pytest.param(
+            "bob",
+            "/cpn deploi etatcivil dev",
+            ["Commande inconnue : `deploi`. Vouliez-vous dire `deploy` ?", "Usage : `/cpn deploy <project> <env>"],
+            ["deploi etatcivil"],
+            id="group-then-its-arguments",
+        ),
+        pytest.param(
+            "bob",
+            "/cpn projet craete foo",
+            ["Vouliez-vous dire `project create` ?", "Usage : `/cpn project create"],
+            [],
+            id="group-and-verb",
+        ),
+        pytest.param(
+            "bob",
+            "/cpn scna waive etatcivil",
+            ["Vouliez-vous dire `scan waive` ?"],
+            [],
+            id="group-then-a-verb-typed-right",
+        ),
+        pytest.param(
+            "bob",
+            "/cpn project show etatcivl",
+            ["Projet inconnu : `etatcivl`. Vouliez-vous dire `etatcivil` ?"],
+            [],
+            id="project",
+        ),
+        pytest.param(
+            "carol",
+            "/cpn project show impot",
+            ["Projet inconnu : `impot`."],
+            ["impots"],
+            id="a-project-carol-cannot-see",
+        ),
+        pytest.param(
+            "alice", "/cpn project show impot", ["Vouliez-vous dire `impots` ?"], [], id="platform-admins-see-all"
+        ),
+        pytest.param("bob", "/cpn zzzzzz", ["Commande inconnue : `zzzzzz`."], ["Vouliez-vous dire"], id="no-near-word"),
+    ],
+)
+def test_typos_get_the_command_group_or_project_meant(
+    etatcivil: World, who: str, typed: str, expected: list[str], absent: list[str]
+) -> None:
+    reply = User(etatcivil, who).run(typed)
+    assert reply["response_type"] == "ephemeral"
+    for part in expected:
+        assert part in reply["text"], reply["text"]
+    for part in absent:
+        assert part not in reply["text"], reply["text"]
