@@ -25,7 +25,7 @@ async def _gitlab_apply(ctx: CommandContext, person: Person, role: Role | None) 
     group = await gitlab.find_group(Names(ctx.bot.config.platform.root_group, project.slug).group)
     user = await gitlab.find_user_by_email(person.email) if person.email else None
     if user is None:
-        return ctx.tr("member.unknown_in_gitlab", user=f"@{person.username}")
+        return ctx.tr("member.unknown_in_gitlab", user=f"@{person.username}", name=project.name)
     if group is None:
         return ""
     if role is None:

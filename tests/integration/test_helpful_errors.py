@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot.sandbox.world import Timings, World
-from tests.support.mattermost import User, text_of
+from tests.support.mattermost import User, channel_posts, text_of
 
 JOINER = "\u2060"  # what makes an echoed @name notify no one
 
@@ -151,3 +151,33 @@ def test_typos_get_the_command_group_or_project_meant(
         assert part in reply["text"], reply["text"]
     for part in absent:
         assert part not in reply["text"], reply["text"]
+
+
+def test_failure_hints_name_the_project(etatcivil: World) -> None:
+    bob = User(etatcivil, "bob")
+    sonar = etatcivil.states["sonarqube"]
+    sonar.faults.down = True
+    try:
+        bob.run("/cpn project replay etatcivil")
+        etatcivil.wait_idle(30)
+    finally:
+        sonar.faults.down = False
+    card = next(
+        a
+        for p in reversed(channel_posts(etatcivil, "equipe-alpha"))
+        for a in (p.get("props") or {}).get("attachments") or []
+        if a.get("title", "").startswith("Reprovisionnement du projet etatcivil")
+    )
+    assert "`/cpn project replay etatcivil` pour réessayer" in card["text"], card["text"]
+    page = answer(etatcivil, "bob", "/cpn project show etatcivil")
+    assert "`/cpn repo add etatcivil <dépôt>`" in page and "`/cpn env add etatcivil <env> --stage dev`" in page
+    assert "`/cpn secret set etatcivil <CLÉ>`" in answer(etatcivil, "bob", "/cpn secret list etatcivil")
+    assert "`/cpn token create etatcivil`" in answer(etatcivil, "bob", "/cpn token list etatcivil")
+    bob.run("/cpn env add etatcivil dev --stage dev")
+    etatcivil.wait_idle(30)
+    assert "`/cpn repo add etatcivil <dépôt> --url … --infra`" in answer(etatcivil, "bob", "/cpn deploy etatcivil dev")
+    mm = etatcivil.states["mattermost"]
+    mm.add_user("eve", email="eve@interieur.gouv.fr")
+    mm.add_team_member(etatcivil.team_id, mm.find_user("eve")["id"])
+    assert "`/cpn project replay etatcivil`" in answer(etatcivil, "bob", "/cpn member add etatcivil @eve")
+    assert "<projet>" not in page
