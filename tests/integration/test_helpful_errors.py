@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from bot.sandbox.world import Timings, World
+from tests.conftest import wait_for
+from tests.support import platform as svc
 from tests.support.mattermost import User, channel_posts, text_of
 
 JOINER = "\u2060"  # what makes an echoed @name notify no one
@@ -181,3 +183,43 @@ def test_failure_hints_name_the_project(etatcivil: World) -> None:
     mm.add_team_member(etatcivil.team_id, mm.find_user("eve")["id"])
     assert "`/cpn project replay etatcivil`" in answer(etatcivil, "bob", "/cpn member add etatcivil @eve")
     assert "<projet>" not in page
+
+
+def _linked(world: World, channel: str) -> list[str]:
+    assert world.bot is not None
+    return [p.name for p in world.bot.projects.linked_to(world.channels[channel])]
+
+
+def test_a_project_created_in_a_channel_linked_to_another_asks_before_linking(etatcivil: World) -> None:
+    assert _linked(etatcivil, "equipe-alpha") == ["etatcivil"]  # its first project was linked at once
+    reply = User(etatcivil, "bob").run("/cpn project create passeports")
+    shown = text_of(reply)
+    assert "Le canal n'y sera lié que si vous le confirmez" in shown
+    assert "Lier ce canal au projet `passeports` ?" in shown and "déjà lié à : `etatcivil`" in shown
+    assert _linked(etatcivil, "equipe-alpha") == ["etatcivil"]
+    svc.press_ephemeral(etatcivil, "bob", "Confirmer")
+    wait_for(lambda: _linked(etatcivil, "equipe-alpha") == ["etatcivil", "passeports"], what="the link")
+    svc.press_ephemeral(etatcivil, "bob", "Annuler")  # the other button of the same question: used up
+    mine = etatcivil.states["mattermost"].ephemeral_for(etatcivil.users["bob"].id)
+    assert "déjà été fait" in mine[-1]["message"], mine[-1]
+    assert _linked(etatcivil, "equipe-alpha") == ["etatcivil", "passeports"]
+    etatcivil.wait_idle(30)
+
+
+def test_a_project_created_in_someone_else_s_channel_asks_and_a_no_leaves_it_unlinked(etatcivil: World) -> None:
+    mm = etatcivil.states["mattermost"]
+    carol, bob = etatcivil.users["carol"], etatcivil.users["bob"]
+    channel = mm.add_channel(etatcivil.team_id, "equipe-carol", "Équipe de Carol", creator_id=carol.id)
+    for member in (carol.id, bob.id, etatcivil.bot_user.id if etatcivil.bot_user else ""):
+        mm.add_member(channel["id"], member)
+    etatcivil.channels["equipe-carol"] = channel["id"]
+    shown = text_of(User(etatcivil, "bob").run("/cpn project create cartesgrises", channel="equipe-carol"))
+    assert f"Ce canal a été créé par @{JOINER}carol, pas par vous." in shown and "déjà lié" not in shown
+    svc.press_ephemeral(etatcivil, "bob", "Annuler")
+    etatcivil.wait_idle(30)
+    assert _linked(etatcivil, "equipe-carol") == []
+    assert etatcivil.bot is not None and etatcivil.bot.projects.get("cartesgrises") is not None  # created all the same
+    # In her own channel, carol is not asked.
+    reply = User(etatcivil, "carol").run("/cpn project create vignettes", channel="equipe-carol")
+    assert not text_of(reply).count("Lier ce canal") and _linked(etatcivil, "equipe-carol") == ["vignettes"]
+    etatcivil.wait_idle(30)
