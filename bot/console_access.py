@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 from bot.logs import log
 from bot.outbox import Post
+from bot.refusal import forbidden
 from bot.render.safe import code
-from bot.rights import Access, ConsoleRule, Rights, Role, console_rule, requirement_label
+from bot.rights import Access, ConsoleRule, Rights, Role, console_rule
 from bot.scheduler import every
 from services.console import Console
 from services.console_errors import ConsoleError
@@ -277,7 +278,7 @@ class ConsoleRights(Rights):
         if isinstance(spec.requires, Role):
             rule = console_rule(spec.requires, spec.console_rule)
             return ctx.tr("rights.console_forbidden", command=spec.name, required=rule_label(rule, ctx.tr))
-        return ctx.tr("errors.forbidden", command=spec.name, required=requirement_label(spec.requires, ctx.lang))
+        return forbidden(self.bot, ctx.tr, spec.name, spec.requires, ctx.user_id)
 
     async def visible(self, ctx: CommandContext, specs: list[CommandSpec]) -> list[CommandSpec]:
         identity = await ctx.identity()

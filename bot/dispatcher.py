@@ -6,7 +6,6 @@ command's usage; a handler's crash ends as a short apology with a reference, nev
 
 from __future__ import annotations
 
-import difflib
 import logging
 from typing import TYPE_CHECKING
 
@@ -17,6 +16,7 @@ from bot.parser import UsageError, clean, parse_args, tokenize
 from bot.render import help as help_render
 from bot.render.safe import code, escape
 from bot.spec import CommandSpec, Registry
+from bot.suggest import closest
 from services.console_errors import ConsoleError
 from services.errors import ServiceError
 
@@ -96,21 +96,37 @@ class Dispatcher:
     # -- typos --------------------------------------------------------------------------------
 
     def _unknown(self, words: list[str], ctx: CommandContext) -> str:
+        """No command has these leading words: the nearest group and verb, with that command's usage.
+
+        ``project craete`` → ``project create``; ``deploi etatcivil`` → ``deploy`` (the rest of the
+        line is the command's arguments, not part of its name)."""
         tr = ctx.tr
-        typed = " ".join(words[:2]).lower()
+        lowered = [w.lower() for w in words]
         groups = self.registry.groups()
-        if words[0].lower() in groups:
-            verbs = ", ".join(f"`{s.name}`" for s in groups[words[0].lower()])
-            return tr("errors.unknown_verb", group=code(words[0]), verbs=verbs, trigger=self.trigger)
-        names = [s.name for s in self.registry.all() if not s.hidden]
-        candidates = difflib.get_close_matches(typed, names, n=1, cutoff=0.5) or difflib.get_close_matches(
-            words[0].lower(), names + list(groups), n=1, cutoff=0.5
-        )
-        if candidates:
-            return tr(
-                "errors.unknown_command_suggest",
-                typed=code(" ".join(words[:2])),
-                suggestion=f"/{self.trigger} {candidates[0]}",
-                trigger=self.trigger,
-            )
-        return tr("errors.unknown_command", typed=code(" ".join(words[:2])), trigger=self.trigger)
+        group = lowered[0] if lowered[0] in groups else closest(lowered[0], groups)
+        if group is None:
+            return tr("errors.unknown_command", typed=code(words[0]), trigger=self.trigger)
+        single = next((s for s in groups[group] if len(s.path) == 1), None)
+        verbs = {s.path[1]: s for s in groups[group] if len(s.path) > 1}
+        second = lowered[1] if len(lowered) > 1 else ""
+        spec: CommandSpec | None
+        if group == lowered[0]:
+            # The group is right and has no command of its own: the verb is what was mistyped.
+            spec = verbs.get(closest(second, verbs) or "")
+            if spec is None:
+                listed = ", ".join(f"`{s.name}`" for s in groups[group])
+                return tr("errors.unknown_verb", group=code(words[0]), verbs=listed, trigger=self.trigger)
+            message = tr("errors.unknown_verb_suggest", typed=code(words[1]), suggestion=code(spec.name))
+        else:
+            # A mistyped group: its verb may follow, typed right or (if the group takes no arguments
+            # of its own, so the word cannot be one) mistyped too.
+            spec = verbs.get(second) or (single or verbs.get(closest(second, verbs) or ""))
+            if spec is None:
+                return tr(
+                    "errors.unknown_command_suggest",
+                    typed=code(words[0]),
+                    suggestion=code(group),
+                    trigger=self.trigger,
+                )
+            message = tr("errors.unknown_command_suggest", typed=code(words[0]), suggestion=code(spec.name))
+        return help_render.usage_error(message, spec, tr, self.trigger)

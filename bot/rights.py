@@ -19,7 +19,6 @@ from enum import Enum, IntEnum, StrEnum
 from typing import TYPE_CHECKING
 
 from bot.i18n import Text
-from bot.render.safe import code
 
 if TYPE_CHECKING:
     from bot.context import CommandContext
@@ -180,15 +179,18 @@ class DirectRights(Rights):
     """The bot's own members table and the config's platform admins and project creators."""
 
     async def refusal(self, spec: CommandSpec, ctx: CommandContext) -> str | None:
+        from bot.refusal import forbidden, unknown_project  # its renderer reads this module's roles
+
         if spec.requires is Access.ANYONE:
             return None
         identity = await ctx.identity()
         bot = self.bot
         role: Role | None = None
+        project: str | None = None
         if spec.scoped and isinstance(spec.requires, Role):
             project = str(ctx.args.get(spec.project_arg or "", "") or "")
             if not bot.project_exists(project):
-                return ctx.tr("errors.unknown_project", project=code(project))
+                return unknown_project(bot, ctx.tr, project, ctx.user_id, identity.is_platform_admin)
             role = bot.projects_roles(project, ctx.user_id)
         elif isinstance(spec.requires, Role):
             role = bot.best_role(ctx.user_id)
@@ -199,7 +201,7 @@ class DirectRights(Rights):
             role=role,
         ):
             return None
-        return ctx.tr("errors.forbidden", command=spec.name, required=requirement_label(spec.requires, ctx.lang))
+        return forbidden(bot, ctx.tr, spec.name, spec.requires, ctx.user_id, project, role)
 
     async def visible(self, ctx: CommandContext, specs: list[CommandSpec]) -> list[CommandSpec]:
         identity = await ctx.identity()

@@ -49,7 +49,7 @@ def _refusal(tr: Translator, exc: flow.DeployRefused) -> str:
         k: (", ".join(code(v) for v in val) or "—") if isinstance(val, list) else code(str(val))
         for k, val in exc.params.items()
     }
-    return tr(exc.key, **params)
+    return tr(exc.key, name=exc.project, **params)
 
 
 async def _may_deploy(bot: Bot, user_id: str, project: str, protected: bool) -> bool:

@@ -92,7 +92,7 @@ async def list_environments(ctx: CommandContext) -> Reply:
     project = ctx.project()
     environments = bot.projects.environments(project.id)
     if not environments:
-        return Reply(ctx.tr("project.no_environments"))
+        return Reply(ctx.tr("project.no_environments", name=project.name))
     lines = [f"#### {ctx.tr('env.list_title', project=project.name)}"]
     for env in environments:
         quota = ctx.tr("env.quota", cpu=f"{env.cpu:g}", memory=f"{env.memory:g}") if env.cpu or env.memory else ""

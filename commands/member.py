@@ -18,7 +18,7 @@ USER = Arg("user", Text("la personne, mentionnée avec @", "the person, mentione
 async def _apply(ctx: CommandContext, person: Person, role: Role | None) -> str:
     """Apply the membership where the platform keeps it (``bot.control``); a note for the reply ('' if none)."""
     known = await ctx.bot.control.apply_member(ctx.project(), person.username, person.email, role, ctx.user_id)
-    return "" if known else ctx.tr("member.unknown_in_gitlab", user=f"@{person.username}")
+    return "" if known else ctx.tr("member.unknown_in_gitlab", user=f"@{person.username}", name=ctx.project().name)
 
 
 @command(

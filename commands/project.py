@@ -12,14 +12,15 @@ from bot.netpolicy import AddressRefused
 from bot.notifications import start_sync
 from bot.operations import Operation, operation
 from bot.outbox import Post
+from bot.refusal import forbidden
 from bot.render import projects as render
-from bot.render.safe import code
+from bot.render.safe import code, escape
 from bot.rights import Access, ConsoleRule, Role
 from bot.spec import Arg, Flag, command, free_text
 from bot.workflows.naming import Names
 from bot.workflows.rules import DESCRIPTION_MAX, PROJECT_NAME
 from commands.address import address_refusal
-from commands.common import confirmation, operator, progress_card, submit_from_press
+from commands.common import confirmation, operator, presser_has, progress_card, submit_from_press
 from services.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -76,13 +77,54 @@ async def create(ctx: CommandContext) -> Reply:
     project = bot.projects.create(name, ctx.args["description"] or "", ctx.user_id, private=bool(ctx.args["private"]))
     bot.projects.set_member(project.id, ctx.user_id, identity.username, identity.email, Role.OWNER, ctx.user_id)
     try:
-        channel_type = str((await bot.mm.get_channel(ctx.channel_id)).get("type", "O"))
+        channel = await bot.mm.get_channel(ctx.channel_id)
     except ServiceError:
-        channel_type = "O"
-    bot.projects.link(project.id, ctx.channel_id, ctx.team_id, channel_type, ctx.user_id)
+        channel = {}
+    channel_type = str(channel.get("type", "O"))
     ctx.submit("project.reconcile", {"project": name, "mode": "create"})
     _audit(bot, ctx, "project.create", name)
+    reasons = await _link_doubts(ctx, channel)
+    if reasons:
+        question = "\n".join([ctx.tr("project.link_ask", project=code(name)), *reasons])
+        card = confirmation(ctx, "project.link_created", {"project": name}, question, danger=False)
+        return Reply(ctx.tr("project.creating_unlinked", project=code(name)), attachments=[card])
+    bot.projects.link(project.id, ctx.channel_id, ctx.team_id, channel_type, ctx.user_id)
     return Reply(ctx.tr("project.creating", project=code(name)))
+
+
+async def _link_doubts(ctx: CommandContext, channel: dict[str, Any]) -> list[str]:
+    """Why linking the channel to a new project needs its creator's yes: the channel already shows
+    another project's notifications, or it is someone else's (its ``creator_id``, mattermost/mattermost:
+    server/public/model/channel.go; none for channels made by the system, never asked about)."""
+    bot, reasons = ctx.bot, []
+    others = [code(p.name) for p in bot.projects.linked_to(ctx.channel_id) if p.name != ctx.args["name"]]
+    if others:
+        reasons.append(ctx.tr("project.link_ask_linked", projects=", ".join(others)))
+    creator = str(channel.get("creator_id") or "")
+    if creator and creator != ctx.user_id and channel.get("type") in ("O", "P"):
+        try:
+            owner = escape("@" + str((await bot.mm.get_user(creator)).get("username") or "?"), 80)
+        except ServiceError:
+            owner = "?"
+        reasons.append(ctx.tr("project.link_ask_foreign", creator=owner))
+    return reasons
+
+
+@action("project.link_created")
+async def link_created(press: Press, bot: Bot) -> PressResult:
+    name = str(press.data.get("project", ""))
+    project = bot.projects.get(name)
+    if project is None:
+        return PressResult(ephemeral=bot.tr("errors.unknown_project", project=code(name)))
+    if not await presser_has(bot, press, name, Role.ADMIN):  # project link's requirement, checked again
+        return PressResult(ephemeral=forbidden(bot, bot.tr, "project link", Role.ADMIN, press.user_id, name))
+    try:
+        channel_type = str((await bot.mm.get_channel(press.channel_id)).get("type", "O"))
+    except ServiceError:
+        channel_type = "O"
+    bot.projects.link(project.id, press.channel_id, press.team_id, channel_type, press.user_id)
+    bot.store.audit(press.user_id, press.user_name, "project.link", name, "confirmed", {"channel": press.channel_id})
+    return PressResult(update=Post(bot.tr("project.linked", project=code(name))))
 
 
 @command("project list", summary=Text("Liste vos projets", "Lists your projects"), project_arg=None)
@@ -188,9 +230,7 @@ async def delete(ctx: CommandContext) -> Reply:
 async def delete_confirmed(press: Press, bot: Bot) -> PressResult:
     name = str(press.data.get("project", ""))
     if not await bot.rights.may(press.user_id, name, Role.OWNER):
-        return PressResult(
-            ephemeral=bot.tr("errors.forbidden", command="project delete", required=bot.tr("roles.owner"))
-        )
+        return PressResult(ephemeral=forbidden(bot, bot.tr, "project delete", Role.OWNER, press.user_id, name))
     submit_from_press(bot, press, "project.delete", {"project": name})
     bot.store.audit(press.user_id, press.user_name, "project.delete", name, "confirmed")
     return PressResult(update=Post(bot.tr("project.deleting", project=code(name))))

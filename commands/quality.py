@@ -56,7 +56,7 @@ async def quality_command(ctx: CommandContext) -> Reply:
             return Reply(ctx.tr("sync.unknown_repo", repo=code(wanted), known=", ".join(code(r) for r in repos) or "—"))
         repos = [wanted]
     if not repos:
-        return Reply(ctx.tr("project.no_repositories"))
+        return Reply(ctx.tr("project.no_repositories", name=project.name))
     branch = ctx.args["branch"] or "main"
     cards = []
     for repo in repos:

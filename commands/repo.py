@@ -225,7 +225,7 @@ async def list_repositories(ctx: CommandContext) -> Reply:
     project = ctx.project()
     repositories = bot.projects.repositories(project.id)
     if not repositories:
-        return Reply(ctx.tr("project.no_repositories"))
+        return Reply(ctx.tr("project.no_repositories", name=project.name))
     lines = [f"#### {ctx.tr('repo.list_title', project=project.name)}"]
     for repo in repositories:
         source = url(repo.external_url) if repo.external_url else ctx.tr("repo.standalone")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.context import CommandContext, Reply
 from bot.i18n import Text
+from bot.refusal import forbidden
 from bot.render.safe import code, escape
 from bot.rights import Role
 from bot.spec import Arg, ArgError, Flag, Kind, command, free_text, integer, iso_date
@@ -104,7 +105,7 @@ async def policy_command(ctx: CommandContext) -> Reply:
     )
     if changing:
         if not await bot.rights.may(ctx.user_id, project.name, Role.ADMIN):
-            return Reply(ctx.tr("errors.forbidden", command="policy", required=ctx.tr("scan.owner_admin")))
+            return Reply(forbidden(bot, ctx.tr, "policy", Role.ADMIN, ctx.user_id, project.name))
         values = {
             "project_id": project.id,
             "max_critical": ctx.args["max-critical"],

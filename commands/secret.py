@@ -106,7 +106,7 @@ async def set_submitted(press: Press, bot: Bot) -> PressResult:
 async def list_secrets(ctx: CommandContext) -> Reply:
     entries = await _vault(ctx.bot).key_versions(_mount(ctx.bot, ctx.args["project"]))
     if not entries:
-        return Reply(ctx.tr("secret.none", project=code(ctx.args["project"])))
+        return Reply(ctx.tr("secret.none", project=code(ctx.args["project"]), name=ctx.args["project"]))
     lines = [f"#### {ctx.tr('secret.list_title', project=ctx.args['project'])}"]
     for key, version, updated in entries:
         when = updated[:16].replace("T", " ") if updated else ""

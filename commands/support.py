@@ -131,18 +131,38 @@ async def ticket_from_answer(press: Press, bot: Bot) -> PressResult:
     row = bot.store.db.execute("SELECT question FROM kb_questions WHERE id = ?", (int(press.data["q"]),)).fetchone()
     if row is None:
         return PressResult(ephemeral=bot.tr("actions.unknown"))
-    # The answer's thread (a question written to the bot); none for an ephemeral answer to /cpn ask,
-    # which Mattermost does not store: the ticket then starts its own thread in the channel.
+    # The answer's thread (a question written to the bot); none for an ephemeral answer to /cpn ask.
     root = str(press.data.get("root") or "")
-    if not root and not await _can_post(bot, press.channel_id):
-        return PressResult(ephemeral=_invite_bot(bot))
+    channel = press.channel_id
+    if not root:
+        # Only the asker saw that answer: the ticket stays between them and the platform team, its
+        # thread in their direct conversation with the bot rather than in the channel.
+        try:
+            channel = str((await bot.mm.direct_channel(bot.mm.bot_user_id, press.user_id))["id"])
+        except ServiceError as exc:
+            return PressResult(ephemeral=bot.tr("errors.service", service=exc.service))
     Questions(bot.store).feedback(int(press.data["q"]), False)
     ticket, opened = await open_ticket(
-        bot, press.user_id, press.user_name, "", row[0], press.channel_id, press.team_id, root
+        bot,
+        press.user_id,
+        press.user_name,
+        channel_project(bot, press.channel_id),
+        row[0],
+        channel,
+        press.team_id,
+        root,
     )
+    if not opened:
+        return PressResult(ephemeral=bot.tr("support.ticket_already_open", id=ticket.id))
     return PressResult(
-        ephemeral=bot.tr("support.ticket_opened" if opened else "support.ticket_already_open", id=ticket.id)
+        ephemeral=bot.tr("support.ticket_opened" if root else "support.ticket_opened_private", id=ticket.id)
     )
+
+
+def channel_project(bot: Bot, channel_id: str) -> str:
+    """The project of a channel linked to exactly one: what a ticket from there is about ('' if none)."""
+    linked = bot.projects.linked_to(channel_id)
+    return linked[0].name if len(linked) == 1 else ""
 
 
 @command(
@@ -301,6 +321,8 @@ async def support_command(ctx: CommandContext) -> Reply:
     message = (ctx.args["message"] or "").strip()
     project = ctx.args["project"] or ""
     flag = _project_flag(message) if not project else None
+    if not project and flag is None:
+        project = channel_project(ctx.bot, ctx.channel_id)
     if flag is not None:
         try:
             project = PROJECT_NAME.validate(flag[0])

@@ -137,7 +137,7 @@ async def list_tokens(ctx: CommandContext) -> Reply:
         )
     )
     if not rows:
-        return Reply(ctx.tr("token.none", project=code(project.name)))
+        return Reply(ctx.tr("token.none", project=code(project.name), name=project.name))
     lines = [f"#### {ctx.tr('token.list_title', project=project.name)}"]
     for row in rows:
         used = datetime.fromtimestamp(row["last_used_at"]).strftime("%Y-%m-%d %H:%M") if row["last_used_at"] else "—"

@@ -29,7 +29,7 @@ SERVICE_NAMES = {
 }
 
 
-def step_line(step: Step | dict[str, Any], tr: Translator) -> str:
+def step_line(step: Step | dict[str, Any], tr: Translator, project: str) -> str:
     data = step if isinstance(step, dict) else step.as_json() | {"service": step.service}
     state = data.get("state", "pending")
     name = data.get("label") or SERVICE_NAMES.get(data["service"], data["service"])
@@ -40,17 +40,17 @@ def step_line(step: Step | dict[str, Any], tr: Translator) -> str:
         line += " — " + tr(data["reason"], **params)
     notes = data.get("notes") or []
     if notes:
-        line += " — " + tr("onboarding.unknown_members", members=", ".join(escape(n) for n in notes))
+        line += " — " + tr("onboarding.unknown_members", members=", ".join(escape(n) for n in notes), name=project)
     return line
 
 
 def checklist(project: Project, steps: Sequence[Step], mode: str, status: str, tr: Translator) -> dict[str, Any]:
     """The one card a provisioning shows, edited in place as each service is done."""
-    lines = [step_line(step, tr) for step in steps]
+    lines = [step_line(step, tr, project.name) for step in steps]
     done = status != "initializing"
     if done:
         lines.append("")
-        lines.append(tr(f"onboarding.status.{status}"))
+        lines.append(tr(f"onboarding.status.{status}", name=project.name))
         changes = [
             f"- {s.label or SERVICE_NAMES.get(s.service, s.service)} : {escape(c, 200)}"
             for s in steps
@@ -96,7 +96,8 @@ def project_page(
     tr: Translator,
 ) -> dict[str, Any]:
     services = [
-        step_line({"service": name} | data, tr) + (f" — [{tr('project.open')}]({links[name]})" if name in links else "")
+        step_line({"service": name} | data, tr, project.name)
+        + (f" — [{tr('project.open')}]({links[name]})" if name in links else "")
         for name, data in project.services.items()
     ]
     member_lines = [f"@{m.username} ({ROLE_NAMES[m.role](tr.lang)})" for m in members]
@@ -119,12 +120,12 @@ def project_page(
             {"title": tr("project.members"), "value": ", ".join(member_lines) or "—", "short": False},
             {
                 "title": tr("project.repositories"),
-                "value": "\n".join(repo_lines) or tr("project.no_repositories"),
+                "value": "\n".join(repo_lines) or tr("project.no_repositories", name=project.name),
                 "short": True,
             },
             {
                 "title": tr("project.environments"),
-                "value": ", ".join(env_lines) or tr("project.no_environments"),
+                "value": ", ".join(env_lines) or tr("project.no_environments", name=project.name),
                 "short": True,
             },
             *(

@@ -82,12 +82,12 @@ def status_card(
         "fields": [
             {
                 "title": tr("project.repositories"),
-                "value": "\n".join(repo_lines) or tr("project.no_repositories"),
+                "value": "\n".join(repo_lines) or tr("project.no_repositories", name=project.name),
                 "short": False,
             },
             {
                 "title": tr("project.environments"),
-                "value": "\n".join(env_lines) or tr("project.no_environments"),
+                "value": "\n".join(env_lines) or tr("project.no_environments", name=project.name),
                 "short": False,
             },
         ],

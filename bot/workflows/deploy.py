@@ -42,9 +42,10 @@ SETTLED_HEALTH = ("Healthy", "Degraded", "Missing", "Suspended")
 class DeployRefused(Exception):
     """The deploy cannot start; ``key``/``params`` say why (catalog entry)."""
 
-    def __init__(self, key: str, **params: Any) -> None:
+    def __init__(self, key: str, *, project: str = "", **params: Any) -> None:
         super().__init__(key)
         self.key = key
+        self.project = project  # named in the hint's command line (``/cpn project replay alpha``)
         self.params = params
 
 
@@ -112,7 +113,7 @@ def resolve(bot: Bot, project: Project, env_name: str, repo_name: str | None) ->
     elif len(infra) == 1:
         repo = infra[0]
     elif not infra:
-        raise DeployRefused("deploy.no_infra_repo")
+        raise DeployRefused("deploy.no_infra_repo", project=project.name)
     else:
         raise DeployRefused("deploy.choose_repo", known=[r.name for r in infra])
     names = Names(bot.config.platform.root_group, project.slug)
@@ -172,11 +173,11 @@ async def deploy(bot: Bot, target: Target, image_tag: str, revision: str, user: 
     # Before anything is written: is ArgoCD there, and does it know the application?
     application = await argocd.get_application(target.app)
     if application is None:
-        raise DeployRefused("deploy.no_application", app=target.app)
+        raise DeployRefused("deploy.no_application", app=target.app, project=target.project.name)
     names = Names(bot.config.platform.root_group, target.project.slug)
     repo = await gitlab.find_project(names.repo(target.repo.name))
     if repo is None:
-        raise DeployRefused("deploy.no_infra_repo")
+        raise DeployRefused("deploy.no_infra_repo", project=target.project.name)
     path = values_path(target.env.name)
     current = await gitlab.read_file(repo.id, path)
     content = merge_values(current, values_block(target.env.name, image_tag, revision, user))

@@ -22,7 +22,9 @@ def _suggesting(kind: Kind, allowed: str, max_len: int) -> Kind:
             return kind.validate(value)
         except ArgError as refused:
             plain = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode().lower()
-            guess = re.sub(f"[^{allowed}]", "", plain).strip("-")[:max_len].strip("-")
+            if "-" in allowed:  # where a dash is allowed, it is what the separators meant (Mon_API → mon-api)
+                plain = re.sub(r"[\s_.]+", "-", plain)
+            guess = re.sub("-{2,}", "-", re.sub(f"[^{allowed}]", "", plain)).strip("-")[:max_len].strip("-")
             try:
                 kind.validate(guess)
             except ArgError:

@@ -245,10 +245,13 @@ class State:
         with self.lock:
             self.db.team_members[team_id].add(user_id)
 
-    def add_channel(self, team_id: str, name: str, display_name: str, type: str = "O") -> JsonDict:
+    def add_channel(
+        self, team_id: str, name: str, display_name: str, type: str = "O", creator_id: str = ""
+    ) -> JsonDict:
+        """A team channel; ``creator_id`` is who made it ("" for one the system seeded)."""
         if type not in ("O", "P"):
             raise ValueError("type must be 'O' (public) or 'P' (private)")
-        return self._new_channel(team_id, name, display_name, type, creator_id="")
+        return self._new_channel(team_id, name, display_name, type, creator_id=creator_id)
 
     def add_member(self, channel_id: str, user_id: str) -> None:
         """Make ``user_id`` a member of the channel (and of its team, as Mattermost requires)."""

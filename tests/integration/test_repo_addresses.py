@@ -208,8 +208,12 @@ def test_an_internal_forge_allowed_by_the_platform_is_accepted(make_world: Calla
     [
         ("/cpn project create EtatCivil", "`etatcivil`"),
         ("/cpn project create état-civil", "`etatcivil`"),
-        ("/cpn repo add beta Mon_API", "`monapi`"),
+        ("/cpn repo add beta Mon_API", "`mon-api`"),
+        ("/cpn repo add beta front.end--web", "`front-end-web`"),
         ("/cpn env add beta Recette --stage dev", "`recette`"),
+        ("/cpn project create ministeredelinterieur2026", "`ministeredelinterieu`"),  # 20 at most
+        ("/cpn env add beta Développement --stage dev", "`developpeme`"),  # 11 at most
+        ("/cpn repo add beta application-de-gestion-titres", "`application-de-gesti`"),
     ],
 )
 def test_a_bad_name_gets_the_rule_and_a_corrected_suggestion(beta: World, command: str, suggestion: str) -> None:

@@ -192,7 +192,7 @@ def test_a_scan_breaking_the_policy_is_flagged_and_mentions_the_owners(alpha: Wo
     bob = User(alpha, "bob")
     bob.run("/cpn member add alpha @dave --role devops")
     refused = User(alpha, "dave").run("/cpn policy alpha --max-critical 0")["text"]
-    assert refused == "⛔ `policy` est réservé aux rôles : propriétaire ou administrateur du projet (ou plus)."
+    assert refused.startswith("⛔ `policy` est réservé au rôle administrateur (ou plus) sur le projet `alpha`.")
     shown = bob.run("/cpn policy alpha --max-critical 0")["text"]
     assert "Critique tolérées : 0" in shown and "CRITICAL" not in shown
     push_report(alpha, token, (FIXTURES / "trivy_image_report.json").read_bytes(), ref="main")

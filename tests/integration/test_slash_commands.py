@@ -79,8 +79,8 @@ def test_help_of_one_command_shows_usage_rights_and_examples(world: World) -> No
 @pytest.mark.parametrize(
     ("typed", "expected"),
     [
-        ("/cpn helpp", "Vouliez-vous dire `/cpn help`"),
-        ("/cpn whoamii", "Vouliez-vous dire `/cpn whoami`"),
+        ("/cpn helpp", "Vouliez-vous dire `help` ?"),
+        ("/cpn whoamii", "Vouliez-vous dire `whoami` ?"),
         ("/cpn whoami --verbose", "Option inconnue"),
         ("/cpn whoami extra", "Argument en trop"),
         ('/cpn help "unbalanced', "Guillemets non refermés"),
@@ -235,5 +235,5 @@ def test_english_is_available_with_language_en(make_world) -> None:  # type: ign
     world = make_world(language="en")
     bob = User(world, "bob")
     assert "cpn-bot commands" in bob.run("/cpn help")["text"]
-    assert "Did you mean `/cpn help`" in bob.run("/cpn helpp")["text"]
+    assert "Did you mean `help`?" in bob.run("/cpn helpp")["text"]
     assert "Unknown option" in bob.run("/cpn whoami --nope")["text"]

@@ -145,6 +145,14 @@ def support_card(world: World, number: int, status: str = "") -> Json:
     return known(world, card)
 
 
+def direct_channel(world: World, user: User) -> str:
+    """The name under which ``channel_posts`` and ``User.say`` find ``user``'s conversation with the bot."""
+    channel = user.driver.channels.create_direct_channel([user.me.id, bot_id(world)])
+    name = f"dm-{user.me.username}"
+    world.channels[name] = channel["id"]
+    return name
+
+
 def reporter_root(world: World, number: int, channel: str = "equipe-alpha") -> Json:
     """The post the bot opened the reporter's thread with (``/cpn support``)."""
     root: Json = wait_for(
@@ -221,7 +229,8 @@ def test_it_helped_is_stored_with_the_question(shared: World) -> None:
 
 
 def test_the_ticket_button_of_an_ephemeral_answer_opens_a_ticket_in_a_thread_of_its_own(shared: World) -> None:
-    # The answer to /cpn ask is ephemeral: Mattermost does not store it, so it cannot be the thread.
+    # The answer to /cpn ask is ephemeral: Mattermost does not store it, so it cannot be the thread;
+    # only the asker saw it, so the ticket's thread is in their direct conversation with the bot.
     question = "le runner du pipeline de recette est introuvable"
     bob = User(shared, "bob")
     bob.run(f"/cpn ask {question}")
@@ -229,12 +238,55 @@ def test_the_ticket_button_of_an_ephemeral_answer_opens_a_ticket_in_a_thread_of_
     opened = re.search(r"Ticket n°(\d+) ouvert", last_ephemeral(shared, bob))
     assert opened, last_ephemeral(shared, bob)
     number = int(opened.group(1))
-    root = reporter_root(shared, number)
+    root = reporter_root(shared, number, channel=direct_channel(shared, bob))
     assert question in root["message"]
     reply_in(shared, root["id"], "transmis à l'équipe plateforme")
     assert f"> {question}" in shown(support_card(shared, number, "nouveau"))
     row = list(shared.store().db.table("kb_questions").rows_where("question = ?", [question]))[-1]
     assert row["helpful"] == 0  # a ticket instead of an answer
+
+
+def test_a_ticket_from_a_private_answer_stays_private_and_carries_the_channel_s_project(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world()
+    wait_for(lambda: listening(world), what="the bot's websocket")
+    bob, alice = User(world, "bob"), User(world, "alice")
+    bob.run("/cpn project create etatcivil")
+    world.wait_idle(30)
+    in_channel = len(channel_posts(world, "equipe-alpha"))
+    question = "pourquoi mon déploiement est en échec ?"
+    bob.run(f"/cpn ask {question}")
+    svc.press_ephemeral(world, "bob", "Ouvrir un ticket")
+    opened = last_ephemeral(world, bob)
+    assert "entre vous et l'équipe plateforme" in opened, opened
+    number = int(re.search(r"Ticket n°(\d+) ouvert", opened).group(1))  # type: ignore[union-attr]
+    card = support_card(world, number, "nouveau")
+    assert card["props"]["attachments"][0]["text"].splitlines()[0] == "De @bob · projet : etatcivil"
+    assert ticket_row(world, number)["project"] == "etatcivil"
+    root = reporter_root(world, number, channel=direct_channel(world, bob))
+    reply_in(world, root["id"], f"Ticket n°{number} transmis à l'équipe plateforme")
+    # The platform team and the asker talk through the support thread and the direct conversation.
+    alice.say("Quel environnement ?", channel="support-cpn", root_id=card["id"])
+    reply_in(world, root["id"], "💬 @alice (équipe plateforme) : Quel environnement ?")
+    bob.say("la recette", channel=direct_channel(world, bob), root_id=root["id"])
+    reply_in(world, card["id"], "💬 @bob : la recette")
+    press(world, alice, support_card(world, number), "Résolu")
+    reply_in(world, root["id"], "résolu")
+    world.wait_idle()
+    assert len(channel_posts(world, "equipe-alpha")) == in_channel  # nothing in the channel, at any step
+
+
+def test_a_public_ticket_from_a_linked_channel_carries_its_project(make_world: Callable[..., World]) -> None:
+    world = make_world()
+    bob = User(world, "bob")
+    bob.run("/cpn project create etatcivil")
+    world.wait_idle(30)
+    number = open_ticket(bob, "/cpn support mon pipeline reste bloqué")
+    assert ticket_row(world, number)["project"] == "etatcivil"
+    assert "projet : etatcivil" in shown(support_card(world, number, "nouveau"))
+    reporter_root(world, number)  # a ticket asked in the channel keeps its thread there
+    assert ticket_row(world, open_ticket(bob, "/cpn support --project beta autre chose"))["project"] == "beta"
 
 
 def test_pressing_open_a_ticket_twice_opens_one_ticket(shared: World) -> None:
