@@ -40,8 +40,8 @@ def _revision(value: str) -> str:
 
 
 ENV = Arg("env", Text("environnement", "environment"), ENV_NAME)
-IMAGE_TAG = Kind("TAG", _tag)
-REVISION = Kind("RÉVISION", _revision)
+IMAGE_TAG = Kind("tag", _tag)
+REVISION = Kind("revision", _revision)
 
 
 def _refusal(tr: Translator, exc: flow.DeployRefused) -> str:
