@@ -190,7 +190,12 @@ async def promote_command(ctx: CommandContext) -> Reply:
     sync = (status.get("sync") or {}).get("status", "")
     if health != "Healthy" or sync != "Synced":
         return Reply(
-            ctx.tr("deploy.source_unhealthy", env=code(source.env.name), health=health or "—", sync=sync or "—")
+            ctx.tr(
+                "deploy.source_unhealthy",
+                env=code(source.env.name),
+                health=render.argocd_state(health, ctx.tr),
+                sync=render.argocd_state(sync, ctx.tr),
+            )
         )
     tag = await flow.deployed_tag(bot, source) or flow.source_image_tag(app)
     if not tag:
