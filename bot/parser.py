@@ -150,13 +150,13 @@ def parse_args(spec: CommandSpec, tokens: list[Token], text: str) -> dict[str, A
             raw_value = positional[index].word if index < len(positional) else None
         if raw_value is None or raw_value == "":
             if arg.required:
-                raise UsageError("errors.missing_arg", spec, arg=arg.name)
+                raise UsageError("errors.missing_arg", spec, arg=arg.label_text())
             values[arg.name] = None
             continue
         try:
             values[arg.name] = arg.kind.validate(raw_value)
         except ArgError as exc:
-            raise UsageError(exc.key, spec, arg=arg.name, **exc.params) from None
+            raise UsageError(exc.key, spec, arg=arg.label_text(), **exc.params) from None
     if greedy_at is None and len(positional) > len(spec.args):
         raise UsageError("errors.too_many_args", spec, extra=positional[len(spec.args)].word[:60])
     return values

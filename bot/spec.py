@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from bot.i18n import Text
+from bot.i18n import DEFAULT_LANG, LANGS, Lang, Text, t
 from bot.rights import ROLE_NAMES, Access, ConsoleRule, Requirement, Role
 
 if TYPE_CHECKING:
@@ -42,19 +42,34 @@ class ArgError(Exception):
 Validator = Callable[[str], Any]
 
 
+def declared_word(table: str, word: str) -> Text:
+    """A declared word in both languages: its entry in the catalogs' ``[table]`` (``args.project`` is
+    « projet »), or the word itself when it has none (a literal shape such as ``dev|prod``)."""
+    key = f"{table}.{word}"
+    return Text(*(shown if (shown := t(key, lang)) != key else word for lang in LANGS))
+
+
 @dataclass(frozen=True)
 class Kind:
-    """How a value is written (``placeholder``) and checked (``validate``)."""
+    """How a value is written (``placeholder``) and checked (``validate``).
 
-    placeholder: str
+    ``placeholder`` is a key of the catalogs' ``[placeholders]`` (``text`` is TEXTE / TEXT), a literal
+    shape shown as is (``https://….git``), or a Text already in both languages."""
+
+    placeholder: str | Text
     validate: Validator
+
+    def shown(self, lang: Lang) -> str:
+        if isinstance(self.placeholder, Text):
+            return self.placeholder(lang)
+        return declared_word("placeholders", self.placeholder)(lang)
 
 
 def _text(value: str) -> str:
     return value
 
 
-def free_text(max_len: int = 10_000, placeholder: str = "TEXT") -> Kind:
+def free_text(max_len: int = 10_000, placeholder: str = "text") -> Kind:
     def validate(value: str) -> str:
         if len(value) > max_len:
             raise ArgError("rules.too_long", max=max_len)
@@ -75,7 +90,7 @@ def named(pattern: str, min_len: int, max_len: int, rule: str, placeholder: str)
     return Kind(placeholder, validate)
 
 
-def integer(minimum: int | None = None, maximum: int | None = None, placeholder: str = "N") -> Kind:
+def integer(minimum: int | None = None, maximum: int | None = None, placeholder: str = "number") -> Kind:
     def validate(value: str) -> int:
         try:
             number = int(value)
@@ -108,7 +123,9 @@ def role_choice(*allowed: Role) -> Kind:
             raise ArgError("rules.choice", value=value, choices=names)
         return found
 
-    return Kind("|".join(r.label for r in allowed), validate)
+    # A role shown with a space (« lecture seule ») is typed with a dash: the parser splits on spaces.
+    shown = Text(*("|".join(ROLE_NAMES[r](lang).replace(" ", "-") for r in allowed) for lang in ("fr", "en")))
+    return Kind(shown, validate)
 
 
 def iso_date() -> Kind:
@@ -118,7 +135,7 @@ def iso_date() -> Kind:
         except ValueError:
             raise ArgError("rules.date", value=value) from None
 
-    return Kind("AAAA-MM-JJ", validate)
+    return Kind("date", validate)
 
 
 def mention() -> Kind:
@@ -130,10 +147,10 @@ def mention() -> Kind:
             raise ArgError("rules.mention", value=value)
         return name.lower()
 
-    return Kind("@utilisateur", validate)
+    return Kind("user", validate)
 
 
-def csv_list(item: Kind | None = None, placeholder: str = "A,B") -> Kind:
+def csv_list(item: Kind | None = None, placeholder: str | Text = "list") -> Kind:
     def validate(value: str) -> list[Any]:
         parts = [part.strip() for part in value.split(",") if part.strip()]
         if not parts:
@@ -143,7 +160,7 @@ def csv_list(item: Kind | None = None, placeholder: str = "A,B") -> Kind:
     return Kind(placeholder, validate)
 
 
-WORD = Kind("TEXT", _text)
+WORD = Kind("word", _text)
 
 
 @dataclass(frozen=True)
@@ -154,8 +171,16 @@ class Arg:
     required: bool = True
     greedy: bool = False  # takes the rest of the line (a question, a message)
 
-    def usage(self) -> str:
-        shown = f"<{self.name}…>" if self.greedy else f"<{self.name}>"
+    def label_text(self) -> Text:
+        """The argument's name in both languages (« projet », project), as usage lines and errors show it."""
+        return declared_word("args", self.name)
+
+    def label(self, lang: Lang = DEFAULT_LANG) -> str:
+        return self.label_text()(lang)
+
+    def usage(self, lang: Lang = DEFAULT_LANG) -> str:
+        name = self.label(lang)
+        shown = f"<{name}…>" if self.greedy else f"<{name}>"
         return shown if self.required else f"[{shown}]"
 
 
@@ -168,10 +193,10 @@ class Flag:
     excludes: tuple[str, ...] = ()
     required: bool = False
 
-    def usage(self) -> str:
+    def usage(self, lang: Lang = DEFAULT_LANG) -> str:
         if self.value is None:
             return f"[--{self.name}]"
-        shown = f"--{self.name} {self.value.placeholder}"
+        shown = f"--{self.name} {self.value.shown(lang)}"
         return shown if self.required else f"[{shown}]"
 
 
@@ -201,10 +226,11 @@ class CommandSpec:
     def group(self) -> str:
         return self.path[0]
 
-    def usage(self, trigger: str = "cpn") -> str:
+    def usage(self, trigger: str = "cpn", lang: Lang = DEFAULT_LANG) -> str:
+        """The usage line in the reader's language: names and flags as typed, placeholders translated."""
         parts = [f"/{trigger}", self.name]
-        parts += [arg.usage() for arg in self.args]
-        parts += [flag.usage() for flag in self.flags]
+        parts += [arg.usage(lang) for arg in self.args]
+        parts += [flag.usage(lang) for flag in self.flags]
         return " ".join(parts)
 
     def flag(self, name: str) -> Flag | None:

@@ -40,8 +40,8 @@ def _revision(value: str) -> str:
 
 
 ENV = Arg("env", Text("environnement", "environment"), ENV_NAME)
-IMAGE_TAG = Kind("TAG", _tag)
-REVISION = Kind("RÉVISION", _revision)
+IMAGE_TAG = Kind("tag", _tag)
+REVISION = Kind("revision", _revision)
 
 
 def _refusal(tr: Translator, exc: flow.DeployRefused) -> str:
@@ -183,7 +183,12 @@ async def promote_command(ctx: CommandContext) -> Reply:
     sync = (status.get("sync") or {}).get("status", "")
     if health != "Healthy" or sync != "Synced":
         return Reply(
-            ctx.tr("deploy.source_unhealthy", env=code(source.env.name), health=health or "—", sync=sync or "—")
+            ctx.tr(
+                "deploy.source_unhealthy",
+                env=code(source.env.name),
+                health=render.argocd_state(health, ctx.tr),
+                sync=render.argocd_state(sync, ctx.tr),
+            )
         )
     tag = await flow.deployed_tag(bot, source) or flow.source_image_tag(app)
     if not tag:

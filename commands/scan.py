@@ -26,7 +26,7 @@ def _vuln(value: str) -> str:
     return cleaned
 
 
-VULN = Kind("CVE-AAAA-NNNN", _vuln)
+VULN = Kind("cve", _vuln)
 
 
 @command(

@@ -19,8 +19,8 @@ def _event(value: str) -> str:
     return value
 
 
-EVENT_LIST = csv_list(named(r"[a-z]+", 2, 10, "rules.event", "EVT"), "pipeline,sync,…")
-BRANCH_GLOBS = csv_list(named(r"[A-Za-z0-9._/*\-]+", 1, 100, "rules.branch", "branche"), "main,release/*")
+EVENT_LIST = csv_list(named(r"[a-z]+", 2, 10, "rules.event", "event"), "pipeline,sync,…")
+BRANCH_GLOBS = csv_list(named(r"[A-Za-z0-9._/*\-]+", 1, 100, "rules.branch", "branch"), "main,release/*")
 
 
 async def _channel_type(ctx: CommandContext) -> str:

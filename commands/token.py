@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from bot.runtime import Bot
 
 PREFIX = "cpn_"
-TOKEN_NAME = named(r"[a-z0-9][a-z0-9-]*[a-z0-9]", 2, 32, "rules.token_name", "nom")
+TOKEN_NAME = named(r"[a-z0-9][a-z0-9-]*[a-z0-9]", 2, 32, "rules.token_name", "name")
 
 
 def hash_token(token: str) -> str:

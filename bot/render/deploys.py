@@ -28,6 +28,16 @@ COLORS = {
 HEALTH_ICONS = {"Healthy": "💚", "Progressing": "🔄", "Degraded": "💔", "Missing": "❔", "Suspended": "⏸️"}
 
 
+def argocd_state(state: str, tr: Translator) -> str:
+    """An ArgoCD phase, sync status or health in the reader's words (``OutOfSync`` is « désynchronisé »);
+    a state the catalog does not know is shown inert, as ArgoCD wrote it."""
+    if not state:
+        return "—"
+    key = f"argocd.{state}"
+    shown = tr(key) if state.isalnum() else key
+    return escape(state, 40) if shown == key else shown
+
+
 def deploy_card(
     kind: str, project: str, env: str, what: str, user: str, app: str, app_url: str, progress: Progress, tr: Translator
 ) -> dict[str, Any]:
@@ -52,9 +62,9 @@ def deploy_card(
         lines.append(
             tr(
                 "deploy.argocd",
-                phase=escape(progress.phase, 40) or "—",
-                sync=escape(progress.sync, 40) or "—",
-                health=f"{HEALTH_ICONS.get(progress.health, '')} {escape(progress.health, 40) or '—'}".strip(),
+                phase=argocd_state(progress.phase, tr),
+                sync=argocd_state(progress.sync, tr),
+                health=f"{HEALTH_ICONS.get(progress.health, '')} {argocd_state(progress.health, tr)}".strip(),
             )
         )
     if progress.unhealthy:
@@ -79,11 +89,12 @@ def deploy_card(
 
 def external_line(event: str, app: str, revision: str, health: str, tr: Translator) -> str:
     """An Argo CD notification (its body's strings shown inert)."""
-    return tr(f"deploy.external.{event}", app=code(app), revision=code(revision[:8] or "?"), health=escape(health, 40))
+    shown = argocd_state(health, tr)
+    return tr(f"deploy.external.{event}", app=code(app), revision=code(revision[:8] or "?"), health=shown)
 
 
 def drift_line(app: str, state: str, minutes: int, url: str, tr: Translator, recovered: bool = False) -> str:
     link = f"[{escape(app, 100)}]({url})" if url else code(app)
     if recovered:
         return tr("deploy.drift_recovered", app=link)
-    return tr("deploy.drift", app=link, state=escape(state, 40), minutes=minutes)
+    return tr("deploy.drift", app=link, state=argocd_state(state, tr), minutes=minutes)

@@ -17,7 +17,7 @@ def command_list(specs: Sequence[CommandSpec], tr: Translator, trigger: str) -> 
         if spec.group != current:
             current = spec.group
             lines.append(f"**{current}**")
-        lines.append(f"- `{spec.usage(trigger)}` — {spec.summary(tr.lang)}")
+        lines.append(f"- `{spec.usage(trigger, tr.lang)}` — {spec.summary(tr.lang)}")
     lines += ["", tr("help.group_more", trigger=trigger)]
     return "\n".join(lines)
 
@@ -58,13 +58,13 @@ def command_help(spec: CommandSpec, tr: Translator, trigger: str) -> str:
     lines = [f"#### `/{trigger} {spec.name}`", spec.summary(lang)]
     if spec.description:
         lines += ["", spec.description(lang)]
-    lines += ["", f"**{tr('help.usage')}** `{spec.usage(trigger)}`"]
+    lines += ["", f"**{tr('help.usage')}** `{spec.usage(trigger, tr.lang)}`"]
     if spec.args:
         lines += ["", f"**{tr('help.arguments')}**"]
-        lines += [f"- `{arg.usage()}` — {arg.help(lang)}" for arg in spec.args]
+        lines += [f"- `{arg.usage(lang)}` — {arg.help(lang)}" for arg in spec.args]
     if spec.flags:
         lines += ["", f"**{tr('help.options')}**"]
-        lines += [f"- `{flag.usage().strip('[]')}` — {flag.help(lang)}" for flag in spec.flags]
+        lines += [f"- `{flag.usage(lang).strip('[]')}` — {flag.help(lang)}" for flag in spec.flags]
     lines += ["", f"**{tr('help.rights')}** {requirement_label(spec.requires, lang)}"]
     if spec.examples:
         lines += ["", f"**{tr('help.examples')}**"]
@@ -76,7 +76,7 @@ def usage_error(message: str, spec: CommandSpec | None, tr: Translator, trigger:
     lines = [f"⚠️ {message}"]
     if spec is not None:
         lines += [
-            f"{tr('help.usage')} `{spec.usage(trigger)}`",
+            f"{tr('help.usage')} `{spec.usage(trigger, tr.lang)}`",
             tr("help.see", trigger=trigger, name=spec.name),
         ]
     return "\n".join(lines)

@@ -9,24 +9,36 @@ from __future__ import annotations
 import re
 
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
-_MENTION = re.compile(r"@(?=[\w.\-])")
-_CHANNEL_REF = re.compile(r"~(?=[\w\-])")
-_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|mailto)(:)")
+# What Mattermost acts on in plain text, each of which is shown in a code span instead: the webapp
+# renders a code span literally (webapp/channels/src/utils/text_formatting.tsx doFormatText, which
+# makes @mentions, ~channels and links, runs on text nodes only) and the server strips code spans before
+# looking for mentions (server/channels/app/notification.go removeCodeFromMessage), so the text copies
+# back exactly as typed, without an invisible character in it.
+_LIVE = re.compile(
+    r"(?<![^\W_])@[\w.\-]+"  # @channel, @all, @here, @user: after no letter or digit (server/channels/app
+    # notification.go splits words on what cannot be in a mention; an e-mail's @ follows a letter)
+    r"|(?<![^\W_])(?<!~)~(?!~)[\w.\-]+"  # ~town-square (text_formatting.tsx autolinkChannelMentions)
+    r"|(?i:(?<!\w)(?:(?:https?|ftp|mattermost)://|mailto:|tel:|www\.)[^\s<>`]*[^\s<>`.,;:!?'\")\]])"  # a link
+)
 
 
 def escape(text: str, max_len: int = 300, mentions: bool = True) -> str:
-    """Inert inline text: markdown escaped, mentions and auto-links broken with a word joiner.
+    """Inert inline text: markdown escaped; mentions, channel names and addresses in code spans.
 
-    ``mentions=False`` keeps ``@`` as is, for text that cannot hold a mention (an e-mail address).
+    ``mentions=False`` keeps ``@`` as plain text, for text that cannot hold a mention (an e-mail address).
     """
     text = text.replace("\r", " ").replace("\n", " ")
     if len(text) > max_len:
         text = text[: max_len - 1] + "…"
-    text = _MARKDOWN.sub(r"\\\1", text)
-    if mentions:
-        text = _MENTION.sub("@\u2060", text)
-    text = _CHANNEL_REF.sub("~\u2060", text)
-    return _AUTOLINK.sub("\\1\u2060\\2", text)
+    shown: list[str] = []
+    done = 0
+    for live in _LIVE.finditer(text):
+        if not mentions and live.group().startswith("@"):
+            continue
+        shown += [_MARKDOWN.sub(r"\\\1", text[done : live.start()]), f"`{live.group()}`"]
+        done = live.end()
+    shown.append(_MARKDOWN.sub(r"\\\1", text[done:]))
+    return "".join(shown)
 
 
 def url(text: str, max_len: int = 200) -> str:

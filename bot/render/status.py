@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.i18n import Translator
 from bot.model import Environment, Project, Repository
-from bot.render.deploys import HEALTH_ICONS
+from bot.render.deploys import HEALTH_ICONS, argocd_state
 from bot.render.pipelines import ICONS as PIPELINE_ICONS
 from bot.render.safe import code, escape
 from bot.workflows.pipelines import PipelineState
@@ -72,8 +72,9 @@ def status_card(
             health = (status.get("health") or {}).get("status", "Unknown")
             revision = str((status.get("sync") or {}).get("revision") or "")[:8]
             env_lines.append(
-                f"  [{escape(name)}]({url}) {SYNC_ICONS.get(sync, '⚪')} {sync} · "
-                f"{HEALTH_ICONS.get(health, '❔')} {health}" + (f" · `{revision}`" if revision else "")
+                f"  [{escape(name)}]({url}) {SYNC_ICONS.get(sync, '⚪')} {argocd_state(sync, tr)} · "
+                f"{HEALTH_ICONS.get(health, '❔')} {argocd_state(health, tr)}"
+                + (f" · `{revision}`" if revision else "")
             )
     return {
         "fallback": tr("status.title", project=project.name),

@@ -34,15 +34,15 @@ def _suggesting(kind: Kind, allowed: str, max_len: int) -> Kind:
     return Kind(kind.placeholder, validate)
 
 
-PROJECT_NAME = _suggesting(named(r"[a-z0-9]+", 2, 20, "rules.project_name", "nom"), "a-z0-9", 20)
+PROJECT_NAME = _suggesting(named(r"[a-z0-9]+", 2, 20, "rules.project_name", "name"), "a-z0-9", 20)
 REPO_NAME_PATTERN = r"[a-z0-9][a-z0-9-]*[a-z0-9]"
 RESERVED_REPOS = ("mirror", "infra-apps", "infra-observability")
 ENV_NAME = _suggesting(named(r"[a-z0-9]+", 2, 11, "rules.env_name", "env"), "a-z0-9", 11)
-SECRET_KEY = named(r"[A-Za-z_][A-Za-z0-9_.\-]*", 1, 64, "rules.secret_key", "CLÉ")
+SECRET_KEY = named(r"[A-Za-z_][A-Za-z0-9_.\-]*", 1, 64, "rules.secret_key", "key")
 STAGES = ("dev", "staging", "integration", "prod")
 DESCRIPTION_MAX = 280
 
-_repo = named(REPO_NAME_PATTERN, 2, 20, "rules.repo_name", "dépôt")
+_repo = named(REPO_NAME_PATTERN, 2, 20, "rules.repo_name", "repo")
 
 
 def _repo_name(value: str) -> str:
@@ -52,7 +52,7 @@ def _repo_name(value: str) -> str:
     return name
 
 
-REPO_NAME = _suggesting(Kind("dépôt", _repo_name), "a-z0-9-", 20)
+REPO_NAME = _suggesting(Kind("repo", _repo_name), "a-z0-9-", 20)
 
 
 # What an external repository URL may look like: it reaches Vault (GIT_INPUT_URL) and the mirror
@@ -95,7 +95,7 @@ def _branch(value: str) -> str:
     return value
 
 
-BRANCH = Kind("branche", _branch)
+BRANCH = Kind("branch", _branch)
 
 
 def without_scheme(url: str) -> str:

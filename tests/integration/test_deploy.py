@@ -76,7 +76,7 @@ def test_a_deploy_to_dev_commits_the_values_syncs_and_ends_healthy(world: World)
     settled(world)
     (card,) = deploy_cards(world)
     assert card["title"] == "✅ Déploiement de 1.4.2 sur alpha / dev — réussi"
-    assert "Demandé par @carol" in card["text"] and "Synced" in card["text"] and "Healthy" in card["text"]
+    assert "Demandé par @carol" in card["text"] and "synchronisation : synchronisé · santé : 💚 sain" in card["text"]
     assert card["title_link"].endswith("/applications/alpha-dev-deploy")
     assert 'tag: "1.4.2"' in values_file(world, "dev")
     last = commits(world)[0]
@@ -301,7 +301,7 @@ def test_drift_is_posted_once_and_recovery_once(make_world: Callable[..., World]
     for _ in range(3):
         world.run(watch())
     world.wait_idle()
-    drift = [p["message"] for p in channel_posts(world, "equipe-alpha") if "OutOfSync depuis" in p["message"]]
+    drift = [p["message"] for p in channel_posts(world, "equipe-alpha") if "désynchronisé depuis" in p["message"]]
     assert len([m for m in drift if "alpha-dev-deploy" in m]) == 1  # once, not at every poll
     assert not [m for m in drift if "alpha-prod-deploy" in m]  # never deployed: nothing has drifted
     bob.run("/cpn deploy alpha dev --image-tag 1.0.1")
@@ -322,9 +322,35 @@ def test_the_status_card_shows_repositories_and_environments(world: World) -> No
     text = text_of(User(world, "carol").run("/cpn status alpha"))
     assert "État du projet alpha" in text
     assert "**api** — ✅ pipeline" in text
-    assert "**dev** (dev) — dernier déploiement `7.0.0`" in text and "Synced" in text and "Healthy" in text
+    assert "**dev** (dev) — dernier déploiement `7.0.0`" in text and "🟢 synchronisé · 💚 sain" in text
     assert "alpha-prod-deploy" in text
     assert json.dumps(text)
+
+
+@pytest.mark.parametrize(
+    ("language", "on_card", "on_status"),
+    [
+        ("fr", "opération : réussie · synchronisation : synchronisé · santé : 💚 sain", "🟢 synchronisé · 💚 sain"),
+        ("en", "operation: succeeded · sync: synced · health: 💚 healthy", "🟢 synced · 💚 healthy"),
+    ],
+    ids=["fr", "en"],
+)
+def test_argocd_states_are_shown_in_the_readers_words(
+    make_world: Callable[..., World], language: str, on_card: str, on_status: str
+) -> None:
+    world = make_project(make_world, language=language)
+    User(world, "bob").run("/cpn deploy alpha dev --image-tag 7.0.0")
+    settled(world)
+    card = next(
+        a
+        for p in channel_posts(world, "equipe-alpha")
+        for a in (p.get("props") or {}).get("attachments") or []
+        if "7.0.0" in a.get("title", "")
+    )
+    status = text_of(User(world, "carol").run("/cpn status alpha"))
+    assert on_card in card["text"] and on_status in status
+    for raw in ("Succeeded", "Synced", "Healthy"):
+        assert raw not in card["text"] and raw not in status
 
 
 def test_a_refresh_slower_than_its_timeout_does_not_undo_the_deploy(make_world: Callable[..., World]) -> None:

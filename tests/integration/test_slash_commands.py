@@ -72,8 +72,39 @@ def test_help_and_whoami_through_mattermost(world: World) -> None:
 
 def test_help_of_one_command_shows_usage_rights_and_examples(world: World) -> None:
     text = User(world, "bob").run("/cpn help help")["text"]
-    assert "/cpn help [<command…>]" in text
+    assert "/cpn help [<commande…>]" in text
     assert "Droits requis" in text and "Exemples" in text
+
+
+@pytest.mark.parametrize(
+    ("language", "usage", "argument", "roles", "missing"),
+    [
+        (
+            "fr",
+            "/cpn scan waive <projet> <vulnérabilité> --until AAAA-MM-JJ --reason TEXTE",
+            "- `<projet>` —",
+            "<projet> <utilisateur> [--role administrateur|devops|développeur|lecture-seule]",
+            "Argument manquant : <projet>.",
+        ),
+        (
+            "en",
+            "/cpn scan waive <project> <vulnerability> --until YYYY-MM-DD --reason TEXT",
+            "- `<project>` —",
+            "<project> <user> [--role admin|devops|developer|read-only]",
+            "Missing argument: <project>.",
+        ),
+    ],
+    ids=["fr", "en"],
+)
+def test_help_placeholders_are_in_the_readers_language(  # type: ignore[no-untyped-def]
+    make_world, language: str, usage: str, argument: str, roles: str, missing: str
+) -> None:
+    user = User(make_world(language=language), "alice")
+    waive = user.run("/cpn help scan waive")["text"]
+    assert usage in waive and argument in waive
+    assert roles in user.run("/cpn help member add")["text"]
+    answer = user.run("/cpn status")["text"]
+    assert missing in answer and "/cpn status <" in answer
 
 
 @pytest.mark.parametrize(

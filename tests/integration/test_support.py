@@ -22,7 +22,7 @@ from bot.scheduler import Job
 from commands.support import refresh_health, remind
 from tests.conftest import wait_for
 from tests.support import platform as svc
-from tests.support.mattermost import User, channel_posts, text_of
+from tests.support.mattermost import User, assert_inert, channel_posts, text_of
 
 KB = Path(__file__).resolve().parents[2] / "kb"
 SERVICES = ("ArgoCD", "GitLab", "Mattermost", "Nexus", "Quay", "SonarQube", "Vault")
@@ -105,12 +105,6 @@ def reply_in(world: World, root_id: str, contains: str) -> Json:
 
 def last_ephemeral(world: World, user: User) -> str:
     return str(world.states["mattermost"].ephemeral_for(user.me.id)[-1]["message"])
-
-
-def assert_inert(text: str) -> None:
-    """User text shown back: no live mention, no link made from it."""
-    assert not re.search(r"@(?:all|channel|here)\b", text), text
-    assert "](https" not in text and "https://evil" not in text, text
 
 
 def dm(world: World, user: User, message: str, root_id: str = "") -> Json:
@@ -354,7 +348,7 @@ def test_a_question_made_to_inject_mentions_and_links_is_shown_inert(shared: Wor
     bob = User(shared, "bob")
     answer = bob.run(f"/cpn ask {INJECTION} recette de cuisine ?")
     text = text_of(answer)
-    assert "@\u2060all" in text and "@\u2060channel" in text  # shown, with a word joiner
+    assert "`@all`" in text and "`@channel`" in text  # shown as typed, in code spans
     assert_inert(text)
     question = bob.say(f"@cpn-bot {INJECTION} la météo de demain ?")
     assert_inert(shown(reply_in(shared, question["id"], "Je ne sais pas")))
@@ -609,7 +603,7 @@ def test_mentions_and_links_in_a_ticket_are_shown_inert_everywhere(shared: World
         bob.run("/cpn ticket list")["text"],
         text_of(bob.run(f"/cpn ticket show {number}")),
     ):
-        assert "@\u2060all" in text
+        assert "`@all`" in text
         assert_inert(text)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mattermostautodriver import TypedDriver
@@ -47,3 +48,33 @@ def channel_posts(world: World, channel: str) -> list[dict[str, Any]]:
     """The channel's posts, oldest first, as the emulator holds them."""
     posts: list[dict[str, Any]] = world.states["mattermost"].channel_posts(world.channels[channel])
     return posts
+
+
+# Mattermost's inline code pattern (server/channels/app/notification.go removeCodeFromMessage): what it
+# matches is replaced by a space before mentions are looked for, and the webapp renders it literally.
+_CODE_SPAN = re.compile(r"`+(?:.+?|.*?\n(.*?\S.*?\n)*.*?)`+")
+
+
+def live_mentions(text: str) -> set[str]:
+    """The @words Mattermost's server would take as mentions in ``text`` (app.GetExplicitMentions: code
+    removed, words split on what cannot be in a mention, then again on ``.``, ``-`` and ``:``)."""
+    found: set[str] = set()
+    for word in re.split(r"[^:.\-_@\w]", _CODE_SPAN.sub(" ", text)):
+        for part in (word, *re.split(r"[.\-:]", word)):
+            if part.startswith("@") and len(part) > 1:
+                found.add(part.lower())
+    return found
+
+
+def live_links(text: str) -> list[str]:
+    """Markdown links and auto-linked addresses the webapp would make of ``text`` outside code spans
+    (a backslash-escaped character makes no syntax)."""
+    plain = re.sub(r"\\.", "", _CODE_SPAN.sub(" ", text))
+    return re.findall(r"\]\(|(?i:\b(?:https?|ftp)://|\bwww\.)", plain)
+
+
+def assert_inert(text: str) -> None:
+    """User text shown back: no live mention, no link made from it, and no invisible character in it."""
+    assert not live_mentions(text) & {"@all", "@channel", "@here"}, text
+    assert not live_links(text), text
+    assert "\u2060" not in text, text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.i18n import Text
+from bot.i18n import Lang, Text
 from bot.parser import UsageError, clean, parse_args, tokenize
 from bot.rights import Access
 from bot.spec import Arg, CommandSpec, Flag, choice, free_text, integer, named
@@ -115,7 +115,12 @@ def test_exclusive_flags() -> None:
     assert caught.value.key == "errors.exclusive_flags"
 
 
-def test_usage_line_is_generated_from_the_declaration() -> None:
-    assert spec().usage() == (
-        "/cpn project create <name> [--description TEXT] [--private] [--cpu N] [--stage dev|prod]"
-    )
+@pytest.mark.parametrize(
+    ("lang", "usage"),
+    [
+        ("fr", "/cpn project create <nom> [--description TEXTE] [--private] [--cpu N] [--stage dev|prod]"),
+        ("en", "/cpn project create <name> [--description TEXT] [--private] [--cpu N] [--stage dev|prod]"),
+    ],
+)
+def test_usage_line_is_generated_from_the_declaration_in_the_readers_language(lang: Lang, usage: str) -> None:
+    assert spec().usage(lang=lang) == usage

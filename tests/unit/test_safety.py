@@ -10,14 +10,26 @@ import pytest
 from bot.interactive import Refused, Signer
 from bot.logs import redact, register_secret
 from bot.render.safe import code, escape, url
+from tests.support.mattermost import assert_inert, live_mentions
 
 
-def test_mentions_links_and_markdown_are_inert() -> None:
-    shown = escape("@all @channel [clique](https://evil.example) **gras** ~town-square")
-    assert "@all" not in shown and "@channel" not in shown
-    assert "](" not in shown.replace("\\](", "")
-    assert "https://" not in shown
-    assert "~town" not in shown
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("@all @channel et @here", "`@all` `@channel` et `@here`"),
+        ("[clique](https://evil.example/x)", "\\[clique\\]\\(`https://evil.example/x`\\)"),
+        ("voir https://git.example/a_b.git, www.example.fr.", "voir `https://git.example/a_b.git`, `www.example.fr`."),
+        ("a:@channel x_@here", "a:`@channel` x\\_`@here`"),
+        ("**gras** ~town-square ~~barré~~", "\\*\\*gras\\*\\* `~town-square` \\~\\~barré\\~\\~"),
+        ("alice@interieur.gouv.fr", "alice@interieur.gouv.fr"),
+    ],
+)
+def test_mentions_links_and_markdown_are_inert_and_copy_back_as_typed(typed: str, shown: str) -> None:
+    """Mentions, channel names and addresses go into code spans, which Mattermost neither links nor reads
+    mentions in; nothing invisible is inserted, so copying the text gives back what was typed."""
+    assert escape(typed) == shown
+    assert_inert(shown)
+    assert not live_mentions(shown)
 
 
 def test_a_url_is_shown_as_typed_in_a_code_span_that_neither_links_nor_mentions() -> None:
