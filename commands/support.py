@@ -23,7 +23,7 @@ from bot.rights import Access
 from bot.scheduler import every
 from bot.spec import Arg, ArgError, Flag, command, free_text, integer
 from bot.workflows.rules import PROJECT_NAME
-from bot.workflows.support import Health, Questions, Ticket, Tickets
+from bot.workflows.support import Health, Questions, Ticket, Tickets, kb_values
 from services.errors import ServiceError
 from services.health import Check, Probe, probes, run_probe
 from services.health import Health as ServiceHealth
@@ -175,7 +175,7 @@ async def kb_stats(ctx: CommandContext) -> Reply:
 )
 async def kb_reload(ctx: CommandContext) -> Reply:
     try:
-        count = ctx.bot.kb.index(load_articles(ctx.bot.kb_dir))
+        count = ctx.bot.kb.index(load_articles(ctx.bot.kb_dir, kb_values(ctx.bot.config)))
     except (OSError, ValueError) as exc:
         return Reply(ctx.tr("support.kb_invalid", error=escape(str(exc), 300)))
     ctx.bot.store.audit(ctx.user_id, ctx.user_name, "kb.reload", str(ctx.bot.kb_dir), "ok", {"articles": count})
