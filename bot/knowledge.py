@@ -402,9 +402,102 @@ def _string_list(value: object, key: str, where: Path) -> tuple[str, ...]:
     return tuple(v.strip() for v in value)
 
 
-def parse_article(text: str, path: Path) -> Article:
-    """One article: TOML front matter between ``+++`` lines, then the markdown body."""
-    lines = text.lstrip("\ufeff").splitlines()
+# -- platform-dependent text ----------------------------------------------------------------------------
+
+#: What an article may say about the platform's setup, with the value of a platform that configures
+#: nothing beyond the defaults. ``{{registry}}`` is the registry's product name; ``url.*`` a service's web
+#: address ("" when the service is not configured: wrap it in ``{{if url.vault}}…{{end}}``).
+TEMPLATE_DEFAULTS: dict[str, str] = {
+    "registry": "Quay",
+    "registry.host": "",
+    "control": "direct",
+    "url.gitlab": "",
+    "url.vault": "",
+    "url.sonarqube": "",
+    "url.argocd": "",
+    "url.registry": "",
+    "url.nexus": "",
+    "url.console": "",
+}
+TEMPLATE_NAMES = frozenset(TEMPLATE_DEFAULTS)
+# ``{{name}}``, ``{{if name}}``, ``{{if name=value}}``, ``{{if name!=value}}``, ``{{else}}``, ``{{end}}``.
+_TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_TAG_BODY = re.compile(r"\s*(?:(if)\s+([\w.]+)\s*(?:(!?=)\s*([\w.-]+))?|(else)|(end)|([\w.]+))\s*")
+
+
+def render_template(text: str, values: dict[str, str] | None = None, where: str | Path = "") -> str:
+    """``text`` with its platform tags replaced (pure, no evaluation: names and literal comparisons only).
+
+    A name outside :data:`TEMPLATE_NAMES`, a malformed tag or an unbalanced block raises
+    :class:`ArticleError`, so that a typo in ``kb/`` fails when the base is loaded, not in a reply.
+    Comparisons ignore case (``registry=harbor`` holds for ``Harbor``).
+    """
+    given = dict(values or {})
+    unknown = set(given) - TEMPLATE_NAMES
+    if unknown:
+        raise ArticleError(f"unknown template values: {', '.join(sorted(unknown))}")
+    env = {**TEMPLATE_DEFAULTS, **given}
+    out: list[str] = []
+    # One frame per open block: (its condition holds, we are in its else branch).
+    stack: list[tuple[bool, bool]] = []
+
+    def shown() -> bool:
+        return all(held != in_else for held, in_else in stack)
+
+    def known(name: str) -> str:
+        if name not in TEMPLATE_NAMES:
+            known_names = ", ".join(sorted(TEMPLATE_NAMES))
+            raise ArticleError(f"{where}: unknown placeholder {{{{{name}}}}} (known: {known_names})")
+        return env[name]
+
+    position = 0
+    for tag in _TAG.finditer(text):
+        if shown():
+            out.append(text[position : tag.start()])
+        position = tag.end()
+        body = _TAG_BODY.fullmatch(tag.group(1))
+        if body is None:
+            raise ArticleError(f"{where}: malformed tag {tag.group(0)[:60]!r}")
+        is_if, name, operator, literal, is_else, is_end, placeholder = body.groups()
+        if is_if:
+            value = known(name)
+            if operator is None:
+                held = bool(value)
+            else:
+                held = (value.lower() == literal.lower()) == (operator == "=")
+            stack.append((held, False))
+        elif is_else:
+            if not stack or stack[-1][1]:
+                raise ArticleError(f"{where}: {{{{else}}}} without its {{{{if}}}}")
+            stack[-1] = (stack[-1][0], True)
+        elif is_end:
+            if not stack:
+                raise ArticleError(f"{where}: {{{{end}}}} without its {{{{if}}}}")
+            stack.pop()
+        else:
+            value = known(placeholder)
+            if shown():
+                out.append(value)
+    if stack:
+        raise ArticleError(f"{where}: {{{{if}}}} not closed by {{{{end}}}}")
+    out.append(text[position:])
+    return "".join(out)
+
+
+def placeholders(text: str) -> set[str]:
+    """The names a text's tags use (placeholders and conditions), known or not."""
+    names = set()
+    for tag in _TAG.finditer(text):
+        body = _TAG_BODY.fullmatch(tag.group(1))
+        if body is not None and (body.group(2) or body.group(7)):
+            names.add(body.group(2) or body.group(7))
+    return names
+
+
+def parse_article(text: str, path: Path, values: dict[str, str] | None = None) -> Article:
+    """One article: TOML front matter between ``+++`` lines, then the markdown body; its platform tags
+    rendered with ``values`` first (:func:`render_template`)."""
+    lines = render_template(text, values, path).lstrip("\ufeff").splitlines()
     if not lines or lines[0].strip() != "+++":
         raise ArticleError(f"{path}: the file must start with a '+++' line opening the front matter")
     try:
@@ -451,15 +544,16 @@ def parse_article(text: str, path: Path) -> Article:
     return Article(article_id, title.strip(), tags, commands, tuple(links), summary.strip(), body, path)
 
 
-def load_articles(directory: str | Path) -> list[Article]:
-    """Every ``*.md`` article of ``directory``, sorted by id; refuses a malformed one or a duplicate id."""
+def load_articles(directory: str | Path, values: dict[str, str] | None = None) -> list[Article]:
+    """Every ``*.md`` article of ``directory``, rendered for the platform ``values`` describe (see
+    :data:`TEMPLATE_DEFAULTS`), sorted by id; refuses a malformed one or a duplicate id."""
     folder = Path(directory)
     if not folder.is_dir():
         raise ArticleError(f"{folder}: not a directory")
     articles: list[Article] = []
     seen: dict[str, Path] = {}
     for path in sorted(folder.glob("*.md")):
-        article = parse_article(path.read_text(encoding="utf-8"), path)
+        article = parse_article(path.read_text(encoding="utf-8"), path, values)
         if article.id in seen:
             raise ArticleError(f"{path}: id {article.id!r} already used by {seen[article.id]}")
         seen[article.id] = path
@@ -824,8 +918,10 @@ def _plain(markdown: str) -> str:
     return _MARKUP.sub(" ", markdown)
 
 
-def open_knowledge_base(directory: str | Path, db: sqlite_utils.Database | None = None) -> KnowledgeBase:
-    """Load ``directory`` and index it in ``db`` (an in-memory database by default)."""
+def open_knowledge_base(
+    directory: str | Path, db: sqlite_utils.Database | None = None, values: dict[str, str] | None = None
+) -> KnowledgeBase:
+    """Load ``directory`` rendered with ``values`` and index it in ``db`` (an in-memory database by default)."""
     base = KnowledgeBase(db if db is not None else sqlite_utils.Database(memory=True))
-    base.index(load_articles(directory))
+    base.index(load_articles(directory, values))
     return base

@@ -46,6 +46,7 @@ from bot.store import Store
 from bot.worker import ProcessRole, StoreWatch, Supervisor
 from bot.workflows.naming import derive
 from bot.workflows.platform import Platform
+from bot.workflows.support import kb_values
 from services.errors import ServiceError
 from services.mattermost import Mattermost
 
@@ -243,7 +244,7 @@ class Bot:
 
     def _index_kb(self) -> None:
         try:
-            self.kb.index(load_articles(self.kb_dir))
+            self.kb.index(load_articles(self.kb_dir, kb_values(self.config)))
         except (OSError, ValueError) as exc:
             logger.error("knowledge base not loaded", extra={"fields": {"error": str(exc)[:200]}})
 

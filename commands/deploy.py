@@ -14,16 +14,16 @@ from bot.render import deploys as render
 from bot.render.safe import code
 from bot.rights import Role
 from bot.spec import Arg, ArgError, Flag, Kind, command, integer
+from bot.workflows import contextual
 from bot.workflows import deploy as flow
-from bot.workflows.naming import Names
-from bot.workflows.pipelines import PipelineBook, PipelineState
+from bot.workflows.pipelines import PipelineBook
 from bot.workflows.rules import ENV_NAME, REPO_NAME
 from commands.common import confirmation, submit_from_press
 from commands.project import PROJECT
 from services.errors import ServiceError
 
 if TYPE_CHECKING:
-    from bot.model import Project, Repository
+    from bot.model import Project
     from bot.runtime import Bot
 
 
@@ -325,28 +325,6 @@ async def run_deploy(op: Operation, bot: Bot) -> dict[str, Any]:
 async def status_command(ctx: CommandContext) -> Reply:
     from bot.render.status import status_card
 
-    bot = ctx.bot
-    project = ctx.project()
-    names = Names(bot.config.platform.root_group, project.slug)
-    environments = []
-    last = flow.last_deploys(bot.store, project.id)
-    for env in bot.projects.environments(project.id):
-        apps = []
-        for repo in bot.projects.repositories(project.id):
-            if not repo.is_infra:
-                continue
-            app_name = names.argocd_app(env.name, repo.name)
-            try:
-                app = await bot.platform.argocd.get_application(app_name) if bot.platform.argocd else None
-            except ServiceError:
-                app = None
-            apps.append((app_name, app, bot.platform.argocd.ui_url(app_name) if bot.platform.argocd else ""))
-        environments.append((env, apps, last.get(env.name)))
-    book = PipelineBook(bot.store)
-    repositories: list[tuple[Repository, PipelineState | None]] = []
-    for repo in bot.projects.repositories(project.id):
-        recent = book.recent(project.id, repo.name, 1)
-        repositories.append((repo, recent[0] if recent else None))
-    extras = bot.status_extras(project)
-    card = status_card(project, repositories, environments, extras, ctx.tr, datetime.now())
+    status = await contextual.project_status(ctx.bot, ctx.project())
+    card = status_card(status.project, status.repositories, status.environments, status.extras, ctx.tr, datetime.now())
     return Reply(attachments=[card])

@@ -17,7 +17,7 @@ from bot.render import projects as render
 from bot.render.safe import code, escape
 from bot.rights import Access, ConsoleRule, Role
 from bot.spec import Arg, Flag, command, free_text
-from bot.workflows.naming import Names
+from bot.workflows.contextual import project_links
 from bot.workflows.rules import DESCRIPTION_MAX, PROJECT_NAME
 from commands.address import address_refusal
 from commands.common import confirmation, operator, presser_has, progress_card, submit_from_press
@@ -140,22 +140,6 @@ async def list_projects(ctx: CommandContext) -> Reply:
     return Reply(render.project_list(entries, ctx.tr))
 
 
-def service_links(bot: Bot, project: Project) -> dict[str, str]:
-    names = Names(bot.config.platform.root_group, project.slug)
-    platform, links = bot.platform, {}
-    if platform.gitlab:
-        links["gitlab"] = platform.gitlab.ui_url(names.group)
-    if platform.registry:
-        links["registry"] = platform.registry.ui_url(project.slug)
-    if platform.nexus:
-        links["nexus"] = platform.nexus.ui_url(project.slug)
-    if platform.sonarqube:
-        links["sonarqube"] = f"{platform.sonarqube.base_url}/projects?search={project.slug}"
-    if platform.argocd:
-        links["argocd"] = platform.argocd.ui_url(names.argocd_project)
-    return links
-
-
 @command(
     "project show",
     summary=Text("Montre l'état d'un projet", "Shows a project's state"),
@@ -168,7 +152,7 @@ async def show(ctx: CommandContext) -> Reply:
     project = ctx.project()
     card = render.project_page(
         project,
-        service_links(bot, project),
+        project_links(bot, project),
         bot.projects.members(project.id),
         bot.projects.repositories(project.id),
         bot.projects.environments(project.id),

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import re
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.context import CommandContext, Reply
@@ -19,11 +20,13 @@ from bot.listener import Message, on_message, on_thread_reply
 from bot.outbox import Post, thread_of
 from bot.render import support as render
 from bot.render.safe import code, escape
+from bot.render.status import status_card
 from bot.rights import Access
 from bot.scheduler import every
 from bot.spec import Arg, ArgError, Flag, command, free_text, integer
+from bot.workflows import contextual
 from bot.workflows.rules import PROJECT_NAME
-from bot.workflows.support import Health, Questions, Ticket, Tickets
+from bot.workflows.support import REGISTRY_NAMES, Health, Questions, Ticket, Tickets, kb_values
 from services.errors import ServiceError
 from services.health import Check, Probe, probes, run_probe
 from services.health import Health as ServiceHealth
@@ -43,14 +46,12 @@ QUESTION = Arg(
 # -- answers ----------------------------------------------------------------------------------------
 
 
-def _answer_attachment(
-    bot: Bot, answer: Answer, question: str, question_id: int, user_id: str, thread_id: str = ""
-) -> dict[str, Any]:
-    """The answer card and its buttons; ``thread_id``: the thread it is posted in (none: an ephemeral answer)."""
-    card = render.answer_card(answer, question, bot.tr)
+def _buttons(bot: Bot, helped: bool, question_id: int, user_id: str, thread_id: str) -> list[dict[str, Any]]:
+    """ "It helped" (for an answer) and "open a ticket"; ``thread_id``: the thread the card is posted in
+    (none: an ephemeral answer)."""
     ephemeral = not thread_id
     actions = []
-    if answer.known:
+    if helped:
         actions.append(
             button(
                 bot.public_url,
@@ -77,8 +78,7 @@ def _answer_attachment(
             ttl=7 * 86400,
         )
     )
-    card["actions"] = actions
-    return card
+    return actions
 
 
 def ask(bot: Bot, user_id: str, channel_id: str, question: str) -> tuple[Answer, int]:
@@ -87,6 +87,45 @@ def ask(bot: Bot, user_id: str, channel_id: str, question: str) -> tuple[Answer,
     question_id = Questions(bot.store).record(user_id, channel_id, question, article, answer.confidence, answer.known)
     bot.metrics.inc("cpn_kb_questions_total", known=str(answer.known).lower())
     return answer, question_id
+
+
+def _context_card(bot: Bot, found: contextual.Found | None) -> tuple[dict[str, Any] | None, str]:
+    """The card answering from the project, or ("", note): the knowledge base answers, under ``note``
+    saying what the project showed (nothing failing, nothing deployed); ("", "") without a project."""
+    tr = bot.tr
+    if isinstance(found, contextual.Address):
+        return render.address_card(found, REGISTRY_NAMES[bot.config.platform.registry], tr), ""
+    if isinstance(found, contextual.PipelineFailure):
+        if found.pipeline is None:
+            return None, tr("support.context.no_failed_pipeline", project=escape(found.project.name))
+        return render.pipeline_failure_card(found, tr), ""
+    if isinstance(found, contextual.DeployFailure):
+        name = escape(found.project.name)
+        if not found.checked:
+            return None, tr("support.context.no_deploy", project=name)
+        if not found.failing:
+            return None, tr.plural("support.context.no_failed_deploy", found.checked, project=name)
+        return render.deploy_failure_card(found, tr), ""
+    if isinstance(found, contextual.ProjectStatus):
+        card = status_card(found.project, found.repositories, found.environments, found.extras, tr, datetime.now())
+        return card, ""
+    return None, ""
+
+
+async def respond(bot: Bot, user_id: str, channel_id: str, question: str, thread_id: str = "") -> dict[str, Any]:
+    """The answer card to a question: from the channel's project when it asks about it (bot.intents),
+    else from the knowledge base; with its buttons."""
+    context = await contextual.answer(bot, user_id, channel_id, question)
+    card, note = _context_card(bot, context.found if context else None)
+    if card is not None and context is not None:
+        question_id = Questions(bot.store).record(user_id, channel_id, question, f"@{context.intent.kind}", 1.0, True)
+        bot.metrics.inc("cpn_kb_questions_total", known="context")
+        return {**card, "actions": _buttons(bot, True, question_id, user_id, thread_id)}
+    answer, question_id = ask(bot, user_id, channel_id, question)
+    card = render.answer_card(answer, question, bot.tr)
+    if note:
+        card = render.with_note(card, note)
+    return {**card, "actions": _buttons(bot, answer.known, question_id, user_id, thread_id)}
 
 
 @command(
@@ -100,8 +139,7 @@ async def ask_command(ctx: CommandContext) -> Reply:
     question = (ctx.args["question"] or "").strip()
     if not question.strip(" ?!.,;"):
         return Reply(ctx.tr("support.empty_question"))
-    answer, question_id = ask(ctx.bot, ctx.user_id, ctx.channel_id, question)
-    return Reply(attachments=[_answer_attachment(ctx.bot, answer, question, question_id, ctx.user_id)])
+    return Reply(attachments=[await respond(ctx.bot, ctx.user_id, ctx.channel_id, question)])
 
 
 @on_message
@@ -115,8 +153,7 @@ async def answer_message(message: Message, bot: Bot) -> None:
             root_key=thread_of(message.thread_id),
         )
         return
-    answer, question_id = ask(bot, message.user_id, message.channel_id, question)
-    card = _answer_attachment(bot, answer, question, question_id, message.user_id, message.thread_id)
+    card = await respond(bot, message.user_id, message.channel_id, question, message.thread_id)
     bot.outbox.enqueue(message.channel_id, Post("", (card,)), root_key=thread_of(message.thread_id))
 
 
@@ -195,7 +232,7 @@ async def kb_stats(ctx: CommandContext) -> Reply:
 )
 async def kb_reload(ctx: CommandContext) -> Reply:
     try:
-        count = ctx.bot.kb.index(load_articles(ctx.bot.kb_dir))
+        count = ctx.bot.kb.index(load_articles(ctx.bot.kb_dir, kb_values(ctx.bot.config)))
     except (OSError, ValueError) as exc:
         return Reply(ctx.tr("support.kb_invalid", error=escape(str(exc), 300)))
     ctx.bot.store.audit(ctx.user_id, ctx.user_name, "kb.reload", str(ctx.bot.kb_dir), "ok", {"articles": count})

@@ -8,7 +8,10 @@ from typing import Any
 
 from bot.i18n import Translator
 from bot.knowledge import Answer, Article
-from bot.render.safe import escape
+from bot.render.deploys import HEALTH_ICONS as ARGOCD_HEALTH_ICONS
+from bot.render.pipelines import failure_reply
+from bot.render.safe import code, escape
+from bot.workflows.contextual import Address, DeployFailure, PipelineFailure
 from bot.workflows.support import Ticket
 
 HEALTH_ICONS = {"ok": "🟢", "degraded": "🟠", "failing": "🔴", "unknown": "⚪"}
@@ -51,6 +54,100 @@ def answer_card(answer: Answer, question: str, tr: Translator) -> dict[str, Any]
             tr("support.related", titles=" · ".join(f"« {escape(h.article.title, 80)} »" for h in answer.related))
         )
     return {"color": "#000091", "title": f"📘 {escape(article.title, 150)}", "text": "\n".join(lines)}
+
+
+SERVICE_NAMES = {
+    "gitlab": "GitLab",
+    "sonarqube": "SonarQube",
+    "argocd": "ArgoCD",
+    "vault": "Vault",
+    "nexus": "Nexus",
+    "console": "Console",
+}
+RED = "#CE0500"
+
+
+def _article_reference(article: Article) -> str:
+    """The article's title, linked to its documentation page when it has one."""
+    if article.links:
+        return f"[{escape(article.title, 120)}]({article.links[0].url})"
+    return f"« {escape(article.title, 120)} »"
+
+
+def pipeline_failure_card(failure: PipelineFailure, tr: Translator) -> dict[str, Any]:
+    """The failed pipeline: its first failed job with the masked end of its log, the others by name and
+    stage, each with the knowledge base's article for it."""
+    state = failure.pipeline
+    assert state is not None
+    pipeline = f"[#{int(state.pipeline_id)}]({state.url})" if state.url else f"#{int(state.pipeline_id)}"
+    title = tr(
+        "support.context.pipeline_title",
+        project=escape(failure.project.name),
+        repo=escape(state.repo),
+        pipeline=f"#{int(state.pipeline_id)}",
+        ref=code(state.ref, 60),
+    )
+    lines = []
+    for index, failed in enumerate(failure.jobs):
+        job = failed.job
+        if index == 0:  # one log is what fits in a post; the other jobs are named with their stage
+            lines.append(failure_reply(job, failed.trace, tr, skipped=failed.skipped))
+        else:
+            link = f"[{tr('pipeline.job')} #{int(job.id)}]({job.url})" if job.url else f"#{int(job.id)}"
+            lines.append(tr("pipeline.job_failed", job=code(job.name), stage=code(job.stage), link=link))
+        if failed.article is not None:
+            lines.append(tr("support.context.article", link=_article_reference(failed.article)))
+    more = len(state.failed_jobs) - len(failure.jobs)
+    if more > 0:
+        lines.append(tr.plural("support.context.more_jobs", more))
+    if not failure.jobs:
+        lines.append(pipeline)
+    return {"fallback": title, "color": RED, "title": title, "title_link": state.url, "text": "\n".join(lines)}
+
+
+def deploy_failure_card(failure: DeployFailure, tr: Translator) -> dict[str, Any]:
+    """Each failing application: ArgoCD's health and sync, the failed operation, the degraded resources."""
+    project = escape(failure.project.name)
+    title = tr("support.context.deploy_title", project=project)
+    lines = []
+    for app in failure.failing:
+        lines.append(
+            tr(
+                "support.context.app_line",
+                env=escape(app.env),
+                app=f"[{escape(app.app)}]({app.url})" if app.url else code(app.app),
+                health=f"{ARGOCD_HEALTH_ICONS.get(app.health, '❔')} {escape(app.health, 40)}",
+                sync=escape(app.sync, 40),
+            )
+        )
+        if app.health == "Missing" and not app.phase:
+            lines.append("- " + tr("support.context.app_missing", project=project))
+        if app.message:
+            lines.append(tr("support.context.operation", phase=escape(app.phase, 40), message=escape(app.message, 300)))
+        if app.unhealthy:
+            lines.append(tr("deploy.unhealthy"))
+            lines += [f"- {escape(item, 200)}" for item in app.unhealthy[:10]]
+    envs = sorted({app.env for app in failure.failing})
+    if envs:
+        lines.append(tr("support.context.rollback", project=project, env=escape(envs[0])))
+    return {"fallback": title, "color": RED, "title": title, "text": "\n".join(lines)}
+
+
+def address_card(found: Address, registry: str, tr: Translator) -> dict[str, Any]:
+    """The project's own page on a service, or the platform's address, or that there is no such service."""
+    service = registry if found.service == "registry" else SERVICE_NAMES.get(found.service, found.service)
+    if not found.url:
+        return {"color": "#666666", "text": tr("support.context.address_missing", service=service)}
+    if found.project is not None:
+        title = tr("support.context.address_project", service=service, project=escape(found.project.name))
+    else:
+        title = tr("support.context.address_platform", service=service)
+    return {"color": "#000091", "title": title, "title_link": found.url, "text": found.url}
+
+
+def with_note(card: dict[str, Any], note: str) -> dict[str, Any]:
+    """``card`` (a knowledge base answer) under a first line saying what the project showed."""
+    return {**card, "pretext": note}
 
 
 def faq(articles: Sequence[Article], tr: Translator) -> str:

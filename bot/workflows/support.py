@@ -9,8 +9,52 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+from bot.config import Config
 from bot.store import Store, now
+
+REGISTRY_NAMES = {"quay": "Quay", "harbor": "Harbor"}
+
+
+def _web(endpoint: Any) -> str:
+    """A service's web address as configured: its ``ui_url`` when it has one, else its ``url``."""
+    if endpoint is None:
+        return ""
+    return str(getattr(endpoint, "ui_url", None) or endpoint.url).rstrip("/")
+
+
+def platform_urls(config: Config) -> dict[str, str]:
+    """The web address of each configured service, by name (the generic answer to "what is X's address")."""
+    registry = config.harbor if config.platform.registry == "harbor" else config.quay
+    urls = {
+        "gitlab": _web(config.gitlab),
+        "vault": _web(config.vault),
+        "sonarqube": _web(config.sonarqube),
+        "argocd": _web(config.argocd),
+        "registry": _web(registry),
+        "nexus": _web(config.nexus),
+        "console": _web(config.console),
+    }
+    return {name: url for name, url in urls.items() if url}
+
+
+def kb_values(config: Config) -> dict[str, str]:
+    """What the knowledge base's articles say about this platform (bot.knowledge.TEMPLATE_DEFAULTS)."""
+    registry = config.platform.registry
+    host = ""
+    if registry == "harbor" and config.harbor is not None:
+        host = config.harbor.host or (urlsplit(str(config.harbor.url)).hostname or "")
+    elif config.quay is not None:
+        host = urlsplit(str(config.quay.url)).hostname or ""
+    values = {
+        "registry": REGISTRY_NAMES[registry],
+        "registry.host": host,
+        # platform.control arrives with the console mode (direct: the bot drives each service itself).
+        "control": str(getattr(config.platform, "control", "direct")),
+    }
+    values.update({f"url.{name}": url for name, url in platform_urls(config).items()})
+    return values
 
 
 @dataclass(frozen=True)

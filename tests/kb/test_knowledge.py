@@ -69,7 +69,7 @@ TOPICS = [
     ("10 métriques de l'application", "metriques-alertes-tableaux-de-bord", "Prometheus"),
     ("11 compte et ajout d'un collègue", "comptes-et-ajout-de-membres", "Keycloak"),
     ("12 nom de projet, renommage", "regles-de-nommage", "20"),
-    ("13 projet verrouillé ou en échec", "projet-verrouille-ou-en-echec", "Reprovisionner le projet"),
+    ("13 projet verrouillé ou en échec", "projet-verrouille-ou-en-echec", "/cpn project replay"),
     ("14 version du projet ≠ console", "version-du-projet", "/cpn project replay"),
     ("15 token du mirror et id du projet", "secrets-trigger-mirror", "GIT_MIRROR_PROJECT_ID"),
     ("16 build non déclenché", "build-non-declenche", ".gitlab-ci-dso.yml"),
@@ -86,7 +86,7 @@ TOPICS = [
     ("27 où est mon namespace", "trouver-son-namespace", "Ressources"),
     ("28 URLs changées en v9", "urls-changees-v9", "organisation"),
     ("29 dépôt Nexus non créé", "nexus-depots-maven-npm", "quelques minutes"),
-    ("30 robots et quota Harbor", "registre-harbor", "lecture seule"),
+    ("30 robots et quota du registre", "registre-images", "lecture seule"),
     ("31 sources ArgoCD externes", "argocd-depots-sources-externes", "administrateurs"),
     ("32 signature des images", "signature-images-cosign", "verifyImages"),
     ("33 logs, métriques, alertes, tableaux de bord", "metriques-alertes-tableaux-de-bord", "infra-observability"),
@@ -178,13 +178,6 @@ def test_no_outdated_statement(articles: list[Article]) -> None:
         for line in text.splitlines():
             if ".gitlab-ci-dso.yaml" in line:
                 assert "ignoré" in line or "erreur" in line or "yml" in line, f"{article.id}: {line}"
-
-
-def test_quay_only_as_history(articles: list[Article]) -> None:
-    """The registry has been Harbor since v3.0.0 (April 2023): Quay is named only to say so."""
-    for article in articles:
-        if "quay" in (article.summary + article.body).lower().replace("quay.io", ""):
-            assert article.id == "registre-harbor", article.id
 
 
 @pytest.mark.parametrize(("topic", "article_id", "fact"), TOPICS, ids=[t[0] for t in TOPICS])
