@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,17 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.sandbox.chat import Chat
-from bot.sandbox.terminal import Labels, Style, detect_style, render_markdown, render_post, strip_ansi
+from bot.sandbox.terminal import (
+    Labels,
+    Style,
+    changed_lines,
+    detect_style,
+    post_body,
+    render_edit,
+    render_markdown,
+    render_post,
+    strip_ansi,
+)
 from bot.sandbox.world import Timings, World
 from services.emulators.base import EmulatorServer
 from tests.conftest import wait_for
@@ -106,6 +118,40 @@ def test_thread_reply_indented_under_its_root() -> None:
     assert lines[2] == "      une réponse"
 
 
+CHECKLIST = ["| Création du projet alpha", "| 🔄 Vault", "| ⏳ GitLab", "| ⏳ Quay"]
+
+
+@pytest.mark.parametrize(
+    ("after", "shown"),
+    [
+        # a step done, the next one started: those two lines only
+        (["| Création du projet alpha", "| ✅ Vault", "| 🔄 GitLab", "| ⏳ Quay"], ["| ✅ Vault", "| 🔄 GitLab"]),
+        # lines added at the end
+        ([*CHECKLIST, "|", "| ✅ Projet prêt."], ["|", "| ✅ Projet prêt."]),
+        # a line gone (the buttons of a confirmation, say)
+        (CHECKLIST[:3], ["− | ⏳ Quay"]),
+        # replaced by fewer lines: the new one, then the one left over as gone
+        (["| Création du projet alpha", "| ❌ Vault"], ["| ❌ Vault", "− | ⏳ GitLab", "− | ⏳ Quay"]),
+        # nothing changed
+        (CHECKLIST, []),
+    ],
+)
+def test_an_edit_shows_only_the_lines_it_changed(after: list[str], shown: list[str]) -> None:
+    assert changed_lines(CHECKLIST, after, Style()) == shown
+
+
+def test_an_edit_is_marked_with_the_post_and_its_title() -> None:
+    before = post_body(CARD, Style())
+    confirmed = {**CARD, "props": {"attachments": [{**CARD["props"]["attachments"][0], "actions": []}]}}
+    text = render_edit(before, post_body(confirmed, Style()), title="Projet alpha", style=Style(), ref="#4")
+    assert text.splitlines() == ["✎ #4 Projet alpha", "  − | [1] Confirmer  [2] Annuler"]
+    reply = render_edit(before, [], title="x", style=Style(), ref="#4", channel="~beta", reply=True)
+    assert reply.splitlines()[0] == "    ✎ #4 [~beta] x"
+    assert render_edit(before, before, title="Projet alpha", style=Style(), ref="#4") == ""
+    coloured = render_edit(before, [], title="Projet alpha", style=Style(color=True), ref="#4")
+    assert "\x1b[2m− " in coloured and strip_ansi(coloured).splitlines()[0] == "✎ #4 Projet alpha"
+
+
 # -- the chat against a real World ----------------------------------------------------------------
 
 
@@ -133,6 +179,7 @@ class Integration:
     def __init__(self, mm_url: str) -> None:
         self.mm_url = mm_url
         self.submissions: list[dict[str, Any]] = []
+        self.pressed: list[str] = []  # the ``where`` of each pressed "record" button
         app = Starlette(
             routes=[
                 Route("/action", self.action, methods=["POST"]),
@@ -141,11 +188,15 @@ class Integration:
         )
         self.server = EmulatorServer(app, name="test-integration").start()
 
-    def button(self, name: str, do: str) -> dict[str, Any]:
-        return {"name": name, "integration": {"url": f"{self.server.url}/action", "context": {"do": do}}}
+    def button(self, name: str, do: str, **context: str) -> dict[str, Any]:
+        integration = {"url": f"{self.server.url}/action", "context": {"do": do, **context}}
+        return {"name": name, "integration": integration}
 
     async def action(self, request: Request) -> JSONResponse:
         body = await request.json()
+        if body["context"]["do"] == "record":
+            self.pressed.append(body["context"]["where"])
+            return JSONResponse({"update": {"message": f"pressé dans {body['context']['where']}"}})
         if body["context"]["do"] == "confirm":
             card = {"title": "Confirmé", "actions": [self.button("Formulaire", "dialog")]}
             return JSONResponse({"update": {"message": "Déploiement confirmé", "props": {"attachments": [card]}}})
@@ -304,9 +355,9 @@ def test_chat_buttons_edits_and_a_dialog_with_a_password(chat_world: World) -> N
     text = out.getvalue()
     assert "↳ en réponse à #1 « Une question ? »" in text
     assert "    | [1] Confirmer  [2] Formulaire" in text
-    edited = [line for line in text.splitlines() if "(modifié)" in line]
-    assert edited and "#2" in edited[0]
-    assert "    | Confirmé" in text and "    | [1] Formulaire" in text
+    # The edit: the reply's marker and the lines it changed, the unchanged card not again.
+    edit = text.split("    ✎ #2 Déploiement confirmé\n", 1)[1].split("@alice")[0].splitlines()
+    assert edit == ["      Déploiement confirmé", "      | Confirmé", "      | [1] Formulaire"], edit
     assert "Formulaire : Déployer" in text and "Un jeton est demandé." in text
     assert "[2] Prod" in text
     assert "Nom : au moins 3 caractères" in text
@@ -323,6 +374,68 @@ def test_chat_buttons_edits_and_a_dialog_with_a_password(chat_world: World) -> N
         "note": "ligne 1",
     }
     assert integration.submissions[-1]["channel_id"] == chat_world.channels["equipe-alpha"]
+
+
+def test_press_acts_on_the_buttons_of_the_current_channel(chat_world: World) -> None:
+    mm = chat_world.states["mattermost"]
+    assert chat_world.bot_user is not None
+    bot_id = chat_world.bot_user.id
+    integration = Integration(chat_world.servers["mattermost"].url)
+    holder: dict[str, io.StringIO] = {}
+
+    def card(channel: str, where: str) -> None:
+        attachment = {"title": f"Carte de {where}", "actions": [integration.button("Appuyer", "record", where=where)]}
+        mm.create_post(bot_id, chat_world.channels[channel], "", props={"attachments": [attachment]})
+
+    def post_cards() -> None:
+        card("equipe-alpha", "alpha")
+        card("prive-gamma", "gamma")  # the latest card the chat shows, but in another channel
+        wait_for(lambda: "Carte de gamma" in holder["out"].getvalue(), what="the cards")
+
+    card("support-cpn", "support")  # before the chat started: found on the server
+    script = Script(
+        post_cards,
+        ":press 1",
+        ":c prive-gamma",
+        ":press 1",
+        ":c support-cpn",
+        ":press 1",
+        ":c equipe-beta",
+        ":press 1",
+        ":quit",
+    )
+    chat, out = _chat(chat_world, script)
+    holder["out"] = out
+    try:
+        chat.run()
+    finally:
+        chat.close()
+        integration.server.stop()
+    assert integration.pressed == ["alpha", "gamma", "support"]
+    assert "Aucun message à boutons dans ~equipe-beta" in out.getvalue().rsplit(":press 1", 1)[1]
+
+
+def test_a_project_created_in_the_chat_prints_each_checklist_step_once_per_state(chat_world: World) -> None:
+    holder: dict[str, io.StringIO] = {}
+    script = Script(
+        "/cpn project create tableau",
+        lambda: wait_for(lambda: "Projet prêt" in holder["out"].getvalue(), timeout=30, what="the project"),
+        ":quit",
+    )
+    chat, out = _chat(chat_world, script)
+    holder["out"] = out
+    try:
+        chat.run()
+    finally:
+        chat.close()
+    lines = out.getvalue().splitlines()
+    steps = [m.groups() for line in lines if (m := re.match(r"\s*\| (⏳|🔄|✅|❌) (\w+)$", line))]
+    per_step = Counter(name for _, name in steps)
+    assert set(per_step) == {"Vault", "GitLab", "Quay", "Nexus", "SonarQube", "ArgoCD"}, lines
+    # Waiting, running, done: a step shows at most once per state, never the whole card per edit.
+    assert max(per_step.values()) <= 3, per_step
+    assert sum(1 for line in lines if line.endswith("| Création du projet tableau")) == 1
+    assert sum(1 for line in lines if line.startswith("✎ #")) >= 5
 
 
 def test_chat_scenario_and_degrade_act_on_the_emulated_platform(chat_world: World) -> None:
