@@ -45,6 +45,7 @@ from bot.sandbox.terminal import (
     render_markdown,
     render_post,
 )
+from bot.sandbox.world import PIPELINE_JOBS, QUALITY_OUTCOMES
 
 if TYPE_CHECKING:
     from bot.sandbox.world import World
@@ -60,8 +61,6 @@ DEGRADABLE = {
     "sonarqube": "SonarQube",
     "argocd": "ArgoCD",
 }
-PIPELINE_JOBS = ("sync", "test", "sonar", "build", "trivy", "push")  # the emulated GitLab's jobs
-QUALITY_OUTCOMES = ("passed", "failed")
 
 TEXTS: dict[str, dict[str, str]] = {
     "fr": {

@@ -1,8 +1,9 @@
 """``cpn-bot sandbox``: the whole platform on loopback, with a terminal chat or headless.
 
-Headless (``--headless --state-file F``): start the world, write its state (URLs, tokens, ids) to F
-as JSON, atomically and readable by the owner only, print one ready line, and run until SIGTERM or
-SIGINT; then stop everything and return 0.
+Headless (``--headless --state-file F``): start the world and its switches over HTTP
+(``bot.sandbox.control_api``), write its state (URLs, tokens, ids, ``sandbox_url`` and
+``sandbox_token``) to F as JSON, atomically and readable by the owner only, print one ready line,
+and run until SIGTERM or SIGINT; then stop everything and return 0.
 
 Interactive: start the world, say where its data lives and where its services listen, then run the
 terminal chat (``bot.sandbox.chat``) as ``--as USER`` in ``--channel NAME``. The logs of the bot and
@@ -23,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from bot.sandbox.chat import TEXTS, Chat
+from bot.sandbox.control_api import ControlServer
 from bot.sandbox.world import CAST, CHANNELS, World
 
 
@@ -74,13 +76,16 @@ def _headless(state_file: Path, language: str, registry: str = "quay") -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     world = World.create(language=language, config_overrides=_registry(registry))
+    control = ControlServer(world)  # the switches of :scenario and :degrade, over HTTP
     try:
         world.start()
-        write_state_file(state_file, world.state_file())
+        control.start()
+        write_state_file(state_file, {**world.state_file(), **control.state()})
         print(texts["ready_headless"].format(path=state_file), flush=True)
         while not stop:
             time.sleep(0.1)
     finally:
+        control.stop()
         world.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -27,6 +27,7 @@ from bot.runtime import Bot
 from bot.spec import Registry
 from bot.store import Store
 from services.emulators.base import EmulatorServer
+from services.emulators.gitlab_pipelines import BUILD_JOBS
 
 T = TypeVar("T")
 
@@ -45,6 +46,11 @@ CAST = {
     "carol": ("Carole", "Petit", False),
     "dave": ("David", "Moreau", False),
 }
+
+# The emulated GitLab's jobs, in the order they run (the mirror's sync, then the repository's own
+# pipeline), and the quality gates a SonarQube analysis may end with: what :meth:`World.scenario` takes.
+PIPELINE_JOBS = ("sync", *(name for name, _stage in BUILD_JOBS))
+QUALITY_OUTCOMES = ("passed", "failed")
 
 
 @dataclass

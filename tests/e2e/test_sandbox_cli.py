@@ -36,6 +36,7 @@ from bot.sandbox.terminal import (
 from bot.sandbox.world import Timings, World
 from services.emulators.base import EmulatorServer
 from tests.conftest import wait_for
+from tests.support.mattermost import text_of
 
 CARD: dict[str, Any] = {
     "id": "p" * 26,
@@ -576,6 +577,7 @@ def test_headless_state_file_healthz_slash_and_sigterm(tmp_path: Path, registry:
             )
         assert answer.status_code == 200, answer.text
         assert "`whoami`" in answer.json()["text"]
+        _switches_over_http(state)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -585,3 +587,59 @@ def test_headless_state_file_healthz_slash_and_sigterm(tmp_path: Path, registry:
             raise
     assert proc.returncode == 0, stderr
     assert str(state_file) in stdout
+
+
+def _switches_over_http(state: dict[str, Any]) -> None:
+    """``sandbox_url``: a degraded service as /cpn services shows it, a scenario as GitLab runs it."""
+    mm = state["mattermost"]
+    control = httpx.Client(
+        base_url=state["sandbox_url"], headers={"Authorization": f"Bearer {state['sandbox_token']}"}, trust_env=False
+    )
+    gitlab = httpx.Client(
+        base_url=f"{state['gitlab']['url']}/api/v4",
+        headers={"PRIVATE-TOKEN": state["gitlab"]["token"]},
+        trust_env=False,
+    )
+
+    def services() -> str:
+        answer = httpx.post(
+            f"{mm['url']}/api/v4/commands/execute",
+            headers={"Authorization": f"Bearer {mm['users']['bob']['token']}"},
+            json={"command": "/cpn services", "channel_id": mm["channels"]["equipe-alpha"], "team_id": mm["team_id"]},
+            trust_env=False,
+            timeout=10,
+        )
+        return text_of(answer.json())
+
+    with control, gitlab:
+        answer = control.post("/degrade", json={"service": "sonarqube", "mode": "degraded"})
+        assert answer.status_code == 200, answer.text
+        assert "**SonarQube** : Dégradé" in services()
+        assert control.post("/degrade", json={"service": "sonarqube", "mode": "ok"}).status_code == 200
+        assert "**SonarQube** : OK" in services()
+
+        answer = control.post(
+            "/scenario", json={"repository": "essai/api", "pipeline": "fail:test", "quality": "failed"}
+        )
+        assert answer.status_code == 200, answer.text
+        assert control.post("/scenario", json={"repository": "essai/api"}).status_code == 400
+        # Two repositories of one project, one under the scenario: their first job tells them apart.
+        parent = gitlab.get("/groups/forge%2Fprojects").json()
+        group = gitlab.post("/groups", json={"name": "essai", "path": "essai", "parent_id": parent["id"]}).json()
+        pipelines = {}
+        for repo in ("api", "web"):
+            project = gitlab.post(
+                "/projects", json={"name": repo, "namespace_id": group["id"], "initialize_with_readme": True}
+            ).json()
+            ci = {"branch": "main", "content": "include: []\n", "commit_message": "CI"}
+            created = gitlab.post(f"/projects/{project['id']}/repository/files/.gitlab-ci.yml", json=ci)
+            assert created.status_code == 201, created.text  # the push starts the pipeline
+            pipeline = gitlab.get(f"/projects/{project['id']}/pipelines/latest").json()
+            pipelines[repo] = f"/projects/{project['id']}/pipelines/{pipeline['id']}/jobs"
+
+        def first_job(repo: str) -> str:
+            jobs = {job["name"]: job["status"] for job in gitlab.get(pipelines[repo]).json()}
+            return str(jobs.get("test", ""))
+
+        wait_for(lambda: {first_job("api"), first_job("web")} <= {"failed", "success"}, timeout=15, what="the tests")
+        assert (first_job("api"), first_job("web")) == ("failed", "success")
