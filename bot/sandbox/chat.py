@@ -44,6 +44,7 @@ from bot.sandbox.terminal import (
     render_edit,
     render_markdown,
     render_post,
+    strip_ansi,
 )
 from bot.sandbox.world import PIPELINE_JOBS, QUALITY_OUTCOMES
 
@@ -65,7 +66,14 @@ DEGRADABLE = {
 TEXTS: dict[str, dict[str, str]] = {
     "fr": {
         "starting": "Démarrage du bac à sable (Mattermost émulé, services de la plateforme, cpn-bot)…",
-        "root": "Données du bac à sable (configuration, SQLite, secrets, journal) : {root}",
+        "data_temporary": (
+            "Données du bac à sable (configuration, SQLite, secrets) : {root}, temporaires, effacées à l'arrêt "
+            "(`--data DOSSIER` pour les garder d'une session à l'autre)."
+        ),
+        "data_new": "Données du bac à sable : {root}, gardées à l'arrêt et reprises à la prochaine session.",
+        "data_resumed": "Données du bac à sable : {root}, reprises de la session précédente (gardées à l'arrêt).",
+        "transcript": "Transcription du chat : {path}",
+        "kept": "Journal et transcription gardés : {log}, {transcript}",
         "urls": "Services :",
         "log": "Journal du bot et des émulateurs : {path}",
         "ready_headless": "Bac à sable prêt ; état dans {path} (Ctrl-C ou SIGTERM pour arrêter).",
@@ -168,7 +176,14 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "en": {
         "starting": "Starting the sandbox (emulated Mattermost, platform services, cpn-bot)…",
-        "root": "Sandbox data (configuration, SQLite, secrets, log): {root}",
+        "data_temporary": (
+            "Sandbox data (configuration, SQLite, secrets): {root}, temporary, deleted at exit "
+            "(`--data DIR` to keep it from one session to the next)."
+        ),
+        "data_new": "Sandbox data: {root}, kept at exit and resumed by the next session.",
+        "data_resumed": "Sandbox data: {root}, resumed from the previous session (kept at exit).",
+        "transcript": "Chat transcript: {path}",
+        "kept": "Log and transcript kept: {log}, {transcript}",
         "urls": "Services:",
         "log": "Log of the bot and the emulators: {path}",
         "ready_headless": "Sandbox ready; state in {path} (Ctrl-C or SIGTERM to stop).",
@@ -426,8 +441,10 @@ class Chat:
         style: Style | None = None,
         interactive: bool | None = None,
         world: World | None = None,
+        transcript: TextIO | None = None,
     ) -> None:
         self.world = world
+        self.transcript = transcript  # what the terminal showed and the user typed, without colours
         mm = state["mattermost"]
         self.url: str = mm["url"]
         self.team_id: str = mm["team_id"]
@@ -538,13 +555,21 @@ class Chat:
             else:
                 self.out.write(text + "\n")
             self.out.flush()
+            self._record(text)
+
+    def _record(self, text: str) -> None:
+        if self.transcript is not None:
+            self.transcript.write(strip_ansi(text) + "\n")
+            self.transcript.flush()
 
     def _read(self, prompt: str, secret: bool = False) -> str:
         """One line from the user (EOFError at the end of input)."""
         line = (self.secret_fn if secret else self.input_fn)(prompt)
-        if not self.interactive:
-            with self._lock:
-                self.out.write(prompt + (self.t("hidden") if secret and line else line) + "\n")
+        shown = prompt + (self.t("hidden") if secret and line else line)
+        with self._lock:
+            if not self.interactive:
+                self.out.write(shown + "\n")
+            self._record(shown)
         return line
 
     # -- the loop -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -643,3 +644,111 @@ def _switches_over_http(state: dict[str, Any]) -> None:
 
         wait_for(lambda: {first_job("api"), first_job("web")} <= {"failed", "success"}, timeout=15, what="the tests")
         assert (first_job("api"), first_job("web")) == ("failed", "success")
+
+
+# -- the interactive CLI: its log, its transcript, --data ------------------------------------------
+
+
+class Session:
+    """``cpn-bot sandbox`` in a subprocess, typed into through its stdin, its output read as it comes."""
+
+    def __init__(self, *args: str) -> None:
+        cli = Path(sys.executable).parent / "cpn-bot"
+        env = dict(os.environ, NO_COLOR="1", NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+        self.proc = subprocess.Popen(
+            [str(cli), "sandbox", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def type(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def wait_for(self, fragment: str, timeout: float = 30) -> None:
+        wait_for(lambda: fragment in self.text or self.proc.poll() is not None, timeout=timeout, what=fragment)
+        assert fragment in self.text, self.text
+
+    def quit(self) -> str:
+        self.type(":quit")
+        assert self.proc.wait(timeout=20) == 0, self.text
+        self.reader.join(timeout=5)
+        return self.text
+
+    def path_after(self, label: str) -> Path:
+        line = next(line for line in self.lines if line.startswith(label))
+        return Path(line.split(" : ", 1)[1].strip())
+
+
+def test_quit_keeps_the_log_and_the_transcript_it_advertised() -> None:
+    session = Session()
+    try:
+        session.wait_for("Bienvenue")
+        session.type("/cpn whoami")
+        session.wait_for("Utilisateur : @alice")
+        text = session.quit()
+    finally:
+        if session.proc.poll() is None:
+            session.proc.kill()
+    data_line = next(line for line in session.lines if line.startswith("Données du bac à sable"))
+    assert "temporaires, effacées à l'arrêt" in data_line
+    root = Path(data_line.split(" : ", 1)[1].split(",", 1)[0])
+    log, transcript = session.path_after("Journal du bot"), session.path_after("Transcription du chat")
+    assert not root.exists()  # the secrets and the database went with it
+    try:
+        assert f"Journal et transcription gardés : {log}, {transcript}" in text
+        assert log.is_file()
+        kept = transcript.read_text(encoding="utf-8")
+        assert "@alice ~equipe-alpha> /cpn whoami" in kept and "Utilisateur : @alice" in kept
+        assert "@alice ~equipe-alpha> :quit" in kept
+        assert transcript.stat().st_mode & 0o077 == 0
+    finally:
+        log.unlink(missing_ok=True)
+        transcript.unlink(missing_ok=True)
+
+
+def test_data_keeps_the_sandbox_from_one_run_to_the_next(tmp_path: Path) -> None:
+    data = tmp_path / "bac"
+    first = Session("--as", "bob", "--data", str(data))
+    try:
+        first.wait_for("Bienvenue")
+        first.type("/cpn project create tableau")
+        first.wait_for("Projet prêt", timeout=60)
+        first.quit()
+    finally:
+        if first.proc.poll() is None:
+            first.proc.kill()
+    assert f"Données du bac à sable : {data}, gardées à l'arrêt" in first.text
+
+    second = Session("--as", "bob", "--data", str(data))
+    try:
+        second.wait_for("Bienvenue")
+        second.type("/cpn project list")
+        second.wait_for("tableau")
+        second.type(":history 3")
+        second.wait_for("Création du projet tableau")
+        second.quit()
+    finally:
+        if second.proc.poll() is None:
+            second.proc.kill()
+    assert f"Données du bac à sable : {data}, reprises de la session précédente" in second.text
+    # One log and one transcript in the directory, the second session's after the first's.
+    transcript = (data / "transcript.txt").read_text(encoding="utf-8")
+    assert transcript.index("/cpn project create tableau") < transcript.index("/cpn project list")
+    assert (data / "sandbox.log").is_file()
