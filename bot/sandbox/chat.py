@@ -40,9 +40,13 @@ from bot.sandbox.terminal import (
     detect_style,
     excerpt,
     post_actions,
+    post_body,
+    render_edit,
     render_markdown,
     render_post,
+    strip_ansi,
 )
+from bot.sandbox.world import PIPELINE_JOBS, QUALITY_OUTCOMES
 
 if TYPE_CHECKING:
     from bot.sandbox.world import World
@@ -58,13 +62,18 @@ DEGRADABLE = {
     "sonarqube": "SonarQube",
     "argocd": "ArgoCD",
 }
-PIPELINE_JOBS = ("sync", "test", "sonar", "build", "trivy", "push")  # the emulated GitLab's jobs
-QUALITY_OUTCOMES = ("passed", "failed")
 
 TEXTS: dict[str, dict[str, str]] = {
     "fr": {
         "starting": "Démarrage du bac à sable (Mattermost émulé, services de la plateforme, cpn-bot)…",
-        "root": "Données du bac à sable (configuration, SQLite, secrets, journal) : {root}",
+        "data_temporary": (
+            "Données du bac à sable (configuration, SQLite, secrets) : {root}, temporaires, effacées à l'arrêt "
+            "(`--data DOSSIER` pour les garder d'une session à l'autre)."
+        ),
+        "data_new": "Données du bac à sable : {root}, gardées à l'arrêt et reprises à la prochaine session.",
+        "data_resumed": "Données du bac à sable : {root}, reprises de la session précédente (gardées à l'arrêt).",
+        "transcript": "Transcription du chat : {path}",
+        "kept": "Journal et transcription gardés : {log}, {transcript}",
         "urls": "Services :",
         "log": "Journal du bot et des émulateurs : {path}",
         "ready_headless": "Bac à sable prêt ; état dans {path} (Ctrl-C ou SIGTERM pour arrêter).",
@@ -86,7 +95,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "- `:channel NOM` ou `:c NOM` : changer de canal ; `:c @cpn-bot` ouvre un message direct\n"
             "- `:channels` : les canaux ; `:users` : les utilisateurs\n"
             "- `:history [N]` : les N derniers messages du canal (10 par défaut)\n"
-            "- `:press N` : appuyer sur le bouton N du dernier message à boutons ; "
+            "- `:press N` : appuyer sur le bouton N du dernier message à boutons du canal courant ; "
             "`:press REF N` pour le message REF (ex. `:press 3 1`)\n"
             "- `:reply REF TEXTE` : répondre dans le fil du message REF\n"
             "- `:scenario DÉPÔT PIPELINE [QUALITÉ]` : comment iront les prochains pipelines d'un dépôt "
@@ -118,7 +127,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "you": "(vous)",
         "bot": "le bot",
         "history_empty": "Aucun message dans {channel}.",
-        "no_buttons": "Aucun message à boutons ; `:press REF N` pour un message précis.",
+        "no_buttons": "Aucun message à boutons dans {channel} ; `:press REF N` pour un message précis.",
         "bad_button": "Pas de bouton {n} sur le message {ref} ({count} bouton(s)).",
         "bad_ref": "Message inconnu : {ref}.",
         "usage_press": "Usage : `:press N` ou `:press REF N`.",
@@ -167,7 +176,14 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "en": {
         "starting": "Starting the sandbox (emulated Mattermost, platform services, cpn-bot)…",
-        "root": "Sandbox data (configuration, SQLite, secrets, log): {root}",
+        "data_temporary": (
+            "Sandbox data (configuration, SQLite, secrets): {root}, temporary, deleted at exit "
+            "(`--data DIR` to keep it from one session to the next)."
+        ),
+        "data_new": "Sandbox data: {root}, kept at exit and resumed by the next session.",
+        "data_resumed": "Sandbox data: {root}, resumed from the previous session (kept at exit).",
+        "transcript": "Chat transcript: {path}",
+        "kept": "Log and transcript kept: {log}, {transcript}",
         "urls": "Services:",
         "log": "Log of the bot and the emulators: {path}",
         "ready_headless": "Sandbox ready; state in {path} (Ctrl-C or SIGTERM to stop).",
@@ -187,7 +203,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "- `:channel NAME` or `:c NAME`: switch channel; `:c @cpn-bot` opens a direct message\n"
             "- `:channels`: the channels; `:users`: the users\n"
             "- `:history [N]`: the last N posts of the channel (10 by default)\n"
-            "- `:press N`: press button N of the latest post with buttons; "
+            "- `:press N`: press button N of the latest post with buttons in the current channel; "
             "`:press REF N` for post REF (e.g. `:press 3 1`)\n"
             "- `:reply REF TEXT`: reply in the thread of post REF\n"
             "- `:scenario REPO PIPELINE [QUALITY]`: how a repository's next pipelines go "
@@ -218,7 +234,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "you": "(you)",
         "bot": "the bot",
         "history_empty": "No post in {channel}.",
-        "no_buttons": "No post with buttons; `:press REF N` for a given post.",
+        "no_buttons": "No post with buttons in {channel}; `:press REF N` for a given post.",
         "bad_button": "No button {n} on post {ref} ({count} button(s)).",
         "bad_ref": "Unknown post: {ref}.",
         "usage_press": "Usage: `:press N` or `:press REF N`.",
@@ -399,6 +415,8 @@ class _Shown:
     post_id: str
     message: str
     actions: list[Action] = field(default_factory=list)
+    channel_id: str = ""
+    body: list[str] = field(default_factory=list)  # its lines as last printed (post_body)
 
 
 class Chat:
@@ -423,8 +441,10 @@ class Chat:
         style: Style | None = None,
         interactive: bool | None = None,
         world: World | None = None,
+        transcript: TextIO | None = None,
     ) -> None:
         self.world = world
+        self.transcript = transcript  # what the terminal showed and the user typed, without colours
         mm = state["mattermost"]
         self.url: str = mm["url"]
         self.team_id: str = mm["team_id"]
@@ -453,7 +473,8 @@ class Chat:
         self._prompting = False
         self._shown: dict[str, _Shown] = {}
         self._by_ref: dict[int, _Shown] = {}
-        self._last_buttons = ""
+        # Per channel, the posts shown with buttons, latest last: ``:press N`` acts in the current channel.
+        self._buttons: dict[str, list[str]] = {}
         self._usernames: dict[str, str] = {info["id"]: name for name, info in self.users.items()}
         self._channel_names: dict[str, str] = {cid: name for name, cid in self.channels.items()}
         self._last_trigger = self.slash_command
@@ -534,13 +555,21 @@ class Chat:
             else:
                 self.out.write(text + "\n")
             self.out.flush()
+            self._record(text)
+
+    def _record(self, text: str) -> None:
+        if self.transcript is not None:
+            self.transcript.write(strip_ansi(text) + "\n")
+            self.transcript.flush()
 
     def _read(self, prompt: str, secret: bool = False) -> str:
         """One line from the user (EOFError at the end of input)."""
         line = (self.secret_fn if secret else self.input_fn)(prompt)
-        if not self.interactive:
-            with self._lock:
-                self.out.write(prompt + (self.t("hidden") if secret and line else line) + "\n")
+        shown = prompt + (self.t("hidden") if secret and line else line)
+        with self._lock:
+            if not self.interactive:
+                self.out.write(shown + "\n")
+            self._record(shown)
         return line
 
     # -- the loop -----------------------------------------------------------------------------------
@@ -772,9 +801,9 @@ class Chat:
     def _press(self, rest: str) -> None:
         parts = rest.split()
         if len(parts) == 1 and parts[0].isdigit():
-            shown = self._shown.get(self._last_buttons)
+            shown = self._latest_buttons()
             if shown is None:
-                self.say(self.t("no_buttons"))
+                self.say(self.t("no_buttons", channel=self.channel_name))
                 return
         elif len(parts) == 2 and parts[1].isdigit():
             shown = self._resolve_ref(parts[0])
@@ -796,6 +825,24 @@ class Chat:
             except _Cancelled:
                 return
         self.press(shown.post_id, action, selected)
+
+    def _latest_buttons(self) -> _Shown | None:
+        """The latest post with buttons in the current channel: among those shown, else among the
+        channel's last posts on the server (a channel whose posts came before the chat started)."""
+        with self._lock:
+            for post_id in reversed(self._buttons.get(self.channel_id, [])):
+                shown = self._shown[post_id]
+                if shown.actions and shown.channel_id == self.channel_id:
+                    return shown
+        try:
+            page = self.api.get(f"/channels/{self.channel_id}/posts", per_page=30)
+        except ApiError:
+            return None
+        posts: dict[str, Any] = page.get("posts") or {}
+        for post_id in page.get("order") or []:  # newest first
+            if post_actions(posts[post_id]):
+                return self._remember(posts[post_id])
+        return None
 
     def _reply(self, rest: str) -> None:
         ref, _, text = rest.partition(" ")
@@ -904,7 +951,10 @@ class Chat:
                         self._channel_names.setdefault(post["channel_id"], str(data.get("sender_name", "")))
                     # An updated ephemeral post comes back as post_edited, still of type system_ephemeral.
                     ephemeral = kind == "ephemeral_message" or post.get("type") == "system_ephemeral"
-                    self._show_post(post, edited=kind == "post_edited", ephemeral=ephemeral)
+                    if kind == "post_edited":
+                        self._show_edit(post, ephemeral=ephemeral)
+                    else:
+                        self._show_post(post, ephemeral=ephemeral)
             elif kind == "open_dialog":
                 opened = json.loads(data.get("dialog") or "{}")
                 with self._lock:
@@ -941,8 +991,12 @@ class Chat:
                     self._shown[post_id] = shown
             shown.message = str(post.get("message") or "") or _first_attachment_text(post)
             shown.actions = post_actions(post)
+            shown.channel_id = str(post.get("channel_id") or shown.channel_id)
             if shown.actions and post_id:
-                self._last_buttons = post_id
+                posts = self._buttons.setdefault(shown.channel_id, [])
+                if post_id in posts:
+                    posts.remove(post_id)
+                posts.append(post_id)
             return shown
 
     def _show_post(
@@ -959,6 +1013,7 @@ class Chat:
             labels = Labels(self.labels.edited, self.t("http_only"), self.labels.reply_to)
         with self._lock:
             shown = self._remember(post)
+            shown.body = post_body(post, self.style)
             text = render_post(
                 post,
                 author=self._author(post, ephemeral),
@@ -971,6 +1026,29 @@ class Chat:
                 root=root,
             )
             self._emit(text)
+
+    def _show_edit(self, post: Mapping[str, Any], *, ephemeral: bool = False) -> None:
+        """An edit of a post: only what changed (``✎ #2 <title>`` and the changed lines), or the
+        whole post when the chat has not printed it before."""
+        with self._lock:
+            shown = self._shown.get(str(post.get("id") or ""))
+            if shown is None or not shown.body:
+                self._show_post(post, edited=True, ephemeral=ephemeral)
+                return
+            before = shown.body
+            self._remember(post)
+            shown.body = post_body(post, self.style)
+            text = render_edit(
+                before,
+                shown.body,
+                title=excerpt(shown.message),
+                style=self.style,
+                ref=f"#{shown.ref}",
+                channel=self._channel_label(str(post.get("channel_id") or "")),
+                reply=bool(post.get("root_id")),
+            )
+            if text:
+                self._emit(text)
 
     def _root_of(self, post: Mapping[str, Any]) -> tuple[str, str] | None:
         root_id = str(post.get("root_id") or "")

@@ -1,12 +1,15 @@
 """``cpn-bot sandbox``: the whole platform on loopback, with a terminal chat or headless.
 
-Headless (``--headless --state-file F``): start the world, write its state (URLs, tokens, ids) to F
-as JSON, atomically and readable by the owner only, print one ready line, and run until SIGTERM or
-SIGINT; then stop everything and return 0.
+Headless (``--headless --state-file F``): start the world and its switches over HTTP
+(``bot.sandbox.control_api``), write its state (URLs, tokens, ids, ``sandbox_url`` and
+``sandbox_token``) to F as JSON, atomically and readable by the owner only, print one ready line,
+and run until SIGTERM or SIGINT; then stop everything and return 0.
 
 Interactive: start the world, say where its data lives and where its services listen, then run the
 terminal chat (``bot.sandbox.chat``) as ``--as USER`` in ``--channel NAME``. The logs of the bot and
-the emulators go to a file in the sandbox's directory, not onto the chat.
+the emulators go to a file, not onto the chat, and the chat's transcript to another; both outlive
+the session. With ``--data DIR`` the sandbox's platform is kept in DIR at exit and resumed from it
+(``bot.sandbox.persist``); without, it lives in a temporary directory deleted at exit.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from types import FrameType
 from typing import Any
 
 from bot.sandbox.chat import TEXTS, Chat
+from bot.sandbox.control_api import ControlServer
+from bot.sandbox.persist import DataRefused
 from bot.sandbox.world import CAST, CHANNELS, World
 
 
@@ -51,13 +56,18 @@ def run_sandbox(
     state_file: str | None = None,
     language: str = "fr",
     registry: str = "quay",
+    data: str | None = None,
 ) -> int:
-    if headless:
-        if not state_file:
-            print("--headless needs --state-file", file=sys.stderr)
-            return 2
-        return _headless(Path(state_file), language, registry)
-    return _interactive(user, channel, language, registry)
+    try:
+        if headless:
+            if not state_file:
+                print("--headless needs --state-file", file=sys.stderr)
+                return 2
+            return _headless(Path(state_file), language, registry, data)
+        return _interactive(user, channel, language, registry, data)
+    except DataRefused as refused:
+        print(refused, file=sys.stderr)
+        return 2
 
 
 def _registry(registry: str) -> dict[str, Any]:
@@ -65,7 +75,30 @@ def _registry(registry: str) -> dict[str, Any]:
     return {"platform": {"registry": registry}} if registry != "quay" else {}
 
 
-def _headless(state_file: Path, language: str, registry: str = "quay") -> int:
+def _world(language: str, registry: str, data: str | None) -> World:
+    """The sandbox's world: in a temporary directory, or saved in and resumed from ``data``."""
+    if data is None:
+        return World.create(language=language, config_overrides=_registry(registry))
+    root = Path(data).expanduser().resolve()
+    return World(root, language=language, config_overrides=_registry(registry), persist=True, keep_files=True)
+
+
+def _data_line(texts: dict[str, str], world: World) -> str:
+    """The banner's line on where the sandbox's data is, and whether it outlives the session."""
+    if not world.persist:
+        return texts["data_temporary"].format(root=world.root)
+    return texts["data_resumed" if world.resumed else "data_new"].format(root=world.root)
+
+
+def _kept_files(world: World) -> tuple[Path, Path]:
+    """The log and the chat's transcript: in the data directory, or beside the temporary one (which
+    is deleted at exit, with the secrets), so that they outlive the session as advertised."""
+    if world.persist:
+        return world.root / "sandbox.log", world.root / "transcript.txt"
+    return Path(f"{world.root}.log"), Path(f"{world.root}-transcript.txt")
+
+
+def _headless(state_file: Path, language: str, registry: str = "quay", data: str | None = None) -> int:
     texts = TEXTS.get(language, TEXTS["fr"])
     stop: list[int] = []
 
@@ -73,21 +106,25 @@ def _headless(state_file: Path, language: str, registry: str = "quay") -> int:
         stop.append(signum)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    world = World.create(language=language, config_overrides=_registry(registry))
+    world = _world(language, registry, data)
+    control = ControlServer(world)  # the switches of :scenario and :degrade, over HTTP
     try:
         world.start()
-        write_state_file(state_file, world.state_file())
+        control.start()
+        write_state_file(state_file, {**world.state_file(), **control.state()})
+        print(_data_line(texts, world))
         print(texts["ready_headless"].format(path=state_file), flush=True)
         while not stop:
             time.sleep(0.1)
     finally:
+        control.stop()
         world.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
 
 
-def _interactive(user: str, channel: str, language: str, registry: str = "quay") -> int:
+def _interactive(user: str, channel: str, language: str, registry: str = "quay", data: str | None = None) -> int:
     texts = TEXTS.get(language, TEXTS["fr"])
     name = user.lstrip("@").lower()
     if name not in CAST:
@@ -102,19 +139,24 @@ def _interactive(user: str, channel: str, language: str, registry: str = "quay")
 
     previous = signal.signal(signal.SIGTERM, on_term)
     print(texts["starting"], flush=True)
-    world = World.create(language=language, config_overrides=_registry(registry))
-    log_path = world.root / "sandbox.log"
+    world = _world(language, registry, data)
+    log_path, transcript_path = _kept_files(world)
     log_file = _log_to(log_path)
+    transcript = transcript_path.open("a", encoding="utf-8")
+    os.chmod(transcript_path, 0o600)  # what was typed, passwords masked: the user's own
     chat: Chat | None = None
     try:
         world.start()
-        print(texts["root"].format(root=world.root))
+        print(_data_line(texts, world))
         print(texts["log"].format(path=log_path))
+        print(texts["transcript"].format(path=transcript_path))
         print(texts["urls"])
         for service, url in _urls(world).items():
             print(f"  {service:<12} {url}")
         print(flush=True)
-        chat = Chat(world.state_file(), name, channel.lstrip("~"), language=language, world=world)
+        chat = Chat(
+            world.state_file(), name, channel.lstrip("~"), language=language, world=world, transcript=transcript
+        )
         return chat.run()
     except KeyboardInterrupt:
         return 0
@@ -125,6 +167,8 @@ def _interactive(user: str, channel: str, language: str, registry: str = "quay")
         world.stop()
         signal.signal(signal.SIGTERM, previous)
         log_file.close()
+        transcript.close()
+        print(texts["kept"].format(log=log_path, transcript=transcript_path), flush=True)
 
 
 def _urls(world: World) -> dict[str, str]:

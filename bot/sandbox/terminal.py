@@ -9,8 +9,9 @@ it is on for a terminal whose ``TERM`` is not ``dumb``.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -290,14 +291,7 @@ def render_post(
         head.append(style.wrap(DIM, labels.ephemeral))
     if edited:
         head.append(style.wrap(ITALIC, labels.edited))
-    lines = [" ".join(head)]
-    message = str(post.get("message") or "")
-    if message:
-        lines += ["  " + line for line in render_markdown(message, style).split("\n")]
-    number = 1
-    for attachment in attachments_of(post):
-        lines += ["  " + line for line in render_attachment(attachment, style, number)]
-        number += len(post_actions({"props": {"attachments": [attachment]}}))
+    lines = [" ".join(head), *post_body(post, style)]
     if root is not None:
         root_ref, root_text = root
         pointer = f"↳ {labels.reply_to} {root_ref}".rstrip()
@@ -305,3 +299,63 @@ def render_post(
             pointer += f" « {root_text} »"
         lines = [style.wrap(DIM, pointer)] + ["    " + line for line in lines]
     return "\n".join(lines)
+
+
+def post_body(post: Mapping[str, Any], style: Style) -> list[str]:
+    """The lines of a post under its author line: its message, then its attachments."""
+    lines: list[str] = []
+    message = str(post.get("message") or "")
+    if message:
+        lines += ["  " + line for line in render_markdown(message, style).split("\n")]
+    number = 1
+    for attachment in attachments_of(post):
+        lines += ["  " + line for line in render_attachment(attachment, style, number)]
+        number += len(post_actions({"props": {"attachments": [attachment]}}))
+    return lines
+
+
+def changed_lines(before: Sequence[str], after: Sequence[str], style: Style) -> list[str]:
+    """What an edit changed, for a terminal that already shows ``before``: the lines of ``after``
+    that are new or changed, in order, and each line gone as ``− line`` (dimmed).
+
+    A progress card edited at every step then costs a line or two per step, not the whole card.
+    """
+    shown: list[str] = []
+    matcher = difflib.SequenceMatcher(a=list(before), b=list(after), autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        shown += after[j1:j2]
+        # Lines replaced by fewer lines, or deleted: the ones left over are gone.
+        gone = before[i1 + (j2 - j1) : i2] if tag == "replace" else before[i1:i2]
+        for line in gone:
+            bare = line.lstrip()
+            shown.append(line[: len(line) - len(bare)] + style.wrap(DIM, "− " + strip_ansi(bare)))
+    return shown
+
+
+def render_edit(
+    before: Sequence[str],
+    after: Sequence[str],
+    *,
+    title: str,
+    style: Style,
+    ref: str = "",
+    channel: str = "",
+    reply: bool = False,
+) -> str:
+    """An edit of a post already shown: ``✎ #2 <title>`` then :func:`changed_lines`; "" when
+    nothing visible changed. ``before`` and ``after`` are :func:`post_body` lines; ``reply``
+    indents it all as replies are."""
+    changed = changed_lines(before, after, style)
+    if not changed:
+        return ""
+    head = ["✎"]
+    if ref:
+        head.append(style.wrap(DIM, ref))
+    if channel:
+        head.append(style.wrap(DIM, f"[{channel}]"))
+    if title:
+        head.append(style.wrap(BOLD, title))
+    indent = "    " if reply else ""
+    return "\n".join(indent + line for line in [" ".join(head), *changed])

@@ -24,9 +24,11 @@ from typing import Any, TypeVar
 from bot.app import create_app
 from bot.config import Config, parse_config
 from bot.runtime import Bot
+from bot.sandbox.persist import DataRefused, Saved, load_platform, save_platform
 from bot.spec import Registry
 from bot.store import Store
 from services.emulators.base import EmulatorServer
+from services.emulators.gitlab_pipelines import BUILD_JOBS
 
 T = TypeVar("T")
 
@@ -45,6 +47,11 @@ CAST = {
     "carol": ("Carole", "Petit", False),
     "dave": ("David", "Moreau", False),
 }
+
+# The emulated GitLab's jobs, in the order they run (the mirror's sync, then the repository's own
+# pipeline), and the quality gates a SonarQube analysis may end with: what :meth:`World.scenario` takes.
+PIPELINE_JOBS = ("sync", *(name for name, _stage in BUILD_JOBS))
+QUALITY_OUTCOMES = ("passed", "failed")
 
 
 @dataclass
@@ -103,6 +110,8 @@ class World:
     gitlab_tier: str = "premium"
     # Who provisions (platform.control): "direct", or "console" (the console emulator, Harbor).
     control: str = "direct"
+    # ``--data DIR``: the platform saved in ``root`` at stop and resumed at start (bot.sandbox.persist).
+    persist: bool = False
 
     def __post_init__(self) -> None:
         self.servers: dict[str, EmulatorServer] = {}
@@ -117,6 +126,9 @@ class World:
         self.config_path = self.root / "cpn-bot.toml"
         self.config: Config | None = None
         self._console_plugins: Any = None
+        self.signing_key = secrets.token_hex(32)
+        self.resumed = False  # started from the platform a previous run saved in root
+        self._ports: dict[str, int] = {}  # where a resumed world serves each service again
 
     # -- start and stop -------------------------------------------------------------------------
 
@@ -126,9 +138,13 @@ class World:
 
     def start(self) -> World:
         self.root.mkdir(parents=True, exist_ok=True)
-        self._start_mattermost()
-        self._start_services()
-        self.bot_server_reserve()
+        saved = load_platform(self.root) if self.persist else None
+        if saved is None:
+            self._start_mattermost()
+            self._start_services()
+            self.bot_server_reserve()
+        else:
+            self._resume(saved)
         self._write_config()
         if self.bot_in_process:
             self.start_bot()
@@ -186,6 +202,8 @@ class World:
             self._console_plugins.close()
         for server in self.servers.values():
             server.stop()
+        if self.persist and self.servers:
+            save_platform(self.root, self.states, self._seed())
         if not self.keep_files:
             # The directory holds the services' secrets and the bot's database.
             shutil.rmtree(self.root, ignore_errors=True)
@@ -199,7 +217,8 @@ class World:
     # -- the services ---------------------------------------------------------------------------
 
     def _serve(self, name: str, state: Any, module: Any) -> EmulatorServer:
-        server = EmulatorServer(module.create_app(state), name=f"emulator-{name}").start()
+        port = self._ports.get(name, 0)
+        server = EmulatorServer(module.create_app(state), name=f"emulator-{name}", port=port).start()
         self.servers[name] = server
         self.states[name] = state
         return server
@@ -323,6 +342,47 @@ class World:
             cs.add_user(user.email, first, last, admin=admin)
         self.service_tokens["console"] = cs.add_admin_token("cpn-bot")
         self._serve("console", cs, console)
+
+    # -- kept across runs (--data DIR) ------------------------------------------------------------
+
+    def _seed(self) -> dict[str, Any]:
+        """What the world seeded the emulators with and holds besides their states."""
+        return {
+            "registry": self.registry_kind,
+            "ports": {**{name: server.port for name, server in self.servers.items()}, "cpn-bot": self.bot_port},
+            "team_id": self.team_id,
+            "channels": self.channels,
+            "users": {name: vars(user) for name, user in self.users.items()},
+            "bot_user": vars(self.bot_user) if self.bot_user else None,
+            "service_tokens": self.service_tokens,
+            "webhook_secrets": self.webhook_secrets,
+            "slash_token": self.slash_token,
+            "signing_key": self.signing_key,
+            "quality_outcomes": self.quality_outcomes,
+        }
+
+    def _resume(self, saved: Saved) -> None:
+        """Serve the states a previous run saved, on its ports: every URL they and the bot hold stays right."""
+        seed = saved.meta
+        if seed["registry"] != self.registry_kind:
+            raise DataRefused(f"{self.root} holds a sandbox with {seed['registry']} as its registry")
+        self._ports = {name: int(port) for name, port in seed["ports"].items()}
+        self.team_id, self.channels = seed["team_id"], seed["channels"]
+        self.users = {name: User(**user) for name, user in seed["users"].items()}
+        self.bot_user = User(**seed["bot_user"])
+        self.service_tokens, self.webhook_secrets = seed["service_tokens"], seed["webhook_secrets"]
+        self.slash_token, self.signing_key = seed["slash_token"], seed["signing_key"]
+        self.quality_outcomes = seed["quality_outcomes"]
+        for name, state in saved.states.items():
+            self._serve(name, state, importlib.import_module(f"services.emulators.{name}"))
+        self.states["gitlab"].job_listeners.append(self._on_job)
+        self._argocd_state = argocd = self.states["argocd"]
+        argocd.git_resolver = self._git_head
+        argocd.manifest_digest = self._manifest_digest
+        # The slash command and Argo CD's notifications already point at this port.
+        self._bot_placeholder = EmulatorServer(app=_unused_app, name="cpn-bot", port=self._ports["cpn-bot"])
+        self.bot_url = self._bot_placeholder.bind()
+        self.resumed = True
 
     # -- what the pipelines' jobs would tell the other services ---------------------------------
 
@@ -460,7 +520,7 @@ class World:
                 "command_reply_budget_seconds": self.timings.reply_budget,
             },
             "store": {"path": str(self.root / "cpn-bot.sqlite")},
-            "security": {"signing_key": self.secret_ref("signing_key", secrets.token_hex(32))},
+            "security": {"signing_key": self.secret_ref("signing_key", self.signing_key)},
             "mattermost": {
                 "url": self.servers["mattermost"].url,
                 "bot_token": self.secret_ref("mm_bot_token", self.bot_user.token),

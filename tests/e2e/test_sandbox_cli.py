@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +23,21 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.sandbox.chat import Chat
-from bot.sandbox.terminal import Labels, Style, detect_style, render_markdown, render_post, strip_ansi
+from bot.sandbox.terminal import (
+    Labels,
+    Style,
+    changed_lines,
+    detect_style,
+    post_body,
+    render_edit,
+    render_markdown,
+    render_post,
+    strip_ansi,
+)
 from bot.sandbox.world import Timings, World
 from services.emulators.base import EmulatorServer
 from tests.conftest import wait_for
+from tests.support.mattermost import text_of
 
 CARD: dict[str, Any] = {
     "id": "p" * 26,
@@ -106,6 +120,40 @@ def test_thread_reply_indented_under_its_root() -> None:
     assert lines[2] == "      une réponse"
 
 
+CHECKLIST = ["| Création du projet alpha", "| 🔄 Vault", "| ⏳ GitLab", "| ⏳ Quay"]
+
+
+@pytest.mark.parametrize(
+    ("after", "shown"),
+    [
+        # a step done, the next one started: those two lines only
+        (["| Création du projet alpha", "| ✅ Vault", "| 🔄 GitLab", "| ⏳ Quay"], ["| ✅ Vault", "| 🔄 GitLab"]),
+        # lines added at the end
+        ([*CHECKLIST, "|", "| ✅ Projet prêt."], ["|", "| ✅ Projet prêt."]),
+        # a line gone (the buttons of a confirmation, say)
+        (CHECKLIST[:3], ["− | ⏳ Quay"]),
+        # replaced by fewer lines: the new one, then the one left over as gone
+        (["| Création du projet alpha", "| ❌ Vault"], ["| ❌ Vault", "− | ⏳ GitLab", "− | ⏳ Quay"]),
+        # nothing changed
+        (CHECKLIST, []),
+    ],
+)
+def test_an_edit_shows_only_the_lines_it_changed(after: list[str], shown: list[str]) -> None:
+    assert changed_lines(CHECKLIST, after, Style()) == shown
+
+
+def test_an_edit_is_marked_with_the_post_and_its_title() -> None:
+    before = post_body(CARD, Style())
+    confirmed = {**CARD, "props": {"attachments": [{**CARD["props"]["attachments"][0], "actions": []}]}}
+    text = render_edit(before, post_body(confirmed, Style()), title="Projet alpha", style=Style(), ref="#4")
+    assert text.splitlines() == ["✎ #4 Projet alpha", "  − | [1] Confirmer  [2] Annuler"]
+    reply = render_edit(before, [], title="x", style=Style(), ref="#4", channel="~beta", reply=True)
+    assert reply.splitlines()[0] == "    ✎ #4 [~beta] x"
+    assert render_edit(before, before, title="Projet alpha", style=Style(), ref="#4") == ""
+    coloured = render_edit(before, [], title="Projet alpha", style=Style(color=True), ref="#4")
+    assert "\x1b[2m− " in coloured and strip_ansi(coloured).splitlines()[0] == "✎ #4 Projet alpha"
+
+
 # -- the chat against a real World ----------------------------------------------------------------
 
 
@@ -133,6 +181,7 @@ class Integration:
     def __init__(self, mm_url: str) -> None:
         self.mm_url = mm_url
         self.submissions: list[dict[str, Any]] = []
+        self.pressed: list[str] = []  # the ``where`` of each pressed "record" button
         app = Starlette(
             routes=[
                 Route("/action", self.action, methods=["POST"]),
@@ -141,11 +190,15 @@ class Integration:
         )
         self.server = EmulatorServer(app, name="test-integration").start()
 
-    def button(self, name: str, do: str) -> dict[str, Any]:
-        return {"name": name, "integration": {"url": f"{self.server.url}/action", "context": {"do": do}}}
+    def button(self, name: str, do: str, **context: str) -> dict[str, Any]:
+        integration = {"url": f"{self.server.url}/action", "context": {"do": do, **context}}
+        return {"name": name, "integration": integration}
 
     async def action(self, request: Request) -> JSONResponse:
         body = await request.json()
+        if body["context"]["do"] == "record":
+            self.pressed.append(body["context"]["where"])
+            return JSONResponse({"update": {"message": f"pressé dans {body['context']['where']}"}})
         if body["context"]["do"] == "confirm":
             card = {"title": "Confirmé", "actions": [self.button("Formulaire", "dialog")]}
             return JSONResponse({"update": {"message": "Déploiement confirmé", "props": {"attachments": [card]}}})
@@ -304,9 +357,9 @@ def test_chat_buttons_edits_and_a_dialog_with_a_password(chat_world: World) -> N
     text = out.getvalue()
     assert "↳ en réponse à #1 « Une question ? »" in text
     assert "    | [1] Confirmer  [2] Formulaire" in text
-    edited = [line for line in text.splitlines() if "(modifié)" in line]
-    assert edited and "#2" in edited[0]
-    assert "    | Confirmé" in text and "    | [1] Formulaire" in text
+    # The edit: the reply's marker and the lines it changed, the unchanged card not again.
+    edit = text.split("    ✎ #2 Déploiement confirmé\n", 1)[1].split("@alice")[0].splitlines()
+    assert edit == ["      Déploiement confirmé", "      | Confirmé", "      | [1] Formulaire"], edit
     assert "Formulaire : Déployer" in text and "Un jeton est demandé." in text
     assert "[2] Prod" in text
     assert "Nom : au moins 3 caractères" in text
@@ -323,6 +376,68 @@ def test_chat_buttons_edits_and_a_dialog_with_a_password(chat_world: World) -> N
         "note": "ligne 1",
     }
     assert integration.submissions[-1]["channel_id"] == chat_world.channels["equipe-alpha"]
+
+
+def test_press_acts_on_the_buttons_of_the_current_channel(chat_world: World) -> None:
+    mm = chat_world.states["mattermost"]
+    assert chat_world.bot_user is not None
+    bot_id = chat_world.bot_user.id
+    integration = Integration(chat_world.servers["mattermost"].url)
+    holder: dict[str, io.StringIO] = {}
+
+    def card(channel: str, where: str) -> None:
+        attachment = {"title": f"Carte de {where}", "actions": [integration.button("Appuyer", "record", where=where)]}
+        mm.create_post(bot_id, chat_world.channels[channel], "", props={"attachments": [attachment]})
+
+    def post_cards() -> None:
+        card("equipe-alpha", "alpha")
+        card("prive-gamma", "gamma")  # the latest card the chat shows, but in another channel
+        wait_for(lambda: "Carte de gamma" in holder["out"].getvalue(), what="the cards")
+
+    card("support-cpn", "support")  # before the chat started: found on the server
+    script = Script(
+        post_cards,
+        ":press 1",
+        ":c prive-gamma",
+        ":press 1",
+        ":c support-cpn",
+        ":press 1",
+        ":c equipe-beta",
+        ":press 1",
+        ":quit",
+    )
+    chat, out = _chat(chat_world, script)
+    holder["out"] = out
+    try:
+        chat.run()
+    finally:
+        chat.close()
+        integration.server.stop()
+    assert integration.pressed == ["alpha", "gamma", "support"]
+    assert "Aucun message à boutons dans ~equipe-beta" in out.getvalue().rsplit(":press 1", 1)[1]
+
+
+def test_a_project_created_in_the_chat_prints_each_checklist_step_once_per_state(chat_world: World) -> None:
+    holder: dict[str, io.StringIO] = {}
+    script = Script(
+        "/cpn project create tableau",
+        lambda: wait_for(lambda: "Projet prêt" in holder["out"].getvalue(), timeout=30, what="the project"),
+        ":quit",
+    )
+    chat, out = _chat(chat_world, script)
+    holder["out"] = out
+    try:
+        chat.run()
+    finally:
+        chat.close()
+    lines = out.getvalue().splitlines()
+    steps = [m.groups() for line in lines if (m := re.match(r"\s*\| (⏳|🔄|✅|❌) (\w+)$", line))]
+    per_step = Counter(name for _, name in steps)
+    assert set(per_step) == {"Vault", "GitLab", "Quay", "Nexus", "SonarQube", "ArgoCD"}, lines
+    # Waiting, running, done: a step shows at most once per state, never the whole card per edit.
+    assert max(per_step.values()) <= 3, per_step
+    assert sum(1 for line in lines if line.endswith("| Création du projet tableau")) == 1
+    assert sum(1 for line in lines if line.startswith("✎ #")) >= 5
 
 
 def test_chat_scenario_and_degrade_act_on_the_emulated_platform(chat_world: World) -> None:
@@ -463,6 +578,7 @@ def test_headless_state_file_healthz_slash_and_sigterm(tmp_path: Path, registry:
             )
         assert answer.status_code == 200, answer.text
         assert "`whoami`" in answer.json()["text"]
+        _switches_over_http(state)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -472,3 +588,167 @@ def test_headless_state_file_healthz_slash_and_sigterm(tmp_path: Path, registry:
             raise
     assert proc.returncode == 0, stderr
     assert str(state_file) in stdout
+
+
+def _switches_over_http(state: dict[str, Any]) -> None:
+    """``sandbox_url``: a degraded service as /cpn services shows it, a scenario as GitLab runs it."""
+    mm = state["mattermost"]
+    control = httpx.Client(
+        base_url=state["sandbox_url"], headers={"Authorization": f"Bearer {state['sandbox_token']}"}, trust_env=False
+    )
+    gitlab = httpx.Client(
+        base_url=f"{state['gitlab']['url']}/api/v4",
+        headers={"PRIVATE-TOKEN": state["gitlab"]["token"]},
+        trust_env=False,
+    )
+
+    def services() -> str:
+        answer = httpx.post(
+            f"{mm['url']}/api/v4/commands/execute",
+            headers={"Authorization": f"Bearer {mm['users']['bob']['token']}"},
+            json={"command": "/cpn services", "channel_id": mm["channels"]["equipe-alpha"], "team_id": mm["team_id"]},
+            trust_env=False,
+            timeout=10,
+        )
+        return text_of(answer.json())
+
+    with control, gitlab:
+        answer = control.post("/degrade", json={"service": "sonarqube", "mode": "degraded"})
+        assert answer.status_code == 200, answer.text
+        assert "**SonarQube** : Dégradé" in services()
+        assert control.post("/degrade", json={"service": "sonarqube", "mode": "ok"}).status_code == 200
+        assert "**SonarQube** : OK" in services()
+
+        answer = control.post(
+            "/scenario", json={"repository": "essai/api", "pipeline": "fail:test", "quality": "failed"}
+        )
+        assert answer.status_code == 200, answer.text
+        assert control.post("/scenario", json={"repository": "essai/api"}).status_code == 400
+        # Two repositories of one project, one under the scenario: their first job tells them apart.
+        parent = gitlab.get("/groups/forge%2Fprojects").json()
+        group = gitlab.post("/groups", json={"name": "essai", "path": "essai", "parent_id": parent["id"]}).json()
+        pipelines = {}
+        for repo in ("api", "web"):
+            project = gitlab.post(
+                "/projects", json={"name": repo, "namespace_id": group["id"], "initialize_with_readme": True}
+            ).json()
+            ci = {"branch": "main", "content": "include: []\n", "commit_message": "CI"}
+            created = gitlab.post(f"/projects/{project['id']}/repository/files/.gitlab-ci.yml", json=ci)
+            assert created.status_code == 201, created.text  # the push starts the pipeline
+            pipeline = gitlab.get(f"/projects/{project['id']}/pipelines/latest").json()
+            pipelines[repo] = f"/projects/{project['id']}/pipelines/{pipeline['id']}/jobs"
+
+        def first_job(repo: str) -> str:
+            jobs = {job["name"]: job["status"] for job in gitlab.get(pipelines[repo]).json()}
+            return str(jobs.get("test", ""))
+
+        wait_for(lambda: {first_job("api"), first_job("web")} <= {"failed", "success"}, timeout=15, what="the tests")
+        assert (first_job("api"), first_job("web")) == ("failed", "success")
+
+
+# -- the interactive CLI: its log, its transcript, --data ------------------------------------------
+
+
+class Session:
+    """``cpn-bot sandbox`` in a subprocess, typed into through its stdin, its output read as it comes."""
+
+    def __init__(self, *args: str) -> None:
+        cli = Path(sys.executable).parent / "cpn-bot"
+        env = dict(os.environ, NO_COLOR="1", NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+        self.proc = subprocess.Popen(
+            [str(cli), "sandbox", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def type(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def wait_for(self, fragment: str, timeout: float = 30) -> None:
+        wait_for(lambda: fragment in self.text or self.proc.poll() is not None, timeout=timeout, what=fragment)
+        assert fragment in self.text, self.text
+
+    def quit(self) -> str:
+        self.type(":quit")
+        assert self.proc.wait(timeout=20) == 0, self.text
+        self.reader.join(timeout=5)
+        return self.text
+
+    def path_after(self, label: str) -> Path:
+        line = next(line for line in self.lines if line.startswith(label))
+        return Path(line.split(" : ", 1)[1].strip())
+
+
+def test_quit_keeps_the_log_and_the_transcript_it_advertised() -> None:
+    session = Session()
+    try:
+        session.wait_for("Bienvenue")
+        session.type("/cpn whoami")
+        session.wait_for("Utilisateur : @alice")
+        text = session.quit()
+    finally:
+        if session.proc.poll() is None:
+            session.proc.kill()
+    data_line = next(line for line in session.lines if line.startswith("Données du bac à sable"))
+    assert "temporaires, effacées à l'arrêt" in data_line
+    root = Path(data_line.split(" : ", 1)[1].split(",", 1)[0])
+    log, transcript = session.path_after("Journal du bot"), session.path_after("Transcription du chat")
+    assert not root.exists()  # the secrets and the database went with it
+    try:
+        assert f"Journal et transcription gardés : {log}, {transcript}" in text
+        assert log.is_file()
+        kept = transcript.read_text(encoding="utf-8")
+        assert "@alice ~equipe-alpha> /cpn whoami" in kept and "Utilisateur : @alice" in kept
+        assert "@alice ~equipe-alpha> :quit" in kept
+        assert transcript.stat().st_mode & 0o077 == 0
+    finally:
+        log.unlink(missing_ok=True)
+        transcript.unlink(missing_ok=True)
+
+
+def test_data_keeps_the_sandbox_from_one_run_to_the_next(tmp_path: Path) -> None:
+    data = tmp_path / "bac"
+    first = Session("--as", "bob", "--data", str(data))
+    try:
+        first.wait_for("Bienvenue")
+        first.type("/cpn project create tableau")
+        first.wait_for("Projet prêt", timeout=60)
+        first.quit()
+    finally:
+        if first.proc.poll() is None:
+            first.proc.kill()
+    assert f"Données du bac à sable : {data}, gardées à l'arrêt" in first.text
+
+    second = Session("--as", "bob", "--data", str(data))
+    try:
+        second.wait_for("Bienvenue")
+        second.type("/cpn project list")
+        second.wait_for("tableau")
+        second.type(":history 3")
+        second.wait_for("Création du projet tableau")
+        second.quit()
+    finally:
+        if second.proc.poll() is None:
+            second.proc.kill()
+    assert f"Données du bac à sable : {data}, reprises de la session précédente" in second.text
+    # One log and one transcript in the directory, the second session's after the first's.
+    transcript = (data / "transcript.txt").read_text(encoding="utf-8")
+    assert transcript.index("/cpn project create tableau") < transcript.index("/cpn project list")
+    assert (data / "sandbox.log").is_file()

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from bot.sandbox.world import Timings, World
-from tests.support.mattermost import User, text_of
+from tests.support.mattermost import User, channel_posts, text_of
 
 SERVICES = {
     # World.degrade's name: the name /cpn services shows
@@ -75,3 +76,45 @@ def test_mattermost_and_unknown_names_are_refused(world: World) -> None:
     with pytest.raises(ValueError, match="unknown state"):
         world.degrade("gitlab", "broken")
     assert set(services(world).values()) == {"OK"}
+
+
+def test_a_persistent_world_resumes_its_platform_on_the_same_urls(tmp_path: Path) -> None:
+    first = World(tmp_path, timings=Timings.fast(), persist=True, keep_files=True).start()
+    try:
+        User(first, "bob").run("/cpn project create alpha")
+        first.wait_idle(30)
+        posts = channel_posts(first, "equipe-alpha")
+        urls = {name: server.url for name, server in first.servers.items()} | {"cpn-bot": first.bot_url}
+        state = first.state_file()
+    finally:
+        first.stop()
+    assert {p.name for p in tmp_path.iterdir()} >= {"cpn-bot.sqlite", "platform.pickle", "world.json"}
+    assert (tmp_path / "world.json").stat().st_mode & 0o077 == 0
+
+    second = World(tmp_path, timings=Timings.fast(), persist=True, keep_files=True).start()
+    try:
+        assert second.resumed
+        assert {name: server.url for name, server in second.servers.items()} | {"cpn-bot": second.bot_url} == urls
+        assert second.state_file() == state  # the same ids and tokens
+        assert channel_posts(second, "equipe-alpha") == posts
+        assert "Dépôts" in text_of(User(second, "bob").run("/cpn project show alpha"))
+        # The resumed platform works on: a repository added now gets its GitLab project and its line.
+        User(second, "bob").run("/cpn repo add alpha api")
+        second.wait_idle(30)
+        assert second._gitlab_project(f"{second.servers['gitlab'].url}/forge/projects/alpha/api.git") is not None
+        assert channel_posts(second, "equipe-alpha")[-1]["message"] == "Dépôt `api` ajouté par @bob."
+    finally:
+        second.stop()
+
+
+def test_a_persistent_world_refuses_another_registry(tmp_path: Path) -> None:
+    World(tmp_path, timings=Timings.fast(), persist=True, keep_files=True).start().stop()
+    harbor = World(
+        tmp_path,
+        timings=Timings.fast(),
+        persist=True,
+        keep_files=True,
+        config_overrides={"platform": {"registry": "harbor"}},
+    )
+    with pytest.raises(ValueError, match="quay as its registry"):
+        harbor.start()
