@@ -96,6 +96,7 @@ def _sandbox(args: argparse.Namespace) -> int:
         state_file=args.state_file,
         language=args.language,
         registry=args.registry,
+        web=args.web,
     )
 
 
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--state-file", help="with --headless: where to write URLs, tokens and ids")
     sandbox.add_argument("--language", choices=["fr", "en"], default="fr")
     sandbox.add_argument("--registry", choices=["quay", "harbor"], default="quay", help="the emulated registry")
+    sandbox.add_argument("--web", action="store_true", help="also serve a web view of the chat on loopback")
     sandbox.set_defaults(func=_sandbox)
 
     demo = sub.add_parser("demo", help="a scripted tour in the sandbox; exit 0 if every step passed")

@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any
 
 from bot.sandbox.chat import TEXTS, Chat
+from bot.sandbox.web import start_web
 from bot.sandbox.world import CAST, CHANNELS, World
 
 
@@ -51,13 +52,14 @@ def run_sandbox(
     state_file: str | None = None,
     language: str = "fr",
     registry: str = "quay",
+    web: bool = False,
 ) -> int:
     if headless:
         if not state_file:
             print("--headless needs --state-file", file=sys.stderr)
             return 2
-        return _headless(Path(state_file), language, registry)
-    return _interactive(user, channel, language, registry)
+        return _headless(Path(state_file), language, registry, web)
+    return _interactive(user, channel, language, registry, web)
 
 
 def _registry(registry: str) -> dict[str, Any]:
@@ -65,7 +67,7 @@ def _registry(registry: str) -> dict[str, Any]:
     return {"platform": {"registry": registry}} if registry != "quay" else {}
 
 
-def _headless(state_file: Path, language: str, registry: str = "quay") -> int:
+def _headless(state_file: Path, language: str, registry: str = "quay", web: bool = False) -> int:
     texts = TEXTS.get(language, TEXTS["fr"])
     stop: list[int] = []
 
@@ -76,7 +78,11 @@ def _headless(state_file: Path, language: str, registry: str = "quay") -> int:
     world = World.create(language=language, config_overrides=_registry(registry))
     try:
         world.start()
-        write_state_file(state_file, world.state_file())
+        state = world.state_file()
+        if web:
+            state["web_url"] = start_web(world)
+            print(state["web_url"], flush=True)
+        write_state_file(state_file, state)
         print(texts["ready_headless"].format(path=state_file), flush=True)
         while not stop:
             time.sleep(0.1)
@@ -87,7 +93,7 @@ def _headless(state_file: Path, language: str, registry: str = "quay") -> int:
     return 0
 
 
-def _interactive(user: str, channel: str, language: str, registry: str = "quay") -> int:
+def _interactive(user: str, channel: str, language: str, registry: str = "quay", web: bool = False) -> int:
     texts = TEXTS.get(language, TEXTS["fr"])
     name = user.lstrip("@").lower()
     if name not in CAST:
@@ -113,6 +119,8 @@ def _interactive(user: str, channel: str, language: str, registry: str = "quay")
         print(texts["urls"])
         for service, url in _urls(world).items():
             print(f"  {service:<12} {url}")
+        if web:
+            print(f"  {'web':<12} {start_web(world)}")
         print(flush=True)
         chat = Chat(world.state_file(), name, channel.lstrip("~"), language=language, world=world)
         return chat.run()
