@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # pytest processes (pytest-xdist): one per core; each runs its own worlds and real servers.
 JOBS ?= 2
 
-.PHONY: run test lint typecheck unit bench demo clean
+.PHONY: run test lint typecheck unit browser bench demo clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# WEB=1: also the web view of the chat (its URL is printed at start).
 run: $(STAMP)
-	$(BIN)/cpn-bot sandbox
+	$(BIN)/cpn-bot sandbox $(if $(WEB),--web)
 
 demo: $(STAMP)
 	$(BIN)/cpn-bot demo
@@ -30,7 +31,18 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q -n $(JOBS)
 
-test: lint typecheck unit
+# The web view's browser tests drive Debian's chromium through chromium-driver (an emoji font makes
+# their screenshots readable): installed where missing, as root or through sudo; else they skip.
+BROWSER_PACKAGES := chromium chromium-driver fonts-noto-color-emoji
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; \
+	else echo "chromium and chromium-driver are missing (no root, no sudo): the browser tests will skip"; exit 0; fi; \
+	$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) \
+	|| echo "apt-get could not install $(BROWSER_PACKAGES): the browser tests will skip"
+
+test: lint typecheck browser unit
 
 bench: $(STAMP)
 	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done

@@ -97,6 +97,7 @@ def _sandbox(args: argparse.Namespace) -> int:
         language=args.language,
         registry=args.registry,
         data=args.data,
+        web=args.web,
     )
 
 
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--language", choices=["fr", "en"], default="fr")
     sandbox.add_argument("--registry", choices=["quay", "harbor"], default="quay", help="the emulated registry")
     sandbox.add_argument("--data", metavar="DIR", help="keep the sandbox's state in DIR across runs (else temporary)")
+    sandbox.add_argument("--web", action="store_true", help="also serve a web view of the chat on loopback")
     sandbox.set_defaults(func=_sandbox)
 
     demo = sub.add_parser("demo", help="a scripted tour in the sandbox; exit 0 if every step passed")

@@ -28,6 +28,7 @@ from typing import Any
 from bot.sandbox.chat import TEXTS, Chat
 from bot.sandbox.control_api import ControlServer
 from bot.sandbox.persist import DataRefused
+from bot.sandbox.web import start_web
 from bot.sandbox.world import CAST, CHANNELS, World
 
 
@@ -57,14 +58,15 @@ def run_sandbox(
     language: str = "fr",
     registry: str = "quay",
     data: str | None = None,
+    web: bool = False,
 ) -> int:
     try:
         if headless:
             if not state_file:
                 print("--headless needs --state-file", file=sys.stderr)
                 return 2
-            return _headless(Path(state_file), language, registry, data)
-        return _interactive(user, channel, language, registry, data)
+            return _headless(Path(state_file), language, registry, data, web)
+        return _interactive(user, channel, language, registry, data, web)
     except DataRefused as refused:
         print(refused, file=sys.stderr)
         return 2
@@ -98,7 +100,9 @@ def _kept_files(world: World) -> tuple[Path, Path]:
     return Path(f"{world.root}.log"), Path(f"{world.root}-transcript.txt")
 
 
-def _headless(state_file: Path, language: str, registry: str = "quay", data: str | None = None) -> int:
+def _headless(
+    state_file: Path, language: str, registry: str = "quay", data: str | None = None, web: bool = False
+) -> int:
     texts = TEXTS.get(language, TEXTS["fr"])
     stop: list[int] = []
 
@@ -111,7 +115,11 @@ def _headless(state_file: Path, language: str, registry: str = "quay", data: str
     try:
         world.start()
         control.start()
-        write_state_file(state_file, {**world.state_file(), **control.state()})
+        state = {**world.state_file(), **control.state()}
+        if web:
+            state["web_url"] = start_web(world)
+            print(state["web_url"], flush=True)
+        write_state_file(state_file, state)
         print(_data_line(texts, world))
         print(texts["ready_headless"].format(path=state_file), flush=True)
         while not stop:
@@ -124,7 +132,9 @@ def _headless(state_file: Path, language: str, registry: str = "quay", data: str
     return 0
 
 
-def _interactive(user: str, channel: str, language: str, registry: str = "quay", data: str | None = None) -> int:
+def _interactive(
+    user: str, channel: str, language: str, registry: str = "quay", data: str | None = None, web: bool = False
+) -> int:
     texts = TEXTS.get(language, TEXTS["fr"])
     name = user.lstrip("@").lower()
     if name not in CAST:
@@ -153,6 +163,8 @@ def _interactive(user: str, channel: str, language: str, registry: str = "quay",
         print(texts["urls"])
         for service, url in _urls(world).items():
             print(f"  {service:<12} {url}")
+        if web:
+            print(f"  {'web':<12} {start_web(world)}")
         print(flush=True)
         chat = Chat(
             world.state_file(), name, channel.lstrip("~"), language=language, world=world, transcript=transcript

@@ -19,7 +19,7 @@ Behaviour taken from the real server (mattermost/mattermost, server/channels/api
 - ``since=`` answers at most 1 000 posts, deleted ones included, like the SQL store.
 
 Routes of slash commands, buttons and dialogs are in ``mattermost_integrations``; the websocket
-is in ``mattermost_ws``.
+is in ``mattermost_ws``; the sandbox's web view (off unless enabled) in ``mattermost_web``.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from services.emulators.mattermost_state import (
     is_valid_id,
     strip_action_integrations,
 )
+from services.emulators.mattermost_web import WebRoutes
 from services.emulators.mattermost_ws import websocket_endpoint
 
 __all__ = ["State", "create_app"]
@@ -559,6 +560,7 @@ def create_app(state: State) -> ASGIApp:
     routes: list[BaseRoute] = [
         *_CoreRoutes(state).routes(),
         *IntegrationRoutes(state).routes(),
+        *WebRoutes(state).routes(),
         WebSocketRoute("/api/v4/websocket", websocket_endpoint(state)),
     ]
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_found})

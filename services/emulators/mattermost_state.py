@@ -148,6 +148,7 @@ class State:
         self.requests: list[RecordedRequest] = []
         self.db = _Store()
         self.hub = Hub(new_id)
+        self.web: Any = None  # mattermost_web.WebView once the sandbox turns its web view on
         # How ``sender_name`` of ``posted`` events names people (TeammateNameDisplay): "username"
         # gives "@username", "full_name" the first and last names (GetDisplayNameWithPrefix).
         self.teammate_name_display = "username"

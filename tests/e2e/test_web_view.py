@@ -1,0 +1,317 @@
+"""The sandbox's web view in a real browser (Debian's chromium): what people see and do there.
+
+One browser for the session, one world for the module. Screenshots of the main cards are saved
+under tests/artifacts/web/ (ignored by git) so that a change in rendering can be looked at.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.sandbox.web import start_web
+from bot.sandbox.world import Timings, World
+from tests.support import browser as chromium
+from tests.support import platform as svc
+
+pytestmark = pytest.mark.skipif(bool(chromium.missing()), reason=chromium.missing() or "")
+
+PASSWORD = "Tr0ub4dor&3-web-only"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[chromium.Browser]:
+    session = chromium.Browser()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    started = World.create(timings=Timings.fast()).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="module")
+def web_url(world: World) -> str:
+    return start_web(world)
+
+
+@pytest.fixture
+def page(browser: chromium.Browser, web_url: str) -> chromium.Browser:
+    """The web view as bob in ~equipe-alpha, freshly loaded."""
+    browser.driver.set_window_size(1280, 800)
+    browser.open(f"{web_url}&as=bob&channel=equipe-alpha")
+    return browser
+
+
+def api(world: World, username: str, method: str, path: str, body: Any = None) -> Any:
+    answer = httpx.request(
+        method,
+        f"{world.servers['mattermost'].url}/api/v4{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {world.users[username].token}"},
+    )
+    answer.raise_for_status()
+    return answer.json()
+
+
+def post_as(world: World, username: str, message: str, channel: str = "equipe-alpha", **props: Any) -> Any:
+    return api(
+        world, username, "POST", "/posts", {"channel_id": world.channels[channel], "message": message, "props": props}
+    )
+
+
+def type_in(page: chromium.Browser, text: str, box: str = "composer-input") -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    field = page.driver.find_element("id", box)
+    field.send_keys(text)
+    field.send_keys(Keys.ENTER)
+
+
+def post_element(page: chromium.Browser, post_id: str, where: str = "post-list") -> Any:
+    return page.wait(
+        lambda: page.js(f"return document.querySelector('#{where} [data-post-id=\"' + arguments[0] + '\"]')", post_id),
+        what=f"post {post_id} in #{where}",
+    )
+
+
+def card(page: chromium.Browser, title: str) -> Any:
+    """The newest attachment of the channel whose title starts with ``title``."""
+    return page.js(
+        "var want = arguments[0];"
+        "var all = Array.from(document.querySelectorAll('#post-list .attachment__container'))"
+        ".filter(function (c) { var t = c.querySelector('.attachment__title');"
+        " return t && t.textContent.indexOf(want) === 0; });"
+        "return all.length ? all[all.length - 1] : null;",
+        title,
+    )
+
+
+def card_text(page: chromium.Browser, title: str) -> str:
+    """The text of :func:`card`, read in the page (the element may be drawn again meanwhile)."""
+    return str(
+        page.js(
+            "var want = arguments[0];"
+            "var all = Array.from(document.querySelectorAll('#post-list .attachment__container'))"
+            ".filter(function (c) { var t = c.querySelector('.attachment__title');"
+            " return t && t.textContent.indexOf(want) === 0; });"
+            "return all.length ? all[all.length - 1].innerText : '';",
+            title,
+        )
+    )
+
+
+def list_text(page: chromium.Browser, where: str = "post-list") -> str:
+    return str(page.js("return document.getElementById(arguments[0]).innerText", where))
+
+
+# -- Markdown, as Mattermost renders it, and never as markup ----------------------------------------
+
+MARKDOWN = [
+    pytest.param(
+        "**gras** _italique_ ~~barré~~",
+        "<p><strong>gras</strong> <em>italique</em> <del>barré</del></p>",
+        id="emphasis",
+    ),
+    pytest.param("`a < b`", '<p><code class="markdown__code">a &lt; b</code></p>', id="code-span"),
+    pytest.param(
+        "```bash\nrm -rf /tmp/x && echo '<ok>'\n```",
+        '<pre class="post-code"><code class="language-bash">rm -rf /tmp/x &amp;&amp; echo \'&lt;ok&gt;\'</code></pre>',
+        id="code-block",
+    ),
+    pytest.param(
+        "| Service | État |\n| --- | :---: |\n| Vault | ✅ |",
+        '<div class="table-responsive"><table class="markdown__table"><thead><tr><th>Service</th>'
+        '<th style="text-align: center;">État</th></tr></thead><tbody><tr><td>Vault</td>'
+        '<td style="text-align: center;">✅</td></tr></tbody></table></div>',
+        id="table",
+    ),
+    pytest.param(
+        "[la doc](https://cloud-pi-native.fr/doc) et https://gitlab.com/a.git.",
+        '<p><a class="markdown__link" href="https://cloud-pi-native.fr/doc" rel="noopener noreferrer" target="_blank">'
+        'la doc</a> et <a class="markdown__link" href="https://gitlab.com/a.git" rel="noopener noreferrer" '
+        'target="_blank">https://gitlab.com/a.git</a>.</p>',
+        id="links",
+    ),
+    pytest.param(
+        "#### Titre\n- un\n- deux\n  - trois",
+        '<h4 class="markdown__heading">Titre</h4>'
+        '<ul class="markdown__list"><li>un</li><li>deux<ul class="markdown__list"><li>trois</li></ul></li></ul>',
+        id="heading-and-lists",
+    ),
+    pytest.param("ligne 1\nligne 2", "<p>ligne 1<br>ligne 2</p>", id="newline-is-a-break"),
+    pytest.param("> cité", "<blockquote><p>cité</p></blockquote>", id="quote"),
+    pytest.param("@bob regarde", '<p><span class="mention">@bob</span> regarde</p>', id="mention"),
+    # Hostile input: shown as the text it is.
+    pytest.param("<img src=x onerror=alert(1)>", "<p>&lt;img src=x onerror=alert(1)&gt;</p>", id="html-tag"),
+    pytest.param("[clic](javascript:alert(1))", "<p><span>clic</span></p>", id="javascript-link"),
+    pytest.param("[clic](data:text/html,<b>x</b>)", "<p><span>clic</span></p>", id="data-link"),
+    pytest.param(
+        '**"><script>x</script>**', '<p><strong>"&gt;&lt;script&gt;x&lt;/script&gt;</strong></p>', id="script-in-bold"
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "html"), MARKDOWN)
+def test_markdown_is_rendered_like_mattermost_and_escaped(page: chromium.Browser, text: str, html: str) -> None:
+    assert page.js("return CpnMarkdown.render(arguments[0]).innerHTML", text) == html
+
+
+def test_a_hostile_post_is_shown_as_text_and_runs_nothing(page: chromium.Browser, world: World) -> None:
+    hostile = '<img src=x onerror="window.pwned=1"> <script>window.pwned=2</script> [x](javascript:window.pwned=3)'
+    attachment = {
+        "color": '#CE0500"><b>',
+        "pretext": "<i>pré</i>",
+        "title": "<svg onload=window.pwned=4>",
+        "title_link": "javascript:window.pwned=5",
+        "text": hostile,
+        "fields": [{"title": "<b>champ</b>", "value": "<u>valeur</u>", "short": True}],
+        "footer": "<marquee>pied</marquee>",
+        "actions": [{"id": "evil", "name": "<b>bouton</b>", "type": "button", "style": 'x" onclick="1'}],
+    }
+    post = post_as(world, "dave", hostile, attachments=[attachment])
+    shown = post_element(page, post["id"])
+    assert page.js("return window.pwned") is None
+    assert (
+        page.js("return arguments[0].querySelectorAll('img, script, svg, b, i, u, marquee, iframe').length", shown) == 0
+    )
+    assert (
+        page.js("return Array.from(arguments[0].querySelectorAll('a')).map(function (a) { return a.href; })", shown)
+        == []
+    )
+    text = shown.text
+    assert "<script>window.pwned=2</script>" in text and "<svg onload=window.pwned=4>" in text
+    assert "<b>bouton</b>" in text and "<marquee>pied</marquee>" in text
+
+
+# -- the posts, live --------------------------------------------------------------------------------
+
+
+def test_posts_of_others_appear_and_their_edits_replace_them_live(page: chromium.Browser, world: World) -> None:
+    post = post_as(world, "carol", "Premier jet")
+    shown = post_element(page, post["id"])
+    assert "Carole Petit" in shown.text and "Premier jet" in shown.text
+    api(world, "carol", "PUT", f"/posts/{post['id']}/patch", {"message": "Version **finale**"})
+    page.wait(
+        lambda: (
+            "finale" in str(page.js("return document.getElementById('post-' + arguments[0]).innerText", post["id"]))
+        ),
+        what="the edit",
+    )
+    edited = post_element(page, post["id"])
+    assert "(modifié)" in edited.text and "Premier jet" not in edited.text
+    api(world, "carol", "DELETE", f"/posts/{post['id']}")
+    page.wait(
+        lambda: not page.js("return document.getElementById('post-' + arguments[0])", post["id"]), what="the delete"
+    )
+
+
+def test_a_thread_opens_beside_the_channel_and_replies_stay_in_it(page: chromium.Browser, world: World) -> None:
+    root = post_as(world, "dave", "Qui relit la MR ?")
+    post_element(page, root["id"]).find_element("css selector", ".post__reply").click()
+    page.wait(lambda: page.js("return !document.getElementById('rhs').hidden"), what="the thread")
+    assert page.js("return document.activeElement.id") == "thread-input"
+    type_in(page, "Moi, cet après-midi", box="thread-input")
+    reply = page.wait(
+        lambda: page.js(
+            "return Array.from(document.querySelectorAll('#thread-list .post--reply'))"
+            ".filter(function (p) { return p.textContent.indexOf('cet après-midi') !== -1; })[0]"
+        ),
+        what="the reply in the thread",
+    )
+    assert "Bob Durand" in reply.text
+    assert "cet après-midi" not in list_text(page)  # collapsed reply threads
+    page.wait(lambda: "1 réponse" in list_text(page), what="the reply count")
+    page.screenshot("thread")
+    page.driver.find_element("id", "thread-input").send_keys("\ue00c")  # Escape closes the thread
+    page.wait(lambda: page.js("return document.getElementById('rhs').hidden"), what="the thread to close")
+
+
+# -- the scenario of the issue ----------------------------------------------------------------------
+
+
+def test_project_checklist_dialog_password_and_confirmation_in_the_browser(
+    page: chromium.Browser, world: World
+) -> None:
+    type_in(page, "/cpn project create alpha --description 'Gestion des titres'")
+    answer = page.wait(
+        lambda: page.js(
+            "return Array.from(document.querySelectorAll('#post-list .post--ephemeral'))"
+            ".filter(function (p) { return p.textContent.indexOf('Création du projet') !== -1; })[0]"
+        ),
+        what="the command's ephemeral answer",
+    )
+    assert "(Visible uniquement par vous)" in answer.text
+    # Live edits turn the checklist green: seven ✅ (six services and the status) and the green bar.
+    page.wait(lambda: card_text(page, "Création du projet alpha").count("✅") == 7, what="the checklist to be ready")
+    checklist = card(page, "Création du projet alpha")
+    assert checklist.value_of_css_property("border-left-color") == "rgba(24, 117, 60, 1)"  # #18753C
+    page.js("arguments[0].scrollIntoView()", checklist)
+    page.screenshot("checklist-ready")
+
+    type_in(page, "/cpn secret set alpha DB_PASSWORD")
+    dialog = page.wait(
+        lambda: page.js("var d = document.getElementById('interactive-dialog'); return d.open && d"), what="the dialog"
+    )
+    field = dialog.find_element("css selector", "input[name=value]")
+    assert field.get_attribute("type") == "password"
+    assert (
+        page.js("return document.querySelector('label[for=\"' + arguments[0].id + '\"]').textContent", field)
+        == "DB_PASSWORD"
+    )
+    assert page.js("return document.activeElement") == field
+    field.send_keys(PASSWORD)
+    page.screenshot("dialog-password")
+    dialog.find_element("id", "dialog-submit").click()
+    page.wait(lambda: page.js("return !document.getElementById('interactive-dialog').open"), what="the dialog to close")
+    page.wait(
+        lambda: svc.vault_secret(world, "DB_PASSWORD", mount="alpha") == {"value": PASSWORD}, what="the secret in Vault"
+    )
+
+    type_in(page, "/cpn secret delete alpha DB_PASSWORD")
+    confirm = page.wait(
+        lambda: page.js(
+            "return Array.from(document.querySelectorAll('#post-list .post--ephemeral .action-button'))"
+            ".filter(function (b) { return b.textContent === 'Confirmer'; }).pop()"
+        ),
+        what="the confirmation button",
+    )
+    assert "action-button--danger" in confirm.get_attribute("class")
+    page.js("arguments[0].scrollIntoView()", confirm)
+    page.screenshot("confirmation")
+    confirm.click()
+    page.wait(lambda: svc.vault_secret(world, "DB_PASSWORD", mount="alpha") is None, what="the secret deleted")
+    page.wait(lambda: "Secret DB_PASSWORD supprimé" in list_text(page), what="the update")
+
+    # Afterwards the password is nowhere in the page, and went over the wire once: in the dialog's submission.
+    assert PASSWORD not in page.driver.page_source
+    assert PASSWORD not in json.dumps(
+        page.js("return Array.from(document.querySelectorAll('input, textarea')).map(function (e) { return e.value; })")
+    )
+    assert PASSWORD not in json.dumps(
+        page.js("var s = CpnWeb.state; return {posts: s.posts, ephemeral: s.ephemeral, dialog: s.dialog}")
+    )
+    events = page.network()
+    sent = [
+        e
+        for e in events
+        if e["method"] == "Network.requestWillBeSent" and PASSWORD in json.dumps(e["params"]["request"])
+    ]
+    assert [(e["params"]["request"]["method"], e["params"]["request"]["url"].split("/api/v4")[1]) for e in sent] == [
+        ("POST", "/actions/dialogs/submit")
+    ]
+    assert PASSWORD not in sent[0]["params"]["request"]["url"]
+    frames = [e for e in events if e["method"].startswith("Network.webSocketFrame")]
+    assert frames and not [f for f in frames if PASSWORD in f["params"]["response"]["payloadData"]]
+    assert not [body for body in page.response_bodies() if PASSWORD in body]
