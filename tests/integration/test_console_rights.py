@@ -275,7 +275,10 @@ def test_connect_keeps_a_good_token_in_vault_only_and_disconnect_forgets_it(
     ],
 )
 def test_connect_refuses_a_token_with_the_reason_in_the_dialog(
-    console_world: tuple[World, Console], spoil: Callable[[State, str], None] | None, shown: str
+    console_world: tuple[World, Console],
+    spoil: Callable[[State, str], None] | None,
+    shown: str,
+    captured_logs: io.StringIO,
 ) -> None:
     world, console = console_world
     if spoil is None:
@@ -289,6 +292,8 @@ def test_connect_refuses_a_token_with_the_reason_in_the_dialog(
     errors = answer.get("errors")
     assert isinstance(errors, dict) and shown in str(errors["token"])
     assert svc.vault_secret(world, f"{TOKENS_PATH}/{world.users['bob'].id}") is None
+    assert "personal access token refused" in captured_logs.getvalue() or shown == "n'est pas le vôtre"
+    assert raw not in captured_logs.getvalue() and raw not in str(world.states["mattermost"].ephemeral)
 
 
 def test_the_daily_job_reminds_before_expiry_and_once_expired(console_world: tuple[World, Console]) -> None:
