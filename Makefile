@@ -16,10 +16,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 # WEB=1: also the web view of the chat (its URL is printed at start).
 run: $(STAMP)
-	$(BIN)/cpn-bot sandbox $(if $(WEB),--web)
+	$(BIN)/cpn-bot sandbox $(if $(WEB),--web) $(if $(CONTROL),--control $(CONTROL))
 
 demo: $(STAMP)
-	$(BIN)/cpn-bot demo
+	$(BIN)/cpn-bot demo $(if $(CONTROL),--control $(CONTROL))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,7 +10,13 @@ milliseconds until it shows the final status. Measured:
 - one project (command sent → card final), on 5 fresh names, after one thrown-away warm-up;
 - 100 projects in a row: the time per project, block of 10 by block of 10, must not grow.
 
-    .venv/bin/python bench/bench_onboarding.py [--single 5] [--sequence 100] [--poll-ms 3]
+    .venv/bin/python bench/bench_onboarding.py [--single 5] [--sequence 100] [--poll-ms 3] [--control console]
+
+``--control console``: the console emulator provisions (its plugins drive the other emulators)
+and the bot goes through it. The console's own time is then measured too: the same project
+creation (``POST /api/v1/projects``, then its project and logs re-read, §3.1) by the bot's console
+adapter alone, without the bot, on as many fresh names as the single runs. The bot's share is
+what one onboarding costs beyond that (its card, its webhooks, its store), over the console's time.
 
 Exit 0 when every onboarding ended with "Projet prêt" (targets missed are printed, not fatal);
 1 otherwise.
@@ -211,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
         f"      work is shortened (Timings.fast(): pipeline and ArgoCD steps of 10 ms); the card is\n"
         f"      polled every {args.poll_ms:g} ms, so times are rounded up by as much."
     )
-    world = start_world_for_subprocess(timings=Timings.fast())
+    world = start_world_for_subprocess(timings=Timings.fast(), control=args.control)
     broken = True  # until the measure is done: the world's directory is kept for a look
     singles: list[Trace] = []
     sequence: list[Trace] = []
@@ -239,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
             rss_kib.append(bot.memory()["VmRSS"])
             channel_posts_ms, posts = _channel_posts_cost(world)
             code = bot.stop()
+            console_own = _console_own_times(world, args.single) if args.control == "console" else []
         broken = False
     except BenchError as exc:
         print(f"\nFAILED: {exc}", file=sys.stderr)
@@ -249,6 +256,8 @@ def run(args: argparse.Namespace) -> int:
         stop_world(world, keep=broken)
 
     report_single(singles)
+    if console_own:
+        report_console_share(singles, console_own)
     report_sequence(sequence, rss_kib)
     report_phases(singles, sequence, onboarder.services if onboarder else [])
     print(
@@ -259,6 +268,48 @@ def run(args: argparse.Namespace) -> int:
         f"\nafter:   {load_average()}; bot exit code on SIGTERM: {code}; total time {time.monotonic() - started:.1f} s"
     )
     return 0
+
+
+def _console_own_times(world: World, count: int) -> list[float]:
+    """The console's own time for one project creation: the bot's adapter alone, fresh names."""
+    import asyncio
+
+    from services.console import Console
+
+    state = world.state_file()["console"]
+
+    async def create_all() -> list[float]:
+        console = Console(state["url"], state["token"], 10.0, 120.0)
+        times = []
+        try:
+            for i in range(1, count + 1):
+                started = time.perf_counter()
+                provisioning = await console.projects.create(f"bare{i}")
+                times.append(time.perf_counter() - started)
+                if provisioning.state != "ok":
+                    raise BenchError(f"the console left bare{i} {provisioning.state}")
+        finally:
+            await console.close()
+        return times
+
+    return asyncio.run(create_all())
+
+
+def report_console_share(singles: list[Trace], console_own: list[float]) -> None:
+    bot_ms = statistics.median(t.total * 1000 for t in singles)
+    own_ms = statistics.median(t * 1000 for t in console_own)
+    share = (bot_ms - own_ms) / own_ms
+    print(f"\nThe console's own time for the same creation (its adapter alone, {len(console_own)} fresh names), ms:")
+    print("  " + "  ".join(f"{t * 1000:.0f}" for t in console_own))
+    table(
+        ["onboarding median ms", "console alone median ms", "added by the bot ms", "added / console"],
+        [[bot_ms, own_ms, bot_ms - own_ms, f"{share:.0%}"]],
+    )
+    print()
+    table(
+        ["target", "measured", "verdict"],
+        [["the bot adds < 10 % to the console", f"{share:.0%}", verdict(share < 0.10)]],
+    )
 
 
 def _check_deadline(deadline: float, max_seconds: float) -> None:
@@ -376,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-ms", type=float, default=3.0, help="how often the card is read")
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds one onboarding may take")
     parser.add_argument("--max-seconds", type=float, default=150.0, help="cap of all the onboardings")
+    parser.add_argument("--control", choices=["direct", "console"], default="direct", help="who provisions")
     args = parser.parse_args(argv)
     if args.single < 1 or args.sequence < 1:
         parser.error("--single and --sequence must be at least 1")

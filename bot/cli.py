@@ -98,13 +98,14 @@ def _sandbox(args: argparse.Namespace) -> int:
         registry=args.registry,
         data=args.data,
         web=args.web,
+        control=args.control,
     )
 
 
 def _demo(args: argparse.Namespace) -> int:
     from bot.sandbox.demo import run_demo
 
-    return run_demo(language=args.language)
+    return run_demo(language=args.language, control=args.control)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,12 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--state-file", help="with --headless: where to write URLs, tokens and ids")
     sandbox.add_argument("--language", choices=["fr", "en"], default="fr")
     sandbox.add_argument("--registry", choices=["quay", "harbor"], default="quay", help="the emulated registry")
+    sandbox.add_argument(
+        "--control",
+        choices=["direct", "console"],
+        default="direct",
+        help="who provisions: the bot itself, or the emulated Cloud π Native console (with Harbor)",
+    )
     sandbox.add_argument("--data", metavar="DIR", help="keep the sandbox's state in DIR across runs (else temporary)")
     sandbox.add_argument("--web", action="store_true", help="also serve a web view of the chat on loopback")
     sandbox.set_defaults(func=_sandbox)
 
     demo = sub.add_parser("demo", help="a scripted tour in the sandbox; exit 0 if every step passed")
     demo.add_argument("--language", choices=["fr", "en"], default="fr")
+    demo.add_argument("--control", choices=["direct", "console"], default="direct", help="who provisions")
     demo.set_defaults(func=_demo)
     return parser
 

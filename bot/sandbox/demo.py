@@ -45,7 +45,7 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.i18n import Text
+from bot.i18n import Text, t
 from bot.sandbox.terminal import (
     BOLD,
     DIM,
@@ -1211,10 +1211,18 @@ def _check_deploy_prod(demo: Demo, result: StepResult) -> None:
         head = next((i for i, line in enumerate(lines) if line.startswith(f"**{env}**")), -1)
         app_line = lines[head + 1] if 0 <= head < len(lines) - 1 else ""
         demo.expect(
-            head >= 0 and f"`{tag}`" in lines[head] and _in_sync(demo, env, app_line) and "Healthy" in app_line,
+            head >= 0
+            and f"`{tag}`" in lines[head]
+            and _in_sync(demo, env, app_line)
+            and _state(demo, "Healthy") in app_line,
             f"l'état ne montre pas {env} en {tag}, Synced et Healthy : {excerpt(envs, 160)}",
             f"the status does not show {env} at {tag}, Synced and Healthy: {excerpt(envs, 160)}",
         )
+
+
+def _state(demo: Demo, code: str) -> str:
+    """An ArgoCD state as the bot shows it to the demo's reader (the catalog's ``[argocd]``)."""
+    return t(f"argocd.{code}", demo.language)  # type: ignore[arg-type]
 
 
 def _in_sync(demo: Demo, env: str, app_line: str) -> bool:
@@ -1225,9 +1233,9 @@ def _in_sync(demo: Demo, env: str, app_line: str) -> bool:
     did not change shows OutOfSync. That case counts as in sync, and only that one: the
     environment's values file must be the same at the deployed commit and at the head.
     """
-    if "🟢 Synced" in app_line:
+    if f"🟢 {_state(demo, 'Synced')}" in app_line:
         return True
-    if "OutOfSync" not in app_line:
+    if _state(demo, "OutOfSync") not in app_line:
         return False
     status = (demo.argocd_app(demo.names.argocd_app(env, INFRA)) or {}).get("status") or {}
     history = status.get("history") or [{}]
@@ -1363,8 +1371,10 @@ def run_demo(
     steps: Iterable[DemoStep] | None = None,
     out: TextIO | None = None,
     timings: Timings | None = None,
+    control: str = "direct",
 ) -> int:
-    """Run the tour (``steps``, :data:`STEPS` by default) and print its transcript; 0 if every step passed."""
+    """Run the tour (``steps``, :data:`STEPS` by default) and print its transcript; 0 if every step passed.
+    ``control = "console"``: the same tour with the console emulator provisioning."""
     stream = out or sys.stdout
     language = language if language in TEXTS else "fr"
     texts = TEXTS[language]
@@ -1375,7 +1385,9 @@ def run_demo(
     print(texts["cast"].format(channel=CHANNEL), file=stream)
     print(style.wrap(DIM, texts["starting"]), file=stream, flush=True)
     world = World.create(
-        language=language, timings=timings or Timings(pipeline_step=0.05, argocd_step=0.05, reply_budget=2.5)
+        language=language,
+        timings=timings or Timings(pipeline_step=0.05, argocd_step=0.05, reply_budget=2.5),
+        control=control,
     )
     passed = failed = 0
     with _logs_to(world.root / "demo.log"):

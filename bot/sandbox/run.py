@@ -59,14 +59,18 @@ def run_sandbox(
     registry: str = "quay",
     data: str | None = None,
     web: bool = False,
+    control: str = "direct",
 ) -> int:
+    """``control = "console"``: the console emulator provisions, Harbor is the registry."""
+    if control == "console":
+        registry = "harbor"  # the console's registry since its v3
     try:
         if headless:
             if not state_file:
                 print("--headless needs --state-file", file=sys.stderr)
                 return 2
-            return _headless(Path(state_file), language, registry, data, web)
-        return _interactive(user, channel, language, registry, data, web)
+            return _headless(Path(state_file), language, registry, data, web, control)
+        return _interactive(user, channel, language, registry, data, web, control)
     except DataRefused as refused:
         print(refused, file=sys.stderr)
         return 2
@@ -77,12 +81,14 @@ def _registry(registry: str) -> dict[str, Any]:
     return {"platform": {"registry": registry}} if registry != "quay" else {}
 
 
-def _world(language: str, registry: str, data: str | None) -> World:
+def _world(language: str, registry: str, data: str | None, control: str = "direct") -> World:
     """The sandbox's world: in a temporary directory, or saved in and resumed from ``data``."""
     if data is None:
-        return World.create(language=language, config_overrides=_registry(registry))
+        return World.create(language=language, config_overrides=_registry(registry), control=control)
     root = Path(data).expanduser().resolve()
-    return World(root, language=language, config_overrides=_registry(registry), persist=True, keep_files=True)
+    return World(
+        root, language=language, config_overrides=_registry(registry), persist=True, keep_files=True, control=control
+    )
 
 
 def _data_line(texts: dict[str, str], world: World) -> str:
@@ -101,7 +107,12 @@ def _kept_files(world: World) -> tuple[Path, Path]:
 
 
 def _headless(
-    state_file: Path, language: str, registry: str = "quay", data: str | None = None, web: bool = False
+    state_file: Path,
+    language: str,
+    registry: str = "quay",
+    data: str | None = None,
+    web: bool = False,
+    control: str = "direct",
 ) -> int:
     texts = TEXTS.get(language, TEXTS["fr"])
     stop: list[int] = []
@@ -110,12 +121,12 @@ def _headless(
         stop.append(signum)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    world = _world(language, registry, data)
-    control = ControlServer(world)  # the switches of :scenario and :degrade, over HTTP
+    world = _world(language, registry, data, control)
+    switches = ControlServer(world)  # the switches of :scenario and :degrade, over HTTP
     try:
         world.start()
-        control.start()
-        state = {**world.state_file(), **control.state()}
+        switches.start()
+        state = {**world.state_file(), **switches.state()}
         if web:
             state["web_url"] = start_web(world)
             print(state["web_url"], flush=True)
@@ -125,7 +136,7 @@ def _headless(
         while not stop:
             time.sleep(0.1)
     finally:
-        control.stop()
+        switches.stop()
         world.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -133,7 +144,13 @@ def _headless(
 
 
 def _interactive(
-    user: str, channel: str, language: str, registry: str = "quay", data: str | None = None, web: bool = False
+    user: str,
+    channel: str,
+    language: str,
+    registry: str = "quay",
+    data: str | None = None,
+    web: bool = False,
+    control: str = "direct",
 ) -> int:
     texts = TEXTS.get(language, TEXTS["fr"])
     name = user.lstrip("@").lower()
@@ -149,7 +166,7 @@ def _interactive(
 
     previous = signal.signal(signal.SIGTERM, on_term)
     print(texts["starting"], flush=True)
-    world = _world(language, registry, data)
+    world = _world(language, registry, data, control)
     log_path, transcript_path = _kept_files(world)
     log_file = _log_to(log_path)
     transcript = transcript_path.open("a", encoding="utf-8")
