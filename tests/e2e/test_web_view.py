@@ -315,3 +315,167 @@ def test_project_checklist_dialog_password_and_confirmation_in_the_browser(
     frames = [e for e in events if e["method"].startswith("Network.webSocketFrame")]
     assert frames and not [f for f in frames if PASSWORD in f["params"]["response"]["payloadData"]]
     assert not [body for body in page.response_bodies() if PASSWORD in body]
+
+
+# -- dialogs: every element type, and what goes to the integration ----------------------------------
+
+DIALOG = {
+    "callback_id": "web.test",
+    "title": "Nouvelle base",
+    "introduction_text": "Une base **PostgreSQL** pour `alpha`.",
+    "submit_label": "Créer",
+    "state": "opaque-state",
+    "notify_on_cancel": True,
+    "elements": [
+        {"display_name": "Nom", "name": "name", "type": "text", "default": "alpha-db", "help_text": "Minuscules."},
+        {"display_name": "Taille (Go)", "name": "size", "type": "text", "subtype": "number"},
+        {"display_name": "Mot de passe", "name": "password", "type": "text", "subtype": "password"},
+        {"display_name": "Notes", "name": "notes", "type": "textarea", "optional": True},
+        {
+            "display_name": "Version",
+            "name": "version",
+            "type": "select",
+            "options": [{"text": "PostgreSQL 16", "value": "16"}, {"text": "PostgreSQL 17", "value": "17"}],
+        },
+        {
+            "display_name": "Sauvegarde",
+            "name": "backup",
+            "type": "radio",
+            "options": [{"text": "Quotidienne", "value": "daily"}, {"text": "Hebdomadaire", "value": "weekly"}],
+            "default": "daily",
+        },
+        {"display_name": "Chiffrée", "name": "encrypted", "type": "bool", "placeholder": "Chiffrer au repos"},
+    ],
+}
+
+
+class Integration:
+    """The dialog's URL: records what the emulator posts there, answers from a queue."""
+
+    def __init__(self) -> None:
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+
+        from services.emulators.base import EmulatorServer
+
+        self.received: list[dict[str, Any]] = []
+        self.answers: list[dict[str, Any]] = []
+        self.server = EmulatorServer(Starlette(routes=[Route("/dialog", self.handle, methods=["POST"])])).start()
+
+    async def handle(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.received.append(await request.json())
+        return JSONResponse(self.answers.pop(0) if self.answers else {})
+
+
+@pytest.fixture
+def integration() -> Iterator[Integration]:
+    served = Integration()
+    try:
+        yield served
+    finally:
+        served.server.stop()
+
+
+def open_dialog(world: World, integration: Integration, username: str) -> None:
+    """What an integration does with a trigger id: POST /actions/dialogs/open."""
+    _, trigger_id = world.states["mattermost"].new_trigger_id(world.users[username].id)
+    opened = httpx.post(
+        f"{world.servers['mattermost'].url}/api/v4/actions/dialogs/open",
+        json={"trigger_id": trigger_id, "url": f"{integration.server.url}/dialog", "dialog": DIALOG},
+    )
+    assert opened.status_code == 200, opened.text
+
+
+def test_a_dialog_is_a_labelled_form_and_submits_what_mattermost_submits(
+    page: chromium.Browser, world: World, integration: Integration
+) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    open_dialog(world, integration, "bob")
+    page.wait(lambda: page.js("return document.getElementById('interactive-dialog').open"), what="the dialog")
+    form = page.driver.find_element("id", "dialog-form")
+    assert page.js("return document.getElementById('dialog-title').textContent") == "Nouvelle base"
+    assert form.find_element("css selector", ".modal__intro strong").text == "PostgreSQL"
+    kinds = page.js(
+        "return Array.from(document.querySelectorAll('#dialog-body input, #dialog-body textarea, #dialog-body select'))"
+        ".map(function (c) {"
+        " return [c.tagName.toLowerCase(), c.type, c.labels.length > 0 || !!c.closest('fieldset')]; })"
+    )
+    assert kinds == [
+        ["input", "text", True],
+        ["input", "number", True],
+        ["input", "password", True],
+        ["textarea", "textarea", True],
+        ["select", "select-one", True],
+        ["input", "radio", True],
+        ["input", "radio", True],
+        ["input", "checkbox", True],
+    ]
+    # Required fields are checked before anything is sent, as the webapp does.
+    page.driver.find_element("id", "dialog-submit").click()
+    assert "Ce champ est requis." in form.text and integration.received == []
+    form.find_element("css selector", "input[name=size]").send_keys("20")
+    form.find_element("css selector", "input[name=password]").send_keys("pg-secret")
+    Select(form.find_element("css selector", "select[name=version]")).select_by_value("17")
+    form.find_element("css selector", "input[value=weekly]").click()
+    form.find_element("css selector", "input[name=encrypted]").click()
+    page.screenshot("dialog-elements")
+    integration.answers.append({"errors": {"name": "Ce nom est déjà pris."}})
+    page.driver.find_element("id", "dialog-submit").click()
+    page.wait(lambda: "Ce nom est déjà pris." in form.text, what="the integration's error beside its field")
+    assert page.js("return document.getElementById('interactive-dialog').open")
+    name = form.find_element("css selector", "input[name=name]")
+    assert name.get_attribute("aria-invalid") == "true"
+    name.clear()
+    name.send_keys("alpha-db2")
+    page.driver.find_element("id", "dialog-submit").click()
+    page.wait(lambda: page.js("return !document.getElementById('interactive-dialog').open"), what="the dialog to close")
+
+    first, second = integration.received
+    assert first["submission"]["name"] == "alpha-db"  # the default, refused by the integration
+    assert second["submission"] == {
+        "name": "alpha-db2",
+        "size": 20,
+        "password": "pg-secret",
+        "version": "17",
+        "backup": "weekly",
+        "encrypted": True,
+    }
+    assert second["callback_id"] == "web.test" and second["state"] == "opaque-state"
+    assert second["user_id"] == world.users["bob"].id and second["channel_id"] == world.channels["equipe-alpha"]
+    assert second["type"] == "dialog_submission" and second["cancelled"] is False
+    sent = [
+        json.loads(e["params"]["request"]["postData"])
+        for e in page.network()
+        if e["method"] == "Network.requestWillBeSent"
+        and e["params"]["request"]["url"].endswith("/actions/dialogs/submit")
+    ]
+    assert set(sent[-1]) == {
+        "url",
+        "callback_id",
+        "state",
+        "submission",
+        "user_id",
+        "channel_id",
+        "team_id",
+        "cancelled",
+    }
+
+
+def test_cancelling_a_dialog_that_asks_to_know_tells_its_integration(
+    page: chromium.Browser, world: World, integration: Integration
+) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    open_dialog(world, integration, "bob")
+    field = page.wait(
+        lambda: page.js("return document.querySelector('#dialog-body input[name=password]')"), what="the dialog"
+    )
+    field.send_keys("never-sent")
+    page.js("return document.activeElement").send_keys(Keys.ESCAPE)
+    page.wait(lambda: integration.received, what="the cancellation")
+    assert integration.received[0]["cancelled"] is True and integration.received[0]["submission"] == {}
+    page.wait(lambda: page.js("return !document.getElementById('interactive-dialog').open"), what="the dialog to close")
+    assert "never-sent" not in page.driver.page_source

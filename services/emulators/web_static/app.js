@@ -617,7 +617,21 @@
       control = el('textarea', 'form-control', []);
       control.rows = 4;
       control.value = element.default ? String(element.default) : '';
-    } else if (kind === 'select' || kind === 'radio') {
+    } else if (kind === 'radio') {
+      // A group of radio buttons, named by its legend (the element's display name).
+      control = el('fieldset', 'form-radio', [el('legend', 'form-group__label', [label.textContent])]);
+      (Array.isArray(element.options) ? element.options : []).forEach(function (option, k) {
+        var radio = el('input', '', []);
+        radio.type = 'radio';
+        radio.name = 'dialog-radio-' + n;
+        radio.id = id + '-' + k;
+        radio.value = String((option && option.value) || '');
+        radio.checked = element.default !== undefined && String(element.default) === radio.value;
+        var line = el('label', 'form-check__label', [radio, ' ' + String((option && option.text) || '')]);
+        line.htmlFor = radio.id;
+        control.appendChild(line);
+      });
+    } else if (kind === 'select') {
       control = el('select', 'form-control', []);
       var options = Array.isArray(element.options) ? element.options : [];
       if (element.data_source === 'users') {
@@ -651,9 +665,9 @@
       if (element.max_length) control.maxLength = Number(element.max_length);
     }
     control.id = id;
-    control.name = String(element.name || '');
+    if (kind !== 'radio') control.name = String(element.name || '');
     if (element.placeholder && kind !== 'bool' && control.tagName !== 'SELECT') control.placeholder = String(element.placeholder);
-    if (!element.optional && kind !== 'bool') control.required = true;
+    if (!element.optional && kind !== 'bool' && kind !== 'radio') control.required = true;
     var help = null;
     if (element.help_text) {
       help = el('p', 'form-group__help', [String(element.help_text)]);
@@ -663,11 +677,19 @@
     var error = el('p', 'form-group__error', []);
     error.id = id + '-error';
     error.hidden = true;
+    // A field's error goes away once it is changed; the next submission checks it again.
+    ['input', 'change'].forEach(function (type) {
+      control.addEventListener(type, function () {
+        error.hidden = true;
+        control.removeAttribute('aria-invalid');
+      });
+    });
     if (kind === 'bool') {
-      var line = el('label', 'form-check__label', [control, ' ' + String(element.placeholder || '')]);
+      // The display name labels the box; its placeholder is the sentence beside it.
       wrap.appendChild(label);
-      label.htmlFor = id;
-      wrap.appendChild(line);
+      wrap.appendChild(el('div', 'form-check__label', [control, el('span', '', [' ' + String(element.placeholder || '')])]));
+    } else if (kind === 'radio') {
+      wrap.appendChild(control);
     } else {
       wrap.appendChild(label);
       wrap.appendChild(control);
@@ -687,12 +709,18 @@
       if (!control) return;
       var value;
       if (element.type === 'bool') value = control.checked;
-      else value = control.value;
+      else if (element.type === 'radio') {
+        var picked = control.querySelector('input:checked');
+        value = picked ? picked.value : '';
+      } else value = control.value;
       if (element.type !== 'bool' && value === '') {
         if (!element.optional) problems[element.name] = tr('required');
         return;
       }
-      if (element.subtype === 'number' && element.type === 'text') value = Number(value);
+      // The webapp's conversion: a number subtype sends a number when the text is one.
+      if (element.subtype === 'number' && (element.type === 'text' || element.type === 'textarea')) {
+        value = isNaN(Number(value)) ? String(value) : Number(value);
+      }
       if (element.min_length && String(value).length < element.min_length) problems[element.name] = tr('too_short', {min: element.min_length});
       values[element.name] = value;
     });
@@ -705,9 +733,13 @@
       var message = errors[group.dataset.name];
       box.textContent = message ? String(message) : '';
       box.hidden = !message;
-      var control = group.querySelector('input, textarea, select');
-      if (message) control.setAttribute('aria-invalid', 'true');
-      else control.removeAttribute('aria-invalid');
+      var control = group.querySelector('input, textarea, select, fieldset');
+      if (message) {
+        control.setAttribute('aria-invalid', 'true');
+        control.setAttribute('aria-errormessage', box.id);
+      } else {
+        control.removeAttribute('aria-invalid');
+      }
     });
     var top = $('dialog-error');
     top.textContent = general ? String(general) : '';
