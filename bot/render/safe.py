@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+_MARKDOWN = re.compile(r"([\\*_{}\[\]()#+!|~>])")
 # What Mattermost acts on in plain text, each of which is shown in a code span instead: the webapp
 # renders a code span literally (webapp/channels/src/utils/text_formatting.tsx doFormatText, which
 # makes @mentions, ~channels and links, runs on text nodes only) and the server strips code spans before
@@ -27,7 +27,9 @@ def escape(text: str, max_len: int = 300, mentions: bool = True) -> str:
 
     ``mentions=False`` keeps ``@`` as plain text, for text that cannot hold a mention (an e-mail address).
     """
-    text = text.replace("\r", " ").replace("\n", " ")
+    # A backtick cannot be escaped: the server's removeCodeFromMessage ignores backslashes, so "\`" would
+    # still open a code span there and shift every span after it, leaving a later @channel live.
+    text = text.replace("\r", " ").replace("\n", " ").replace("`", "ʼ")
     if len(text) > max_len:
         text = text[: max_len - 1] + "…"
     shown: list[str] = []

@@ -90,7 +90,8 @@ def test_a_large_report_is_spooled_to_a_private_file_then_read_from_it_and_remov
     world, token = spooled_world(make_world)
     upload = HeldUpload(world, token)
     tmp = spool_of(world) / "tmp"
-    held = wait_for(lambda: list(tmp.iterdir()), what="the upload's spool file")
+    # The file exists before its first bytes are written: wait for them, not for the name.
+    held = wait_for(lambda: [f for f in tmp.iterdir() if f.stat().st_size], what="the upload's first half spooled")
     assert len(held) == 1 and stat.S_IMODE(held[0].stat().st_mode) == 0o600
     assert stat.S_IMODE(tmp.stat().st_mode) == 0o700
     assert 0 < held[0].stat().st_size < len(REPORT)  # written as it arrives

@@ -25,6 +25,7 @@ from bot.workflows.quality import (
     trend,
 )
 from services.emulators.fixtures import fixtures_dir
+from tests.support.mattermost import assert_inert
 
 FIXTURES = fixtures_dir()
 FIXTURE: dict[str, Any] = json.loads((FIXTURES / "sonarqube_webhook.json").read_text())
@@ -279,9 +280,7 @@ def test_a_malicious_branch_name_is_inert() -> None:
     payload["branch"]["name"] = "@channel [clique](https://evil.example) **x**"
     payload["revision"] = "`@all`"
     text = gate_card(parse_webhook(payload), "demo", "api", FR)["text"]
-    assert "@channel" not in text and "@all" not in text
-    assert "](" not in text.replace("\\](", "")
-    assert "https://" not in text
+    assert_inert(text)  # no live mention, no link: the address is shown in a code span, as typed
 
 
 def test_a_pull_request_analysis() -> None:

@@ -22,6 +22,8 @@ from tests.support.mattermost import assert_inert, live_mentions
         ("a:@channel x_@here", "a:`@channel` x\\_`@here`"),
         ("**gras** ~town-square ~~barré~~", "\\*\\*gras\\*\\* `~town-square` \\~\\~barré\\~\\~"),
         ("alice@interieur.gouv.fr", "alice@interieur.gouv.fr"),
+        # a typed backtick would open a code span on the server whatever escapes it, and shift the rest
+        ("musl`@all` puis @channel", "muslʼ@allʼ puis `@channel`"),
     ],
 )
 def test_mentions_links_and_markdown_are_inert_and_copy_back_as_typed(typed: str, shown: str) -> None:
