@@ -535,13 +535,20 @@ def test_chat_switches_in_english_and_without_the_sandbox(chat_world: World) -> 
 # -- headless ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("registry", ["quay", "harbor"])
-def test_headless_state_file_healthz_slash_and_sigterm(tmp_path: Path, registry: str) -> None:
+@pytest.mark.parametrize(
+    ("control", "registry", "web"),
+    [("direct", "quay", False), ("direct", "harbor", True), ("console", "harbor", False)],
+    ids=["direct-quay", "direct-harbor-web", "console"],
+)
+def test_headless_state_file_healthz_slash_and_sigterm(tmp_path: Path, control: str, registry: str, web: bool) -> None:
     state_file = tmp_path / "state" / "sandbox.json"
     cli = Path(sys.executable).parent / "cpn-bot"
     env = dict(os.environ, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    flags = (
+        ["--control", control] + (["--web"] if web else []) + ([] if control == "console" else ["--registry", registry])
+    )
     proc = subprocess.Popen(
-        [str(cli), "sandbox", "--headless", "--state-file", str(state_file), "--registry", registry],
+        [str(cli), "sandbox", "--headless", "--state-file", str(state_file), *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -564,6 +571,12 @@ def test_headless_state_file_healthz_slash_and_sigterm(tmp_path: Path, registry:
         assert state[registry]["url"] and state[registry]["token"]
         assert bool(state[registry]["secret"]) == (registry == "harbor")  # Quay sends the bot no webhooks
         assert ({"quay", "harbor"} - {registry}).isdisjoint(state)
+        # The console mode: the console's address and its admin token, which scripts drive it with.
+        if control == "console":
+            assert state["console"]["url"].startswith("http://127.0.0.1:") and state["console"]["token"]
+        else:
+            assert "console" not in state
+        assert ("web_url" in state) == web
 
         with httpx.Client(trust_env=False, timeout=10) as client:
             assert client.get(f"{state['bot_url']}/healthz").status_code == 200
@@ -578,6 +591,11 @@ def test_headless_state_file_healthz_slash_and_sigterm(tmp_path: Path, registry:
             )
         assert answer.status_code == 200, answer.text
         assert "`whoami`" in answer.json()["text"]
+        assert ("Mode console" if control == "console" else "Mode direct") in answer.json()["text"]
+        if control == "console":
+            _console_answers_its_admin_token(state)
+        if web:
+            _web_view_serves_the_team(state)
         _switches_over_http(state)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -588,6 +606,28 @@ def test_headless_state_file_healthz_slash_and_sigterm(tmp_path: Path, registry:
             raise
     assert proc.returncode == 0, stderr
     assert str(state_file) in stdout
+
+
+def _console_answers_its_admin_token(state: dict[str, Any]) -> None:
+    """The state file's console token is an admin token the console accepts (console-api.md §1: the
+    ``x-dso-token`` header, refused by the legacy server as HTTP 200 carrying ``{"status": 401}``), and the
+    console knows alice by her e-mail."""
+    with httpx.Client(base_url=state["console"]["url"], trust_env=False, timeout=10) as console:
+        assert console.get("/api/v1/version").status_code == 200
+        admin = {"x-dso-token": state["console"]["token"]}
+        every = console.get("/api/v1/projects", params={"filter": "all"}, headers=admin)
+        assert every.status_code == 200 and isinstance(every.json(), list), every.text
+        matching = console.get("/api/v1/users/matching", params={"letters": "alice"}, headers=admin)
+        assert [u["email"].split("@")[0] for u in matching.json()] == ["alice"], matching.text
+        refused = console.get("/api/v1/projects", headers={"x-dso-token": "not-a-token"})
+        assert refused.status_code == 401 or refused.json().get("status") == 401, refused.text
+
+
+def _web_view_serves_the_team(state: dict[str, Any]) -> None:
+    """``web_url`` answers on loopback with the page (its content is tested in a real browser)."""
+    assert state["web_url"].startswith("http://127.0.0.1:")
+    page = httpx.get(state["web_url"], trust_env=False, timeout=10)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
 
 
 def _switches_over_http(state: dict[str, Any]) -> None:
