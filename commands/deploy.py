@@ -111,7 +111,11 @@ async def _start(ctx: CommandContext, kind: str, target: flow.Target, params: di
     if target.protected or kind == "rollback":
         return Reply(attachments=[confirmation(ctx, "deploy.confirm", params, question)])
     ctx.submit("deploy.run", params)
-    return Reply(ctx.tr("deploy.started", env=code(target.env.name)))
+    return Reply(ctx.tr(_STARTED[kind], env=code(target.env.name)))
+
+
+# What a started deploy is acknowledged with, by kind: a rollback is not announced as a deploy.
+_STARTED = {"deploy": "deploy.started", "promote": "deploy.started_promote", "rollback": "deploy.started_rollback"}
 
 
 @command(
@@ -228,19 +232,33 @@ async def rollback_command(ctx: CommandContext) -> Reply:
     app = await bot.platform.argocd.get_application(target.app) or {}
     history = (app.get("status") or {}).get("history") or []
     ids = [int(h["id"]) for h in history]
+    # What runs now: the synced revision, else the last history entry (argo-cd:pkg/apis/application/v1alpha1
+    # types.go RevisionHistory, appended on every sync). A sync of unchanged values appends an entry with
+    # the running revision again, so "the previous one" is the last entry with another revision.
+    running = str(
+        ((app.get("status") or {}).get("sync") or {}).get("revision") or (history[-1:] or [{}])[0].get("revision", "")
+    )
     wanted = ctx.args["to"]
     if wanted is None:
-        if len(history) < 2:
+        older = [int(h["id"]) for h in history if str(h.get("revision", "")) != running]
+        if not older:
             return Reply(ctx.tr("deploy.no_history", env=code(target.env.name)))
-        wanted = ids[-2]
+        wanted = older[-1]
     if wanted not in ids:
         return Reply(ctx.tr("deploy.unknown_history", id=wanted, known=", ".join(str(i) for i in ids) or "—"))
     entry = next(h for h in history if int(h["id"]) == wanted)
+    revision = str(entry.get("revision", ""))
+    if revision == running:
+        return Reply(
+            ctx.tr("deploy.rollback_running", env=code(target.env.name), id=wanted, revision=code(revision[:8]))
+        )
     question = ctx.tr(
         "deploy.rollback_question",
         env=code(target.env.name),
         id=wanted,
-        revision=code(str(entry.get("revision", ""))[:8]),
+        revision=code(revision[:8]),
+        date=code(str(entry.get("deployedAt", ""))[:16].replace("T", " ") or "—"),
+        running=code(running[:8] or "—"),
     )
     return await _start(ctx, "rollback", target, {"history_id": wanted, "image_tag": "", "revision": ""}, question)
 
@@ -263,7 +281,7 @@ async def confirmed(press: Press, bot: Bot) -> PressResult:
         submit_from_press(bot, press, "deploy.run", data)
         target_name = f"{project.name}/{target.env.name}"
         bot.store.audit(press.user_id, press.user_name, f"deploy.{data['kind']}.confirmed", target_name, "ok")
-    return PressResult(update=Post(bot.tr("deploy.started", env=code(target.env.name))))
+    return PressResult(update=Post(bot.tr(_STARTED[str(data["kind"])], env=code(target.env.name))))
 
 
 @operation("deploy.run")

@@ -174,6 +174,8 @@ def test_promote_deploys_what_is_healthy_in_the_source(world: World) -> None:
     settled(world)
     titles = [c["title"] for c in deploy_cards(world)]
     assert titles[-1] == "✅ Promotion de 3.1.0 vers alpha / prod — réussi"
+    acknowledged = world.states["mattermost"].ephemeral_for(world.users["bob"].id)[-1]["message"]
+    assert "\n🚀 Promotion vers `prod` lancée" in acknowledged, acknowledged
     assert 'tag: "3.1.0"' in values_file(world, "prod")
 
 
@@ -191,6 +193,35 @@ def test_rollback_goes_back_through_argocd_history_with_a_confirmation(world: Wo
     app = svc.argocd(world).get("/api/v1/applications/alpha-dev-deploy").json()
     assert app["status"]["history"][-1]["revision"] == app["status"]["history"][0]["revision"]
     assert "réservé" in User(world, "carol").run("/cpn rollback alpha dev")["text"]
+
+
+def test_rollback_skips_entries_of_the_running_revision_and_is_acknowledged_as_a_rollback(world: World) -> None:
+    """A deploy of unchanged values resyncs: ArgoCD appends the running revision to its history again.
+    "The previous deployment" is then the last entry with another revision, and the one running is refused."""
+    bob = User(world, "bob")
+    for tag in ("1.0.0", "1.1.0", "1.1.0"):
+        bob.run(f"/cpn deploy alpha dev --image-tag {tag}")
+        settled(world)
+    history = svc.argocd(world).get("/api/v1/applications/alpha-dev-deploy").json()["status"]["history"]
+    running = history[-1]
+    assert history[-2]["revision"] == running["revision"]  # the resync of 1.1.0
+    older = [h for h in history if h["revision"] != running["revision"]][-1]
+
+    refused = bob.run(f"/cpn rollback alpha dev --to {history[-2]['id']}")["text"]
+    assert refused.startswith(f"Le déploiement n°{history[-2]['id']} (révision `{running['revision'][:8]}`)")
+    assert "celui qui tourne déjà sur `dev` : rien à revenir" in refused
+
+    question = bob.run("/cpn rollback alpha dev")
+    asked = text_of(question)
+    assert f"au déploiement n°{older['id']} (révision `{older['revision'][:8]}`, du `" in asked
+    assert f"à la place de la révision `{running['revision'][:8]}` qui tourne" in asked
+    svc.press_ephemeral(world, "bob", "Confirmer")
+    settled(world)
+    acknowledged = world.states["mattermost"].ephemeral_for(world.users["bob"].id)[-1]["message"]
+    assert "choisi par @bob" in acknowledged and "\n↩️ Retour arrière sur `dev` lancé" in acknowledged
+    assert "Déploiement sur" not in acknowledged
+    app = svc.argocd(world).get("/api/v1/applications/alpha-dev-deploy").json()
+    assert app["status"]["history"][-1]["revision"] == older["revision"]
 
 
 def test_a_degraded_rollout_is_reported_with_its_unhealthy_resources(world: World) -> None:
