@@ -56,7 +56,8 @@ def deploy_card(
         lines.append(tr("deploy.committed", commit=link))
         if progress.reverted:
             lines.append(tr("deploy.reverted"))
-    elif kind in ("deploy", "promote") and progress.outcome != "failed":
+    elif kind in ("deploy", "promote") and progress.values_written and progress.outcome != "failed":
+        # Not before the values step: the first card would say "nothing to commit", then "committed".
         lines.append(tr("deploy.values_unchanged"))
     if progress.phase or progress.sync or progress.health:
         lines.append(

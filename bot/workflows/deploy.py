@@ -63,6 +63,7 @@ class Progress:
     """What the deploy card shows, updated as ArgoCD moves."""
 
     committed: str = ""  # short sha, or "" when the values were already right
+    values_written: bool = False  # the values step is done: only then does "committed" or "unchanged" hold
     commit_url: str = ""
     phase: str = ""  # ArgoCD operation phase
     sync: str = ""
@@ -189,6 +190,7 @@ async def deploy(bot: Bot, target: Target, image_tag: str, revision: str, user: 
         sha = await gitlab.commit(repo.id, "main", message, [{"action": action, "file_path": path, "content": content}])
         progress.committed = sha[:8]
         progress.commit_url = f"{repo.web_url}/-/commit/{sha}"
+    progress.values_written = True
     await report(progress)
     auto = automated(application)
     try:
