@@ -88,10 +88,20 @@ def publish_scan(bot: Bot, project: Project, repo: str, report: scans.ScanReport
     # The previous scan of the same image (whatever its tag) or repository, in this repository.
     lineage = image_name(subject)
     previous = bot.store.db.execute(
-        "SELECT keys FROM scans WHERE project_id = ? AND repo = ? AND subject = ? ORDER BY id DESC LIMIT 1",
+        "SELECT keys, summary FROM scans WHERE project_id = ? AND repo = ? AND subject = ? ORDER BY id DESC LIMIT 1",
         (project.id, repo, lineage),
     ).fetchone()
     change = scans.diff(set(json.loads(previous[0])) if previous else None, summary)
+    shown = {
+        "counts": dict(summary.counts),
+        "fixable": summary.fixable,
+        "waived": summary.waived,
+        "verdict": summary.verdict,
+        "total": summary.total,
+        "kind": summary.kind,
+        "licenses": dict(summary.license_counts),
+    }
+    keys = sorted(summary.keys)
     bot.store.db.table("scans").insert(
         {
             "project_id": project.id,
@@ -100,28 +110,22 @@ def publish_scan(bot: Bot, project: Project, repo: str, report: scans.ScanReport
             "ref": ref,
             "sha": sha,
             "pipeline_key": "",
-            "summary": json.dumps(
-                {
-                    "counts": dict(summary.counts),
-                    "fixable": summary.fixable,
-                    "waived": summary.waived,
-                    "verdict": summary.verdict,
-                    "total": summary.total,
-                    "new": change.new_count,
-                    "fixed": change.fixed_count,
-                    "kind": summary.kind,
-                    "licenses": dict(summary.license_counts),
-                }
-            ),
-            "keys": json.dumps(sorted(summary.keys)),
+            "summary": json.dumps(shown | {"new": change.new_count, "fixed": change.fixed_count}),
+            "keys": json.dumps(keys),
             "created_at": now(),
         }
     )
+    failure = summary.verdict != "ok"
+    if previous and json.loads(previous[0]) == keys and _same_summary(json.loads(previous[1] or "{}"), shown):
+        # A rescan that finds exactly what the previous one did: one line, no table, no mention again.
+        line = render.scan_unchanged(summary, subject, bot.tr)
+        publish_result(bot, project, repo, sha, "scan", ref or "main", failure, Post(line))
+        bot.metrics.inc("cpn_scans_total", verdict=summary.verdict)
+        return summary.verdict
     card = render.scan_card(summary, change, subject, bot.tr)
     message = ""
     if summary.verdict == "fail":
         message = bot.tr("scan.policy_mention", owners=owners_mention(bot, project) or "—")
-    failure = summary.verdict != "ok"
     publish_result(bot, project, repo, sha, "scan", ref or "main", failure, Post(message, (card,)))
     if summary.total or summary.misconfigs or summary.secrets or summary.licenses:
         # The full list goes in the thread of the pipeline, never as a wall of text in the channel.
@@ -129,6 +133,11 @@ def publish_scan(bot: Bot, project: Project, repo: str, report: scans.ScanReport
             bot.outbox.enqueue(channel_id, Post(render.full_list(summary, bot.tr, subject=subject)), root_key=root_key)
     bot.metrics.inc("cpn_scans_total", verdict=summary.verdict)
     return summary.verdict
+
+
+def _same_summary(previous: dict[str, Any], shown: dict[str, Any]) -> bool:
+    """The previous scan's summary says what this one would (older rows lack some fields: not the same)."""
+    return all(previous.get(key) == value for key, value in shown.items())
 
 
 @operation("scan.fetch")

@@ -93,6 +93,18 @@ def _names(ids: Iterable[str], limit: int = 5) -> str:
     return shown + (f" (+{len(ordered) - limit})" if len(ordered) > limit else "")
 
 
+def scan_unchanged(summary: ScanSummary, subject: str, tr: Translator) -> str:
+    """One line for a rescan that found exactly what the previous scan of the same image did."""
+    return tr(
+        "scan.unchanged",
+        icon=VERDICT_ICONS[summary.verdict],
+        kind=tr(f"scan.kind.{summary.kind}"),
+        subject=escape(subject or summary.artifact_name, 150),
+        verdict=tr(f"scan.verdict.{summary.verdict}"),
+        counts=counts_line(summary.counts, tr) if summary.total else tr("scan.no_findings"),
+    )
+
+
 def scan_card(
     summary: ScanSummary,
     diff: ScanDiff | None,

@@ -154,6 +154,23 @@ def test_a_second_scan_says_what_is_new_and_what_was_fixed(alpha: World, token: 
     assert removed["VulnerabilityID"] in json.dumps(fixture("trivy_image_report.json"))
 
 
+def test_a_rescan_that_finds_nothing_new_is_one_line_without_its_table(alpha: World, token: str) -> None:
+    report = fixture("trivy_image_report.json")
+    report["ArtifactName"] = "registry.example/alpha/api:same"
+    push_report(alpha, token, json.dumps(report).encode(), ref="main")
+    alpha.wait_idle()
+    cards = len(scan_cards(alpha))
+    posts = len(channel_posts(alpha, "equipe-alpha"))
+    push_report(alpha, token, json.dumps(report).encode(), ref="main")
+    alpha.wait_idle()
+    assert len(scan_cards(alpha)) == cards  # no second card, no table
+    new = channel_posts(alpha, "equipe-alpha")[posts:]
+    assert [p["message"] for p in new] == [
+        "⚠️ Trivy — image registry.example/alpha/api:same : à corriger, rien de nouveau depuis l'analyse "
+        "précédente (🔴 Critique **2** · 🟠 Haute **0** · 🟡 Moyenne **4** · 🔵 Basse **0**)."
+    ]
+
+
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
