@@ -232,18 +232,12 @@ async def rollback_command(ctx: CommandContext) -> Reply:
     app = await bot.platform.argocd.get_application(target.app) or {}
     history = (app.get("status") or {}).get("history") or []
     ids = [int(h["id"]) for h in history]
-    # What runs now: the synced revision, else the last history entry (argo-cd:pkg/apis/application/v1alpha1
-    # types.go RevisionHistory, appended on every sync). A sync of unchanged values appends an entry with
-    # the running revision again, so "the previous one" is the last entry with another revision.
-    running = str(
-        ((app.get("status") or {}).get("sync") or {}).get("revision") or (history[-1:] or [{}])[0].get("revision", "")
-    )
+    running = flow.running_revision(app)
     wanted = ctx.args["to"]
     if wanted is None:
-        older = [int(h["id"]) for h in history if str(h.get("revision", "")) != running]
-        if not older:
+        wanted = flow.previous_deployment(history, running)
+        if wanted is None:
             return Reply(ctx.tr("deploy.no_history", env=code(target.env.name)))
-        wanted = older[-1]
     if wanted not in ids:
         return Reply(ctx.tr("deploy.unknown_history", id=wanted, known=", ".join(str(i) for i in ids) or "—"))
     entry = next(h for h in history if int(h["id"]) == wanted)
@@ -257,7 +251,7 @@ async def rollback_command(ctx: CommandContext) -> Reply:
         env=code(target.env.name),
         id=wanted,
         revision=code(revision[:8]),
-        date=code(str(entry.get("deployedAt", ""))[:16].replace("T", " ") or "—"),
+        date=code(render.deployed_on(str(entry.get("deployedAt", "")))),
         running=code(running[:8] or "—"),
     )
     return await _start(ctx, "rollback", target, {"history_id": wanted, "image_tag": "", "revision": ""}, question)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from bot.i18n import Translator
 from bot.render.safe import code, escape
 from bot.workflows.deploy import Progress
+
+
+def deployed_on(stamp: str) -> str:
+    """An ArgoCD history ``deployedAt`` (RFC 3339, UTC) as the bot's local day and time, ``—`` if unreadable."""
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone().strftime("%d/%m/%Y %H:%M")
+    except ValueError:
+        return "—"
+
 
 ICONS = {
     "running": "🔄",

@@ -253,6 +253,23 @@ async def deployed_tag(bot: Bot, target: Target) -> str:
     return found.group(1) if found else ""
 
 
+def running_revision(application: dict[str, Any]) -> str:
+    """The revision the application runs: its synced revision, else its last history entry
+    (argoproj/argo-cd:pkg/apis/application/v1alpha1/types.go SyncStatus.Revision, RevisionHistories)."""
+    status = application.get("status") or {}
+    history = status.get("history") or [{}]
+    return str((status.get("sync") or {}).get("revision") or history[-1].get("revision") or "")
+
+
+def previous_deployment(history: list[dict[str, Any]], running: str) -> int | None:
+    """The history id to roll back to: the last entry with another revision than the running one. ArgoCD
+    appends an entry on every successful sync (argoproj/argo-cd:controller/sync.go calls
+    controller/state.go appStateManager.persistRevisionHistory), so a resync of unchanged values repeats
+    the running revision; the entry before it is not "previous"."""
+    older = [int(h["id"]) for h in history if str(h.get("revision", "")) != running]
+    return older[-1] if older else None
+
+
 def operation_revision(operation: dict[str, Any]) -> str:
     result = (operation.get("syncResult") or {}).get("revision")
     return str(result or ((operation.get("operation") or {}).get("sync") or {}).get("revision") or "")
