@@ -56,6 +56,23 @@ def _recently_deployed_by_bot(bot: Bot, project: Project, env: str) -> bool:
     return status == "running" or (finished is not None and now() - finished < QUIET_AFTER_BOT_DEPLOY)
 
 
+async def _first_automated_sync(bot: Bot, app: str) -> bool:
+    """The application's very first sync, made by its automated sync policy: what creating an
+    environment does in console mode (the console's plugin creates the application with automated
+    sync), already told by "Environnement ajouté"; not a deploy. ArgoCD keeps who started each
+    entry of the history (argoproj/argo-cd:pkg/apis/application/v1alpha1/types.go RevisionHistory
+    ``initiatedBy``, OperationInitiator ``automated``)."""
+    argocd = bot.platform.argocd
+    if argocd is None:
+        return False
+    try:
+        found = await argocd.get_application(app)
+    except ServiceError:
+        return False
+    history = ((found or {}).get("status") or {}).get("history") or []
+    return len(history) == 1 and bool((history[0].get("initiatedBy") or {}).get("automated"))
+
+
 @inbox_handler("argocd")
 async def on_argocd_event(event: InboundEvent, bot: Bot) -> None:
     payload: dict[str, Any] = event.json()
@@ -69,6 +86,9 @@ async def on_argocd_event(event: InboundEvent, bot: Bot) -> None:
         return
     project, env, repo = found
     if _recently_deployed_by_bot(bot, project, env):
+        return
+    if kind == "on-deployed" and await _first_automated_sync(bot, str(payload.get("app", ""))):
+        bot.metrics.inc("cpn_events_ignored_total", source="argocd", reason="first_sync")
         return
     revision = str(payload.get("revision", ""))
     bot.store.db.table("deployments").insert(

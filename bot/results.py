@@ -62,12 +62,13 @@ async def on_quality_gate(event: InboundEvent, bot: Bot) -> None:
     except (quality.UnreadablePayload, ValueError):
         bot.metrics.inc("cpn_events_ignored_total", source="sonarqube", reason="unreadable")
         return
-    slug = quality.slug_of(result.project_key) or ""
-    project = bot.projects.get(slug)
-    repo = quality.repo_of(result.project_key, slug) if project else None
-    if project is None or repo is None:
+    owner = quality.owner_of(result.project_key, lambda slug: bot.projects.get(slug) is not None)
+    project = bot.projects.get(owner[0]) if owner else None
+    # The delivery was signed with one project's secret: it may speak only of that project.
+    if owner is None or project is None or (event.project_key and owner[0] != event.project_key):
         bot.metrics.inc("cpn_events_ignored_total", source="sonarqube", reason="unknown_project")
         return
+    repo = owner[1]
     bot.store.db.table("quality").insert(
         {
             "project_id": project.id,

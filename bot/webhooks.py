@@ -195,11 +195,15 @@ async def argocd_hook(bot: Bot, request: Request) -> Response:
 
 async def sonarqube_hook(bot: Bot, request: Request) -> Response:
     """SonarQube: the project from ``X-SonarQube-Project``, its secret derived, the body's HMAC checked."""
-    from bot.workflows.quality import delivery_id, signature_ok, slug_of
+    from bot.workflows.quality import delivery_id, owner_of, signature_ok
+
+    def known(slug: str) -> bool:
+        return bot.projects.get(slug) is not None
 
     header_key = request.headers.get("x-sonarqube-project", "")[:200]
     key = header_key or request.query_params.get("project", "")[:200]
-    slug = slug_of(key) or request.query_params.get("project", "")[:64]
+    owner = owner_of(key, known)
+    slug = owner[0] if owner else request.query_params.get("project", "")[:64]
     # What the headers alone can refuse is refused before the body is read.
     if not slug or bot.projects.get(slug) is None:
         bot.metrics.inc("cpn_webhooks_refused_total", source="sonarqube", reason="project")
@@ -220,7 +224,8 @@ async def sonarqube_hook(bot: Bot, request: Request) -> Response:
     project = payload.get("project")
     body_key = project.get("key") if isinstance(project, dict) else None
     # The secret is the project's: the body may speak only of that project's Sonar projects.
-    if not isinstance(body_key, str) or slug_of(body_key) != slug or (header_key and body_key != header_key):
+    body_owner = owner_of(body_key, known) if isinstance(body_key, str) else None
+    if body_owner is None or body_owner[0] != slug or (header_key and body_key != header_key):
         bot.metrics.inc("cpn_webhooks_refused_total", source="sonarqube", reason="project")
         return JSONResponse({"error": "the body's project.key is not this project's"}, status_code=403)
     return await _acknowledge(

@@ -59,6 +59,7 @@ from bot.sandbox.terminal import (
 )
 from bot.sandbox.world import Timings, World
 from bot.workflows.naming import Names
+from services.emulators.console_plugins import namespace_name
 
 GREEN = "\x1b[32m"
 RED = "\x1b[31m"
@@ -222,6 +223,41 @@ class Demo:
 
     def close(self) -> None:
         self.http.close()
+
+    # -- what the platform holds, in the world's control mode ------------------------------------------
+    # Direct mode: the bot's own naming (bot/workflows/naming.py); console mode: the console plugins'
+    # (services/emulators/console_plugins.py, each citing cloud-pi-native/console).
+
+    @property
+    def registry_label(self) -> str:
+        return "Harbor" if self.world.registry_kind == "harbor" else "Quay"
+
+    def services(self) -> tuple[str, ...]:
+        """The services of the project's checklist card, in its order."""
+        return ("Vault", "GitLab", self.registry_label, "Nexus", "SonarQube", "ArgoCD")
+
+    def gitlab_level(self, role: str) -> int:
+        """The GitLab group access level a project role gets: the console gives devops Maintainer
+        (``MAINTAINER_SUFFIXES``), the bot gives every non-owner role Developer."""
+        if self.world.control == "console" and role in ("admin", "devops"):
+            return MAINTAINER_ACCESS
+        return DEVELOPER_ACCESS
+
+    def namespace(self, env: str) -> str:
+        """The Kubernetes namespace of an environment: ``<slug>-<env>``, or the console's
+        ``generateNamespaceName`` of the environment's and the project's ids."""
+        if self.world.control != "console":
+            return self.names.namespace(env)
+        console = self.world.states["console"]
+        project = console.project_by_slug(PROJECT)
+        with console.lock:
+            rows = console.environments.values()
+            found = [e for e in rows if project and e.project_id == project.id and e.name == env]
+        return namespace_name(project.id, found[0].id) if project and found else ""
+
+    def image_tags(self, repo: str) -> list[str]:
+        tags: list[str] = self.world.states[self.world.registry_kind].tag_names(PROJECT, repo)
+        return tags
 
     # -- words ---------------------------------------------------------------------------------------
 
@@ -571,8 +607,7 @@ CREATE_TITLE = Text("Création du projet {project}", "Creating project {project}
 REPO_ADDED = Text("Dépôt `{repo}` ajouté par @{who}.", "Repository `{repo}` added by @{who}.")
 ENV_ADDED = Text("Environnement `{env}` ajouté par @{who}.", "Environment `{env}` added by @{who}.")
 REPLAY_TITLE = Text("Reprovisionnement du projet {project}", "Re-provisioning project {project}")
-SERVICES = ("Vault", "GitLab", "Quay", "Nexus", "SonarQube", "ArgoCD")
-DEVELOPER_ACCESS = 30
+DEVELOPER_ACCESS, MAINTAINER_ACCESS = 30, 40
 
 
 def _ready_card(demo: Demo, result: StepResult, title: Text) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -589,7 +624,7 @@ def _ready_card(demo: Demo, result: StepResult, title: Text) -> tuple[dict[str, 
         f"la carte « {name} » ne conclut pas « {ready} » : {excerpt(text, 80)}",
         f"the “{name}” card does not conclude “{ready}”: {excerpt(text, 80)}",
     )
-    missing = [s for s in SERVICES if f"✅ **{s}**" not in text]
+    missing = [s for s in demo.services() if f"✅ **{s}**" not in text]
     demo.expect(not missing, f"services pas ✅ : {', '.join(missing)}", f"services not ✅: {', '.join(missing)}")
     return post, card
 
@@ -720,10 +755,11 @@ def _check_member(demo: Demo, result: StepResult) -> None:
         "@carol joining is not announced in the channel",
     )
     level = demo.gitlab_group_members(demo.names.group).get("carol")
+    wanted = demo.gitlab_level(role)
     demo.expect(
-        level == DEVELOPER_ACCESS,
-        f"@carol n'est pas développeuse du groupe GitLab (niveau {level})",
-        f"@carol is not a developer of the GitLab group (level {level})",
+        level == wanted,
+        f"@carol n'a pas le niveau {wanted} dans le groupe GitLab (niveau {level})",
+        f"@carol does not have level {wanted} in the GitLab group (level {level})",
     )
 
 
@@ -783,7 +819,7 @@ def _check_envs(demo: Demo, result: StepResult) -> None:
         app = demo.argocd_app(demo.names.argocd_app(env, "deploy")) or {}
         namespace = app.get("spec", {}).get("destination", {}).get("namespace")
         demo.expect(
-            namespace == demo.names.namespace(env),
+            namespace and namespace == demo.namespace(env),
             f"pas d'application ArgoCD pour deploy en {env}",
             f"no ArgoCD application for deploy in {env}",
         )
@@ -853,7 +889,7 @@ def _check_show(demo: Demo, result: StepResult) -> None:
     lines = [line for line in services.splitlines() if line.strip()]
     bad = [line for line in lines if not line.startswith("✅")]
     demo.expect(
-        len(lines) == len(SERVICES) and not bad,
+        len(lines) == len(demo.services()) and not bad,
         f"services pas tous ✅ : {'; '.join(bad) or services}",
         f"services not all ✅: {'; '.join(bad) or services}",
     )
@@ -975,7 +1011,6 @@ TICKET = Text(
     "le build de api a échoué au job build, est-ce un souci de la plateforme ?",
     "the build of api failed at the build job, is it a platform problem?",
 )
-PLATFORM = ("Mattermost", *SERVICES)
 
 
 def _titled(post: Mapping[str, Any], fragment: str) -> list[dict[str, Any]]:
@@ -1187,9 +1222,9 @@ def _check_deploy_dev(demo: Demo, result: StepResult) -> None:
     _not_refused(demo, result)
     tag = _built_tag(demo)
     demo.expect(
-        tag in demo.world.states["quay"].tag_names(PROJECT, API),
-        f"l'image {API}:{tag} n'est pas dans Quay",
-        f"the image {API}:{tag} is not in Quay",
+        tag in demo.image_tags(API),
+        f"l'image {API}:{tag} n'est pas dans {demo.registry_label}",
+        f"the image {API}:{tag} is not in {demo.registry_label}",
     )
     _deploy_card(demo, result, "dev", tag)
 
@@ -1297,7 +1332,7 @@ def _check_ticket(demo: Demo, result: StepResult) -> None:
 def _check_services(demo: Demo, result: StepResult) -> None:
     text = result.answer_text()
     found = dict(re.findall(r"\*\*(\w+)\*\* : ([^(\n]+?) \(", text))
-    bad = [f"{name} : {found.get(name, '?')}" for name in PLATFORM if found.get(name) != "OK"]
+    bad = [f"{name} : {found.get(name, '?')}" for name in ("Mattermost", *demo.services()) if found.get(name) != "OK"]
     demo.expect(not bad, f"services pas OK : {'; '.join(bad)}", f"services not OK: {'; '.join(bad)}")
 
 

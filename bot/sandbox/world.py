@@ -27,6 +27,7 @@ from bot.runtime import Bot
 from bot.sandbox.persist import DataRefused, Saved, load_platform, save_platform
 from bot.spec import Registry
 from bot.store import Store
+from bot.workflows.naming import console_sonar_key
 from services.emulators.base import EmulatorServer
 from services.emulators.gitlab_pipelines import BUILD_JOBS
 
@@ -457,9 +458,10 @@ class World:
         slug, repo = parts[-2], parts[-1]
         if info["job"] == "sonar":
             sonar = self.states["sonarqube"]
-            key = f"{slug}-{repo}"
-            if sonar.project(key) is not None:
-                sonar.run_analysis(key, info["ref"], info["sha"], self.quality_outcomes.get(path, "passed"))
+            # The bot's key in direct mode, the console plugin's in console mode.
+            for key in (f"{slug}-{repo}", console_sonar_key(slug, repo)):
+                if sonar.project(key) is not None:
+                    sonar.run_analysis(key, info["ref"], info["sha"], self.quality_outcomes.get(path, "passed"))
         elif info["job"] == "push":
             self.states[self.registry_kind].push_image(slug, repo, str(info["sha"])[:8])
 
@@ -579,6 +581,8 @@ class World:
                 "token": self.secret_ref("console", self.service_tokens["console"]),
                 "reread_delay_seconds": 0.05,
             }
+        if self.registry_kind == "harbor":
+            del data["quay"]  # one registry: the platform's (`/cpn services` does not probe the other)
         if "harbor" in self.servers:
             data["harbor"] = {
                 "url": self.servers["harbor"].url,

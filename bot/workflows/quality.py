@@ -17,7 +17,7 @@ import hmac
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
@@ -394,23 +394,29 @@ def trend(previous: dict[str, str] | None, current: dict[str, str]) -> dict[str,
 # --------------------------------------------------------------------------- naming
 
 
-def repo_of(project_key: str, slug: str) -> str | None:
-    """The repository of Sonar project ``<slug>-<repo>`` (the bot's key) or ``<slug>-<repo>-<hash>``
-    (the console's, :func:`console_sonar_key`); None for a key of another project."""
-    prefix = f"{slug}-"
-    if not slug or not project_key.startswith(prefix):
+def owner_of(project_key: str, is_project: Callable[[str], bool]) -> tuple[str, str] | None:
+    """The platform project (its slug) and repository a Sonar key belongs to, or None.
+
+    Two keys exist: the console's ``<slug>-<repo>-<hash>`` (:func:`console_sonar_key`), whose 4-hex
+    hash of the repository's name tells where the slug ends, so a console slug with dashes
+    (``name-1``, ``generateSlug``) is found; and the bot's own ``<slug>-<repo>``, whose slug has no
+    dash (direct mode's naming rule). ``is_project`` says whether a slug is one of the bot's projects.
+    """
+    if len(project_key) > 200:
         return None
-    repo = project_key[len(prefix) :]
-    base = repo.rpartition("-")[0]
-    if base and console_sonar_key(slug, base) == project_key:
-        repo = base
-    return repo if _REPO.fullmatch(repo) else None
-
-
-def slug_of(project_key: str) -> str | None:
-    """The platform project of a Sonar key (a slug has no dash), to pick the webhook secret."""
-    slug, dash, repo = project_key.partition("-")
-    return slug if dash and repo and _SLUG.fullmatch(slug) else None
+    console_shaped = False
+    for index, char in enumerate(project_key):
+        if char != "-":
+            continue
+        slug, base = project_key[:index], project_key[index + 1 :].rpartition("-")[0]
+        if base and _REPO.fullmatch(base) and console_sonar_key(slug, base) == project_key:
+            if is_project(slug):
+                return slug, base
+            console_shaped = True  # another project's console key: never read as <slug>-<repo>
+    slug, _, repo = project_key.partition("-")
+    if not console_shaped and _SLUG.fullmatch(slug) and _REPO.fullmatch(repo) and is_project(slug):
+        return slug, repo
+    return None
 
 
 __all__ = [
@@ -430,10 +436,9 @@ __all__ = [
     "from_project_status",
     "higher_is_better",
     "kind_of",
+    "owner_of",
     "parse_webhook",
-    "repo_of",
     "signature_ok",
-    "slug_of",
     "status_of",
     "trend",
 ]

@@ -336,6 +336,13 @@ class State:
         with self.lock:
             return copy.deepcopy(self.projects.get(name))
 
+    def tag_names(self, project: str, repository: str) -> list[str]:
+        """The tags of ``project/repository`` (as the Quay emulator's helper of the same name)."""
+        with self.lock:
+            proj = self.projects.get(project)
+            repo = proj.repositories.get(repository) if proj else None
+            return sorted({t.name for a in repo.artifacts for t in a.tags}) if repo else []
+
     def robot(self, full_name: str) -> Robot | None:
         with self.lock:
             found = next((r for r in self.robots.values() if PREFIX + r.name == full_name), None)

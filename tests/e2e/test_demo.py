@@ -28,11 +28,12 @@ def verdicts(transcript: str) -> dict[str, str]:
     return found
 
 
+@pytest.mark.parametrize("control", ["direct", "console"])
 def test_the_tour_passes_and_shows_each_step(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    control: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
-    code = run_demo()
+    code = run_demo(control=control)
     out = capsys.readouterr().out
     assert code == 0, out
     seen = verdicts(out)
@@ -54,6 +55,11 @@ def test_the_tour_passes_and_shows_each_step(
     assert "@alice ~equipe-alpha> @cpn-bot comment je synchronise mon dépôt ?" in out and "📘" in out
     assert "[~support-cpn] @cpn-bot" in out
     assert "Traceback" not in out and "\x1b[" not in out
+    # The platform of each mode: the console's Harbor, or the bot's own Quay; the console's own
+    # first sync of a new environment is not a deploy "made outside the bot".
+    registry = {"direct": "Quay", "console": "Harbor"}[control]
+    assert f"✅ {registry}" in out and "hors du bot" not in out
+    assert ("🟢 Console" in out) == (control == "console")
 
 
 def test_cpn_bot_demo_exits_0(tmp_path: Path) -> None:

@@ -11,16 +11,16 @@ import pytest
 
 from bot.i18n import Translator
 from bot.render.quality import gate_card, quality_card, value_text
+from bot.workflows.naming import console_sonar_key
 from bot.workflows.quality import (
     KEY_MEASURES,
     Condition,
     UnreadablePayload,
     delivery_id,
     from_project_status,
+    owner_of,
     parse_webhook,
-    repo_of,
     signature_ok,
-    slug_of,
     status_of,
     trend,
 )
@@ -218,13 +218,26 @@ def test_hotspots_reviewed_down_and_rating_up_are_worse() -> None:
 # --------------------------------------------------------------------------- naming
 
 
-def test_the_repository_of_a_sonar_key() -> None:
-    assert repo_of("demo-front-end", "demo") == "front-end"
-    assert repo_of("other-api", "demo") is None
-    assert repo_of("demo-", "demo") is None
-    assert repo_of("demo", "demo") is None
-    assert slug_of("demo-front-end") == "demo"
-    assert slug_of("aws") is None
+@pytest.mark.parametrize(
+    ("key", "projects", "owner"),
+    [
+        # The bot's own keys (direct mode): <slug>-<repo>, a slug without dashes.
+        ("demo-front-end", {"demo"}, ("demo", "front-end")),
+        ("other-api", {"demo"}, None),
+        ("demo-", {"demo"}, None),
+        ("demo", {"demo"}, None),
+        ("aws", {"aws"}, None),
+        # The console's keys: <slug>-<repo>-<4 hex of the repository's name>; its slugs may be name-N.
+        (console_sonar_key("demo", "api"), {"demo"}, ("demo", "api")),
+        (console_sonar_key("demo", "front-end"), {"demo"}, ("demo", "front-end")),
+        (console_sonar_key("demo-1", "api"), {"demo", "demo-1"}, ("demo-1", "api")),
+        (console_sonar_key("demo-1", "api"), {"demo"}, None),
+        (console_sonar_key("a-b-2", "x-y"), {"a", "a-b", "a-b-2"}, ("a-b-2", "x-y")),
+        ("x" * 300, {"x"}, None),
+    ],
+)
+def test_the_project_and_repository_of_a_sonar_key(key: str, projects: set[str], owner: tuple[str, str] | None) -> None:
+    assert owner_of(key, projects.__contains__) == owner
 
 
 # --------------------------------------------------------------------------- cards
