@@ -130,13 +130,23 @@ def exercise_the_hardened_paths(world: World, places: dict[str, str]) -> None:
 
 
 def test_no_secret_in_posts_logs_audit_or_database(  # type: ignore[no-untyped-def]
-    make_world, captured_logs: io.StringIO, vault_options: dict[str, Any], tmp_path: Path
+    make_world, captured_logs: io.StringIO, vault_options: dict[str, Any], tmp_path: Path, control: str
 ) -> None:
     metrics_file = tmp_path / "metrics_token"
     metrics_file.write_text(METRICS_TOKEN)
     metrics_file.chmod(0o600)
-    world: World = make_world(**vault_options, config_overrides={"server": {"metrics_token": f"file:{metrics_file}"}})
+    world: World = make_world(
+        **vault_options, control=control, config_overrides={"server": {"metrics_token": f"file:{metrics_file}"}}
+    )
     bob = User(world, "bob")
+    typed = {TYPED_TOKEN, TYPED_SECRET}
+    if control == "console":
+        # Bob links his console token (a password field): his writes then go out with it.
+        console = world.states["console"]
+        pat = console.add_pat(console.user_by_email(world.users["bob"].email), "chat")
+        assert "fenêtre" in bob.run("/cpn connect")["text"]
+        assert svc.submit_dialog(world, "bob", {"token": pat}) == {}
+        typed.add(pat)
     bob.run("/cpn project create alpha")
     world.wait_idle(30)
     bob.run("/cpn repo add alpha deploy --url https://gitlab.com/ministere/deploy.git --private --infra")
@@ -153,7 +163,7 @@ def test_no_secret_in_posts_logs_audit_or_database(  # type: ignore[no-untyped-d
     hardened: dict[str, str] = {}
     exercise_the_hardened_paths(world, hardened)
 
-    secrets = every_secret(world, sync_token) | {METRICS_TOKEN, signing_key(world)}
+    secrets = every_secret(world, sync_token) | typed | {METRICS_TOKEN, signing_key(world)}
     assert TYPED_TOKEN in vault_values(world)  # the typed values did reach Vault
     assert len(secrets) > 15
 
