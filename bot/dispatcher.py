@@ -17,7 +17,7 @@ from bot.render import help as help_render
 from bot.render.safe import code, escape
 from bot.spec import CommandSpec, Registry
 from bot.suggest import closest
-from services.console_errors import ConsoleError
+from services.console_errors import ConsoleError, reader_reason
 from services.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class Dispatcher:
         except ConsoleError as exc:
             # The console's refusal, whatever its backend's error shape, said in the reader's words.
             self.bot.metrics.inc("cpn_command_errors_total", reason="console")
-            return Reply(tr(f"console_error.{exc.reason}", message=escape(exc.console_message, 200)))
+            return Reply(tr(f"console_error.{reader_reason(exc)}", message=escape(exc.console_message, 200)))
         except ServiceError as exc:
             self.bot.metrics.inc("cpn_command_errors_total", reason="service")
             return Reply(tr("errors.service", service=exc.service))

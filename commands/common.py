@@ -127,6 +127,8 @@ def progress_card(
             status = current.status if current else "failed"
             if mode in ("delete", "remove"):
                 status = "archived" if all(s.state == "ok" for s in steps) else "failed"
+            elif status == "created" and any(s.state == "failed" for s in steps):
+                status = "failed"  # a card with a failed line never concludes "ready"
         if done is not None:
             if status == "initializing":
                 return

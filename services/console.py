@@ -192,7 +192,9 @@ class Console(HttpService):
                 body = response.text
         status = error_status(response.status_code, body)
         if status is not None:
-            raise to_error(status, body)
+            error = to_error(status, body)
+            error.bot_token = self.token.kind == "admin"  # whose token to renew is not the same person
+            raise error
         return body
 
     async def version(self) -> tuple[int, int, int]:

@@ -30,6 +30,7 @@ class ConsoleError(ServiceError):
         super().__init__(SERVICE, self.failure_kind, status, detail=reason)
         self.reason = reason
         self.console_message = console_message[:_MAX_MESSAGE]
+        self.bot_token = False  # refused with the bot's admin token, not a person's (set by the client)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(reason={self.reason!r}, status={self.status!r})"
@@ -39,6 +40,12 @@ class ConsoleAuthError(ConsoleError):
     """The token was refused: unknown, expired, revoked or inactive."""
 
     failure_kind = Failure.UNAUTHORIZED
+
+
+def reader_reason(exc: ConsoleError) -> str:
+    """The reason to tell the reader: a refused token is "renew yours" for a person's token, but
+    ``bot_token`` (only the platform team can renew it) when it was the bot's admin token."""
+    return "bot_token" if isinstance(exc, ConsoleAuthError) and exc.bot_token else exc.reason
 
 
 class ConsoleForbidden(ConsoleError):
@@ -208,5 +215,6 @@ __all__ = [
     "ConsoleUnavailable",
     "error_message",
     "error_status",
+    "reader_reason",
     "to_error",
 ]

@@ -206,10 +206,12 @@ class ConsoleControl(Control):
         refusal = Step("console", label="Console", state="failed")
         refusal.reason, refusal.params = failure_reason(exc)
         shown = [refusal] + [s for s in steps if s.state != "pending"]
+        # A project the console already had keeps its state; the operation itself failed (nothing
+        # after it runs: no first sync of a repository the console did not take).
         status = "failed" if not project.console_id or project.status == "initializing" else project.status
         self.bot.projects.set_status(project.id, status, {s.service: s.as_json() for s in shown})
         await progress(shown)
-        return status
+        return "failed"
 
     # -- removals -------------------------------------------------------------------------------
 

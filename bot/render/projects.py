@@ -56,10 +56,11 @@ def checklist(project: Project, steps: Sequence[Step], mode: str, status: str, t
             for s in steps
             for c in s.changes
         ]
+        if mode == "replay" and changes:
+            lines.append(tr("onboarding.replay_changes", count=len(changes)))
+        elif mode == "replay" and not any(s.state == "failed" for s in steps):
+            lines.append(tr("onboarding.replay_none"))  # "all was as it should be" only when true
         if mode == "replay":
-            lines.append(
-                tr("onboarding.replay_changes", count=len(changes)) if changes else tr("onboarding.replay_none")
-            )
             lines += changes[:30]
             if len(changes) > 30:
                 lines.append(tr("onboarding.more_changes", count=len(changes) - 30))

@@ -31,7 +31,7 @@ from bot.workflows.naming import CI_CONFIG_PATH, MIRROR_REPO, MIRROR_TRIGGER, Na
 from bot.workflows.platform import Platform
 from bot.workflows.rules import without_scheme
 from services.base import Ensured
-from services.console_errors import ConsoleError
+from services.console_errors import ConsoleError, reader_reason
 from services.errors import Failure, ServiceError
 from services.gitlab import Group
 from services.gitlab import Project as GitLabProject
@@ -137,7 +137,7 @@ def failure_reason(exc: ServiceError) -> tuple[str, dict[str, str]]:
     """The catalog key and parameters telling why a service refused: the console's own reasons
     (``[console_error]``, both of its error shapes already parsed), else the failure's kind."""
     if isinstance(exc, ConsoleError):
-        return f"console_error.{exc.reason}", {"service": exc.service, "message": exc.console_message}
+        return f"console_error.{reader_reason(exc)}", {"service": exc.service, "message": exc.console_message}
     return f"onboarding.reason.{exc.failure.value}", {"service": exc.service, "detail": exc.detail}
 
 

@@ -169,6 +169,7 @@ def test_failure_hints_name_the_project(etatcivil: World) -> None:
         if a.get("title", "").startswith("Reprovisionnement du projet etatcivil")
     )
     assert "`/cpn project replay etatcivil` pour réessayer" in card["text"], card["text"]
+    assert "Rien à réparer" not in card["text"]  # not while SonarQube failed
     page = answer(etatcivil, "bob", "/cpn project show etatcivil")
     assert "`/cpn repo add etatcivil <dépôt>`" in page and "`/cpn env add etatcivil <env> --stage dev`" in page
     assert "`/cpn secret set etatcivil <CLÉ>`" in answer(etatcivil, "bob", "/cpn secret list etatcivil")

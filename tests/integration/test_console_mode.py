@@ -1,0 +1,137 @@
+"""Console mode from the command side: what the console's lifecycle and error shapes make of a command.
+
+The bot runs in the sandbox World with ``control = "console"``: the console emulator (its users have the
+cast's e-mails, alice a platform admin) provisions the other emulators through its plugins. Each test
+types the slash command as Mattermost sends it and reads what the team sees and what the console holds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bot.sandbox.world import World
+from tests.conftest import wait_for
+from tests.integration.test_onboarding import cards
+from tests.support import platform as svc
+from tests.support.mattermost import User
+
+
+def console_world(make_world: Callable[..., World], **console: Any) -> World:
+    return make_world(control="console", config_overrides={"console": console} if console else {})
+
+
+def posts_of(world: World, method: str, path: str) -> list[str]:
+    """The token kinds of the console's requests ``method path`` (``*`` for one path segment), in order."""
+    pattern = re.compile(re.escape(path).replace(r"\*", "[^/]+") + "$")
+    return [kind for m, p, kind in world.states["console"].requests if m == method and pattern.match(p)]
+
+
+def final_card(world: World, title: str) -> dict[str, Any]:
+    """The checklist card titled ``title`` once its verdict is in (its text has a line after the services)."""
+    return wait_for(
+        lambda: next((c for c in cards(world) if c.get("title") == title and "\n\n" in c.get("text", "")), None),
+        timeout=20,
+        what=f"the card {title!r} finished",
+    )
+
+
+def test_a_create_that_times_out_is_found_again_never_posted_twice(make_world: Callable[..., World]) -> None:
+    # The console answers after the bot stopped waiting: the project was made all the same (§3.1).
+    world = console_world(make_world, write_timeout_seconds=0.3, reread_delay_seconds=0.05)
+    console = world.states["console"]
+    console.provision_delay = 1.0
+    User(world, "bob").run("/cpn project create alpha")
+    card = final_card(world, "Création du projet alpha")
+    assert "✅ Projet prêt" in card["text"], card["text"]
+    assert posts_of(world, "POST", "/api/v1/projects") == ["admin"]
+    assert [p.slug for p in console.projects_named("alpha")] == ["alpha"]  # no alpha-1
+
+
+def _project(world: World) -> None:
+    User(world, "bob").run("/cpn project create alpha")
+    final_card(world, "Création du projet alpha")
+    world.wait_idle(30)
+
+
+def test_without_a_linked_token_a_repository_goes_through_the_v1_routes(make_world: Callable[..., World]) -> None:
+    # Repository v2 writes refuse admin tokens (console-api.md §1.4): the v1 route takes the bot's.
+    world = console_world(make_world)
+    _project(world)
+    answer = User(world, "bob").run("/cpn repo add alpha api --url https://github.com/ministere/api.git")["text"]
+    assert "⛔" not in answer and "❌" not in answer, answer
+    wait_for(lambda: any("Dépôt `api` ajouté par @bob" in p["message"] for p in svc_posts(world)), what="the line")
+    assert posts_of(world, "POST", "/api/v1/repositories") == ["admin"]
+    assert not [k for k in posts_of(world, "POST", "/api/v2/projects/*/repositories") if k == "admin"]
+    project = world.states["console"].project_by_slug("alpha")
+    assert project is not None
+    assert [r.internal_name for r in world.states["console"].repositories.values() if r.project_id == project.id] == [
+        "api"
+    ]
+
+
+def test_without_v1_routes_a_repository_needs_the_persons_token(make_world: Callable[..., World]) -> None:
+    world = console_world(make_world)
+    _project(world)
+    console = world.states["console"]
+    console.v1_repositories = False
+    bob = User(world, "bob")
+    bob.run("/cpn repo add alpha api --url https://github.com/ministere/api.git")
+    card = final_card(world, "Mise à jour du projet alpha")
+    # The console's refusal and the way out, on a card that does not conclude "ready"; no first sync
+    # of a repository the console did not take (so no "GitLab ne répond pas" either).
+    assert "/cpn connect" in card["text"] and "Projet prêt" not in card["text"], card["text"]
+    world.wait_idle(30)
+    assert not [p for p in svc_posts(world) if "ne répond pas" in p["message"] or "Synchronisation" in str(p)]
+    # Once bob links his console token, the replay the card offers goes through v2 with it.
+    pat = console.add_pat(console.user_by_email(world.users["bob"].email), "chat")
+    assert "fenêtre" in bob.run("/cpn connect")["text"]
+    assert svc.submit_dialog(world, "bob", {"token": pat}) == {}
+    assert "/cpn project replay alpha" in card["text"]
+    bob.run("/cpn project replay alpha")
+    wait_for(
+        lambda: "pat" in posts_of(world, "POST", "/api/v2/projects/*/repositories"), timeout=20, what="the v2 write"
+    )
+    replayed = final_card(world, "Reprovisionnement du projet alpha")
+    assert "✅ Projet prêt" in replayed["text"], replayed["text"]
+    assert "admin" not in posts_of(world, "POST", "/api/v2/projects/*/repositories")
+
+
+@pytest.mark.parametrize(
+    "version",
+    [
+        "9.24.0",  # NestJS: HTTP 401 {"message": "Token expired", …}
+        "9.22.0",  # legacy: HTTP 200 {"status": 401, "body": {"message": "Expired"}}
+    ],
+)
+def test_a_refused_admin_token_is_said_in_both_error_shapes(make_world: Callable[..., World], version: str) -> None:
+    world = console_world(make_world)
+    console = world.states["console"]
+    console.version = version
+    console.expire(world.service_tokens["console"])
+    User(world, "bob").run("/cpn project create alpha")
+    card = final_card(world, "Création du projet alpha")
+    # The bot's own token was refused: the platform team renews it, not bob (who has no console token).
+    assert "jeton du bot" in card["text"] and "/cpn support" in card["text"], card["text"]
+    assert "Votre jeton" not in card["text"] and "Projet prêt" not in card["text"]
+    said = "\n".join(everything_bob_read(world))
+    assert not console.projects_named("alpha")  # nothing was created with a refused token
+    assert world.service_tokens["console"] not in said
+
+
+def svc_posts(world: World) -> list[dict[str, Any]]:
+    return world.states["mattermost"].channel_posts(world.channels["equipe-alpha"])
+
+
+def everything_bob_read(world: World) -> list[str]:
+    bob = world.users["bob"]
+    mm = world.states["mattermost"]
+    texts = [
+        str(e.get("message", "")) + str((e.get("props") or {}).get("attachments", "")) for e in mm.ephemeral_for(bob.id)
+    ]
+    return texts + [
+        str(p.get("message", "")) + str((p.get("props") or {}).get("attachments", "")) for p in svc_posts(world)
+    ]
