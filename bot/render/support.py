@@ -192,6 +192,28 @@ def health_label(health: str, tr: Translator) -> str:
     return health if label == key else label
 
 
+# The fixed words of the probes' details (services/health.py, in English for check-config and the
+# logs), said in the reader's language; route names and HTTP statuses are kept as they are.
+HEALTH_WORDS = (
+    ("admin token refused", "admin_token_refused"),
+    ("credentials refused", "credentials_refused"),
+    ("token lacks rights", "token_lacks_rights"),
+    ("console sees", "console_sees"),
+    ("unexpected answer", "unexpected_answer"),
+    ("unreachable", "unreachable"),
+    ("read-only", "read_only"),
+    ("sealed", "sealed"),
+    ("no answer within", "no_answer_within"),
+)
+
+
+def health_detail(detail: str, tr: Translator) -> str:
+    """A probe's detail in the reader's words (pure: the same detail, the same words)."""
+    for english, key in HEALTH_WORDS:
+        detail = detail.replace(english, tr(f"support.health_words.{key}"))
+    return detail
+
+
 def health_card(rows: Sequence[dict[str, Any]], tr: Translator) -> dict[str, Any]:
     lines = []
     worst = "ok"
@@ -199,11 +221,13 @@ def health_card(rows: Sequence[dict[str, Any]], tr: Translator) -> dict[str, Any
         health = row["health"]
         if health in ("failing", "degraded") and worst != "failing":
             worst = health
-        detail = f" — {escape(row['detail'], 120)}" if row.get("detail") else ""
+        detail = f" — {escape(health_detail(row['detail'], tr), 120)}" if row.get("detail") else ""
         lines.append(
             f"{HEALTH_ICONS.get(health, '⚪')} **{row['service']}** : {health_label(health, tr)}"
             f" ({row['latency_ms']:.0f} ms){detail}"
         )
+    if worst != "ok":
+        lines += ["", tr(f"support.health_hint.{worst}")]  # what to do while a service is down
     return {
         "color": {"ok": "#18753C", "degraded": "#B34000", "failing": "#CE0500"}.get(worst, "#666666"),
         "title": tr("support.health_title"),
@@ -218,7 +242,7 @@ def health_change(service: str, before: str, after: str, detail: str, tr: Transl
         service=service,
         before=health_label(before, tr),
         after=health_label(after, tr),
-        detail=f" — {escape(detail, 150)}" if detail else "",
+        detail=f" — {escape(health_detail(detail, tr), 150)}" if detail else "",
     )
 
 

@@ -694,8 +694,11 @@ def test_tickets_nobody_took_are_brought_up_in_the_support_channel(make_world: C
 def health_lines(world: World) -> dict[str, str]:
     card = User(world, "dave").run("/cpn services")["attachments"][0]
     assert card["title"] == "État des services de la plateforme"
+    services, _, hint = card["text"].partition("\n\n")
+    # Below the services, while one is not OK, what to do: retry later, tell the platform team.
+    assert ("`/cpn support`" in hint) == any(not line.startswith("🟢") for line in services.splitlines())
     lines = {}
-    for line in card["text"].splitlines():
+    for line in services.splitlines():
         found = re.match(r"^(\S+) \*\*(\w+)\*\* : (.+)$", line)
         assert found, line
         icon, service, rest = found.groups()
@@ -722,16 +725,16 @@ def test_each_service_is_shown_ok_degraded_failing_or_unknown(make_world: Callab
         "ArgoCD": "🔴 En échec — healthz: HTTP 503",
         "GitLab": "🔴 En échec — readiness: gitaly\\_check",  # a core component: a failure, named
         "Mattermost": "🟢 OK",
-        "Nexus": "🟠 Dégradé — read-only",
+        "Nexus": "🟠 Dégradé — en lecture seule",
         "Quay": "🔴 En échec — health/instance: HTTP 503",
         "SonarQube": "🟠 Dégradé — health YELLOW",
-        "Vault": "🔴 En échec — sealed",
+        "Vault": "🔴 En échec — scellé",  # the probes' words in French
     }
     # An answer the probe cannot read (a maintenance page behind the proxy): unknown, and the others still shown.
     world.states["sonarqube"].faults.fail("GET /api/system/health", 200, body="maintenance")
     lines = health_lines(world)
-    assert lines["SonarQube"] == "⚪ Inconnu — unexpected answer"
-    assert lines["Vault"] == "🔴 En échec — sealed"
+    assert lines["SonarQube"] == "⚪ Inconnu — réponse inattendue"
+    assert lines["Vault"] == "🔴 En échec — scellé"
 
 
 def test_the_health_job_announces_a_change_once_in_the_support_channel(make_world: Callable[..., World]) -> None:
@@ -748,7 +751,7 @@ def test_the_health_job_announces_a_change_once_in_the_support_channel(make_worl
     for _ in range(2):
         run_job(world, refresh_health)
     health_lines(world)  # /cpn services sees the same states: nothing new to say
-    assert sorted(announcements()) == ["🔴 SonarQube : OK → En échec — health RED", "🔴 Vault : OK → En échec — sealed"]
+    assert sorted(announcements()) == ["🔴 SonarQube : OK → En échec — health RED", "🔴 Vault : OK → En échec — scellé"]
     world.states["vault"].sealed = False
     for _ in range(2):
         run_job(world, refresh_health)
