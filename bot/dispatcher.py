@@ -15,6 +15,7 @@ from bot.logs import log, request_id_var
 from bot.parser import UsageError, clean, parse_args, tokenize
 from bot.render import help as help_render
 from bot.render.safe import code, escape
+from bot.rights import Role
 from bot.spec import CommandSpec, Registry
 from bot.suggest import closest
 from services.console_errors import ConsoleError, reader_reason
@@ -69,6 +70,9 @@ class Dispatcher:
             return Reply(refusal)
         self.bot.metrics.inc("cpn_commands_total", command=spec.name)
         try:
+            unknown = await self._adopted(spec, ctx)
+            if unknown is not None:
+                return unknown
             return await spec.handler(ctx)
         except ConsoleError as exc:
             # The console's refusal, whatever its backend's error shape, said in the reader's words.
@@ -82,6 +86,19 @@ class Dispatcher:
             log(logger, logging.ERROR, "command crashed", command=spec.name, error=type(exc).__name__)
             logger.debug("command crash", exc_info=True)
             return Reply(tr("errors.internal", ref=request_id_var.get() or "-"))
+
+    async def _adopted(self, spec: CommandSpec, ctx: CommandContext) -> Reply | None:
+        """The project a command names, brought into the bot at its first command when the
+        provisioner has it but the bot does not (a console project made in the console's UI): its
+        hooks are wired by an ``adopt`` reconcile, whose card says so. A reply if there is none."""
+        name = str(ctx.args.get(spec.project_arg or "", "") or "") if spec.scoped else ""
+        if not name or not isinstance(spec.requires, Role) or self.bot.projects.get(name) is not None:
+            return None
+        project = await self.bot.control.adopt(name, ctx.user_id)
+        if project is None:
+            return Reply(ctx.tr("errors.unknown_project", project=code(name)))
+        ctx.submit("project.reconcile", {"project": project.name, "mode": "adopt"})
+        return None
 
     # -- rights -------------------------------------------------------------------------------
 

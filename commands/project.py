@@ -129,14 +129,7 @@ async def link_created(press: Press, bot: Bot) -> PressResult:
 
 @command("project list", summary=Text("Liste vos projets", "Lists your projects"), project_arg=None)
 async def list_projects(ctx: CommandContext) -> Reply:
-    identity = await ctx.identity()
-    bot = ctx.bot
-    entries: list[tuple[Project, Role | None]]
-    if identity.is_platform_admin:
-        roles = {p.id: r for p, r in bot.projects.of_user(ctx.user_id)}
-        entries = [(p, roles.get(p.id)) for p in bot.projects.all()]
-    else:
-        entries = [(p, r) for p, r in bot.projects.of_user(ctx.user_id)]
+    entries = await ctx.bot.control.listed_projects(await ctx.identity())
     return Reply(render.project_list(entries, ctx.tr))
 
 

@@ -29,6 +29,9 @@ MAX_PAGES = 50
 # starts with a dot here, so no segment can be ``.`` or ``..``.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+# An e-mail address as a path segment (model/user.go IsValidEmail: one "@", no spaces or slashes);
+# quoted, it can never be "." or "..".
+_EMAIL = re.compile(r"[^@\s/\\]{1,64}@[A-Za-z0-9.\-]{1,190}")
 
 
 class InvalidPathSegment(ServiceError):
@@ -43,6 +46,8 @@ def _segment(key: str, value: object) -> str:
     text = value if isinstance(value, str) else ""
     if key.endswith("name"):
         ok = _NAME.fullmatch(text) is not None
+    elif key == "email":
+        ok = _EMAIL.fullmatch(text) is not None
     else:
         ok = is_mattermost_id(text) or (key == "user" and text == "me")
     if not ok:
@@ -160,6 +165,13 @@ class Mattermost:
 
     async def get_user_by_username(self, username: str) -> Json:
         result: Json = await self._get("users/username/{username}", username=username)
+        return result
+
+    async def get_user_by_email(self, email: str) -> Json:
+        """``GET /users/email/{email}`` (mattermost/mattermost:server/channels/api4/user.go
+        ``getUserByEmail``): 403 unless the bot may see e-mails (``PrivacySettings.ShowEmailAddress``
+        or system admin), 404 for an unknown address."""
+        result: Json = await self._get("users/email/{email}", email=email)
         return result
 
     async def get_channel(self, channel_id: str) -> Json:

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from bot.context import Identity
 from bot.model import Project
 from bot.rights import Role
 from bot.workflows.onboarding import Progress
@@ -85,6 +86,22 @@ class Control(ABC):
     @abstractmethod
     async def placement(self, stage: str, cluster: str | None) -> Placement | PlacementChoice:
         """Where an environment of ``stage`` goes, or the choice the caller has to make."""
+
+    async def listed_projects(self, identity: Identity) -> list[tuple[Project, Role | None]]:
+        """``/cpn project list``: the person's projects with their role (every project for a
+        platform admin, with the role they hold where they hold one)."""
+        projects = self.bot.projects
+        mine = projects.of_user(identity.user_id)
+        if not identity.is_platform_admin:
+            return list(mine)
+        roles = {p.id: r for p, r in mine}
+        return [(p, roles.get(p.id)) for p in projects.all()]
+
+    async def adopt(self, name: str, user_id: str) -> Project | None:
+        """A project the provisioner has but the bot has never seen (made elsewhere), brought into
+        the bot's store so that commands and notifications work on it; None when there is none.
+        The bot is the only provisioner in direct mode: nothing to adopt."""
+        return None
 
     @abstractmethod
     def sonar_key(self, slug: str, repo: str) -> str:

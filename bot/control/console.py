@@ -17,6 +17,8 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, ClassVar
 
+from bot.console_access import ConsoleRights
+from bot.context import Identity
 from bot.control.base import Control, Placement, PlacementChoice
 from bot.model import Project
 from bot.rights import Role
@@ -83,7 +85,10 @@ class ConsoleControl(Control):
         await progress(steps)
         console = await self.credential(user_id)
         try:
-            provisioning = await self._write(console, project, mode)
+            if mode == "adopt":  # a project made in the console: read it, write nothing
+                provisioning = await self.console.projects.provisioning(project.console_id)
+            else:
+                provisioning = await self._write(console, project, mode)
         except ConsoleError as exc:
             return await self._refused(project, steps, exc, progress)
         project = self.bot.projects.by_id(project.id)  # the console's slug, now known
@@ -100,6 +105,73 @@ class ConsoleControl(Control):
         status = finish(ctx, steps)
         await progress(steps)
         return status
+
+    # -- projects made in the console ---------------------------------------------------------------
+
+    async def listed_projects(self, identity: Identity) -> list[tuple[Project, Role | None]]:
+        """The bot's projects, and the console's live ones the person owns or is a member of (or
+        all, for a platform admin) that the bot has not seen yet: the console owns projects."""
+        listed = await super().listed_projects(identity)
+        known = {p.slug for p, _ in listed} | {p.slug for p in self.bot.projects.all()}
+        rights = self.bot.rights
+        access = rights.access if isinstance(rights, ConsoleRights) else None
+        person = await access.person(identity.email) if access else None
+        if access is None or person is None:
+            return listed
+        for found in await access.projects():
+            if found.slug in known or found.status == "archived":
+                continue
+            role = _role_of(found, person.id)
+            if role is None and not identity.is_platform_admin:
+                continue
+            listed.append((_unseen(found), role))
+        return sorted(listed, key=lambda entry: entry[0].name)
+
+    async def adopt(self, name: str, user_id: str) -> Project | None:
+        """A live console project the bot has never seen (made in the console's UI): its row, its
+        repositories, environments and members (those Mattermost knows by e-mail) read from the
+        console with the bot's token; rights stay the console's. The bot's own hooks are wired by
+        the ``adopt`` reconcile the dispatcher queues next (nothing is written to the console)."""
+        found = await self.console.projects.by_slug(name)
+        if found is None or found.status == "archived":
+            return None
+        projects = self.bot.projects
+        project = projects.create(found.slug, found.description, "console")
+        projects.set_console(project.id, found.id, found.slug)
+        projects.set_status(project.id, "initializing")
+        for repo in await self.console.repositories.list(found.id):
+            projects.add_repository(
+                project.id, repo.internal_name, repo.external_url, repo.is_private, repo.is_infra, "console"
+            )
+            projects.set_repository_console_id(project.id, repo.internal_name, repo.id)
+        stages = {s.id: s.name for s in await self.console.stages()}
+        clusters = {c.id: c.label for c in await self.console.clusters()}
+        for env in await self.console.environments.list(found.id):
+            stage = stages.get(env.stage_id, env.stage_name)
+            projects.add_environment(
+                project.id, env.name, stage, env.cpu, env.memory, "console", clusters.get(env.cluster_id, "")
+            )
+            projects.set_environment_console_id(project.id, env.name, env.id)
+        await self._adopt_members(project, found)
+        self.bot.rights.forget(found.slug)
+        return projects.by_id(project.id)
+
+    async def _adopt_members(self, project: Project, found: ConsoleProject) -> None:
+        """The console's owner and members as the bot's, for the project page and the refusals'
+        "who can grant it"; a person Mattermost does not show by e-mail is left out (the console
+        still decides their rights)."""
+        people = [(found.owner.email, Role.OWNER)] if found.owner else []
+        people += [(m.email, _role_of(found, m.user_id) or Role.READONLY) for m in found.members]
+        for email, role in people:
+            if not email or (role is not Role.OWNER and found.owner and email == found.owner.email):
+                continue
+            try:
+                user = await self.bot.mm.get_user_by_email(email)
+            except ServiceError:
+                continue
+            self.bot.projects.set_member(
+                project.id, str(user["id"]), str(user.get("username") or ""), email, role, "console"
+            )
 
     async def _write(self, console: Console, project: Project, mode: str) -> Provisioning:
         """Mirror the bot's rows into the console, then its report of the last provisioning."""
@@ -356,6 +428,26 @@ class ConsoleControl(Control):
         if isinstance(placed, PlacementChoice):
             return placed
         return Placement(placed[0].name, placed[1].label)
+
+
+def _role_of(project: ConsoleProject, person_id: str) -> Role | None:
+    """The bot's role matching what a person holds in a console project (owner, or the highest of
+    their system roles by OIDC suffix); None when they are not in it."""
+    if project.owner_id == person_id:
+        return Role.OWNER
+    member = next((m for m in project.members if m.user_id == person_id), None)
+    if member is None:
+        return None
+    suffixes = {role_id: suffix for suffix, role_id in _role_ids(project).items()}
+    by_suffix = {suffix: role for role, suffix in ROLE_GROUPS.items()}
+    held = [by_suffix[suffixes[r]] for r in member.role_ids if suffixes.get(r) in by_suffix]
+    return max(held) if held else Role.READONLY
+
+
+def _unseen(found: ConsoleProject) -> Project:
+    """A console project as ``project list`` shows it before the bot adopts it (no row yet)."""
+    status = found.status if found.status in ("created", "failed", "warning") else "initializing"
+    return Project(0, found.slug, found.slug, found.description, status, "console", 0.0, console_id=found.id)
 
 
 def _role_ids(project: ConsoleProject) -> dict[str, str]:

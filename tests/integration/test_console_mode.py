@@ -11,13 +11,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.sandbox.world import World
 from tests.conftest import wait_for
 from tests.integration.test_onboarding import cards
 from tests.support import platform as svc
-from tests.support.mattermost import User
+from tests.support.mattermost import User, text_of
 
 
 def console_world(make_world: Callable[..., World], **console: Any) -> World:
@@ -135,3 +136,50 @@ def everything_bob_read(world: World) -> list[str]:
     return texts + [
         str(p.get("message", "")) + str((p.get("props") or {}).get("attachments", "")) for p in svc_posts(world)
     ]
+
+
+# -- a project made in the console's UI ---------------------------------------------------------------
+
+BUDGETS = dict.fromkeys(("hprodCpu", "hprodGpu", "hprodMemory", "prodCpu", "prodGpu", "prodMemory"), 0)
+
+
+def made_in_the_console(world: World, name: str) -> str:
+    """What bob does in the console's UI: a project (with his token), carol added to it; its id."""
+    console = world.states["console"]
+    bob = console.user_by_email(world.users["bob"].email)
+    headers = {"x-dso-token": console.add_pat(bob, "ui")}
+    base = world.servers["console"].url
+    body = {"name": name, "description": "fait dans la console", "limitless": False, **BUDGETS}
+    created = httpx.post(f"{base}/api/v1/projects", json=body, headers=headers, timeout=30)
+    assert created.status_code == 201, created.text
+    project_id = str(created.json()["id"])
+    member = {"email": world.users["carol"].email}
+    added = httpx.post(f"{base}/api/v1/projects/{project_id}/members", json=member, headers=headers, timeout=30)
+    assert added.status_code in (200, 201), added.text
+    return project_id
+
+
+def test_a_project_made_in_the_console_is_listed_then_adopted_at_its_first_command(
+    make_world: Callable[..., World],
+) -> None:
+    world = console_world(make_world)
+    made_in_the_console(world, "gamma")
+    bob = User(world, "bob")
+    # The console owns projects: bob's is listed before the bot has ever seen it.
+    listed = bob.run("/cpn project list")["text"]
+    assert "**gamma**" in listed and "propriétaire" in listed, listed
+    # Its first command brings it in (no internal error), with its members as the console has them.
+    page = text_of(bob.run("/cpn project show gamma"))
+    assert "gamma" in page and "@bob (propriétaire)" in page and "@carol" in page, page
+    # The bot wires its own hooks (the console does not), on a card that says so, and writes nothing.
+    card = final_card(world, "Raccordement au bot du projet gamma de la console")
+    assert "✅ Projet prêt" in card["text"], card["text"]
+    gitlab = world.states["gitlab"]
+    group = gitlab.group_by_path("forge/projects/gamma")
+    assert group is not None
+    assert [h for h in gitlab.hooks.values() if h.group_id == group["id"] and h.url.startswith(world.bot_url)]
+    assert posts_of(world, "PUT", "/api/v1/projects/*/hooks") == []  # no replay asked of the console
+    # The next commands find it in the bot: adopted once.
+    assert "Raccordement" not in text_of(bob.run("/cpn project show gamma"))
+    assert len([c for c in cards(world) if c.get("title", "").startswith("Raccordement")]) == 1
+    assert "inconnu" in bob.run("/cpn project show delta")["text"]  # neither in the bot nor in the console
