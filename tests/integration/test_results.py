@@ -255,12 +255,20 @@ def test_a_waiver_is_honoured_until_it_expires_then_the_owners_are_told(alpha: W
     assert "scan.waive" in audit
 
 
-def test_the_scan_command_shows_the_latest_per_image_and_the_history(alpha: World) -> None:
+def test_the_scan_command_shows_the_latest_per_image_and_the_history(alpha: World, token: str) -> None:
+    # Its own scans (pytest-xdist may run it before, or apart from, the tests above).
+    report = fixture("trivy_image_report.json")
+    push_report(alpha, token, json.dumps(report).encode(), ref="main")
+    for tag in ("diff", "history"):
+        report["ArtifactName"] = f"registry.example/alpha/api:{tag}"
+        push_report(alpha, token, json.dumps(report).encode(), ref="main")
+    alpha.wait_idle()
     text = User(alpha, "bob").run("/cpn scan alpha")["text"]
     assert "Scans de vulnérabilités du projet alpha" in text and "historique" in text
     assert "alpine-39" in text
     assert "Critique : " in text and "CRITICAL" not in text  # severities in the reader's language
-    assert "registry.example/alpha/api" in text and "api:diff" not in text  # one history per image, any tag
+    # One history per image, whatever its tag: the latest (api:history) stands for the image.
+    assert "registry.example/alpha/api" in text and "api:diff" not in text
 
 
 # -- from the pipeline itself -----------------------------------------------------------------------
