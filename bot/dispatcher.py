@@ -77,7 +77,9 @@ class Dispatcher:
         except ConsoleError as exc:
             # The console's refusal, whatever its backend's error shape, said in the reader's words.
             self.bot.metrics.inc("cpn_command_errors_total", reason="console")
-            return Reply(tr(f"console_error.{reader_reason(exc)}", message=escape(exc.console_message, 200)))
+            named = str(ctx.args.get(spec.project_arg or "", "") or "")
+            message = escape(exc.console_message, 200)
+            return Reply(tr(f"console_error.{reader_reason(exc)}", message=message, project=named or "…"))
         except ServiceError as exc:
             self.bot.metrics.inc("cpn_command_errors_total", reason="service")
             return Reply(tr("errors.service", service=exc.service))

@@ -37,6 +37,7 @@ def step_line(step: Step | dict[str, Any], tr: Translator, project: str) -> str:
     if state == "failed" and data.get("reason"):
         # The parameters may come from a service's answer (the console's messages): shown, never run.
         params = {"service": name} | {k: escape(str(v), 200) for k, v in (data.get("params") or {}).items()}
+        params["project"] = project  # for the hints: "`/cpn project replay <project>`"
         line += " — " + tr(data["reason"], **params)
     notes = data.get("notes") or []
     if notes:

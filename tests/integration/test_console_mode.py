@@ -183,3 +183,16 @@ def test_a_project_made_in_the_console_is_listed_then_adopted_at_its_first_comma
     assert "Raccordement" not in text_of(bob.run("/cpn project show gamma"))
     assert len([c for c in cards(world) if c.get("title", "").startswith("Raccordement")]) == 1
     assert "inconnu" in bob.run("/cpn project show delta")["text"]  # neither in the bot nor in the console
+
+
+def test_a_plugin_failing_in_the_console_is_on_its_line_with_the_project_s_replay(
+    make_world: Callable[..., World],
+) -> None:
+    world = console_world(make_world)
+    world.states["console"].fail_plugin("sonarqube", "Le SonarQube ne répond pas")
+    User(world, "bob").run("/cpn project create alpha")
+    card = final_card(world, "Création du projet alpha")
+    sonar = next(line for line in card["text"].splitlines() if "**SonarQube**" in line)
+    assert sonar.startswith("❌") and "Le SonarQube ne répond pas" in sonar, card["text"]
+    assert "`/cpn project replay alpha`" in card["text"] and "Projet prêt" not in card["text"]
+    assert all(line.startswith("✅") for line in card["text"].split("\n\n")[0].splitlines() if "SonarQube" not in line)
