@@ -94,7 +94,17 @@ class Dispatcher:
         provisioner has it but the bot does not (a console project made in the console's UI): its
         hooks are wired by an ``adopt`` reconcile, whose card says so. A reply if there is none."""
         name = str(ctx.args.get(spec.project_arg or "", "") or "") if spec.scoped else ""
-        if not name or not isinstance(spec.requires, Role) or self.bot.projects.get(name) is not None:
+        if not name or not isinstance(spec.requires, Role):
+            return None
+        known = self.bot.projects.get(name)
+        if known is not None:
+            # What was added in the provisioner's UI since: the command sees it, the bot follows it.
+            # Best effort: a console down must not stop a command that does not need it (status).
+            try:
+                if await self.bot.control.refresh(known):
+                    ctx.submit("project.reconcile", {"project": known.name, "mode": "adopt"})
+            except (ServiceError, ConsoleError) as exc:
+                log(logger, logging.WARNING, "refresh from the provisioner failed", error=type(exc).__name__)
             return None
         project = await self.bot.control.adopt(name, ctx.user_id)
         if project is None:

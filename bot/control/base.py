@@ -103,6 +103,11 @@ class Control(ABC):
         The bot is the only provisioner in direct mode: nothing to adopt."""
         return None
 
+    async def refresh(self, project: Project) -> bool:
+        """Bring in what changed on the provisioner's side outside the bot; True when something
+        new needs the bot's hooks. Nothing changes behind the bot's back in direct mode."""
+        return False
+
     @abstractmethod
     def sonar_key(self, slug: str, repo: str) -> str:
         """The SonarQube project key of a repository, as the provisioner named it."""

@@ -13,7 +13,9 @@ Every console call goes out with :meth:`ConsoleControl.credential`.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, ClassVar
 
@@ -55,6 +57,7 @@ class ConsoleControl(Control):
     def __init__(self, bot: Bot, console: Console) -> None:
         super().__init__(bot)
         self.console = console
+        self._refreshed: dict[int, float] = {}  # project id → monotonic time of its last refresh
 
     @classmethod
     def from_config(cls, bot: Bot) -> ConsoleControl:
@@ -139,22 +142,57 @@ class ConsoleControl(Control):
         project = projects.create(found.slug, found.description, "console")
         projects.set_console(project.id, found.id, found.slug)
         projects.set_status(project.id, "initializing")
-        for repo in await self.console.repositories.list(found.id):
-            projects.add_repository(
-                project.id, repo.internal_name, repo.external_url, repo.is_private, repo.is_infra, "console"
-            )
-            projects.set_repository_console_id(project.id, repo.internal_name, repo.id)
-        stages = {s.id: s.name for s in await self.console.stages()}
-        clusters = {c.id: c.label for c in await self.console.clusters()}
-        for env in await self.console.environments.list(found.id):
-            stage = stages.get(env.stage_id, env.stage_name)
-            projects.add_environment(
-                project.id, env.name, stage, env.cpu, env.memory, "console", clusters.get(env.cluster_id, "")
-            )
-            projects.set_environment_console_id(project.id, env.name, env.id)
+        await self._import_rows(projects.by_id(project.id))
         await self._adopt_members(project, found)
         self.bot.rights.forget(found.slug)
         return projects.by_id(project.id)
+
+    async def refresh(self, project: Project) -> bool:
+        """What was changed in the console's UI since the bot last looked: repositories and
+        environments made there are added to the bot, those deleted there marked removed. True
+        when something was added (its hooks are then wired by an ``adopt`` reconcile)."""
+        if not project.console_id:
+            return False
+        # As fresh as the rights read from the console: two reads per command would double its cost.
+        ttl = self.bot.config.console.rights_cache_seconds if self.bot.config.console else 0.0
+        now = time.monotonic()
+        if now - self._refreshed.get(project.id, -ttl - 1) < ttl:
+            return False
+        added = await self._import_rows(project)
+        self._refreshed[project.id] = now
+        return added
+
+    async def _import_rows(self, project: Project) -> bool:
+        projects, added = self.bot.projects, False
+        repos, envs = await asyncio.gather(
+            self.console.repositories.list(project.console_id), self.console.environments.list(project.console_id)
+        )
+        known_repos = {r.name: r for r in projects.repositories(project.id)}
+        for repo in repos:
+            if repo.internal_name not in known_repos:
+                url, private, infra = repo.external_url, repo.is_private, repo.is_infra
+                projects.add_repository(project.id, repo.internal_name, url, private, infra, "console")
+                projects.set_repository_console_id(project.id, repo.internal_name, repo.id)
+                added = True
+        live = {r.id for r in repos}
+        for row in known_repos.values():
+            if row.console_id and row.console_id not in live:
+                projects.set_repository_status(project.id, row.name, "removed")
+        known_envs = {e.name: e for e in projects.environments(project.id)}
+        new_envs = [e for e in envs if e.name not in known_envs]
+        if new_envs:
+            stages = {s.id: s.name for s in await self.console.stages()}
+            clusters = {c.id: c.label for c in await self.console.clusters()}
+            for env in new_envs:
+                stage, cluster = stages.get(env.stage_id, env.stage_name), clusters.get(env.cluster_id, "")
+                projects.add_environment(project.id, env.name, stage, env.cpu, env.memory, "console", cluster)
+                projects.set_environment_console_id(project.id, env.name, env.id)
+            added = True
+        live = {e.id for e in envs}
+        for env_row in known_envs.values():
+            if env_row.console_id and env_row.console_id not in live:
+                projects.set_environment_status(project.id, env_row.name, "removed")
+        return added
 
     async def _adopt_members(self, project: Project, found: ConsoleProject) -> None:
         """The console's owner and members as the bot's, for the project page and the refusals'

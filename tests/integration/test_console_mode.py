@@ -143,11 +143,15 @@ def everything_bob_read(world: World) -> list[str]:
 BUDGETS = dict.fromkeys(("hprodCpu", "hprodGpu", "hprodMemory", "prodCpu", "prodGpu", "prodMemory"), 0)
 
 
+def ui_headers(world: World) -> dict[str, str]:
+    """Bob in the console's UI: his own token."""
+    console = world.states["console"]
+    return {"x-dso-token": console.add_pat(console.user_by_email(world.users["bob"].email), "ui")}
+
+
 def made_in_the_console(world: World, name: str) -> str:
     """What bob does in the console's UI: a project (with his token), carol added to it; its id."""
-    console = world.states["console"]
-    bob = console.user_by_email(world.users["bob"].email)
-    headers = {"x-dso-token": console.add_pat(bob, "ui")}
+    headers = ui_headers(world)
     base = world.servers["console"].url
     body = {"name": name, "description": "fait dans la console", "limitless": False, **BUDGETS}
     created = httpx.post(f"{base}/api/v1/projects", json=body, headers=headers, timeout=30)
@@ -196,3 +200,36 @@ def test_a_plugin_failing_in_the_console_is_on_its_line_with_the_project_s_repla
     assert sonar.startswith("❌") and "Le SonarQube ne répond pas" in sonar, card["text"]
     assert "`/cpn project replay alpha`" in card["text"] and "Projet prêt" not in card["text"]
     assert all(line.startswith("✅") for line in card["text"].split("\n\n")[0].splitlines() if "SonarQube" not in line)
+
+
+def test_what_is_added_or_deleted_in_the_console_s_ui_is_seen_at_the_next_command(
+    make_world: Callable[..., World],
+) -> None:
+    world = console_world(make_world, rights_cache_seconds=0)  # the console re-read at every command
+    project_id = made_in_the_console(world, "gamma")
+    bob = User(world, "bob")
+    assert "aucun" in bob.run("/cpn repo list gamma")["text"].lower()  # adopted, no repository yet
+    final_card(world, "Raccordement au bot du projet gamma de la console")
+    base, headers = world.servers["console"].url, ui_headers(world)
+    spec = {"internalRepoName": "front", "externalRepoUrl": "", "isInfra": False, "isPrivate": False}
+    made = httpx.post(f"{base}/api/v2/projects/{project_id}/repositories", json=spec, headers=headers, timeout=30)
+    assert made.status_code == 201, made.text
+    assert "`front`" in bob.run("/cpn repo list gamma")["text"]
+    deleted = httpx.delete(
+        f"{base}/api/v2/projects/{project_id}/repositories/{made.json()['id']}", headers=headers, timeout=30
+    )
+    assert deleted.status_code in (200, 204), deleted.text
+    world.wait_idle(30)
+    assert "`front`" not in bob.run("/cpn repo list gamma")["text"]
+
+
+def test_the_console_is_re_read_for_changes_once_per_rights_cache_period(make_world: Callable[..., World]) -> None:
+    world = console_world(make_world)  # rights_cache_seconds: 60 by default
+    made_in_the_console(world, "delta")
+    bob = User(world, "bob")
+    bob.run("/cpn repo list delta")  # adopted: its rows read once
+    final_card(world, "Raccordement au bot du projet delta de la console")
+    before = len(posts_of(world, "GET", "/api/v2/projects/*/repositories"))
+    for _ in range(3):
+        bob.run("/cpn env list delta")
+    assert len(posts_of(world, "GET", "/api/v2/projects/*/repositories")) - before <= 1
