@@ -334,3 +334,14 @@ class Projects:
             (channel_id,),
         ).fetchall()
         return [self.by_id(r[0]) for r in rows]
+
+
+@dataclass(frozen=True)
+class DeclaredDeployment:
+    """A deployment as the provisioner declares it (the console's, §2.8): which repositories go to
+    which environment, at which revision, synchronised automatically or not."""
+
+    name: str
+    environment: str
+    sources: tuple[tuple[str, str], ...]  # (repository, revision; "" for the repository's own)
+    autosync: bool

@@ -338,5 +338,13 @@ async def status_command(ctx: CommandContext) -> Reply:
     from bot.render.status import status_card
 
     status = await contextual.project_status(ctx.bot, ctx.project())
-    card = status_card(status.project, status.repositories, status.environments, status.extras, ctx.tr, datetime.now())
+    card = status_card(
+        status.project,
+        status.repositories,
+        status.environments,
+        status.extras,
+        ctx.tr,
+        datetime.now(),
+        status.declared,
+    )
     return Reply(attachments=[card])

@@ -107,7 +107,9 @@ def _context_card(bot: Bot, found: contextual.Found | None) -> tuple[dict[str, A
             return None, tr.plural("support.context.no_failed_deploy", found.checked, project=name)
         return render.deploy_failure_card(found, tr), ""
     if isinstance(found, contextual.ProjectStatus):
-        card = status_card(found.project, found.repositories, found.environments, found.extras, tr, datetime.now())
+        card = status_card(
+            found.project, found.repositories, found.environments, found.extras, tr, datetime.now(), found.declared
+        )
         return card, ""
     return None, ""
 

@@ -272,24 +272,55 @@ class Zone:
 
 
 @dataclass(frozen=True)
+class DeploymentSource:
+    """One ``deploymentSources`` item (schemas/deployment.ts): what a deployment takes from where."""
+
+    repository_id: str
+    repository_name: str
+    type: str  # git | oci
+    target_revision: str  # "" → the repository's own deployRevision (HEAD when empty)
+    path: str
+
+
+@dataclass(frozen=True)
 class Deployment:
+    """``GET /api/v1/projects/:id/deployments`` item (§2.8)."""
+
     id: str
     name: str
     environment_id: str
     environment_name: str
     autosync: bool
-    repository_ids: tuple[str, ...]
+    sources: tuple[DeploymentSource, ...]
+
+    @property
+    def repository_ids(self) -> tuple[str, ...]:
+        return tuple(s.repository_id for s in self.sources)
 
     @classmethod
     def parse(cls, data: Json) -> Deployment:
         env = data["environment"] if isinstance(data.get("environment"), dict) else {}
+        sources = []
+        for item in data.get("deploymentSources") or []:
+            if not isinstance(item, dict):
+                continue
+            repo = item["repository"] if isinstance(item.get("repository"), dict) else {}
+            sources.append(
+                DeploymentSource(
+                    repository_id=str(item.get("repositoryId") or ""),
+                    repository_name=str(repo.get("internalRepoName") or ""),
+                    type=str(item.get("type") or "git"),
+                    target_revision=str(item.get("targetRevision") or ""),
+                    path=str(item.get("path") or ""),
+                )
+            )
         return cls(
             id=str(data["id"]),
             name=str(data.get("name") or ""),
             environment_id=str(data.get("environmentId") or ""),
             environment_name=str(env.get("name") or ""),
             autosync=bool(data.get("autosync")),
-            repository_ids=tuple(str(s.get("repositoryId") or "") for s in data.get("deploymentSources") or []),
+            sources=tuple(sources),
         )
 
 
@@ -391,6 +422,7 @@ __all__ = [
     "AdminRole",
     "Cluster",
     "Deployment",
+    "DeploymentSource",
     "Environment",
     "Member",
     "Person",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from bot.context import Identity
-from bot.model import Project
+from bot.model import DeclaredDeployment, Project
 from bot.rights import Role
 from bot.workflows.onboarding import Progress
 from services.gitlab import Pipeline
@@ -101,6 +101,11 @@ class Control(ABC):
         """A project the provisioner has but the bot has never seen (made elsewhere), brought into
         the bot's store so that commands and notifications work on it; None when there is none.
         The bot is the only provisioner in direct mode: nothing to adopt."""
+        return None
+
+    async def declared_deployments(self, project: Project) -> list[DeclaredDeployment] | None:
+        """The deployments the provisioner declares for ``project``; None when it has no such
+        notion (direct mode: the infra repositories' ArgoCD applications are the deployments)."""
         return None
 
     async def refresh(self, project: Project) -> bool:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 from bot.console_access import ConsoleRights
 from bot.context import Identity
 from bot.control.base import Control, Placement, PlacementChoice
-from bot.model import Project
+from bot.model import DeclaredDeployment, Project
 from bot.rights import Role
 from bot.workflows import onboarding, sync
 from bot.workflows.naming import MIRROR_REPO, Names, console_sonar_key
@@ -146,6 +146,30 @@ class ConsoleControl(Control):
         await self._adopt_members(project, found)
         self.bot.rights.forget(found.slug)
         return projects.by_id(project.id)
+
+    async def declared_deployments(self, project: Project) -> list[DeclaredDeployment] | None:
+        """The console's deployments (v9.18+, §2.8), read with the bot's admin token: listing them
+        takes ``LIST_DEPLOYMENTS``, which no system role but the administrator's holds, and the
+        reader's right to see the project was checked before. None when the console has no such
+        route (older than v9.18) or does not answer: ``/cpn status`` then shows ArgoCD alone."""
+        if not project.console_id:
+            return None
+        try:
+            found = await self.console.deployments.list(project.console_id)
+        except (ConsoleError, ServiceError):
+            return None
+        names = {r.console_id: r.name for r in self.bot.projects.repositories(project.id) if r.console_id}
+        return [
+            DeclaredDeployment(
+                name=d.name,
+                environment=d.environment_name,
+                sources=tuple(
+                    (s.repository_name or names.get(s.repository_id, "?"), s.target_revision) for s in d.sources
+                ),
+                autosync=d.autosync,
+            )
+            for d in found
+        ]
 
     async def refresh(self, project: Project) -> bool:
         """What was changed in the console's UI since the bot last looked: repositories and

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.i18n import Translator
-from bot.model import Environment, Project, Repository
+from bot.model import DeclaredDeployment, Environment, Project, Repository
 from bot.render.deploys import HEALTH_ICONS, argocd_state
 from bot.render.pipelines import ICONS as PIPELINE_ICONS
 from bot.render.safe import code, escape
@@ -27,6 +27,20 @@ def _ago(timestamp: float, now: datetime, tr: Translator) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%d/%m/%Y")
 
 
+def _declared_lines(env: str, declared: Sequence[DeclaredDeployment] | None, tr: Translator) -> list[str]:
+    if declared is None:
+        return []
+    lines = []
+    for deployment in (d for d in declared if d.environment == env):
+        sources = ", ".join(
+            f"{code(repo)} @ {code(revision) if revision else tr('status.own_revision')}"
+            for repo, revision in deployment.sources
+        )
+        sync = tr("status.autosync_on" if deployment.autosync else "status.autosync_off")
+        lines.append("🚀 " + tr("status.declared", name=code(deployment.name), sources=sources, sync=sync))
+    return lines or [tr("status.declared_none")]
+
+
 def status_card(
     project: Project,
     repositories: Sequence[tuple[Repository, PipelineState | None]],
@@ -34,7 +48,9 @@ def status_card(
     extras: dict[str, list[str]],
     tr: Translator,
     now: datetime,
+    declared: Sequence[DeclaredDeployment] | None = None,
 ) -> dict[str, Any]:
+    """``declared``: the console's deployments, under their environment (None in direct mode)."""
     repo_lines = []
     for repo, pipeline in repositories:
         line = f"**{escape(repo.name)}**"
@@ -63,6 +79,7 @@ def status_card(
                 outcome=tr(f"deploy.outcome.{last.get('status', 'succeeded')}"),
             )
         env_lines.append(header)
+        env_lines += [f"  {line}" for line in _declared_lines(env.name, declared, tr)]
         for name, app, url in apps:
             if app is None:
                 env_lines.append(f"  {tr('status.app_missing', app=code(name))}")

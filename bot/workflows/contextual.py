@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bot.intents import ADDRESS, DEPLOY_FAILURE, PIPELINE_FAILURE, PROJECT_STATUS, Intent, classify
 from bot.knowledge import Article
 from bot.logs import redact
-from bot.model import Environment, Project, Repository
+from bot.model import DeclaredDeployment, Environment, Project, Repository
 from bot.render.pipelines import TRACE_LINES
 from bot.workflows import deploy as flow
 from bot.workflows.naming import MIRROR_REPO, Names
@@ -92,6 +92,7 @@ class ProjectStatus:
     repositories: list[tuple[Repository, PipelineState | None]]
     environments: list[tuple[Environment, list[tuple[str, dict[str, Any] | None, str]], dict[str, Any] | None]]
     extras: dict[str, list[str]]
+    declared: list[DeclaredDeployment] | None = None  # the console's deployments; None in direct mode
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,8 @@ async def project_status(bot: Bot, project: Project) -> ProjectStatus:
     for repo in repos:
         recent = book.recent(project.id, repo.name, 1)
         repositories.append((repo, recent[0] if recent else None))
-    return ProjectStatus(project, repositories, environments, bot.status_extras(project))
+    declared = await bot.control.declared_deployments(project)
+    return ProjectStatus(project, repositories, environments, bot.status_extras(project), declared)
 
 
 def address(bot: Bot, service: str, project: Project | None) -> Address:

@@ -56,6 +56,7 @@ from services.emulators.console_state import (
 Json = dict[str, Any]
 _PROJECT_NAME = re.compile(r"^[a-z0-9]+$")
 _REPO_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
+_DEPLOYMENT_NAME = re.compile(r"^[a-z0-9]{2,11}$")  # schemas/deployment.ts: longestEnvironmentName = 11
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _PHRASES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 422: "Unprocessable Entity"}
 _BUDGETS = ("hprodCpu", "hprodGpu", "hprodMemory", "prodCpu", "prodGpu", "prodMemory")
@@ -515,10 +516,85 @@ class _Api:
             roles.append(view)
         return JSONResponse(roles)
 
+    # --- deployments (§2.8: NestJS only, v9.18+) ----------------------------------------------
+    # cloud-pi-native/console:packages/shared/src/schemas/deployment.ts (CreateDeploymentSchema)
+    # and apps/server-nestjs/src/modules/deployment/deployment.{controller,service}.ts.
+
     async def list_deployments(self, request: Request) -> Response:
-        _, project = self.guard(request, "ListDeployments")
+        _, project = self.guard(request, "ListDeployments", nest=True)
         with self.state.lock:
-            return JSONResponse([d for d in self.state.deployments.values() if d["projectId"] == project.id])
+            rows = [d for d in self.state.deployments.values() if d["projectId"] == project.id]
+        return JSONResponse(sorted(rows, key=lambda d: str(d["createdAt"])))
+
+    async def create_deployment(self, request: Request) -> Response:
+        """No status or lock check (§2.8); the ArgoCD reconciliation is fire-and-forget."""
+        _, project = self.guard(request, "ManageDeployments", nest=True, read_archived=True)
+        body = await _json(request, True)
+        errors: dict[str, list[str]] = {}
+        name = body.get("name")
+        if not isinstance(name, str) or not _DEPLOYMENT_NAME.match(name):
+            errors["name"] = ["Invalid"]
+        for key in ("projectId", "environmentId"):
+            if not isinstance(body.get(key), str) or not _UUID.match(body[key]):
+                errors[key] = ["Invalid uuid"]
+        if not isinstance(body.get("autosync"), bool):
+            errors["autosync"] = ["Required"]
+        sources = body.get("deploymentSources")
+        if not isinstance(sources, list) or not sources:
+            errors["deploymentSources"] = ["Au moins une source de déploiement est requise"]
+        elif not all(
+            isinstance(s, dict)
+            and s.get("type") in ("git", "oci")
+            and isinstance(s.get("repositoryId"), str)
+            and _UUID.match(s["repositoryId"])
+            for s in sources
+        ):
+            errors["deploymentSources"] = ["Invalid"]
+        if errors:
+            raise nest_zod(errors)
+        with self.state.lock:
+            env = self.state.environments.get(body["environmentId"])
+            repos = [self.state.repositories.get(s["repositoryId"]) for s in sources]
+            if env is None or any(r is None for r in repos):
+                raise nest_error(500)  # a Prisma foreign-key error, not a 4xx (code-derived)
+            deployment_id, stamp = str(uuid.uuid4()), now_iso()
+            row: Json = {
+                "id": deployment_id,
+                "name": name,
+                "projectId": project.id,
+                "environmentId": env.id,
+                "autosync": body["autosync"],
+                "createdAt": stamp,
+                "updatedAt": stamp,
+                "environment": env.view(),
+                "deploymentSources": [
+                    {
+                        "id": str(uuid.uuid4()),
+                        "deploymentId": deployment_id,
+                        "repositoryId": repo.id,
+                        "type": source["type"],
+                        "targetRevision": str(source.get("targetRevision") or ""),
+                        "path": str(source.get("path") or ""),
+                        "helmValuesFiles": str(source.get("helmValuesFiles") or ""),
+                        "createdAt": stamp,
+                        "updatedAt": stamp,
+                        "repository": repo.view(),
+                        "valueSources": [],
+                    }
+                    for source, repo in zip(sources, repos, strict=True)
+                    if repo is not None
+                ],
+            }
+            self.state.deployments[deployment_id] = row
+        return JSONResponse(row, status_code=201)
+
+    async def delete_deployment(self, request: Request) -> Response:
+        """PUT/DELETE do not check that the deployment belongs to ``:projectId``; unknown id → 500 (§2.8)."""
+        self.guard(request, "ManageDeployments", nest=True, read_archived=True)
+        with self.state.lock:
+            if self.state.deployments.pop(request.path_params["deploymentId"], None) is None:
+                raise nest_error(500)
+        return Response(status_code=204)
 
     # --- repositories (§2.4 v2, §2.5 v1) -------------------------------------------------------
 
@@ -701,6 +777,12 @@ class _Api:
 
     async def _delete_repository(self, caller: Caller, project: ProjectRow, row: RepositoryRow, nest: bool) -> Response:
         with self.state.lock:
+            # DeploymentSource.repository has no onDelete: Cascade (prisma/schema/project.prisma).
+            if any(
+                row.id in {src["repositoryId"] for src in d["deploymentSources"]}
+                for d in self.state.deployments.values()
+            ):
+                raise (nest_error if nest else legacy_error)(500)
             self.state.repositories.pop(row.id, None)
         await self._upsert(
             caller, project, "Delete Repository", nest, 422, "Echec des services à la suppression du dépôt"
@@ -921,6 +1003,10 @@ class _Api:
             row = self.state.environments.get(eid)
             if row is None or row.project_id != project.id:
                 raise (nest_error if nest else legacy_error)(404, "Environnement introuvable")
+            # Deployment.environment has no onDelete: Cascade (console:apps/server-nestjs/src/prisma/
+            # schema/project.prisma): PostgreSQL refuses the delete, the server answers a 500.
+            if any(d["environmentId"] == eid for d in self.state.deployments.values()):
+                raise (nest_error if nest else legacy_error)(500)
             del self.state.environments[eid]
         await self._upsert(
             caller, project, "Delete Environment", nest, 500, "Echec des services à la suppression de l'environnement"
@@ -1120,6 +1206,8 @@ def create_app(state: State) -> ASGIApp:
         ("DELETE", p + "/members/{userId}", api.remove_member),
         ("GET", p + "/roles", api.list_roles),
         ("GET", p + "/deployments", api.list_deployments),
+        ("POST", p + "/deployments", api.create_deployment),
+        ("DELETE", p + "/deployments/{deploymentId}", api.delete_deployment),
         ("GET", r2, api.list_repositories_v2),
         ("POST", r2, api.create_repository_v2),
         ("PUT", r2 + "/{repositoryId}", api.update_repository_v2),

@@ -427,3 +427,49 @@ def test_environment_quotas_of_cluster_and_project_budget(w: World) -> None:
         claire.put(f"{path}/{env_id}", json={"cpu": 0, "gpu": 0, "memory": 0, "autosync": False}).json()["autosync"]
         is False
     )
+
+
+def test_deployments_take_a_short_name_and_a_source_and_hold_their_environment_and_repository(w: World) -> None:
+    """§2.8 (schemas/deployment.ts): name ``^[a-z0-9]+$`` 2–11, ≥ 1 source of type git|oci; the
+    list carries the environment and each source's repository; an environment or a repository a
+    deployment uses cannot be deleted (no cascade in prisma/schema/project.prisma: a 500)."""
+    pid = w.project(w.claire_pat)["id"]
+    claire = w.client(w.claire_pat)
+    env = {"name": "dev", "stageId": w.state.stages[0]["id"], "clusterId": w.state.clusters[0]["id"]}
+    env_id = claire.post(
+        f"/api/v2/projects/{pid}/environments", json={**env, "cpu": 1, "gpu": 0, "memory": 2, "autosync": True}
+    ).json()["id"]
+    repo = {"internalRepoName": "deploy", "externalRepoUrl": "", "isInfra": True, "isPrivate": False}
+    repo_id = claire.post(f"/api/v2/projects/{pid}/repositories", json=repo).json()["id"]
+    path = f"/api/v1/projects/{pid}/deployments"
+    body = {
+        "name": "web",
+        "projectId": pid,
+        "environmentId": env_id,
+        "autosync": True,
+        "deploymentSources": [{"type": "git", "repositoryId": repo_id, "targetRevision": "main"}],
+    }
+    for bad, field in (
+        ({"name": "Web-1"}, "name"),
+        ({"name": "a"}, "name"),
+        ({"deploymentSources": []}, "deploymentSources"),
+    ):
+        refused = claire.post(path, json={**body, **bad})
+        assert refused.status_code == 400 and field in refused.json()["fieldErrors"], refused.text
+        assert "message" not in refused.json()
+    assert (
+        claire.post(path, json={**body, "deploymentSources": [{"type": "svn", "repositoryId": repo_id}]}).status_code
+        == 400
+    )
+    created = claire.post(path, json=body)
+    assert created.status_code == 201, created.text
+    (listed,) = claire.get(path).json()
+    assert listed["environment"]["name"] == "dev" and listed["autosync"] is True
+    (source,) = listed["deploymentSources"]
+    assert source["repository"]["internalRepoName"] == "deploy" and source["targetRevision"] == "main"
+    assert claire.delete(f"/api/v2/projects/{pid}/environments/{env_id}").status_code == 500
+    assert claire.delete(f"/api/v2/projects/{pid}/repositories/{repo_id}").status_code == 500
+    assert claire.delete(f"{path}/{created.json()['id']}").status_code == 204
+    assert claire.delete(f"{path}/{created.json()['id']}").status_code == 500  # unknown id (§2.8)
+    assert claire.delete(f"/api/v2/projects/{pid}/environments/{env_id}").status_code == 204
+    assert w.client(w.thibault_pat).get(path).status_code == 403  # not a member: no ListDeployments

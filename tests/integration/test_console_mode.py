@@ -233,3 +233,34 @@ def test_the_console_is_re_read_for_changes_once_per_rights_cache_period(make_wo
     for _ in range(3):
         bob.run("/cpn env list delta")
     assert len(posts_of(world, "GET", "/api/v2/projects/*/repositories")) - before <= 1
+
+
+def test_status_shows_the_deployments_declared_in_the_console_under_their_environment(
+    make_world: Callable[..., World],
+) -> None:
+    world = console_world(make_world)
+    bob = User(world, "bob")
+    bob.run("/cpn project create alpha")
+    final_card(world, "Création du projet alpha")
+    bob.run("/cpn repo add alpha deploy --url https://github.com/ministere/deploy.git --infra")
+    bob.run("/cpn env add alpha dev --stage dev")
+    bob.run("/cpn env add alpha prod --stage prod")
+    world.wait_idle(30)
+    console = world.states["console"]
+    (project,) = console.projects_named("alpha")
+    dev = next(e for e in console.environments.values() if e.project_id == project.id and e.name == "dev")
+    deploy = next(r for r in console.repositories.values() if r.project_id == project.id)
+    body = {
+        "name": "web",
+        "projectId": project.id,
+        "environmentId": dev.id,
+        "autosync": False,
+        "deploymentSources": [{"type": "git", "repositoryId": deploy.id, "targetRevision": "v1.2"}],
+    }
+    base = world.servers["console"].url
+    made = httpx.post(f"{base}/api/v1/projects/{project.id}/deployments", json=body, headers=ui_headers(world))
+    assert made.status_code == 201, made.text
+    text = text_of(bob.run("/cpn status alpha"))
+    dev_part, prod_part = text.split("**prod**")
+    assert "🚀 déploiement `web` de la console : `deploy` @ `v1.2` · synchronisation manuelle" in dev_part, text
+    assert "aucun déploiement déclaré dans la console" in prod_part, text

@@ -355,6 +355,7 @@ def test_the_status_card_shows_repositories_and_environments(world: World) -> No
     assert "**api** — ✅ pipeline" in text
     assert "**dev** (dev) — dernier déploiement `7.0.0`" in text and "🟢 synchronisé · 💚 sain" in text
     assert "alpha-prod-deploy" in text
+    assert "console" not in text  # direct mode: the ArgoCD applications are the deployments
     assert json.dumps(text)
 
 
