@@ -182,7 +182,9 @@ class ConsoleControl(Control):
         now = time.monotonic()
         if now - self._refreshed.get(project.id, -ttl - 1) < ttl:
             return False
-        added = await self._import_rows(project)
+        added, found = await asyncio.gather(self._import_rows(project), self.console.projects.get(project.console_id))
+        await self._adopt_members(project, found)
+        self.bot.rights.forget(project.slug)  # the console's roles may have changed with its members
         self._refreshed[project.id] = now
         return added
 
@@ -221,11 +223,24 @@ class ConsoleControl(Control):
     async def _adopt_members(self, project: Project, found: ConsoleProject) -> None:
         """The console's owner and members as the bot's, for the project page and the refusals'
         "who can grant it"; a person Mattermost does not show by e-mail is left out (the console
-        still decides their rights)."""
+        still decides their rights). Those the bot holds and the console no longer has are
+        removed; a known person only changes role (no Mattermost lookup again)."""
         people = [(found.owner.email, Role.OWNER)] if found.owner else []
         people += [(m.email, _role_of(found, m.user_id) or Role.READONLY) for m in found.members]
-        for email, role in people:
-            if not email or (role is not Role.OWNER and found.owner and email == found.owner.email):
+        wanted = {
+            email.lower(): role
+            for email, role in people
+            if email and (role is Role.OWNER or not found.owner or email != found.owner.email)
+        }
+        known = {m.email.lower(): m for m in self.bot.projects.members(project.id) if m.email}
+        for email, gone in known.items():
+            if email not in wanted:
+                self.bot.projects.remove_member(project.id, gone.user_id)
+        for email, role in wanted.items():
+            member = known.get(email)
+            if member is not None:
+                if member.role is not role:
+                    self.bot.projects.set_member(project.id, member.user_id, member.username, email, role, "console")
                 continue
             try:
                 user = await self.bot.mm.get_user_by_email(email)

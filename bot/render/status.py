@@ -28,17 +28,15 @@ def _ago(timestamp: float, now: datetime, tr: Translator) -> str:
 
 
 def _declared_lines(env: str, declared: Sequence[DeclaredDeployment] | None, tr: Translator) -> list[str]:
-    if declared is None:
-        return []
-    lines = []
-    for deployment in (d for d in declared if d.environment == env):
+    lines: list[str] = []
+    for deployment in (d for d in declared or () if d.environment == env):
         sources = ", ".join(
             f"{code(repo)} @ {code(revision) if revision else tr('status.own_revision')}"
             for repo, revision in deployment.sources
         )
         sync = tr("status.autosync_on" if deployment.autosync else "status.autosync_off")
         lines.append("🚀 " + tr("status.declared", name=code(deployment.name), sources=sources, sync=sync))
-    return lines or [tr("status.declared_none")]
+    return lines
 
 
 def status_card(
@@ -79,7 +77,6 @@ def status_card(
                 outcome=tr(f"deploy.outcome.{last.get('status', 'succeeded')}"),
             )
         env_lines.append(header)
-        env_lines += [f"  {line}" for line in _declared_lines(env.name, declared, tr)]
         for name, app, url in apps:
             if app is None:
                 env_lines.append(f"  {tr('status.app_missing', app=code(name))}")
@@ -93,6 +90,8 @@ def status_card(
                 f"{HEALTH_ICONS.get(health, '❔')} {argocd_state(health, tr)}"
                 + (f" · `{revision}`" if revision else "")
             )
+        # After the live state: what the console declares for this environment, when it declares any.
+        env_lines += [f"  {line}" for line in _declared_lines(env.name, declared, tr)]
     return {
         "fallback": tr("status.title", project=project.name),
         "color": "#000091",

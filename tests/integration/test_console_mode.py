@@ -263,4 +263,23 @@ def test_status_shows_the_deployments_declared_in_the_console_under_their_enviro
     text = text_of(bob.run("/cpn status alpha"))
     dev_part, prod_part = text.split("**prod**")
     assert "🚀 déploiement `web` de la console : `deploy` @ `v1.2` · synchronisation manuelle" in dev_part, text
-    assert "aucun déploiement déclaré dans la console" in prod_part, text
+    assert "de la console" not in prod_part, text  # none declared there: nothing said
+
+
+def test_members_added_or_removed_in_the_console_s_ui_are_seen_at_the_next_command(
+    make_world: Callable[..., World],
+) -> None:
+    world = console_world(make_world, rights_cache_seconds=0)
+    project_id = made_in_the_console(world, "gamma")
+    bob = User(world, "bob")
+    assert "@carol" in bob.run("/cpn member list gamma")["text"]
+    final_card(world, "Raccordement au bot du projet gamma de la console")
+    base, headers = world.servers["console"].url, ui_headers(world)
+    dave = {"email": world.users["dave"].email}
+    added = httpx.post(f"{base}/api/v1/projects/{project_id}/members", json=dave, headers=headers, timeout=30)
+    assert added.status_code in (200, 201), added.text
+    carol = world.states["console"].user_by_email(world.users["carol"].email)
+    removed = httpx.delete(f"{base}/api/v1/projects/{project_id}/members/{carol.id}", headers=headers, timeout=30)
+    assert removed.status_code in (200, 204), removed.text
+    listed = bob.run("/cpn member list gamma")["text"]
+    assert "@dave" in listed and "@carol" not in listed and "@bob — propriétaire" in listed, listed
