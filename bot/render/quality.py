@@ -141,10 +141,30 @@ def branch_line(result: GateResult, tr: Translator) -> str:
     return where
 
 
+# The measures a gate is summed up by, in this order, when its conditions carry them.
+GATE_SUMMARY = ("new_coverage", "new_violations", "new_bugs", "new_vulnerabilities", "new_duplicated_lines_density")
+
+
+def key_measures_line(result: GateResult, tr: Translator) -> str:
+    """``Couverture du nouveau code : 85,0 % · Nouveaux problèmes : 0``: the gate's key measures
+    on one line, from its own conditions (what the gate judged); "" when it has none of them."""
+    values = {c.metric: c.value for c in result.conditions if c.value not in (None, "")}
+    return " · ".join(
+        tr("quality.measure", metric=metric_name(m, tr), value=value_text(m, values[m], tr))
+        for m in GATE_SUMMARY
+        if m in values
+    )
+
+
 def gate_card(result: GateResult, project: str, repo: str, tr: Translator) -> dict[str, Any]:
-    """The card of one quality-gate verdict: only the conditions that failed, and a dashboard link."""
+    """The card of one quality-gate verdict: its key measures on one line when it passed, the
+    conditions that failed when it did not, and a dashboard link."""
     title = _title(result.status, project, repo or result.project_key, tr)
     lines = [branch_line(result, tr)]
+    # A passed gate says what it judged; a failed one lists only what failed (below).
+    measures = "" if result.failed else key_measures_line(result, tr)
+    if measures:
+        lines.append(measures)
     if result.task_status not in ("", "SUCCESS"):
         lines.append(tr("quality.task_failed"))
     failed = result.failed

@@ -65,7 +65,7 @@ def test_the_fixture_gate_error_shows_only_its_failed_conditions(alpha: World) -
     assert card["title"] == "❌ alpha / api — quality gate en échec"
     text = card["text"]
     assert "Couverture du nouveau code : 42,5" in text and "(seuil : 80,0" in text
-    assert "Security hotspots revus (nouveau code) : 50,0" in text
+    assert "Points sensibles de sécurité revus (nouveau code) : 50,0" in text
     assert "Nouveaux problèmes : 7" in text
     assert "Duplication du nouveau code" not in text  # that condition passed
     # Rebuilt from the configured SonarQube, not the body's branch.url (http://sonar.example/…).

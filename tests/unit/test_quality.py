@@ -15,6 +15,7 @@ from bot.workflows.naming import console_sonar_key
 from bot.workflows.quality import (
     KEY_MEASURES,
     Condition,
+    GateResult,
     UnreadablePayload,
     delivery_id,
     from_project_status,
@@ -253,7 +254,7 @@ def test_the_error_card_shows_only_the_three_failed_conditions() -> None:
     conditions = [line for line in text.splitlines() if line.startswith("- ")]
     assert conditions == [
         "- Couverture du nouveau code : 42,5\u00a0% (seuil : 80,0\u00a0%)",
-        "- Security hotspots revus (nouveau code) : 50,0\u00a0% (seuil : 100,0\u00a0%)",
+        "- Points sensibles de sécurité revus (nouveau code) : 50,0\u00a0% (seuil : 100,0\u00a0%)",
         "- Nouveaux problèmes : 7 (seuil : 0)",
     ]
     assert "Duplication" not in text
@@ -324,8 +325,8 @@ def test_the_quality_card_shows_measures_and_trends() -> None:
     lines = card["text"].splitlines()
     assert "- Bugs : 3 ↗ +3 ⚠️" in lines
     assert "- Couverture : 82,3\u00a0% ↗ +21,3\u00a0pts ✅" in lines
-    assert "- Code smells : 12 ↘ -2 ✅" in lines
-    assert "- Security hotspots revus : 50,0\u00a0% ↘ -50,0\u00a0pts ⚠️" in lines
+    assert "- Mauvaises pratiques : 12 ↘ -2 ✅" in lines
+    assert "- Points sensibles de sécurité revus : 50,0\u00a0% ↘ -50,0\u00a0pts ⚠️" in lines
     assert "- Duplication : 2,1\u00a0% →" in lines
     assert "- Vulnérabilités : 0 →" in lines
     assert "- Couverture du nouveau code : 42,5\u00a0%" in lines
@@ -346,3 +347,24 @@ def test_the_quality_card_lists_the_failed_conditions_it_is_given() -> None:
     text = quality_card("demo", "api", "main", "ERROR", {"bugs": "0"}, {}, EN, failed=failed)["text"]
     assert "- Coverage on new code: 42.5% (threshold: 80.0%)" in text
     assert "(threshold: 0)" not in text
+
+
+@pytest.mark.parametrize(
+    ("tr", "line"),
+    [
+        (FR, "Couverture du nouveau code : 85,0\u00a0% · Nouveaux problèmes : 0"),
+        (EN, "Coverage on new code: 85.0% · New issues: 0"),
+    ],
+    ids=["fr", "en"],
+)
+def test_a_passed_gate_says_its_key_measures_on_one_line(tr: Translator, line: str) -> None:
+    conditions = (
+        Condition("new_violations", "GT", "0", "0", "OK"),
+        Condition("new_coverage", "LT", "85.0", "80", "OK"),
+    )
+    passed = GateResult("demo-api", "demo-api", "OK", conditions)
+    assert gate_card(passed, "demo", "api", tr)["text"].splitlines()[1] == line
+    failed = GateResult(
+        "demo-api", "demo-api", "ERROR", (*conditions[:1], Condition("new_coverage", "LT", "42.5", "80", "ERROR"))
+    )
+    assert "·" not in gate_card(failed, "demo", "api", tr)["text"]  # a failed gate lists only what failed
