@@ -7,16 +7,16 @@ internal one; ``mirror.sh`` is what a team's own CI can call instead of the bot'
 from __future__ import annotations
 
 GITLAB_CI = """\
-# Managed by cpn-bot: changes are overwritten at the next reconciliation.
+# Géré par cpn-bot : toute modification est écrasée à la prochaine réconciliation.
 variables:
   PROJECT_NAME:
-    description: "Internal repository to synchronise"
+    description: "Dépôt interne à synchroniser"
     value: ""
   GIT_BRANCH_DEPLOY:
-    description: "Branch to synchronise"
+    description: "Branche à synchroniser"
     value: "main"
   SYNC_ALL:
-    description: "Synchronise every branch and tag"
+    description: "Synchroniser toutes les branches et tous les tags"
     value: "false"
 
 include:
@@ -35,8 +35,8 @@ repo_pull_sync:
 
 MIRROR_SH = """\
 #!/bin/sh
-# Trigger the synchronisation of an internal repository from the team's own CI.
-# Usage: ./mirror.sh -a GITLAB_URL -i MIRROR_PROJECT_ID -g TRIGGER_TOKEN -r REPOSITORY [-b BRANCH]
+# Déclenche la synchronisation d'un dépôt interne depuis la CI de l'équipe.
+# Utilisation : ./mirror.sh -a GITLAB_URL -i MIRROR_PROJECT_ID -g TRIGGER_TOKEN -r REPOSITORY [-b BRANCH]
 set -eu
 BRANCH=main
 while getopts a:b:g:i:r: opt; do

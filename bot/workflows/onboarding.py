@@ -217,7 +217,8 @@ async def gitlab_step(ctx: Context, step: Step) -> None:
     group = step.record(await gitlab.ensure_group(names.group, names.slug, ctx.project.description))
     mirror = step.record(await gitlab.ensure_project(group, MIRROR_REPO, description="Synchronisation des dépôts"))
     for path, content in mirror_files.FILES.items():
-        step.record(await gitlab.ensure_file(mirror.id, path, content, f"cpn-bot: {path}"))
+        message = f"cpn-bot : {path} du dépôt mirror, géré par le bot"
+        step.record(await gitlab.ensure_file(mirror.id, path, content, message))
 
     stored = await vault.read(names.vault("GITLAB")) or {}
     trigger = step.record(await gitlab.ensure_trigger(mirror.id, MIRROR_TRIGGER))

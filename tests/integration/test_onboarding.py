@@ -118,6 +118,9 @@ def test_gitlab_has_the_group_the_mirror_the_repositories_and_the_token(onboarde
     ci = mirror.files.get(".gitlab-ci.yml", ref="main").decode().decode()
     for variable in ("PROJECT_NAME", "GIT_BRANCH_DEPLOY", "SYNC_ALL"):
         assert variable in ci
+    assert "Dépôt interne à synchroniser" in ci  # what GitLab's "Run pipeline" form shows, in French
+    titles = [c.title for c in mirror.commits.list(ref_name="main", get_all=True)]
+    assert "cpn-bot : .gitlab-ci.yml du dépôt mirror, géré par le bot" in titles, titles
     assert [t.description for t in mirror.triggers.list(get_all=True)] == ["mirroring-from-external-repo"]
     assert [t.name for t in group.access_tokens.list(get_all=True) if t.active] == ["alpha-bot"]
 
