@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from bot.context import CommandContext, Reply
@@ -66,14 +66,12 @@ async def scan_command(ctx: CommandContext) -> Reply:
                 waived=latest["waived"],
             )
         )
-        trail = []
-        for row in history[:5]:
-            summary = json.loads(row["summary"])
-            when = datetime.fromtimestamp(row["created_at"]).strftime("%d/%m %H:%M")
-            trail.append(
-                f"{when} : {summary['total']} ({'+' if summary['new'] else ''}{summary['new']}/−{summary['fixed']})"
-            )
-        lines.append("  " + ctx.tr("scan.history", trail=" · ".join(trail)))
+        # Oldest to newest: the way the eye reads a trend.
+        totals = [str(json.loads(row["summary"])["total"]) for row in reversed(history[:5])]
+        new, fixed = latest.get("new", 0), latest.get("fixed", 0)
+        change = ctx.tr("scan.history", trail=" → ".join(totals), new=new, fixed=fixed)
+        lines[-1] += f" — {change}"
+    lines.append(f"_{ctx.tr('scan.history_legend')}_")
     return Reply("\n".join(lines))
 
 

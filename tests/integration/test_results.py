@@ -6,6 +6,7 @@ import copy
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -269,6 +270,10 @@ def test_the_scan_command_shows_the_latest_per_image_and_the_history(alpha: Worl
     assert "Critique : " in text and "CRITICAL" not in text  # severities in the reader's language
     # One history per image, whatever its tag: the latest (api:history) stands for the image.
     assert "registry.example/alpha/api" in text and "api:diff" not in text
+    # One line per image, its trend oldest first, and the notation explained once.
+    (api,) = [line for line in text.splitlines() if "registry.example/alpha/api" in line]
+    assert re.search(r"historique : \d+( → \d+)+ \(\+\d+/−\d+\)", api), api
+    assert text.splitlines()[-1].startswith("_Historique : le total des vulnérabilités des 5 derniers scans")
 
 
 # -- from the pipeline itself -----------------------------------------------------------------------
