@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import commands  # noqa: F401  (declares every command)
-from bot.i18n import Translator, catalog, placeholders, t
+from bot.i18n import Text, Translator, catalog, placeholders, t
 from bot.spec import REGISTRY
 from commands.help import SECTIONS
 
@@ -18,6 +20,33 @@ def test_both_catalogs_use_the_same_placeholders() -> None:
     fr, en = catalog("fr"), catalog("en")
     mismatched = [key for key in fr if placeholders(fr[key]) != placeholders(en[key])]
     assert mismatched == []
+
+
+# Words and letters of the other language (code spans, placeholders and links left out).
+_OTHER = {
+    "en": re.compile(r"[éèàçêùô]|\b(le|la|les|du|des|une|pour|est|sur|dans)\b"),
+    "fr": re.compile(r"\b(the|and|is|are|failed|with|your|not|of|to)\b"),
+}
+
+
+def _prose(text: str) -> str:
+    return re.sub(r"`[^`]*`|\{[^}]*\}|<[^>]*>|\([^)]*https?[^)]*\)", "", text)
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_no_text_is_left_in_the_other_language(lang: str) -> None:
+    """The English review of the catalog, kept: no French left in English, no English in French."""
+    texts = catalog(lang)
+    mixed = {key: text for key, text in texts.items() if isinstance(text, str) and _OTHER[lang].search(_prose(text))}
+    assert mixed == {}
+    # The commands' help, declared inline beside each command.
+    inline = [
+        text(lang)
+        for spec in REGISTRY.all()
+        for text in (spec.summary, spec.description, *(f.help for f in spec.flags))
+        if isinstance(text, Text)
+    ]
+    assert inline and [text for text in inline if _OTHER[lang].search(_prose(text))] == []
 
 
 def test_french_is_the_default_and_a_missing_placeholder_does_not_crash() -> None:
