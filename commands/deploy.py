@@ -93,6 +93,29 @@ def latest_built_tag(bot: Bot, project: Project) -> str:
     return max(candidates)[1] if candidates else ""
 
 
+async def _with_stakes(ctx: CommandContext, target: flow.Target, question: str, what: str) -> str:
+    """A protected deploy's question, with what runs there now and what will replace it, and the
+    project's open critical vulnerabilities and failed quality gates: decided knowingly."""
+    found = await flow.stakes(ctx.bot, target)
+    tr = ctx.tr
+    running = code(found.running) if found.running else tr("deploy.stakes_nothing")
+    lines = [
+        question,
+        tr(
+            "deploy.stakes_now",
+            env=code(target.env.name),
+            running=running,
+            next=code(what),
+            repo=code(target.repo.name),
+        ),
+    ]
+    if found.criticals:
+        lines.append(tr.plural("deploy.stakes_criticals", found.criticals, project=target.project.name))
+    if found.failed_gates:
+        lines.append(tr("deploy.stakes_gate", repos=", ".join(code(r) for r in found.failed_gates)))
+    return "\n".join(lines)
+
+
 async def _start(ctx: CommandContext, kind: str, target: flow.Target, params: dict[str, Any], question: str) -> Reply:
     bot = ctx.bot
     if not await _may_deploy(bot, ctx.user_id, target.project.name, target.protected):
@@ -109,6 +132,10 @@ async def _start(ctx: CommandContext, kind: str, target: flow.Target, params: di
         "user": f"@{identity.username}",
     }
     if target.protected or kind == "rollback":
+        if kind != "rollback":  # a rollback's question already says what runs and what comes back
+            question = await _with_stakes(
+                ctx, target, question, params.get("image_tag") or params.get("revision") or ""
+            )
         return Reply(attachments=[confirmation(ctx, "deploy.confirm", params, question)])
     ctx.submit("deploy.run", params)
     return Reply(ctx.tr(_STARTED[kind], env=code(target.env.name)))

@@ -13,6 +13,7 @@ one other than the target) and an automated sync already applying the commit is 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -239,6 +240,35 @@ def refusal_key(exc: ServiceError) -> str:
 
 
 _TAG_IN_BLOCK = re.compile(r'^\s*tag:\s*"([^"]*)"', re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Stakes:
+    """What a confirmation of a protected deploy shows before the press: what runs there now, and
+    what the project's own results say against it (latest scan per image, latest gate per repository)."""
+
+    running: str  # the image tag or revision the bot last committed there; "" when none
+    criticals: int  # open critical vulnerabilities over the latest scan of each image
+    failed_gates: tuple[str, ...]  # repositories whose latest quality gate on their main branch failed
+
+
+async def stakes(bot: Bot, target: Target) -> Stakes:
+    try:
+        running = await deployed_tag(bot, target)
+    except ServiceError:
+        running = ""  # GitLab down: the confirmation still comes, without that line
+    db = bot.store.db
+    scans = db.execute(
+        "SELECT summary FROM scans WHERE id IN (SELECT MAX(id) FROM scans WHERE project_id = ? GROUP BY subject)",
+        (target.project.id,),
+    ).fetchall()
+    criticals = sum(int((json.loads(row[0]).get("counts") or {}).get("CRITICAL", 0)) for row in scans)
+    gates = db.execute(
+        "SELECT repo, status FROM quality WHERE id IN (SELECT MAX(id) FROM quality WHERE project_id = ? "
+        "AND branch IN ('', 'main', 'master') GROUP BY repo) ORDER BY repo",
+        (target.project.id,),
+    ).fetchall()
+    return Stakes(running, criticals, tuple(repo for repo, status in gates if status == "ERROR"))
 
 
 async def deployed_tag(bot: Bot, target: Target) -> str:

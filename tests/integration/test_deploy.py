@@ -446,3 +446,42 @@ def test_deleting_a_project_waits_for_its_applications_to_be_gone(world: World) 
     world.wait_idle(30)
     assert argocd.project("alpha") is None and argocd.app("alpha-dev-deploy") is None
     assert argocd.deletions and all(cascade for _, cascade in argocd.deletions)
+
+
+def test_a_prod_confirmation_says_what_runs_now_what_replaces_it_and_what_is_open(world: World) -> None:
+    dave, mm = world.users["dave"], world.states["mattermost"]
+    User(world, "dave").run("/cpn deploy alpha prod --image-tag 2.0.0")
+    svc.press_ephemeral(world, "dave", "Confirmer")
+    settled(world)
+    bot = world.bot
+    assert bot is not None
+    project = bot.projects.get("alpha")
+    assert project is not None
+    counts = {"CRITICAL": 3, "HIGH": 0, "MEDIUM": 0, "LOW": 0}
+    summary = {"counts": counts, "total": 3, "fixable": 3, "waived": 0, "verdict": "fail", "new": 3, "fixed": 0}
+    bot.store.db.table("scans").insert(
+        {
+            "project_id": project.id,
+            "repo": "api",
+            "subject": "registry.example/alpha/api",
+            "keys": "[]",
+            "summary": json.dumps(summary),
+            "created_at": time.time(),
+        },
+        alter=True,
+    )
+    bot.store.db.table("quality").insert(
+        {"project_id": project.id, "repo": "api", "branch": "main", "status": "ERROR"}, alter=True
+    )
+    User(world, "dave").run("/cpn deploy alpha prod --image-tag 2.1.0")
+    question = wait_for(
+        lambda: [e["message"] + str(e.get("props")) for e in mm.ephemeral_for(dave.id) if "2.1.0" in str(e)],
+        what="the confirmation",
+    )[-1]
+    assert "Sur `prod` maintenant : `2.0.0` → ensuite : `2.1.0` (dépôt `deploy`)" in question, question
+    # Its 3, and the pipelines' own scans of other images: the latest of each image counts.
+    found = re.search(
+        r"⚠️ (\d+) vulnérabilités critiques ouvertes au dernier scan du projet \(`/cpn scan alpha`\)", question
+    )
+    assert found and int(found.group(1)) >= 3, question
+    assert "⚠️ Quality gate en échec sur la branche principale de `api`" in question
