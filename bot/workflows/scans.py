@@ -450,6 +450,8 @@ class _Reader:
             raise ReportUnreadable("artifact")
         os_name, eosl = _os(top.get("Metadata"))
         created = top.get("CreatedAt")
+        if kind == "container_image":
+            name = image_reference(name, top.get("Metadata"))
         return ScanReport(
             artifact_name=_utf8(name[: FIELD_MAX * 4])[:FIELD_MAX],
             artifact_type=kind,
@@ -778,6 +780,22 @@ HARBOR_REPORT_MIMES = (
     "application/vnd.security.vulnerability.report; version=1.1",
     "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0",
 )
+
+
+_ARCHIVE = (".tar", ".tar.gz", ".tgz", ".oci")
+
+
+def image_reference(name: str, metadata: Any) -> str:
+    """The image as people pull it, ``registry/project/repo:tag@sha256:0123456789ab``, from Trivy's
+    ``Metadata.RepoTags`` and ``RepoDigests`` when the scanned artifact is an image archive (``trivy
+    image --input app.tar`` names the file), with the digest's first 12 digits; the name otherwise."""
+    meta = metadata if isinstance(metadata, dict) else {}
+    tags = [t for t in meta.get("RepoTags") or () if isinstance(t, str) and t]
+    digests = [d for d in meta.get("RepoDigests") or () if isinstance(d, str) and "@" in d]
+    reference = tags[0] if tags and (name.endswith(_ARCHIVE) or name.startswith(("/", "./"))) else name
+    if digests and "@" not in reference:
+        reference += "@" + digests[0].split("@", 1)[1][: len("sha256:") + 12]
+    return reference
 
 
 def harbor_report(answer: Mapping[str, Any], artifact_name: str) -> ScanReport:

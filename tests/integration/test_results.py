@@ -266,7 +266,7 @@ def test_the_scan_command_shows_the_latest_per_image_and_the_history(alpha: Worl
     alpha.wait_idle()
     text = User(alpha, "bob").run("/cpn scan alpha")["text"]
     assert "Scans de vulnérabilités du projet alpha" in text and "historique" in text
-    assert "alpine-39" in text
+    assert "ghcr.io/aquasecurity/trivy-test-images" in text and ".tar.gz" not in text  # the image, not the file
     assert "Critique : " in text and "CRITICAL" not in text  # severities in the reader's language
     # One history per image, whatever its tag: the latest (api:history) stands for the image.
     assert "registry.example/alpha/api" in text and "api:diff" not in text

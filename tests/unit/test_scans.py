@@ -23,6 +23,7 @@ from bot.workflows.scans import (
     active_waivers,
     diff,
     harbor_report,
+    image_reference,
     parse_report,
     summarize,
 )
@@ -73,7 +74,8 @@ def minimal(**extra: Any) -> dict[str, Any]:
 def test_the_alpine_image_report_is_read_and_counted() -> None:
     report = parse_report((FIXTURES / "trivy_image_report.json").read_bytes())
     assert report.artifact_type == "container_image" and report.kind == "image"
-    assert report.artifact_name == "testdata/fixtures/images/alpine-39.tar.gz"
+    # The image as people pull it (Metadata.RepoTags), not the archive trivy read.
+    assert report.artifact_name == "ghcr.io/aquasecurity/trivy-test-images:alpine-39"
     assert (report.os, report.os_eosl) == ("alpine 3.9.4", True)
     assert len(report.findings) == 6
     first = report.findings[0]
@@ -659,3 +661,24 @@ def test_a_harbor_report_is_summarised_as_the_same_trivy_report_would_be() -> No
 def test_an_artifact_harbor_has_no_report_for_is_unreadable(answer: dict[str, Any]) -> None:
     with pytest.raises(ReportUnreadable):
         harbor_report(answer, "alpha/api:1.0")
+
+
+@pytest.mark.parametrize(
+    ("name", "metadata", "shown"),
+    [
+        ("app.tar", {"RepoTags": ["harbor.example/alpha/api:1.4.2"]}, "harbor.example/alpha/api:1.4.2"),
+        (
+            "harbor.example/alpha/api:1.4.2",
+            {"RepoDigests": ["harbor.example/alpha/api@sha256:0123456789abcdef0123"]},
+            "harbor.example/alpha/api:1.4.2@sha256:0123456789ab",
+        ),
+        (
+            "harbor.example/alpha/api@sha256:99",
+            {"RepoDigests": ["x@sha256:0123"]},
+            "harbor.example/alpha/api@sha256:99",
+        ),
+        ("/tmp/img.tar.gz", None, "/tmp/img.tar.gz"),  # nothing better to say
+    ],
+)
+def test_a_scanned_image_is_named_as_a_registry_reference(name: str, metadata: object, shown: str) -> None:
+    assert image_reference(name, metadata) == shown
