@@ -11,6 +11,7 @@ import logging
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from bot.inbox import InboundEvent, inbox_handler
 from bot.model import Project
@@ -59,6 +60,16 @@ def image_name(artifact: str) -> str:
     name = artifact.split("@", 1)[0]
     last = name.rsplit("/", 1)[-1]
     return name.rsplit(":", 1)[0] if ":" in last else name
+
+
+def harbor_reference(bot: Bot, slug: str, repository: str, tag: str, digest: str) -> str:
+    """``harbor.example/alpha/api:1.4.2@sha256:0123456789ab``: the image as people pull it, with
+    the registry host the pipelines push to (``[harbor] host``, else its URL's)."""
+    harbor = bot.config.harbor
+    host = (harbor.host or urlsplit(str(harbor.url)).hostname or "") if harbor else ""
+    short = digest[: len("sha256:") + 12] if digest.startswith("sha256:") else digest
+    path = f"{host}/{slug}/{repository}" if host else f"{slug}/{repository}"
+    return f"{path}:{tag}@{short}" if tag else f"{path}@{short}"
 
 
 def is_scan_job(bot: Bot, name: str) -> bool:
@@ -205,7 +216,7 @@ async def on_harbor_event(event: InboundEvent, bot: Bot) -> None:
     for resource in data["resources"]:
         digest, tag = str(resource["digest"]), str(resource.get("tag") or "")
         repo, sha = _pipeline_of(bot, project, repository, tag)
-        image = f"{project.slug}/{repository}:{tag or digest}"
+        image = harbor_reference(bot, project.slug, repository, tag, digest)
         if event.event_type == "SCANNING_FAILED":
             text = bot.tr("scan.harbor_failed", image=image)
             publish_result(bot, project, repo, sha, "scan", "main", True, Post(text))

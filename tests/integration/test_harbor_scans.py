@@ -4,6 +4,7 @@ fetches the report and posts the same scan card as for /hooks/trivy, in the pipe
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -140,9 +141,13 @@ def test_a_failed_scan_is_one_line_and_a_push_posts_nothing(harbor_world: World)
     assert len(channel_posts(harbor_world, "equipe-alpha")) == before
     scanned(harbor_world, "api", "broken", failed=True)
     added = channel_posts(harbor_world, "equipe-alpha")[before:]
-    assert [p["message"] for p in added] == [
-        "⚠️ Harbor n'a pas pu scanner l'image alpha/api:broken : relancez le scan depuis Harbor."
-    ]
+    (message,) = [p["message"] for p in added]
+    # The image as people pull it: the registry host, the project, the tag and the digest.
+    assert re.fullmatch(
+        r"⚠️ Harbor n'a pas pu scanner l'image [\w.:-]+/alpha/api:broken@sha256:[0-9a-f]{12} : "
+        r"relancez le scan depuis Harbor\.",
+        message,
+    ), message
 
 
 def foreign_full_name() -> dict[str, Any]:
