@@ -10,13 +10,21 @@ milliseconds until it shows the final status. Measured:
 - one project (command sent → card final), on 5 fresh names, after one thrown-away warm-up;
 - 100 projects in a row: the time per project, block of 10 by block of 10, must not grow.
 
-    .venv/bin/python bench/bench_onboarding.py [--single 5] [--sequence 100] [--poll-ms 3] [--control console]
+    .venv/bin/python bench/bench_onboarding.py [--single 5] [--sequence 100] [--poll-ms 3]
+        [--control console [--connected]]
 
 ``--control console``: the console emulator provisions (its plugins drive the other emulators)
-and the bot goes through it. The console's own time is then measured too: the same project
-creation (``POST /api/v1/projects``, then its project and logs re-read, §3.1) by the bot's console
-adapter alone, without the bot, on as many fresh names as the single runs. The bot's share is
-what one onboarding costs beyond that (its card, its webhooks, its store), over the console's time.
+and the bot goes through it. The console's own time is then measured too: the same project as
+the person gets it in the console (``POST /api/v1/projects`` with their own personal access token,
+so that they own it, then its project and logs re-read, §3.1), by the bot's console adapter alone,
+without the bot, on as many fresh names as the single runs. The bot's share is what one onboarding
+costs beyond that (its card, its webhooks, its store, and without ``--connected`` the ownership
+transfer), over the console's time.
+
+``--connected`` (console mode): the user first links his console token with ``/cpn connect``, so
+the bot creates the project as him. Without it the bot uses its admin token: the console makes
+its bot user the owner, and the bot hands the project to the person (a project update, which the
+console provisions again).
 
 Exit 0 when every onboarding ended with "Projet prêt" (targets missed are printed, not fatal);
 1 otherwise.
@@ -123,6 +131,29 @@ class Onboarder:
 
     def close(self) -> None:
         self.client.close()
+
+    def connect(self, token: str) -> None:
+        """``/cpn connect`` as the user, and its dialog submitted with ``token`` (as a person does)."""
+        state = self.state
+        opened = len(state.dialogs_opened)
+        response = self.client.post(self.url, json={"channel_id": self.channel_id, "command": "/cpn connect"})
+        if response.status_code != 200 or len(state.dialogs_opened) <= opened:
+            raise BenchError(f"/cpn connect opened no dialog: HTTP {response.status_code} {response.text[:200]}")
+        dialog = state.dialogs_opened[-1]
+        answer = self.client.post(
+            self.url.replace("/commands/execute", "/actions/dialogs/submit"),
+            json={
+                "url": dialog["url"],
+                "callback_id": dialog["dialog"].get("callback_id", ""),
+                "state": dialog["dialog"].get("state", ""),
+                "channel_id": self.channel_id,
+                "team_id": self.world.team_id,
+                "submission": {"token": token},
+                "cancelled": False,
+            },
+        )
+        if answer.status_code != 200 or (answer.content and answer.json().get("errors")):
+            raise BenchError(f"the console token was refused: HTTP {answer.status_code} {answer.text[:200]}")
 
     def onboard(self, name: str) -> Trace:
         trace = Trace(name)
@@ -232,6 +263,10 @@ def run(args: argparse.Namespace) -> int:
                 f"commands typed by {USER} in ~{CHANNEL}"
             )
             onboarder = Onboarder(world, bot, args.poll_ms / 1000, args.timeout)
+            person_token = _person_token(world) if args.control == "console" else ""
+            if args.connected:
+                onboarder.connect(person_token)
+                print(f"{USER} linked his console token with /cpn connect: the bot creates projects as him")
             deadline = time.monotonic() + args.max_seconds
             warm = onboarder.onboard("warm0")
             print(f"warm-up (first onboarding after start, not counted): {warm.total * 1000:.0f} ms")
@@ -245,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
             rss_kib.append(bot.memory()["VmRSS"])
             channel_posts_ms, posts = _channel_posts_cost(world)
             code = bot.stop()
-            console_own = _console_own_times(world, args.single) if args.control == "console" else []
+            console_own = _console_own_times(world, person_token, args.single) if person_token else []
         broken = False
     except BenchError as exc:
         print(f"\nFAILED: {exc}", file=sys.stderr)
@@ -270,8 +305,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _console_own_times(world: World, count: int) -> list[float]:
-    """The console's own time for one project creation: the bot's adapter alone, fresh names."""
+def _person_token(world: World) -> str:
+    """A personal access token of the user in the console emulator (the one he would link)."""
+    console: Any = world.states["console"]
+    person = console.user_by_email(world.users[USER].email)
+    if person is None:
+        raise BenchError(f"{USER} has no console account")
+    return str(console.add_pat(person, "bench"))
+
+
+def _console_own_times(world: World, token: str, count: int) -> list[float]:
+    """The console's own time for one project creation as the person makes it (owned by him):
+    the bot's adapter alone with his token, fresh names."""
     import asyncio
 
     from services.console import Console
@@ -279,7 +324,7 @@ def _console_own_times(world: World, count: int) -> list[float]:
     state = world.state_file()["console"]
 
     async def create_all() -> list[float]:
-        console = Console(state["url"], state["token"], 10.0, 120.0)
+        console = Console(state["url"], token, 10.0, 120.0)
         times = []
         try:
             for i in range(1, count + 1):
@@ -428,7 +473,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds one onboarding may take")
     parser.add_argument("--max-seconds", type=float, default=150.0, help="cap of all the onboardings")
     parser.add_argument("--control", choices=["direct", "console"], default="direct", help="who provisions")
+    parser.add_argument("--connected", action="store_true", help="console mode: the user links his token first")
     args = parser.parse_args(argv)
+    if args.connected and args.control != "console":
+        parser.error("--connected needs --control console")
     if args.single < 1 or args.sequence < 1:
         parser.error("--single and --sequence must be at least 1")
     return run(args)

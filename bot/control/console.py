@@ -252,6 +252,7 @@ class ConsoleControl(Control):
 
     async def _write(self, console: Console, project: Project, mode: str) -> Provisioning:
         """Mirror the bot's rows into the console, then its report of the last provisioning."""
+        created: Provisioning | None = None
         if not project.console_id:
             created = await console.projects.create(project.name, project.description)
             self.bot.projects.set_console(project.id, created.project.id, created.project.slug)
@@ -259,43 +260,57 @@ class ConsoleControl(Control):
             current = created.project
         else:
             current = await console.projects.get(project.console_id)
-        members_changed = await self._mirror_members(console, project, current)
-        await self._mirror_repositories(console, project)
-        await self._mirror_environments(console, project)
-        if mode == "replay" or members_changed:
-            # Memberships reach GitLab and Keycloak only on the next project.upsert (§2.2).
+        members_wrote, memberships_pending = await self._mirror_members(console, project, current)
+        repositories_wrote = await self._mirror_repositories(console, project)
+        environments_wrote = await self._mirror_environments(console, project)
+        if mode == "replay" or memberships_pending:
             return await console.projects.replay(project.console_id)
+        if created is not None and not (members_wrote or repositories_wrote or environments_wrote):
+            return created  # read again after the POST already (§3.1)
         # Each write provisioned synchronously: its outcome is the last log (§3).
         return await console.projects.provisioning(project.console_id)
 
-    async def _mirror_members(self, console: Console, project: Project, current: ConsoleProject) -> bool:
-        """The bot's owner becomes the console's owner, its members the console's, with their roles."""
-        changed = False
+    async def _mirror_members(self, console: Console, project: Project, current: ConsoleProject) -> tuple[bool, bool]:
+        """The bot's members become the console's, with their roles, then its owner the console's owner.
+
+        Whether it wrote anything, and whether memberships changed after the console's last
+        ``project.upsert``: they reach GitLab and Keycloak only at the next one (§2.2). An owner
+        transfer is a project update, whose upsert is awaited
+        (console:apps/server-nestjs/src/modules/project/project.service.ts ``update``), so it is made
+        last and provisions every membership written before it: no replay after it.
+        """
+        wrote = pending = False
         by_email = {m.email.lower(): m for m in current.members}
         role_ids = _role_ids(current)
         owner_email = current.owner.email.lower() if current.owner else ""
+        new_owner: str | None = None
         for member in self.bot.projects.members(project.id):
             email = member.email.lower()
             if not email or email == owner_email:
                 continue
             if member.role is Role.OWNER:
-                if email not in by_email:
-                    await console.members.add(project.console_id, member.email)
-                person = await console.users.by_email(member.email)
-                if person is not None:
-                    await console.projects.update(project.console_id, ownerId=person.id)
-                    changed = True
+                new_owner = member.email
                 continue
             wanted = [role_ids[ROLE_GROUPS[member.role]]] if ROLE_GROUPS[member.role] in role_ids else []
             known = by_email.get(email)
             if known is None:
                 added = await console.members.add(project.console_id, member.email)
                 known = next((m for m in added if m.email.lower() == email), None)
-                changed = True
+                pending = True
             if known is not None and sorted(known.role_ids) != sorted(wanted):
                 await console.members.set_roles(project.console_id, known.user_id, wanted)
-                changed = True
-        return changed
+                pending = True
+        if new_owner is not None:
+            # The new owner must be a member first (400 otherwise); the add answers the whole list.
+            known = by_email.get(new_owner.lower())
+            if known is None:
+                added = await console.members.add(project.console_id, new_owner)
+                known = next((m for m in added if m.email.lower() == new_owner.lower()), None)
+                wrote = True
+            if known is not None:
+                await console.projects.update(project.console_id, ownerId=known.user_id)
+                wrote, pending = True, False
+        return wrote or pending, pending
 
     async def _mirror_repositories(self, console: Console, project: Project) -> bool:
         names, wrote = self._names(project), False

@@ -360,13 +360,17 @@ class _Api:
             if "everyonePerms" in body:
                 project.everyone_perms = int(str(body["everyonePerms"]))
             if "ownerId" in body and body["ownerId"] != project.owner_id:
-                new = self.state.users.get(str(body["ownerId"]))
+                # console:apps/server-nestjs/src/modules/project/project.service.ts
+                # updateProjectOwnerIfNeeded: a member first, then a human; the old owner stays a member.
+                new_id = str(body["ownerId"])
+                if all(m.user_id != new_id for m in project.members):
+                    raise nest_error(400, "Le nouveau propriétaire doit faire partie des membres actuels du projet")
+                new = self.state.users.get(new_id)
                 if new is None or new.type != "human":
                     raise nest_error(400, "Seuls les comptes humains peuvent être propriétaire de projets")
-                if all(m.user_id != new.id for m in project.members):
-                    raise nest_error(400, "Le nouveau propriétaire doit faire partie des membres actuels du projet")
                 project.members = [m for m in project.members if m.user_id != new.id]
-                project.members.append(MemberRow(project.owner_id))
+                if all(m.user_id != project.owner_id for m in project.members):
+                    project.members.append(MemberRow(project.owner_id))
                 project.owner_id = new.id
         log = await asyncio.to_thread(self.state.provision, "project.upsert", project, "Update Project", caller.user.id)
         self._settle(project, log.data["failed"])

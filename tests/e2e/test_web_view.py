@@ -15,6 +15,7 @@ import pytest
 
 from bot.sandbox.web import start_web
 from bot.sandbox.world import Timings, World
+from tests.conftest import wait_for
 from tests.support import browser as chromium
 from tests.support import platform as svc
 
@@ -359,14 +360,22 @@ class Integration:
         from services.emulators.base import EmulatorServer
 
         self.received: list[dict[str, Any]] = []
+        self.pressed: list[dict[str, Any]] = []
         self.answers: list[dict[str, Any]] = []
-        self.server = EmulatorServer(Starlette(routes=[Route("/dialog", self.handle, methods=["POST"])])).start()
+        routes = [Route("/dialog", self.handle, methods=["POST"]), Route("/action", self.press, methods=["POST"])]
+        self.server = EmulatorServer(Starlette(routes=routes)).start()
 
     async def handle(self, request: Any) -> Any:
         from starlette.responses import JSONResponse
 
         self.received.append(await request.json())
         return JSONResponse(self.answers.pop(0) if self.answers else {})
+
+    async def press(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.pressed.append(await request.json())
+        return JSONResponse({"ephemeral_text": "Reçu."})
 
 
 @pytest.fixture
@@ -479,3 +488,148 @@ def test_cancelling_a_dialog_that_asks_to_know_tells_its_integration(
     assert integration.received[0]["cancelled"] is True and integration.received[0]["submission"] == {}
     page.wait(lambda: page.js("return !document.getElementById('interactive-dialog').open"), what="the dialog to close")
     assert "never-sent" not in page.driver.page_source
+
+
+# -- who speaks, the keyboard, a narrow window ------------------------------------------------------
+
+
+def test_the_user_picker_speaks_and_sees_as_the_chosen_person(page: chromium.Browser, world: World) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    picker = page.driver.find_element("id", "user-picker")
+    assert page.js("return arguments[0].labels[0].querySelector('span').textContent", picker) == "Vous êtes"
+    Select(picker).select_by_value("carol")
+    page.wait(lambda: "as=carol" in page.driver.current_url, what="the choice kept in the address")
+    page.wait(lambda: page.js("return document.getElementById('channel-name').textContent"), what="the channel")
+    type_in(page, "Bonjour, ici Carole")
+    mm = world.states["mattermost"]
+    sent = wait_for(
+        lambda: [p for p in mm.channel_posts(world.channels["equipe-alpha"]) if p["message"] == "Bonjour, ici Carole"],
+        what="the message in the emulator",
+    )
+    assert sent[0]["user_id"] == world.users["carol"].id
+    assert "Carole Petit" in post_element(page, sent[0]["id"]).text
+    # What the bot tells one person is shown to that person only.
+    type_in(page, "/cpn aide")
+    page.wait(lambda: page.js("return document.querySelector('#post-list .post--ephemeral')"), what="carol's answer")
+    Select(page.driver.find_element("id", "user-picker")).select_by_value("bob")
+    page.wait(lambda: "as=bob" in page.driver.current_url, what="back to bob")
+    post_element(page, sent[0]["id"])
+    assert not page.js("return document.querySelector('#post-list .post--ephemeral')")
+
+
+def _unnamed_controls(page: chromium.Browser) -> list[str]:
+    """The visible controls without an accessible name (label, aria-label(ledby), text or title)."""
+    return list(
+        page.js(
+            "function named(e) {"
+            " var by = (e.getAttribute('aria-labelledby') || '').split(' ').map(function (i) {"
+            "  var n = document.getElementById(i); return n ? n.textContent : ''; }).join('');"
+            " var labels = e.labels ? Array.from(e.labels).map(function (l) { return l.textContent; }).join('') : '';"
+            " var own = /^(BUTTON|A)$/.test(e.tagName) ? e.textContent : '';"
+            " return (by + labels + own + (e.getAttribute('aria-label') || '') + (e.title || '')).trim() !== ''; }"
+            "return Array.from(document.querySelectorAll('button, select, textarea, input, a[href], [tabindex]'))"
+            ".filter(function (e) { return e.getClientRects().length > 0 && !named(e); })"
+            ".map(function (e) { return e.outerHTML.slice(0, 160); })"
+        )
+    )
+
+
+def test_everything_is_named_and_works_from_the_keyboard(
+    page: chromium.Browser, world: World, integration: Integration
+) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    def key(*keys: str) -> None:
+        ActionChains(page.driver).send_keys(*keys).perform()
+
+    def focused() -> Any:
+        return page.js("return document.activeElement")
+
+    action = {"url": f"{integration.server.url}/action", "context": {"what": "clavier"}}
+    post = post_as(
+        world,
+        "dave",
+        "Une carte à bouton",
+        attachments=[{"title": "Au clavier", "actions": [{"id": "ok", "name": "Valider", "integration": action}]}],
+    )
+    post_element(page, post["id"])
+    assert _unnamed_controls(page) == []
+    # First Tab: the skip link, which leads to the message box without leaving the page's address.
+    page.js("document.activeElement.blur()")
+    key(Keys.TAB)
+    assert "skip-link" in focused().get_attribute("class")
+    key(Keys.ENTER)
+    assert focused().get_attribute("id") == "composer-input"
+    assert "key=" in page.driver.current_url and "as=bob" in page.driver.current_url
+    key("Écrit au clavier", Keys.ENTER)
+    mm = world.states["mattermost"]
+    wait_for(
+        lambda: [p for p in mm.channel_posts(world.channels["equipe-alpha"]) if p["message"] == "Écrit au clavier"],
+        what="the message sent with Enter",
+    )
+    # Tab reaches the card's button (every control is in the tab order), Enter presses it.
+    button = page.js(
+        "return document.querySelector('[data-post-id=\"' + arguments[0] + '\"] .action-button')", post["id"]
+    )
+    for _ in range(80):
+        if focused() == button:
+            break
+        key(Keys.TAB)
+    assert focused() == button, "the card's button is not reachable with Tab"
+    key(Keys.ENTER)
+    pressed = wait_for(lambda: integration.pressed, what="the press")
+    assert pressed[0]["user_id"] == world.users["bob"].id and pressed[0]["context"] == {"what": "clavier"}
+    wait_for(
+        lambda: [e for e in mm.ephemeral if e["user_id"] == world.users["bob"].id and e["post"]["message"] == "Reçu."],
+        what="the integration's answer to bob",
+    )
+    # The post's reply button opens its thread with the focus in it; Escape closes it and comes back.
+    reply = page.js("return document.querySelector('[data-post-id=\"' + arguments[0] + '\"] .post__reply')", post["id"])
+    page.js("arguments[0].focus()", reply)
+    key(Keys.ENTER)
+    page.wait(lambda: page.js("return !document.getElementById('rhs').hidden"), what="the thread")
+    assert focused().get_attribute("id") == "thread-input"
+    assert _unnamed_controls(page) == []
+    key(Keys.ESCAPE)
+    page.wait(lambda: page.js("return document.getElementById('rhs').hidden"), what="the thread to close")
+    assert focused().get_attribute("id") == "composer-input"
+
+
+@pytest.mark.parametrize("size", [(400, 800), (1280, 800)], ids=["narrow", "wide"])
+def test_the_page_reads_without_sideways_scrolling(page: chromium.Browser, world: World, size: tuple[int, int]) -> None:
+    page.driver.set_window_size(*size)
+    wide = "https://gitlab.interieur.gouv.fr/forge/projects/etatcivil/" + "un-chemin-tres-long/" * 8 + "fichier.yaml"
+    table = "| Image | Critiques | Élevées | Moyennes | Faibles | Corrigeables |\n|---|---|---|---|---|---|\n"
+    table += "| registry.example/etatcivil/api:1.4.2@sha256:0123456789ab | 2 | 5 | 11 | 3 | 9 |"
+    post = post_as(
+        world,
+        "dave",
+        f"Regardez {wide}\n\n{table}",
+        attachments=[
+            {
+                "color": "#D0021B",
+                "title": "Analyse Trivy de api",
+                "text": "`" + "x" * 200 + "`",
+                "fields": [
+                    {"title": "Image", "value": wide, "short": True},
+                    {"title": "Critiques", "value": "2", "short": True},
+                ],
+                "actions": [{"id": "a", "name": "Voir le détail", "integration": {"url": "http://127.0.0.1:9/x"}}],
+            }
+        ],
+    )
+    shown = post_element(page, post["id"])
+    page.js("arguments[0].scrollIntoView()", shown)
+    viewport, scrolled = page.js("return [document.documentElement.clientWidth, document.documentElement.scrollWidth]")
+    assert viewport <= size[0] and scrolled <= viewport, (viewport, scrolled)
+    # Nothing sticks out of the window: the post, its card, the box to type in and the user picker.
+    for selector in (f'[data-post-id="{post["id"]}"]', "#composer-input", "#user-picker", ".attachment__container"):
+        right = page.js(
+            "var all = document.querySelectorAll(arguments[0]); var e = all[all.length - 1];"
+            " return e.getBoundingClientRect().right",
+            selector,
+        )
+        assert right <= viewport + 0.5, (selector, right, viewport)
+    page.screenshot(f"window-{size[0]}x{size[1]}")

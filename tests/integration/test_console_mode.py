@@ -283,3 +283,25 @@ def test_members_added_or_removed_in_the_console_s_ui_are_seen_at_the_next_comma
     assert removed.status_code in (200, 204), removed.text
     listed = bob.run("/cpn member list gamma")["text"]
     assert "@dave" in listed and "@carol" not in listed and "@bob — propriétaire" in listed, listed
+
+
+@pytest.mark.parametrize("connected", [False, True], ids=["with the bot's token", "with the person's token"])
+def test_a_new_project_is_provisioned_once_as_its_owner_and_never_replayed(
+    make_world: Callable[..., World], connected: bool
+) -> None:
+    # With the bot's token the console makes its bot user the owner: the bot hands the project over
+    # (a project update, provisioned by the console), which also provisions the memberships: no replay.
+    world = console_world(make_world)
+    console = world.states["console"]
+    bob = console.user_by_email(world.users["bob"].email)
+    if connected:
+        assert "fenêtre" in User(world, "bob").run("/cpn connect")["text"]
+        assert svc.submit_dialog(world, "bob", {"token": console.add_pat(bob, "chat")}) == {}
+    User(world, "bob").run("/cpn project create alpha")
+    card = final_card(world, "Création du projet alpha")
+    assert "✅ Projet prêt" in card["text"], card["text"]
+    [project] = console.projects_named("alpha")
+    assert project.owner_id == bob.id
+    provisioned = [log.action for log in console.logs if log.project_id == project.id and "failed" in log.data]
+    assert provisioned == (["Create Project"] if connected else ["Create Project", "Update Project"])
+    assert posts_of(world, "PUT", "/api/v1/projects/*/hooks") == []

@@ -946,6 +946,11 @@
   }
 
   function keyboard() {
+    // The skip link moves the focus without following its href: the address keeps the key and the place.
+    document.querySelector('.skip-link').addEventListener('click', function (event) {
+      event.preventDefault();
+      $('composer-input').focus();
+    });
     document.addEventListener('keydown', function (event) {
       if (event.key === 'Escape' && S.threadRoot && !S.dialog) {
         closeThread();
