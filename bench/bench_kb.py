@@ -1,6 +1,6 @@
 """Answer quality of the knowledge base: top-1 / top-3 accuracy, off-topic refusals, search latency.
 
-Two question sets: ``tests/kb/questions.toml``, realistic beta testers' questions, each with the id of the
+Three question sets: ``tests/kb/questions.toml``, realistic beta testers' questions, each with the id of the
 article that answers it, and off-topic questions the bot must refuse ("I don't know", ticket offered); and
 ``tests/kb/questions_heldout.toml``, written without reading the articles, where some questions ask about
 the asker's own project (``intent``: bot.intents). A question is answered right when the bot does what the
@@ -14,6 +14,12 @@ last three batches of the file was first run once as a held-out set, before anyt
 top-1 accuracy on those first runs was 72 % (47 questions), 69 % (48) and 63 % (38), top-3 89 %, 98 %
 and 79 %, off-topic refusals 100 %, 100 % and 92 %. Expect that level on questions nobody has seen yet,
 and keep adding real questions (with their answer) as beta testers ask them.
+
+``tests/kb/questions_heldout2.toml`` (58 on-topic, 4 off-topic), written on 2026-12-06 before the articles'
+``errors`` signatures, the noise weight of digit-bearing unknown words and the English synonyms were
+added: its first run gave top-1 51.7 % (30/58), top-3 87.9 %, off-topic refusals 100 %. Those changes
+were written from the tools' real messages, but with both held-out sets' misses in view: the figures
+after them (printed below) are not a blind measure any more.
 
 Exit 0 when both targets are met, 1 otherwise.
 """
@@ -126,7 +132,9 @@ def evaluate(base: KnowledgeBase, questions: list[Question], rounds: int = 1) ->
     return results
 
 
-QUESTION_SETS = (ROOT / "tests" / "kb" / "questions.toml", ROOT / "tests" / "kb" / "questions_heldout.toml")
+QUESTION_SETS = tuple(
+    ROOT / "tests" / "kb" / name for name in ("questions.toml", "questions_heldout.toml", "questions_heldout2.toml")
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,6 +89,13 @@ TITLE_BONUS = 0.5
 CANDIDATES = 12
 #: Questions are cut to this many characters (at a word boundary) before they are analysed.
 MAX_QUESTION_CHARS = 1000
+#: Weight of a term no article uses and that holds a digit (a version, an id, a hash, a pod's name): the
+#: noise of a pasted message, which should not drown the words that say what went wrong.
+NOISE_TERM_WEIGHT = 0.5
+#: An error message an article lists (``errors``) found in the question: the article's confidence.
+ERROR_CONFIDENCE = 0.95
+#: Words a signature's words may have between them in the question (numbers, names in the message).
+ERROR_GAP = 3
 #: At most this many distinct terms of a question are searched.
 MAX_QUERY_TERMS = 40
 
@@ -127,6 +134,8 @@ STOP_WORDS: frozenset[str] = frozenset(
     vraiment exemple moyen maniere facon normal trouve trouver trouvee voir vois voit utiliser utilise hui
     aujourd lorsque pendant depuis apres avant poser pose tourne tourner tournent sert servir servent arrive
     arriver arrivent hier rien jai cest jsp get cpin cloud native pi cloudpinative com fr www http https org io
+    i me our your their them they he she at on from by or if has have had been being am did done got should
+    would will shall must need needs want wants whether so then than also just only about into out way
     """.split()
 )
 
@@ -264,6 +273,11 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "automatically", "automatisee",
     ),
     "maj": ("maj", "mise a jour", "mises a jour", "mettre a jour", "update", "upgrade"),
+    # English words for what the French articles say (one-word French variants only: a French phrase
+    # would take its words away from the articles' other terms).
+    "rollback": ("rollback", "roll back", "rolled back", "revert"),
+    "delai": ("delai", "delais", "response time", "response times"),
+    "horaire": ("horaire", "horaires", "hours", "opening hours"),
 }
 # fmt: on
 
@@ -394,6 +408,7 @@ class Article:
     summary: str
     body: str
     path: Path
+    errors: tuple[str, ...] = ()  # error messages it answers, as the tools print them (optional)
 
 
 def _string_list(value: object, key: str, where: Path) -> tuple[str, ...]:
@@ -541,7 +556,10 @@ def parse_article(text: str, path: Path, values: dict[str, str] | None = None) -
     body = "\n".join(lines[end + 1 :]).strip()
     if not body:
         raise ArticleError(f"{path}: the article has no body")
-    return Article(article_id, title.strip(), tags, commands, tuple(links), summary.strip(), body, path)
+    errors = _string_list(meta.get("errors", []), "errors", path)
+    if any(len(words(e)) < 2 and len(e.strip()) < 5 for e in errors):
+        raise ArticleError(f"{path}: each of 'errors' needs two words or one of five characters (specific enough)")
+    return Article(article_id, title.strip(), tags, commands, tuple(links), summary.strip(), body, path, errors)
 
 
 def load_articles(directory: str | Path, values: dict[str, str] | None = None) -> list[Article]:
@@ -671,7 +689,7 @@ FTS_COLUMNS = ("n_title", "n_tags", "n_summary", "n_body")
 FTS_TABLE = f"{ARTICLES_TABLE}_fts"
 # Only constant names are formatted into these statements; user text is always a bound parameter.
 _SELECT_ARTICLES = (
-    "SELECT rowid, id, title, tags, commands, links, summary, body, path, "  # noqa: S608
+    "SELECT rowid, id, title, tags, commands, links, summary, body, path, errors, "  # noqa: S608
     f"{', '.join(FTS_COLUMNS)} FROM {ARTICLES_TABLE}"
 )
 _SELECT_VOCABULARY = f"SELECT word, term FROM {VOCABULARY_TABLE}"  # noqa: S608
@@ -687,11 +705,12 @@ class _Corpus:
     frequency: dict[str, int]
     speller: Speller
     total: int = field(default=0)
+    signatures: list[tuple[tuple[str, ...], str]] = field(default_factory=list)  # (folded words, article id)
 
     def idf(self, term: str) -> float:
         df = self.frequency.get(term, 0)
         if df == 0:
-            return UNKNOWN_TERM_WEIGHT
+            return NOISE_TERM_WEIGHT if any(c.isdigit() for c in term) else UNKNOWN_TERM_WEIGHT
         return math.log(1 + (self.total - df + 0.5) / (df + 0.5))
 
     def weight(self, term: str) -> float:
@@ -745,6 +764,7 @@ class KnowledgeBase:
                     "summary": article.summary,
                     "body": article.body,
                     "path": str(article.path),
+                    "errors": json.dumps(list(article.errors), ensure_ascii=False),
                     **{column: " ".join(t for _, t in pairs) for column, pairs in analysed.items()},
                 }
             )
@@ -764,6 +784,7 @@ class KnowledgeBase:
                     "summary": str,
                     "body": str,
                     "path": str,
+                    "errors": str,
                     **dict.fromkeys(FTS_COLUMNS, str),
                 },
                 pk="id",
@@ -786,9 +807,10 @@ class KnowledgeBase:
         titles: dict[str, frozenset[str]] = {}
         topical: set[str] = set()
         frequency: dict[str, int] = {}
+        signatures: list[tuple[tuple[str, ...], str]] = []
         if self.db.table(ARTICLES_TABLE).exists():
             for row in self.db.execute(_SELECT_ARTICLES).fetchall():
-                rowid, article_id, title, tags, commands, links, summary, body, path, *normalised = row
+                rowid, article_id, title, tags, commands, links, summary, body, path, errors, *normalised = row
                 articles[article_id] = Article(
                     article_id,
                     title,
@@ -798,7 +820,10 @@ class KnowledgeBase:
                     summary,
                     body,
                     Path(path),
+                    tuple(json.loads(errors)),
                 )
+                for signature in articles[article_id].errors:
+                    signatures.append((tuple(words(signature)), article_id))
                 rowids[rowid] = article_id
                 head = frozenset(" ".join(normalised[:3]).split())
                 every = head | frozenset(normalised[3].split())
@@ -815,7 +840,10 @@ class KnowledgeBase:
             if term in frequency:
                 vocabulary.setdefault(word, term)
         speller = Speller(vocabulary, frequency)
-        self._corpus = _Corpus(articles, rowids, titles, frozenset(topical), fields, frequency, speller, len(articles))
+        signatures.sort(key=lambda s: -len(s[0]))  # the longest (most precise) signature first
+        self._corpus = _Corpus(
+            articles, rowids, titles, frozenset(topical), fields, frequency, speller, len(articles), signatures
+        )
         return self._corpus
 
     @property
@@ -862,7 +890,18 @@ class KnowledgeBase:
                 covered += weight * factor * BODY_ONLY_FACTOR
         return min(1.0, covered / total) if total else 0.0
 
-    def _ranked(self, query: Query) -> list[Hit]:
+    def pasted_error(self, question: str) -> str | None:
+        """The article whose listed error message (``errors``) the question quotes, longest first.
+
+        A signature's words must come in order, with at most :data:`ERROR_GAP` words between two of them
+        (the numbers and names a real message carries)."""
+        said = words(truncate(question))
+        for signature, article_id in self._load().signatures:
+            if _in_order(signature, said):
+                return article_id
+        return None
+
+    def _ranked(self, query: Query, quoted: str | None = None) -> list[Hit]:
         """Candidates from FTS5 (bm25), re-ranked by bm25 relative to the best, confidence and title match.
 
         FTS5 gives a term found in more than half of the articles an idf of almost nothing: a question made
@@ -872,7 +911,7 @@ class KnowledgeBase:
         corpus = self._load()
         searchable = [t for t in query.terms if t in corpus.frequency]
         if not searchable:
-            return []
+            return [Hit(corpus.articles[quoted], 0.0, ERROR_CONFIDENCE)] if quoted else []
         weights = ", ".join(str(float(w)) for w in COLUMN_WEIGHTS)
         sql = (
             f"SELECT rowid, bm25({FTS_TABLE}, {weights}) AS rank FROM {FTS_TABLE} "  # noqa: S608 - constants only
@@ -881,7 +920,7 @@ class KnowledgeBase:
         match = " OR ".join(_quote(t) for t in searchable)
         rows = self.db.execute(sql, [match, CANDIDATES]).fetchall()
         if not rows:
-            return []
+            return [Hit(corpus.articles[quoted], 0.0, ERROR_CONFIDENCE)] if quoted else []
         best = max(-rank for _, rank in rows) or 1.0
         scored = []
         for rowid, rank in rows:
@@ -892,22 +931,47 @@ class KnowledgeBase:
             combined = (max(relevance, 0.0) / best) ** RELEVANCE_EXPONENT * confidence * (1 + TITLE_BONUS * in_title)
             scored.append((combined, relevance, confidence, article_id))
         scored.sort(key=lambda s: (-s[0], -s[1], s[3]))
-        return [Hit(corpus.articles[a], round(r, 4), round(c, 4)) for _, r, c, a in scored]
+        hits = [Hit(corpus.articles[a], round(r, 4), round(c, 4)) for _, r, c, a in scored]
+        if quoted:  # the message the question quotes decides, whatever else it says
+            found = next((h for h in hits if h.article.id == quoted), None)
+            relevance = found.score if found else 0.0
+            confidence = max(found.confidence if found else 0.0, ERROR_CONFIDENCE)
+            hits = [Hit(corpus.articles[quoted], relevance, confidence)] + [h for h in hits if h.article.id != quoted]
+        return hits
 
     def search(self, question: str, limit: int = 3) -> list[Hit]:
         """The ``limit`` best articles for ``question``, best first (may be empty)."""
         if limit <= 0:
             return []
-        return self._ranked(self.query(question))[:limit]
+        return self._ranked(self.query(question), self.pasted_error(question))[:limit]
 
     def answer(self, question: str) -> Answer:
         """The best article when confident enough, with up to two related ones; else ``known=False``."""
         query = self.query(question)
-        hits = self._ranked(query)
+        hits = self._ranked(query, self.pasted_error(question))
         if not hits or hits[0].confidence < CONFIDENCE_THRESHOLD:
             return Answer(question, False, None, (), query.terms, hits[0] if hits else None)
         related = tuple(h for h in hits[1:] if h.confidence >= RELATED_THRESHOLD)[:2]
         return Answer(question, True, hits[0], related, query.terms)
+
+
+def _in_order(signature: tuple[str, ...], said: list[str], gap: int = ERROR_GAP) -> bool:
+    """Whether ``signature``'s words appear in ``said`` in order, at most ``gap`` words apart."""
+    if not signature:
+        return False
+    for start, word in enumerate(said):
+        if word != signature[0]:
+            continue
+        at, ok = start, True
+        for wanted in signature[1:]:
+            window = said[at + 1 : at + 2 + gap]
+            if wanted not in window:
+                ok = False
+                break
+            at = at + 1 + window.index(wanted)
+        if ok:
+            return True
+    return False
 
 
 _MARKUP = re.compile(r"`{3}[a-z]*|[#*_>`|]")

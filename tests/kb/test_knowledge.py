@@ -240,6 +240,8 @@ def test_loads_a_good_article(tmp_path: Path) -> None:
         (GOOD.format(id="x").replace("https://cloud", "http://cloud"), "https 'url'"),
         (GOOD.format(id="x").replace('title = "Un titre"', 'title = ""'), "'title' must be"),
         (GOOD.format(id="x").replace("Le corps de l'article.\n", ""), "no body"),
+        (GOOD.format(id="x").replace('tags = ["a"]', 'tags = ["a"]\nerrors = ["403"]'), "specific enough"),
+        (GOOD.format(id="x").replace('tags = ["a"]', 'tags = ["a"]\nerrors = "Read-only"'), "list of non-empty"),
     ],
 )
 def test_refuses_malformed_front_matter(tmp_path: Path, text: str, message: str) -> None:
@@ -351,6 +353,38 @@ def test_a_tool_or_an_error_outweighs_generic_words(base: KnowledgeBase, questio
     answer = base.answer(question)
     assert answer.known and answer.best is not None
     assert answer.best.article.id == article_id
+
+
+@pytest.mark.parametrize(
+    ("pasted", "article_id"),
+    [
+        # As the tools print them, with the names, numbers and paths of a real run around them.
+        ("Error: open /var/lib/app/cache/x.db: read-only file system", "conteneur-lecture-seule"),
+        ('Failed to pull image "registry.example/p/api:2.3.1": rpc error: code = NotFound', "erreur-pull-image"),
+        ("Total: 7 (UNKNOWN: 0, LOW: 2, MEDIUM: 3, HIGH: 1, CRITICAL: 1)", "scan-vulnerabilites-trivy"),
+        (
+            "ERROR: QUALITY GATE STATUS: FAILED - View details on https://sonar.example/dashboard?id=p",
+            "quality-gate-sonarqube",
+        ),
+        ("Caused by: sun.security.validator.ValidatorException: PKIX path building failed", "maven-erreur-ssl-pkix"),
+        ('pods "api-5f6d" is forbidden: exceeded quota: p-dev, requested: limits.memory=2Gi', "quotas-environnement"),
+    ],
+)
+def test_a_pasted_error_message_finds_the_article_that_lists_it(
+    base: KnowledgeBase, pasted: str, article_id: str
+) -> None:
+    answer = base.answer(pasted)
+    assert answer.known and answer.best is not None and answer.best.article.id == article_id, answer
+
+
+def test_an_error_signature_needs_its_words_in_order_and_close() -> None:
+    from bot.knowledge import _in_order
+
+    said = "total 12 unknown 0 low 4 medium 5 high 2 critical 1".split()
+    assert _in_order(("unknown", "low", "medium", "high", "critical"), said)
+    assert not _in_order(("critical", "unknown"), said)  # out of order
+    assert not _in_order(("total", "critical"), said)  # too far apart
+    assert not _in_order((), said)
 
 
 def test_specific_terms_are_the_tools_own_names() -> None:
