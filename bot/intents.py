@@ -16,6 +16,7 @@ state.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -46,12 +47,12 @@ DEPLOY_WORDS = frozenset({
 FAILURE_WORDS = frozenset({
     "echec", "echoue", "echouee", "echouer", "echoué", "fail", "fails", "failed", "failing", "failure", "ko",
     "rouge", "red", "plante", "planter", "crash", "crashed", "casse", "cassee", "broke", "broken", "erreur",
-    "error", "errors", "degraded", "degrade", "unhealthy", "wrong", "marche", "fonctionne",
+    "error", "errors", "degraded", "degrade", "unhealthy", "wrong", "marche", "fonctionne", "bloque", "bloquee",
 })
 #: Words that ask for a cause, or say it is the asker's own pipeline or deployment.
 CAUSE_WORDS = frozenset({
     "pourquoi", "pk", "pq", "why", "cause", "raison", "quoi", "what", "regarder", "passe", "dernier",
-    "derniere", "mon", "ma", "mes", "my", "our", "notre", "nos", "va",
+    "derniere", "mon", "ma", "mes", "my", "our", "notre", "nos", "va", "idee", "idea",
 })
 #: A how-to question or one about a tool or an error is the knowledge base's.
 HOWTO_WORDS = frozenset({
@@ -62,9 +63,13 @@ HOWTO_WORDS = frozenset({
     "variables", "mirror", "miroir", "synchro", "synchronisation", "sync", "resync",
 })
 PROJECT_WORDS = frozenset({"projet", "project"})
+STATE_VERBS = frozenset({"est", "sont", "is", "are"})
 STATUS_WORDS = frozenset({"etat", "statut", "status", "avancement", "doing", "point", "resume", "summary", "pret"})
 #: "ça ne va pas", "ne démarre pas": a failure said without a failure word.
-FAILURE_PHRASES = (("va", "pas"), ("marche", "pas"), ("demarre", "pas"), ("start",), ("not", "working"))
+FAILURE_PHRASES = (
+    ("va", "pas"), ("marche", "pas"), ("demarre", "pas"), ("passe", "pas"), ("start",), ("not", "working"),
+    ("won", "t"), ("wont",), ("doesn", "t", "work"), ("isn", "t", "working"),
+)
 STATUS_PHRASES = (("ou", "en", "est"), ("ou", "en", "sont"), ("comment", "va"), ("how", "is"), ("how", "s"))
 #: A status question about something else than a project is the knowledge base's.
 STATUS_EXCLUDED = frozenset({
@@ -138,7 +143,9 @@ def classify(question: str) -> Intent | None:
         if _any(tokens, STATUS_WORDS) or any(_has_phrase(tokens, p) for p in STATUS_PHRASES):
             return Intent(PROJECT_STATUS)
     failure = _any(tokens, FAILURE_WORDS) or any(_has_phrase(tokens, p) for p in FAILURE_PHRASES)
-    failing = failure and _any(tokens, CAUSE_WORDS) and not howto
+    # "est cassé", "is broken": the state of the asker's pipeline or deployment now, said as a fact.
+    stated = any(a in STATE_VERBS and _matches(b, FAILURE_WORDS) for a, b in itertools.pairwise(tokens))
+    failing = failure and (stated or _any(tokens, CAUSE_WORDS)) and not howto
     if failing and _any(tokens, DEPLOY_WORDS):
         return Intent(DEPLOY_FAILURE)
     if failing and _any(tokens, PIPELINE_WORDS):

@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.i18n import Translator
 from bot.render.safe import code, escape
-from bot.workflows.deploy import Progress
+from bot.workflows.deploy import Progress, UnhealthyResource
 
 
 def deployed_on(stamp: str) -> str:
@@ -48,6 +48,13 @@ def argocd_state(state: str, tr: Translator) -> str:
     return escape(state, 40) if shown == key else shown
 
 
+def resource_line(resource: UnhealthyResource, tr: Translator) -> str:
+    """``- Deployment/api : 💔 dégradé — message``: one resource in bad health, its state in the reader's words."""
+    health = f"{HEALTH_ICONS.get(resource.health, '❔')} {argocd_state(resource.health, tr)}"
+    line = f"- {escape(resource.kind, 60)}/{escape(resource.name, 120)} : {health}"
+    return line + (f" — {escape(resource.message, 200)}" if resource.message else "")
+
+
 def deploy_card(
     kind: str, project: str, env: str, what: str, user: str, app: str, app_url: str, progress: Progress, tr: Translator
 ) -> dict[str, Any]:
@@ -80,7 +87,7 @@ def deploy_card(
         )
     if progress.unhealthy:
         lines.append(tr("deploy.unhealthy"))
-        lines += [f"- {escape(item, 200)}" for item in progress.unhealthy[:10]]
+        lines += [resource_line(item, tr) for item in progress.unhealthy[:10]]
     if progress.outcome in ("failed", "reverted") and progress.reason:
         lines.append(tr("deploy.reason", reason=tr(progress.reason, app=code(app))))
     elif progress.outcome in ("failed", "reverted") and progress.message:

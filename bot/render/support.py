@@ -9,6 +9,7 @@ from typing import Any
 from bot.i18n import Translator
 from bot.knowledge import Answer, Article
 from bot.render.deploys import HEALTH_ICONS as ARGOCD_HEALTH_ICONS
+from bot.render.deploys import argocd_state, resource_line
 from bot.render.pipelines import failure_reply
 from bot.render.safe import code, escape
 from bot.workflows.contextual import Address, DeployFailure, PipelineFailure
@@ -116,17 +117,19 @@ def deploy_failure_card(failure: DeployFailure, tr: Translator) -> dict[str, Any
                 "support.context.app_line",
                 env=escape(app.env),
                 app=f"[{escape(app.app)}]({app.url})" if app.url else code(app.app),
-                health=f"{ARGOCD_HEALTH_ICONS.get(app.health, '❔')} {escape(app.health, 40)}",
-                sync=escape(app.sync, 40),
+                health=f"{ARGOCD_HEALTH_ICONS.get(app.health, '❔')} {argocd_state(app.health, tr)}",
+                sync=argocd_state(app.sync, tr),
             )
         )
         if app.health == "Missing" and not app.phase:
             lines.append("- " + tr("support.context.app_missing", project=project))
         if app.message:
-            lines.append(tr("support.context.operation", phase=escape(app.phase, 40), message=escape(app.message, 300)))
+            lines.append(
+                tr("support.context.operation", phase=argocd_state(app.phase, tr), message=escape(app.message, 300))
+            )
         if app.unhealthy:
             lines.append(tr("deploy.unhealthy"))
-            lines += [f"- {escape(item, 200)}" for item in app.unhealthy[:10]]
+            lines += [resource_line(item, tr) for item in app.unhealthy[:10]]
     envs = sorted({app.env for app in failure.failing})
     if envs:
         lines.append(tr("support.context.rollback", project=project, env=escape(envs[0])))

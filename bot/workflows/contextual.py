@@ -74,7 +74,7 @@ class AppHealth:
     sync: str
     phase: str
     message: str  # the last operation's message (a failed sync says why)
-    unhealthy: tuple[str, ...]  # "Kind/name : Health — message"
+    unhealthy: tuple[flow.UnhealthyResource, ...]
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ class Progress:
     phase: str = ""  # ArgoCD operation phase
     sync: str = ""
     health: str = ""
-    unhealthy: list[str] = field(default_factory=list)
+    unhealthy: list[UnhealthyResource] = field(default_factory=list)
     message: str = ""
     outcome: str = "running"  # running | succeeded | failed | degraded | reverted | unchanged | timeout
     reverted: bool = False
@@ -344,14 +344,24 @@ def read_status(progress: Progress, status: dict[str, Any], operation: dict[str,
     return before != (progress.phase, progress.sync, progress.health, tuple(progress.unhealthy))
 
 
-def unhealthy_resources(status: dict[str, Any]) -> list[str]:
+@dataclass(frozen=True)
+class UnhealthyResource:
+    """One resource of an application in bad health, as ArgoCD reports it (status.resources[])."""
+
+    kind: str
+    name: str
+    health: str
+    message: str = ""
+
+
+def unhealthy_resources(status: dict[str, Any]) -> list[UnhealthyResource]:
     found = []
     for resource in status.get("resources") or []:
         health = (resource.get("health") or {}).get("status")
         if health and health not in ("Healthy", "Progressing"):
             message = (resource.get("health") or {}).get("message") or ""
             found.append(
-                f"{resource.get('kind')}/{resource.get('name')} : {health}" + (f" — {message}" if message else "")
+                UnhealthyResource(str(resource.get("kind") or ""), str(resource.get("name") or ""), health, message)
             )
     return found
 
