@@ -13,13 +13,14 @@ from collections.abc import Iterator
 import pytest
 
 from bench import bench_contextual as ctx
+from bot.intents import DEPLOY_FAILURE, PIPELINE_FAILURE, PROJECT_STATUS
 from bot.sandbox.world import World
 from tests.support.mattermost import User
 
 QUESTION = {
-    ctx.PIPELINE_FAILURE: "pourquoi mon pipeline a échoué ?",
-    ctx.DEPLOY_FAILURE: "pourquoi mon déploiement est en échec ?",
-    ctx.PROJECT_STATUS: "où en est mon projet ?",
+    PIPELINE_FAILURE: "pourquoi mon pipeline a échoué ?",
+    DEPLOY_FAILURE: "pourquoi mon déploiement est en échec ?",
+    PROJECT_STATUS: "où en est mon projet ?",
 }
 
 
@@ -70,7 +71,7 @@ def test_without_a_linked_project_the_knowledge_base_answers(project: World) -> 
 
 
 def test_with_every_pipeline_green_it_says_so(project: World) -> None:
-    ctx.play(project, ctx.Scenario("all green", ctx.PIPELINE_FAILURE, "success"))
+    ctx.play(project, ctx.Scenario("all green", PIPELINE_FAILURE, "success"))
     answer = ask(project, "pourquoi mon pipeline a échoué ?")
     shown = str(answer.get("attachments") or answer.get("text"))
     assert "Aucun pipeline en échec sur alpha" in shown
