@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # pytest processes (pytest-xdist): one per core; each runs its own worlds and real servers.
 JOBS ?= 2
 
-.PHONY: run test lint typecheck unit browser bench demo clean
+.PHONY: run test lint typecheck unit browser bench demo screenshot clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,10 @@ test: lint typecheck browser unit
 
 bench: $(STAMP)
 	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done
+
+# The README's picture (docs/web-view.png): the web view beside the terminal chat, one project created.
+screenshot: $(STAMP) browser
+	$(BIN)/python tools/readme_screenshot.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
