@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import html
 import io
-import logging
 import re
 import sys
 import tempfile
@@ -128,8 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     if why:
         print(f"no screenshot: {why}", file=sys.stderr)
         return 1
-    # The chat's websocket is cut when the sandbox stops: its client library says so loudly.
-    logging.getLogger("mattermostautodriver.websocket").setLevel(logging.CRITICAL)
     world = World.create(timings=Timings.fast()).start()
     browser: Browser | None = None
     try:
@@ -154,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
             interactive=False,
             world=world,
         )
-        chat.run()
+        try:
+            chat.run()
+        finally:
+            chat.close()  # its websocket, before the sandbox stops
         terminal = out.getvalue()
         browser = Browser()
         # The web view first, alone (it refuses to be framed: frame-ancestors 'none'), as bob.
