@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             if script:
                 return script.pop(0)
             _wait(lambda: _card_ready(world), 30, "the checklist card to be ready")
-            time.sleep(0.5)  # the chat prints the card's last edit from its websocket
+            # The chat prints the card's last edit when its websocket brings it.
+            _wait(lambda: "Projet prêt" in out.getvalue(), 10, "the chat to show the card ready")
             raise EOFError
 
         chat = Chat(
