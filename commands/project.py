@@ -76,12 +76,13 @@ async def create(ctx: CommandContext) -> Reply:
     identity = await ctx.identity()
     project = bot.projects.create(name, ctx.args["description"] or "", ctx.user_id, private=bool(ctx.args["private"]))
     bot.projects.set_member(project.id, ctx.user_id, identity.username, identity.email, Role.OWNER, ctx.user_id)
+    # Provisioning starts now; the channel is read meanwhile, to know whether to link it.
+    ctx.submit("project.reconcile", {"project": name, "mode": "create"})
     try:
         channel = await bot.mm.get_channel(ctx.channel_id)
     except ServiceError:
         channel = {}
     channel_type = str(channel.get("type", "O"))
-    ctx.submit("project.reconcile", {"project": name, "mode": "create"})
     _audit(bot, ctx, "project.create", name)
     reasons = await _link_doubts(ctx, channel)
     if reasons:

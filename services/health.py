@@ -16,6 +16,7 @@ from enum import Enum
 import httpx
 
 from bot.config import Config
+from services.base import ssl_context
 from services.console_errors import error_status, to_error
 from services.vault_policy import missing_rights, probe_paths
 
@@ -274,7 +275,7 @@ def probes(config: Config) -> dict[str, Probe]:
 async def run_probe(name: str, probe: Probe, timeout: float = 5.0) -> Check:
     started = time.perf_counter()
     try:
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with httpx.AsyncClient(timeout=timeout, verify=ssl_context()) as client:
             health, detail = await probe(client)
     except httpx.TimeoutException:
         health, detail = Health.FAILING, f"no answer within {timeout:g} s"

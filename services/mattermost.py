@@ -15,6 +15,7 @@ from mattermostautodriver import AsyncTypedDriver
 from mattermostautodriver.exceptions import InvalidMattermostError, MattermostError, TooManyRequests
 
 from bot.ids import is_mattermost_id
+from services.base import ssl_context
 from services.errors import Failure, ServiceError, failure_for_status
 
 SERVICE = "Mattermost"
@@ -284,7 +285,7 @@ class Mattermost:
     async def post_to_response_url(self, response_url: str, body: Json, timeout: float = 5.0) -> None:
         """The slash command's own reply channel: no token, valid 30 min, at most 5 uses."""
         try:
-            async with httpx.AsyncClient(timeout=timeout) as client:
+            async with httpx.AsyncClient(timeout=timeout, verify=ssl_context()) as client:
                 response = await client.post(response_url, json=body)
         except httpx.HTTPError:
             raise ServiceError(SERVICE, Failure.UNAVAILABLE) from None

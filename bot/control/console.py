@@ -48,6 +48,8 @@ PLUGIN_SERVICES = {
     "argocd": "argocd",
 }
 # The bot's roles → the console's system roles, by their OIDC group suffix (§4.3).
+# How long the checklist waits for the bot's webhooks before showing the console's results alone.
+QUIET_SECONDS = 0.5
 ROLE_GROUPS = {Role.ADMIN: "admin", Role.DEVOPS: "devops", Role.DEVELOPER: "developer", Role.READONLY: "readonly"}
 
 
@@ -98,16 +100,32 @@ class ConsoleControl(Control):
         self.bot.rights.forget(project.slug)  # its members and owner are the console's now
         ctx = onboarding.context(self.bot, project)
         _report(steps, provisioning, project.slug)
-        await progress(steps)
-        for step in steps:
-            wire = onboarding.NOTIFICATIONS.get(step.service)
-            if wire is None or step.state == "failed" or getattr(self.bot.platform, step.service) is None:
-                continue
-            await run_step(step, functools.partial(wire, ctx))
-            await progress(steps)
+        wiring = asyncio.ensure_future(self._wire_hooks(ctx, steps))
+        try:
+            # The console's results and the bot's webhooks mostly come together: the card is
+            # edited once for both, and shows the console's results alone only if hooks are slow.
+            done, _ = await asyncio.wait({wiring}, timeout=QUIET_SECONDS)
+            if not done:
+                await progress(steps)
+            await wiring
+        finally:
+            wiring.cancel()  # the operation was cancelled meanwhile: so are its hooks
         status = finish(ctx, steps)
         await progress(steps)
         return status
+
+    async def _wire_hooks(self, ctx: onboarding.Context, steps: list[Step]) -> None:
+        """The bot's own webhooks on what the console provisioned (it wires none), one service
+        each: independent, so wired at the same time."""
+        await asyncio.gather(
+            *(
+                run_step(step, functools.partial(hooks, ctx))
+                for step in steps
+                if (hooks := onboarding.NOTIFICATIONS.get(step.service)) is not None
+                and step.state != "failed"
+                and getattr(self.bot.platform, step.service) is not None
+            )
+        )
 
     # -- projects made in the console ---------------------------------------------------------------
 

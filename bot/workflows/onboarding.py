@@ -288,7 +288,12 @@ async def gitlab_hooks(ctx: Context, step: Step) -> None:
     group = await gitlab.find_group(ctx.names.group)
     if group is None:
         raise ServiceError("GitLab", Failure.NOT_FOUND, detail=ctx.names.group)
-    await _ensure_hooks(ctx, step, group, await gitlab.list_group_projects(group.id))
+    kind = await _group_hook(ctx, step, group)
+    # Its repositories matter only without a group hook, or to remove their hooks for one.
+    if kind == "project" or ctx.project.gitlab_hooks == "project":
+        await _project_hooks(ctx, step, kind, await gitlab.list_group_projects(group.id))
+    elif ctx.project.gitlab_hooks != kind:
+        ctx.bot.projects.set_gitlab_hooks(ctx.project.id, kind)
 
 
 async def _ensure_hooks(ctx: Context, step: Step, group: Group, repositories: list[GitLabProject]) -> None:
@@ -299,17 +304,32 @@ async def _ensure_hooks(ctx: Context, step: Step, group: Group, repositories: li
     every repository, including those added later (each change runs this reconciliation again).
     Going back to a group hook removes the project hooks, or every event would come twice.
     """
+    await _project_hooks(ctx, step, await _group_hook(ctx, step, group), repositories)
+
+
+async def _group_hook(ctx: Context, step: Step, group: Group) -> str:
+    """``group`` when the group has the bot's webhook, ``project`` when GitLab has no group hooks."""
+    gitlab = ctx.platform.gitlab
+    assert gitlab is not None
+    try:
+        step.record(
+            await gitlab.ensure_group_hook(
+                group.id, hook_url(ctx.bot, ctx.names), ctx.bot.webhook_secret("gitlab", ctx.names.slug)
+            )
+        )
+        return "group"
+    except ServiceError as exc:
+        if exc.failure is not Failure.NOT_FOUND:
+            raise
+        return "project"
+
+
+async def _project_hooks(ctx: Context, step: Step, kind: str, repositories: list[GitLabProject]) -> None:
+    """Each repository's webhook when GitLab has no group hooks; removed when the group has one."""
     gitlab = ctx.platform.gitlab
     assert gitlab is not None
     url = hook_url(ctx.bot, ctx.names)
     secret = ctx.bot.webhook_secret("gitlab", ctx.names.slug)
-    try:
-        step.record(await gitlab.ensure_group_hook(group.id, url, secret))
-        kind = "group"
-    except ServiceError as exc:
-        if exc.failure is not Failure.NOT_FOUND:
-            raise
-        kind = "project"
     for project in repositories:
         if kind == "project":
             step.record(await gitlab.ensure_project_hook(project.id, url, secret))

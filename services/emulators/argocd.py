@@ -48,6 +48,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from services.base import ssl_context
 from services.emulators.base import FaultMiddleware, Faults, bearer_token
 
 # gRPC status codes and the HTTP status grpc-gateway (runtime.HTTPStatusFromCode) gives them.
@@ -880,7 +881,9 @@ def notify(state: State, app: App, events: list[str]) -> None:
         for url, headers in targets:
             record: dict[str, Any] = {"url": url, "payload": payload}
             try:
-                with httpx.Client(timeout=state.timings.notification_timeout, trust_env=False) as client:
+                with httpx.Client(
+                    timeout=state.timings.notification_timeout, trust_env=False, verify=ssl_context()
+                ) as client:
                     record["status"] = client.post(url, json=payload, headers=headers).status_code
             except httpx.HTTPError as exc:
                 record["status"] = None

@@ -48,6 +48,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from services.base import ssl_context
 from services.emulators.base import FaultMiddleware, Faults
 
 API = "/api/v2.0"
@@ -418,7 +419,11 @@ class State:
     def _deliver(self, delivery: Delivery) -> None:
         try:
             response = httpx.post(
-                delivery.url, json=delivery.payload, headers=delivery.headers, timeout=self.webhook_timeout
+                delivery.url,
+                json=delivery.payload,
+                headers=delivery.headers,
+                timeout=self.webhook_timeout,
+                verify=ssl_context(),
             )
             delivery.status = response.status_code
         except httpx.HTTPError:

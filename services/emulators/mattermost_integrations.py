@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from services.base import ssl_context
 from services.emulators.mattermost_http import (
     Endpoint,
     app_error,
@@ -225,8 +226,12 @@ class IntegrationRoutes:
 
     # ------------------------------------------------------------------ outgoing requests
     def _client(self) -> httpx.AsyncClient:
-        # trust_env=False: integrations are reached directly, never through a proxy of the test host.
-        return httpx.AsyncClient(timeout=self.state.integration_timeout, trust_env=False)
+        # A client per request, as Mattermost makes one per integration call (mattermost/mattermost:
+        # server/channels/app/command.go DoCommandRequest, HTTPService().MakeClient): no connection
+        # reuse. Go builds its transport in microseconds; httpx loads its CA bundle (~25 ms) unless
+        # given a context, which would count as the integration's time. trust_env=False: integrations
+        # are reached directly, never through a proxy of the test host.
+        return httpx.AsyncClient(timeout=self.state.integration_timeout, trust_env=False, verify=ssl_context())
 
     async def _post_json(self, url: str, payload: JsonDict) -> httpx.Response | Response:
         """POST like App.DoActionRequest; 400 AppError if unreachable or not exactly 200."""

@@ -46,6 +46,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from services.base import ssl_context
 from services.emulators.base import FaultMiddleware, Faults
 
 # Project and global permissions, as ``api/permissions/add_user`` validates them.
@@ -510,7 +511,7 @@ class State:
         started = time.monotonic()
         try:
             # trust_env=False: a proxy from the environment must not swallow loopback deliveries.
-            with httpx.Client(timeout=self.timings.webhook_timeout, trust_env=False) as client:
+            with httpx.Client(timeout=self.timings.webhook_timeout, trust_env=False, verify=ssl_context()) as client:
                 record["status"] = client.post(hook.url, content=body, headers=headers).status_code
         except httpx.HTTPError as exc:
             record["status"] = None
