@@ -21,6 +21,12 @@ added: its first run gave top-1 51.7 % (30/58), top-3 87.9 %, off-topic refusals
 were written from the tools' real messages, but with both held-out sets' misses in view: the figures
 after them (printed below) are not a blind measure any more.
 
+``tests/kb/questions_heldout3.toml`` (60 on-topic, 5 off-topic, 8 contextual), written blind later that day
+before any change for it: first run top-1 75.0 % (51/68), top-3 88.2 %, off-topic refusals 100 %. The
+changes made after it are general (mistyped stop words dropped instead of corrected into an article's
+word, chat shorthand and English fillers as stop words, "marche pas"/"not working" as failures, a few
+English words for the articles' French ones, "down" as a failure), but were made with its misses in view.
+
 Exit 0 when both targets are met, 1 otherwise.
 """
 
@@ -133,7 +139,13 @@ def evaluate(base: KnowledgeBase, questions: list[Question], rounds: int = 1) ->
 
 
 QUESTION_SETS = tuple(
-    ROOT / "tests" / "kb" / name for name in ("questions.toml", "questions_heldout.toml", "questions_heldout2.toml")
+    ROOT / "tests" / "kb" / name
+    for name in (
+        "questions.toml",
+        "questions_heldout.toml",
+        "questions_heldout2.toml",
+        "questions_heldout3.toml",
+    )
 )
 
 

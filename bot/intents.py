@@ -48,6 +48,7 @@ FAILURE_WORDS = frozenset({
     "echec", "echoue", "echouee", "echouer", "echoué", "fail", "fails", "failed", "failing", "failure", "ko",
     "rouge", "red", "plante", "planter", "crash", "crashed", "casse", "cassee", "broke", "broken", "erreur",
     "error", "errors", "degraded", "degrade", "unhealthy", "wrong", "marche", "fonctionne", "bloque", "bloquee",
+    "down", "panne", "hs", "indisponible", "unavailable",
 })
 #: Words that ask for a cause, or say it is the asker's own pipeline or deployment.
 CAUSE_WORDS = frozenset({

@@ -74,6 +74,8 @@ BODY_ONLY_FACTOR = 0.6
 #: Shortest word that may be corrected (one mistake), and shortest allowed two mistakes.
 MIN_TYPO_LENGTH = 6
 MIN_TWO_TYPOS_LENGTH = 9
+# Shortest stop word a mistyped word is recognised as (and then dropped): comment, pourquoi.
+MIN_STOP_TYPO_LENGTH = 7
 #: Share of its weight a corrected term counts in the confidence (a correction is a guess).
 CORRECTED_FACTOR = 0.6
 #: How much bm25 relevance (relative to the best candidate) weighs against confidence when re-ranking.
@@ -136,6 +138,10 @@ STOP_WORDS: frozenset[str] = frozenset(
     arriver arrivent hier rien jai cest jsp get cpin cloud native pi cloudpinative com fr www http https org io
     i me our your their them they he she at on from by or if has have had been being am did done got should
     would will shall must need needs want wants whether so then than also just only about into out way
+    koi pk pq pkoi pourkoi kel kelle ke ki c ds dc pr bcp tjrs tt ptet jpp
+    right now after before never ever always still again anymore all every one other here yet since until
+    while through whose like really very much many lot lots thing things something anything someone anyone
+    tell know make made put use used using go going try trying tried
     """.split()
 )
 
@@ -212,7 +218,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "ajouter": ("ajouter", "ajout", "add", "rajouter", "inviter", "invitation"),
     "echec": (
         "echec", "echecs", "echoue", "echouee", "echouees", "echouer", "fail", "failed", "failure", "failing", "ko",
-        "plante", "planter", "crash", "casse", "rouge",
+        "plante", "planter", "crash", "casse", "rouge", "marche pas", "marche plus", "fonctionne pas",
+        "fonctionne plus", "not working", "doesn t work", "does not work", "broken",
     ),
     "verrou": ("verrou", "verrouille", "verrouiller", "verouille", "lock", "locked", "deverrouiller"),
     "reprovision": (
@@ -276,7 +283,15 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     # English words for what the French articles say (one-word French variants only: a French phrase
     # would take its words away from the articles' other terms).
     "rollback": ("rollback", "roll back", "rolled back", "revert"),
-    "delai": ("delai", "delais", "response time", "response times"),
+    "delai": ("delai", "delais"),
+    "sla": (
+        "sla", "engagement de service", "engagements de service", "response time", "response times",
+        "temps de reponse", "delai de reponse", "delais de reponse", "service level",
+    ),
+    "plateforme": ("plateforme", "plateformes", "platform", "platforms"),
+    "push": ("push", "pushed", "pushes", "pousser", "pousse", "poussee", "pushe"),
+    "declencher": ("declencher", "declenche", "declenchee", "declenchement", "starts", "started", "kick off"),
+    "prerequis": ("prerequis", "prerequisite", "prerequisites", "requirement", "requirements", "exigence", "exigences"),
     "horaire": ("horaire", "horaires", "hours", "opening hours"),
 }
 # fmt: on
@@ -615,35 +630,44 @@ def allowed_typos(word: str) -> int:
 
 
 class Speller:
-    """Corrects a word the corpus does not know into the closest one it does (symmetric deletes)."""
+    """Corrects a word the corpus does not know into the closest one it does (symmetric deletes).
 
-    def __init__(self, vocabulary: dict[str, str], frequency: dict[str, int]) -> None:
-        self.vocabulary = vocabulary  # folded word → search term
+    Stop words are known words too: a mistyped one (``coment``, ``pourqoi``) is dropped like the word
+    itself, rather than corrected into the nearest term of the articles (``moment``)."""
+
+    def __init__(
+        self, vocabulary: dict[str, str], frequency: dict[str, int], stop: frozenset[str] = frozenset()
+    ) -> None:
+        # Short stop words have real words one letter away (machin, machine): only longer ones count.
+        stops = (w for w in stop if len(w) >= MIN_STOP_TYPO_LENGTH)
+        self.vocabulary = {**dict.fromkeys(stops, ""), **vocabulary}  # folded word → search term ("": a stop word)
         self.frequency = frequency  # search term → number of articles using it
         self.index: dict[str, set[str]] = {}
-        for word in vocabulary:
+        for word in self.vocabulary:
             for deleted in _deletes(word, allowed_typos(word)):
                 self.index.setdefault(deleted, set()).add(word)
 
     def correct(self, word: str) -> str | None:
-        """The search term of the closest known word, or None when none is close enough."""
+        """The search term of the closest known word ("" for a stop word, preferred at equal
+        distance), or None when none is close enough."""
         budget = allowed_typos(word)
         if budget == 0:
             return None
         candidates: set[str] = set()
         for deleted in _deletes(word, budget):
             candidates |= self.index.get(deleted, set())
-        best: tuple[int, int, str] | None = None
+        best: tuple[int, bool, int, str] | None = None
         for candidate in candidates:
             if abs(len(candidate) - len(word)) > budget:
                 continue
             distance = edit_distance(word, candidate)
             if distance > min(budget, allowed_typos(candidate)):
                 continue
-            rank = (distance, -self.frequency.get(self.vocabulary[candidate], 0), candidate)
+            term = self.vocabulary[candidate]
+            rank = (distance, term != "", -self.frequency.get(term, 0), candidate)
             if best is None or rank < best:
                 best = rank
-        return None if best is None else self.vocabulary[best[2]]
+        return None if best is None else self.vocabulary[best[3]]
 
 
 # -- search -------------------------------------------------------------------------------------------
@@ -839,7 +863,7 @@ class KnowledgeBase:
         for word, term in _SINGLE.items():
             if term in frequency:
                 vocabulary.setdefault(word, term)
-        speller = Speller(vocabulary, frequency)
+        speller = Speller(vocabulary, frequency, STOP_WORDS)
         signatures.sort(key=lambda s: -len(s[0]))  # the longest (most precise) signature first
         self._corpus = _Corpus(
             articles, rowids, titles, frozenset(topical), fields, frequency, speller, len(articles), signatures
@@ -858,6 +882,8 @@ class KnowledgeBase:
         for word, term in analyse(truncate(question)):
             if term not in corpus.frequency and " " not in word and term not in _CANONICAL:
                 guess = corpus.speller.correct(word)
+                if guess == "":  # a mistyped stop word
+                    continue
                 if guess is not None:
                     term = guess
                     corrected.add(guess)

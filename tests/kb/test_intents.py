@@ -11,9 +11,10 @@ from bench.bench_kb import Question, load_questions
 from bot.intents import ADDRESS, DEPLOY_FAILURE, PIPELINE_FAILURE, PROJECT_STATUS, Intent, classify
 
 HERE = Path(__file__).parent
-HELDOUT = [q for q in load_questions(HERE / "questions_heldout.toml") if q.intent]
+HELDOUT_SETS = ("questions_heldout.toml", "questions_heldout2.toml", "questions_heldout3.toml")
+HELDOUT = [q for name in HELDOUT_SETS for q in load_questions(HERE / name) if q.intent]
 KB_QUESTIONS = [q.text for q in load_questions(HERE / "questions.toml")] + [
-    q.text for q in load_questions(HERE / "questions_heldout.toml") if not q.intent
+    q.text for name in HELDOUT_SETS for q in load_questions(HERE / name) if not q.intent
 ]
 
 
@@ -32,6 +33,8 @@ KB_QUESTIONS = [q.text for q in load_questions(HERE / "questions.toml")] + [
         ("quelle est l'adresse de harbor", Intent(ADDRESS, "registry")),
         ("what is the url of sonarqube", Intent(ADDRESS, "sonarqube")),
         ("lien vers la console ?", Intent(ADDRESS, "console")),
+        ("mon appli est down en dev", Intent(DEPLOY_FAILURE)),
+        ("notre application est en panne depuis ce matin", Intent(DEPLOY_FAILURE)),
     ],
 )
 def test_contextual_questions_are_recognised(question: str, intent: Intent) -> None:

@@ -321,6 +321,39 @@ def test_typos_are_corrected(base: KnowledgeBase) -> None:
     assert base.terms("blanquette") == normalize("blanquette")
 
 
+def test_a_mistyped_stop_word_is_dropped_not_corrected_into_a_term(base: KnowledgeBase) -> None:
+    # "coment" is one letter from "comment" (a stop word) and from "moment" (an article's word)
+    assert base.terms("coment créer un projet") == base.terms("comment créer un projet")
+    assert base.terms("pourqoi le build") == base.terms("pourquoi le build")
+    # a real word one letter from a short stop word is kept: "machine" is not "machin"
+    assert base.terms("la machine à café") != base.terms("la à café")
+
+
+@pytest.mark.parametrize(
+    ("question", "term"),
+    [
+        ("ma synchro marche pas", "echec"),
+        ("le build ne fonctionne plus", "echec"),
+        ("the mirror is not working", "echec"),
+        ("is the platform down?", "plateforme"),
+        ("what are your response times", "sla"),
+        ("my build never starts", "declencher"),
+        ("where do I push my images", "push"),
+        ("application requirements", "prerequis"),
+    ],
+)
+def test_failure_phrases_and_english_words_are_the_articles_terms(
+    base: KnowledgeBase, question: str, term: str
+) -> None:
+    assert term in base.terms(question)
+
+
+@pytest.mark.parametrize("question", ["c koi le quality gate", "pk il bloque", "right now, after the push"])
+def test_chat_shorthand_and_english_fillers_are_not_search_terms(base: KnowledgeBase, question: str) -> None:
+    fillers = {"koi", "pk", "right", "now", "after"}
+    assert not fillers & set(base.terms(question))
+
+
 def test_truncate_cuts_at_a_word_boundary() -> None:
     text = "synchro " * 300
     cut = truncate(text, 100)
