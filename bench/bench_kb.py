@@ -25,7 +25,14 @@ after them (printed below) are not a blind measure any more.
 before any change for it: first run top-1 75.0 % (51/68), top-3 88.2 %, off-topic refusals 100 %. The
 changes made after it are general (mistyped stop words dropped instead of corrected into an article's
 word, chat shorthand and English fillers as stop words, "marche pas"/"not working" as failures, a few
-English words for the articles' French ones, "down" as a failure), but were made with its misses in view.
+English words for the articles' French ones, "down" as a failure), but were made with its misses in view:
+83.8 % (57/68) after them.
+
+``tests/kb/questions_heldout4.toml`` (60 on-topic, 5 off-topic, 6 contextual) is a test set, written blind
+after those changes: first run top-1 77.3 % (51/66), top-3 97.0 %, off-topic refusals 100 %. The scorer's
+four constants were then chosen together on the development sets only (questions.toml and the first three
+held-out sets; this set's misses not looked at): top-1 80.3 % (53/66) on it afterwards, the one figure
+here that measures how the ranking does on questions nobody tuned it for.
 
 Exit 0 when both targets are met, 1 otherwise.
 """
@@ -145,6 +152,7 @@ QUESTION_SETS = tuple(
         "questions_heldout.toml",
         "questions_heldout2.toml",
         "questions_heldout3.toml",
+        "questions_heldout4.toml",
     )
 )
 
