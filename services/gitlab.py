@@ -578,7 +578,7 @@ class GitLab:
 
     async def ensure_group_hook(
         self,
-        group_id: int,
+        group_id: int | str,
         url: str,
         token: str,
         *,
@@ -591,7 +591,9 @@ class GitLab:
         """A group webhook to ``url`` with these events; returns its id.
 
         Group webhooks exist on Premium/Ultimate only: a Free (CE) instance answers 404, a
-        :class:`ServiceError` with ``Failure.NOT_FOUND`` (see :meth:`ensure_project_hook`).
+        :class:`ServiceError` with ``Failure.NOT_FOUND`` (see :meth:`ensure_project_hook`), as it does
+        for a group that does not exist. ``group_id`` may be the group's full path ("The ID or
+        URL-encoded path of the group", gitlab:doc/api/group_webhooks.md; python-gitlab encodes it).
         """
         wanted = dict(zip(HOOK_EVENTS, (push, tag_push, merge_requests, pipeline, job), strict=True))
         group = self.gl.groups.get(group_id, lazy=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.i18n import Translator
 from bot.model import Environment, Member, Project, Repository
+from bot.render.changes import change_line
 from bot.render.safe import code, escape, url
 from bot.rights import ROLE_NAMES, Role
 from bot.workflows.onboarding import Step
@@ -53,7 +54,7 @@ def checklist(project: Project, steps: Sequence[Step], mode: str, status: str, t
         lines.append("")
         lines.append(tr(f"onboarding.status.{status}", name=project.name))
         changes = [
-            f"- {s.label or SERVICE_NAMES.get(s.service, s.service)} : {escape(c, 200)}"
+            f"- {s.label or SERVICE_NAMES.get(s.service, s.service)} : {change_line(c, tr)}"
             for s in steps
             for c in s.changes
         ]

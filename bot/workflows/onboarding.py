@@ -285,12 +285,14 @@ async def gitlab_hooks(ctx: Context, step: Step) -> None:
     found by the project's slug, with every repository in it."""
     gitlab = ctx.platform.gitlab
     assert gitlab is not None
-    group = await gitlab.find_group(ctx.names.group)
-    if group is None:
-        raise ServiceError("GitLab", Failure.NOT_FOUND, detail=ctx.names.group)
-    kind = await _group_hook(ctx, step, group)
-    # Its repositories matter only without a group hook, or to remove their hooks for one.
+    path = ctx.names.group
+    # The hook goes on the group named by its path: no read of the group first, unless GitLab
+    # answers 404 (no group hooks on Free, or no such group) or its repositories are needed.
+    kind = await _group_hook(ctx, step, path)
     if kind == "project" or ctx.project.gitlab_hooks == "project":
+        group = await gitlab.find_group(path)
+        if group is None:
+            raise ServiceError("GitLab", Failure.NOT_FOUND, detail=path)
         await _project_hooks(ctx, step, kind, await gitlab.list_group_projects(group.id))
     elif ctx.project.gitlab_hooks != kind:
         ctx.bot.projects.set_gitlab_hooks(ctx.project.id, kind)
@@ -304,17 +306,18 @@ async def _ensure_hooks(ctx: Context, step: Step, group: Group, repositories: li
     every repository, including those added later (each change runs this reconciliation again).
     Going back to a group hook removes the project hooks, or every event would come twice.
     """
-    await _project_hooks(ctx, step, await _group_hook(ctx, step, group), repositories)
+    await _project_hooks(ctx, step, await _group_hook(ctx, step, group.id), repositories)
 
 
-async def _group_hook(ctx: Context, step: Step, group: Group) -> str:
-    """``group`` when the group has the bot's webhook, ``project`` when GitLab has no group hooks."""
+async def _group_hook(ctx: Context, step: Step, group: int | str) -> str:
+    """``group`` when the group (its id or path) has the bot's webhook, ``project`` when GitLab
+    answered 404: no group hooks on this tier (or, by path, no such group)."""
     gitlab = ctx.platform.gitlab
     assert gitlab is not None
     try:
         step.record(
             await gitlab.ensure_group_hook(
-                group.id, hook_url(ctx.bot, ctx.names), ctx.bot.webhook_secret("gitlab", ctx.names.slug)
+                group, hook_url(ctx.bot, ctx.names), ctx.bot.webhook_secret("gitlab", ctx.names.slug)
             )
         )
         return "group"

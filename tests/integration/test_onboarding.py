@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -257,6 +258,10 @@ def test_replay_repairs_drift_and_says_what_it_changed(
     world.wait_idle(30)
     text = last_card(world, "Reprovisionnement du projet alpha")["text"]
     assert "Réparations effectuées" in text and "mirror.sh" in text and "NEXUS" in text
+    # each repair said in French, as the rest of the card (bot/render/changes.py)
+    assert "fichier mirror.sh créé dans le projet" in text, text
+    assert "/NEXUS créé" in text, text
+    assert not re.search(r"\b(created|updated|fixed)\b", text), text
     assert svc.vault_secret(world, f"{ROOT}/alpha/NEXUS")
 
 
