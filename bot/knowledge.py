@@ -59,6 +59,8 @@ from typing import Any
 import snowballstemmer
 import sqlite_utils
 
+from bot.lexicon import ENGLISH, GENERIC_WORDS, inflections
+
 # -- tuning constants (measured with bench/bench_kb.py) ---------------------------------------------
 
 #: bm25 weights of the indexed columns, in the order title, tags, summary, body.
@@ -119,8 +121,9 @@ SPECIFIC_WORDS: tuple[str, ...] = (
 # -- normalisation ----------------------------------------------------------------------------------
 
 #: Stop words, accents folded: French function words, chat fillers, a few English ones.
-STOP_WORDS: frozenset[str] = frozenset(
-    """
+STOP_WORDS: frozenset[str] = (
+    frozenset(
+        """
     a ai aie aient aies ait as au aux avaient avais avait avec avez aviez avions avoir avons ayant ca car ce
     ceci cela celle celles celui cet cette ces ceux chez comme comment d dans de des du donc dont elle elles en
     encore entre es est et etaient etais etait etant ete etes etre eu eux fait faire fais faut falloir fois hors
@@ -145,6 +148,8 @@ STOP_WORDS: frozenset[str] = frozenset(
     while through whose like really very much many lot lots thing things something anything someone anyone
     tell know make made put use used using go going try trying tried
     """.split()
+    )
+    | GENERIC_WORDS
 )
 
 #: Phrases that carry no meaning for the search ("pris en compte", "à cause de"…), dropped whole.
@@ -332,53 +337,77 @@ def stem(word: str) -> str:
     return str(_STEMMER.stemWord(word))
 
 
-def _build_synonyms() -> tuple[dict[tuple[str, ...], str], dict[str, str], int]:
-    phrases: dict[tuple[str, ...], str] = {}
+def _build_synonyms() -> tuple[dict[tuple[str, ...], tuple[str, ...]], dict[str, str], int]:
+    phrases: dict[tuple[str, ...], tuple[str, ...]] = {}
     single: dict[str, str] = {}
     for canonical, variants in SYNONYMS.items():
         for variant in (canonical, *variants):
             parts = tuple(words(variant))
             if len(parts) > 1:
-                phrases[parts] = canonical
+                phrases[parts] = (canonical,)
             elif parts:
                 single[parts[0]] = canonical
                 stemmed = stem(parts[0])
                 if len(stemmed) >= 3:  # "ns" stems to "n": a short stem would catch unrelated words
                     single.setdefault(stemmed, canonical)
     for phrase in STOP_PHRASES:
-        phrases[tuple(words(phrase))] = ""
+        phrases[tuple(words(phrase))] = ()
     longest = max((len(p) for p in phrases), default=1)
     return phrases, single, longest
 
 
 _PHRASES, _SINGLE, _LONGEST_PHRASE = _build_synonyms()
 _CANONICAL = frozenset(SYNONYMS)
+_ENGLISH: dict[str, tuple[str, ...]] = {}  # an English word's forms → the terms of its French (bot.lexicon)
 
 
-def analyse(text: str) -> list[tuple[str, str]]:
-    """``(word, term)`` pairs: each kept folded word (or phrase) of ``text`` and its search term."""
-    folded = words(text)
-    out: list[tuple[str, str]] = []
+def _analyse_words(folded: list[str]) -> list[tuple[str, tuple[str, ...]]]:
+    out: list[tuple[str, tuple[str, ...]]] = []
     i = 0
     while i < len(folded):
         for size in range(min(_LONGEST_PHRASE, len(folded) - i), 1, -1):
-            canonical = _PHRASES.get(tuple(folded[i : i + size]))
-            if canonical is not None:
-                if canonical:  # a stop phrase maps to "" and is dropped
-                    out.append((" ".join(folded[i : i + size]), canonical))
+            terms = _PHRASES.get(tuple(folded[i : i + size]))
+            if terms is not None:
+                out.append((" ".join(folded[i : i + size]), terms))  # a stop phrase has no terms
                 i += size
                 break
         else:
             word = folded[i]
             i += 1
             if word in _SINGLE:
-                out.append((word, _SINGLE[word]))
+                out.append((word, (_SINGLE[word],)))
+            elif word in _ENGLISH:
+                out.append((word, _ENGLISH[word]))
+            elif word in STOP_WORDS or (len(word) < 2 and not word.isdigit()):
                 continue
-            if word in STOP_WORDS or (len(word) < 2 and not word.isdigit()):
-                continue
-            stemmed = stem(word)
-            out.append((word, _SINGLE.get(stemmed, stemmed)))
+            else:
+                stemmed = stem(word)
+                out.append((word, (_SINGLE.get(stemmed, stemmed),)))
     return out
+
+
+def _build_english() -> int:
+    """Read :data:`bot.lexicon.ENGLISH` as the French beside each word; returns the longest phrase.
+
+    A synonym group's own English variants come first; a French word that is a stop word makes its
+    English one dropped too."""
+    for english, french in ENGLISH.items():
+        terms = tuple(t for _, found in _analyse_words(words(french)) for t in found)
+        for form in inflections(english):
+            parts = tuple(words(form))
+            if len(parts) > 1:
+                _PHRASES.setdefault(parts, terms)
+            elif parts and parts[0] not in _SINGLE:
+                _ENGLISH.setdefault(parts[0], terms)
+    return max(len(p) for p in _PHRASES)
+
+
+_LONGEST_PHRASE = _build_english()
+
+
+def analyse(text: str) -> list[tuple[str, str]]:
+    """``(word, term)`` pairs: each kept folded word (or phrase) of ``text`` and its search term."""
+    return [(word, term) for word, terms in _analyse_words(words(text)) for term in terms]
 
 
 def normalize(text: str) -> list[str]:

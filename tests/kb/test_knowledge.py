@@ -23,6 +23,7 @@ from bot.knowledge import (
     parse_article,
     truncate,
 )
+from bot.lexicon import ENGLISH, inflections
 
 ROOT = Path(__file__).resolve().parents[2]
 KB = ROOT / "kb"
@@ -346,6 +347,48 @@ def test_failure_phrases_and_english_words_are_the_articles_terms(
     base: KnowledgeBase, question: str, term: str
 ) -> None:
     assert term in base.terms(question)
+
+
+@pytest.mark.parametrize(
+    ("english", "french"),
+    [
+        ("naming rules", "règles de nommage"),
+        ("back up the database", "sauvegarder la base de données"),
+        ("the values file", "le fichier de valeurs"),
+        ("a missing certificate", "un certificat manquant"),
+        ("rejected by the security policies", "refusé par les policies de sécurité"),
+        ("renewed tokens", "jetons renouvelés"),
+        ("the merge requests are blocked", "les merge requests sont bloquées"),
+    ],
+)
+def test_an_english_word_is_read_as_the_articles_french_one(english: str, french: str) -> None:
+    assert sorted(normalize(english)) == sorted(normalize(french))
+
+
+@pytest.mark.parametrize(
+    ("word", "forms"),
+    [
+        ("rule", {"rules"}),
+        ("stop", {"stopped", "stopping"}),
+        ("dependency", {"dependencies"}),
+        ("merge request", {"merge requests"}),
+        ("configure", {"configured", "configuring"}),
+    ],
+)
+def test_an_english_entry_covers_its_inflections(word: str, forms: set[str]) -> None:
+    assert forms <= inflections(word)
+
+
+def test_every_english_entry_reads_as_french_terms() -> None:
+    # a translation that gives no term drops the English word: only meant for filler nouns ("issue")
+    silent = {english for english, french in ENGLISH.items() if not normalize(french)}
+    assert silent == {"issue", "see", "pass", "own"}
+    assert not {english for english in ENGLISH if english in SYNONYMS}
+
+
+def test_everyday_words_of_time_are_not_search_terms() -> None:
+    assert normalize("mon mirroir est en échec depuis ce matin") == normalize("mon mirroir est en échec")
+    assert normalize("the sync failed yesterday morning") == normalize("the sync failed")
 
 
 @pytest.mark.parametrize("question", ["c koi le quality gate", "pk il bloque", "right now, after the push"])
