@@ -800,7 +800,8 @@ class KnowledgeBase:
         vocabulary: dict[str, str] = {}
         for article in items:
             analysed = {
-                "n_title": analyse(article.title),
+                # the id is a second title, a slug chosen for what the article answers ("build-non-declenche")
+                "n_title": analyse(article.title + " " + article.id.replace("-", " ")),
                 "n_tags": analyse(" . ".join(article.tags)),
                 "n_summary": analyse(article.summary),
                 "n_body": analyse(_plain(article.body)),
