@@ -139,10 +139,16 @@ def play(world: World, scenario: Scenario) -> None:
     gitlab = world.states["gitlab"]
     if scenario.argocd:
         world.states["argocd"].scenarios[APP] = scenario.argocd
+        before = _last_deployment(world)[0]
         answer = ask_as(world).run(f"/cpn deploy {PROJECT} {ENV} --image-tag {int(time.time() * 1000) % 10_000}")
         if "lancé" not in str(answer.get("text")):
             raise BenchError(f"{scenario.name}: the deploy was not accepted: {answer}")
-        _wait(lambda: _deploy_done(world), f"{scenario.name}: the deploy's end")
+        # The bot records the deploy once its queue runs it, after the command's answer: wait for
+        # this deploy's own row, not the previous scenario's (whose ArgoCD state may look the same).
+        _wait(lambda: _deploy_done(world, before), f"{scenario.name}: the deploy's end")
+        # The bot may stop watching before ArgoCD settles its health (a loaded machine): the team
+        # asks once it has, so wait for ArgoCD too.
+        _wait(lambda: _argocd_shows(world, scenario.argocd), f"{scenario.name}: ArgoCD's state")
         return
     path = f"forge/projects/{PROJECT}/{REPO}"
     before = len(gitlab.pipelines_of(path))
@@ -158,9 +164,25 @@ def _quiet(world: World, pipelines: int) -> bool:
     return sum(len(gitlab.pipelines_of(p)) for p in paths) >= pipelines and gitlab.quiet
 
 
-def _deploy_done(world: World) -> bool:
-    rows = world.store().db.execute("SELECT status FROM deployments ORDER BY id DESC LIMIT 1").fetchall()
-    return bool(rows) and rows[0][0] != "running"
+def _argocd_shows(world: World, scenario: str) -> bool:
+    """ArgoCD shows the scenario's outcome: the application degraded, or its sync failed."""
+    app = world.states["argocd"].apps.get(APP)
+    status = (app.data.get("status") or {}) if app else {}
+    if scenario == "degraded":
+        return (status.get("health") or {}).get("status") == "Degraded"
+    return (status.get("operationState") or {}).get("phase") == "Failed"
+
+
+def _last_deployment(world: World) -> tuple[int, str]:
+    """The id and status of the bot's latest deployment row ((0, "") before any)."""
+    rows = world.store().db.execute("SELECT id, status FROM deployments ORDER BY id DESC LIMIT 1").fetchall()
+    return (int(rows[0][0]), str(rows[0][1])) if rows else (0, "")
+
+
+def _deploy_done(world: World, after: int) -> bool:
+    """A deployment recorded after row ``after`` has ended."""
+    last, status = _last_deployment(world)
+    return last > after and status != "running"
 
 
 def _wait(predicate: Callable[[], object], what: str, timeout: float = 30.0) -> None:

@@ -1161,7 +1161,7 @@ def _check_scan_policy(demo: Demo, result: StepResult) -> None:
     _not_refused(demo, result)
     listing = result.answer_text(0)
     demo.expect(
-        "trivy-test-images" in listing and ("Critique : 2" in listing or "Critical: 2" in listing),
+        f"/{PROJECT}/{API}" in listing and ("Critique : 2" in listing or "Critical: 2" in listing),
         f"`/cpn scan` ne montre pas l'image analysée et ses 2 critiques : {excerpt(listing, 120)}",
         f"`/cpn scan` does not show the scanned image and its 2 criticals: {excerpt(listing, 120)}",
     )

@@ -29,7 +29,7 @@ from bot.spec import Registry
 from bot.store import Store
 from bot.workflows.naming import console_sonar_key
 from services.emulators.base import EmulatorServer
-from services.emulators.gitlab_pipelines import BUILD_JOBS
+from services.emulators.gitlab_pipelines import BUILD_JOBS, image_digest
 
 T = TypeVar("T")
 
@@ -291,6 +291,8 @@ class World:
             hs.host = self.servers["harbor"].url.removeprefix("http://")
             self.service_tokens["harbor"] = harbor_password
 
+        gl.image_repository = self._image_repository
+
         nexus = importlib.import_module("services.emulators.nexus")
         nexus_password = secrets.token_hex(12)
         self._serve("nexus", nexus.State(admin_password=nexus_password), nexus)
@@ -463,7 +465,17 @@ class World:
                 if sonar.project(key) is not None:
                     sonar.run_analysis(key, info["ref"], info["sha"], self.quality_outcomes.get(path, "passed"))
         elif info["job"] == "push":
-            self.states[self.registry_kind].push_image(slug, repo, str(info["sha"])[:8])
+            sha = str(info["sha"])
+            digest = image_digest(self._image_repository(path) or path, sha)  # the image trivy scanned
+            self.states[self.registry_kind].push_image(slug, repo, sha[:8], digest=digest)
+
+    def _image_repository(self, path: str) -> str | None:
+        """Where a repository's build pushes its image: ``<registry host>/<project>/<repo>``."""
+        parts = path.split("/")
+        server = self.servers.get(self.registry_kind)
+        if len(parts) < 2 or server is None:
+            return None
+        return f"{server.url.removeprefix('http://').removeprefix('https://')}/{parts[-2]}/{parts[-1]}"
 
     def _manifest_digest(self, spec: dict[str, Any], revision: str) -> str | None:
         """What an application renders at a revision: its path's files and its value files."""

@@ -11,6 +11,7 @@ repository's own pipeline). Other projects run test → sonar → build → triv
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import mimetypes
@@ -77,6 +78,36 @@ CI_TEMPLATE = """include:
     ref: main
 stages: [read-secret, test, sonar, build, trivy, push]
 """
+
+
+def image_digest(repository: str, sha: str) -> str:
+    """The digest the build job's image gets (the registry is told the same one at push)."""
+    return "sha256:" + hashlib.sha256(f"{repository}@{sha}".encode()).hexdigest()
+
+
+def scanned_as(report: dict[str, Any], repository: str, sha: str) -> dict[str, Any]:
+    """The report ``trivy image ${IMAGE_REPOSITORY}:${CI_COMMIT_SHORT_SHA}`` writes for the fixture's
+    image pushed as ``repository``: the reference as given is the ``ArtifactName``, and the OS
+    result's ``Target`` is ``"<reference> (<family> <version>)"``; ``Metadata.RepoTags`` and
+    ``RepoDigests`` name it too (aquasecurity/trivy:pkg/types/report.go, pkg/scanner/local/scan.go
+    ``Target: fmt.Sprintf("%s (%s %s)", target, …)``)."""
+    reference = f"{repository}:{sha[:8]}"
+    scanned = dict(report, ArtifactName=reference)
+    metadata = dict(report.get("Metadata") or {})
+    metadata["RepoTags"] = [reference]
+    metadata["RepoDigests"] = [f"{repository}@{image_digest(repository, sha)}"]
+    if "Reference" in metadata:
+        metadata["Reference"] = reference
+    scanned["Metadata"] = metadata
+    os_info = metadata.get("OS") or {}
+    results = []
+    for result in report.get("Results") or ():
+        if isinstance(result, dict) and result.get("Class") == "os-pkgs":
+            result = dict(result, Target=f"{reference} ({os_info.get('Family', '')} {os_info.get('Name', '')})")
+        results.append(result)
+    if "Results" in report:
+        scanned["Results"] = results
+    return scanned
 
 
 def ci_config_present(project: Project, commit: Commit) -> bool:
@@ -526,7 +557,7 @@ class Engine:
         with state.lock:
             ok = outcome == "success" and self._execute(project, pipeline, job)
             if job.name == "trivy":
-                job.artifacts["trivy-report.json"] = self._trivy_report()
+                job.artifacts["trivy-report.json"] = self._trivy_report(project, pipeline)
             if ok:
                 job.trace.append("Job succeeded")
                 self._set_job(job, "success")
@@ -618,12 +649,24 @@ class Engine:
                 actions.append(Action("update", path, data))
         return actions
 
-    def _trivy_report(self) -> bytes:
+    def _trivy_report(self, project: Project, pipeline: Pipeline) -> bytes:
         # Loaded at run time so the fixture can change without restarting anything.
         try:
-            return self.state.trivy_report_path.read_bytes()
+            raw = self.state.trivy_report_path.read_bytes()
         except OSError:
-            return json.dumps(MINIMAL_TRIVY_REPORT).encode()
+            raw = json.dumps(MINIMAL_TRIVY_REPORT).encode()
+        repository = (
+            self.state.image_repository(self.state.project_path(project)) if self.state.image_repository else None
+        )
+        if repository is None:
+            return raw
+        try:
+            report = json.loads(raw)
+        except ValueError:
+            return raw  # a broken fixture stays broken: the bot's handling of it is what is tried
+        if not isinstance(report, dict) or report.get("ArtifactType") != "container_image":
+            return raw
+        return json.dumps(scanned_as(report, repository, pipeline.sha)).encode()
 
     # --- transitions (state.lock held) ---------------------------------------------------------
 

@@ -266,6 +266,9 @@ class State:
         # Names of readiness checks to report failed, e.g. {"gitaly_check"} (see ``/-/readiness``).
         self.unhealthy: set[str] = set()
         self.trivy_report_path: Path = DEFAULT_TRIVY_REPORT
+        # Where the build jobs push a project's image (``host/namespace/repo``), from its path: set
+        # by the world that also runs the registry, so the trivy job's report names that image.
+        self.image_repository: Callable[[str], str | None] | None = None
         self.instance_uuid = str(uuid.uuid4())
         # GitLab's ``Date.current`` is in its configured time zone: ``server_day_offset = -1`` plays
         # an instance whose day is still yesterday's (UTC-x in the morning, UTC).

@@ -781,3 +781,23 @@ def test_a_sync_request_body_of_the_wrong_shape_is_a_400_with_a_reason(synced: W
     answer = sync_api(synced, "alpha", "api", api_token(synced), raw=raw)
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"] and answer.json()["field"] == field
+
+
+def test_a_builds_scan_names_the_image_as_pushed_to_the_registry_not_the_scanned_file(synced: World) -> None:
+    """The trivy job scans ``${IMAGE_REPOSITORY}:${CI_COMMIT_SHORT_SHA}``: its card, its thread and
+    ``/cpn scan`` name that image (``registry/project/repo:tag@sha256:…``), as people pull it."""
+    gitlab = synced.states["gitlab"]
+    build = gitlab.pipelines_of("forge/projects/alpha/api")[-1]
+    registry = synced.servers[synced.registry_kind].url.removeprefix("http://")
+    reference = f"{registry}/alpha/api:{build.sha[:8]}@sha256:"
+    scans = [p for p in channel_posts(synced, "equipe-alpha") if "Trivy" in json.dumps(p, ensure_ascii=False)]
+    assert scans, "no scan card after the first build"
+    shown = json.dumps(scans, ensure_ascii=False)
+    assert reference in shown
+    assert ".tar.gz" not in shown and "trivy-test-images" not in shown
+    listing = User(synced, "bob").run("/cpn scan alpha")["text"]
+    assert f"{registry}/alpha/api" in listing and "trivy-test-images" not in listing
+    # the registry holds the pushed image under the digest the report names
+    digest = shown.split(reference, 1)[1][:12]
+    repository = synced.states["quay"].repository("alpha", "api")
+    assert any(d.startswith("sha256:" + digest) for d in repository.manifests)
