@@ -32,6 +32,8 @@ import websockets
 from bot.ids import is_mattermost_id
 
 logger = logging.getLogger("cpn.listener")
+# Its own generator: the reconnect jitter neither moves nor follows the global random state.
+_JITTER = random.Random()
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 LossHandler = Callable[[int], Awaitable[None]]
@@ -86,7 +88,7 @@ class MattermostSocket:
             self.connected.clear()
             if self._stopping:
                 return
-            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            await asyncio.sleep(delay * (0.5 + _JITTER.random() / 2))
             delay = min(self.options.max_reconnect_seconds, delay * 2)
 
     async def stop(self) -> None:

@@ -42,6 +42,9 @@ Json = dict[str, Any]
 
 # A root key naming a post the bot did not make (a user's question): "mm:<mattermost post id>".
 MM_POST = "mm:"
+# Its own generator: the jitter neither moves nor follows the process's global random state
+# (which tests and libraries seed).
+_JITTER = random.Random()
 
 
 def thread_of(post_id: str) -> str:
@@ -404,7 +407,7 @@ class Outbox:
         if retry_after is None:
             attempt = max(1, int(row["attempts"]) + 1)
             backoff = min(self.config.max_backoff_seconds, self.config.base_backoff_seconds * 2 ** (attempt - 1))
-            retry_after = backoff * (0.5 + random.random() / 2)
+            retry_after = backoff * (0.5 + _JITTER.random() / 2)
         at = now() + retry_after
         await self.store.write(
             lambda db: db.execute(
