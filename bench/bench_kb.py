@@ -153,6 +153,7 @@ QUESTION_SETS = tuple(
         "questions_heldout2.toml",
         "questions_heldout3.toml",
         "questions_heldout4.toml",
+        "questions_heldout6.toml",
     )
 )
 

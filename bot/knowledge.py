@@ -180,7 +180,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "sonar", "sonarqube", "sonarcloud", "quality gate", "qualitygate", "qualite", "quality", "porte qualite",
         "porte de qualite", "code smell", "code smells", "sonar scanner",
     ),
-    "depot": ("depot", "depots", "repo", "repos", "repository", "repositories", "referentiel", "repertoire git"),
+    "depot": ("depot", "depots", "depo", "depos", "repo", "repos", "repository", "repositories", "referentiel", "repertoire git"),
     "env": ("environnement", "environnements", "env", "envs", "environment", "environments"),
     "projet": ("projet", "projets", "project", "projects"),
     "membre": (
@@ -242,7 +242,10 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "url": ("url", "urls", "lien", "liens", "adresse", "link", "links"),
     "variable": ("variable", "variables", "var", "vars"),
     "quota": ("quota", "quotas", "ressource", "ressources", "resource", "resources"),
-    "application": ("application", "applications", "appli", "applis", "app", "apps"),
+    "application": (
+        "application", "applications", "appli", "applis", "app", "apps", "backend", "backends", "frontend", "frontends",
+        "microservice", "microservices",
+    ),
     "pull": ("pull", "tirer", "pulling"),
     "imagepullbackoff": ("imagepullbackoff", "errimagepull"),  # the error, not any git pull
     "kyverno": ("kyverno", "policies", "admission"),
@@ -256,8 +259,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "compte": ("compte", "comptes", "account", "accounts", "inscription", "inscrire", "keycloak"),
     "nom": (
         "nom", "noms", "nommage", "name", "naming", "renommer", "rename", "slug", "s appelle", "nomme", "nommer",
-        "appellation",
-    ),
+    ),  # not "appellation": its stem, "appel", would read "appeler une API" as a question of names
     "commande": ("commande", "commandes", "command", "commands", "slash"),
     "bot": ("bot", "chatbot", "robot conversationnel"),
     "lenteur": ("lenteur", "lenteurs", "lent", "lente", "lents", "ralenti", "ralentissement", "rame", "latence"),

@@ -78,7 +78,7 @@ ENGLISH: dict[str, str] = {
     "custom": "personnalise", "third party": "tiers", "provider": "prestataire", "vendor": "prestataire",
     "supplier": "prestataire", "output": "sortie", "standard output": "sortie", "snapshot": "sauvegarde",
     "delete": "supprimer", "deletion": "suppression", "removal": "suppression", "onboard": "onboarding",
-    "sandbox": "bac a sable",
+    "sandbox": "bac a sable", "coverage": "couverture", "insufficient": "insuffisant", "call": "appeler",
     # how things go
     "blocked": "bloque", "broken": "casse", "bad": "mauvais", "wrong": "mauvais", "missing": "manquant",
     "required": "obligatoire", "mandatory": "obligatoire", "refused": "refuse", "rejected": "refuse",
