@@ -154,6 +154,7 @@ QUESTION_SETS = tuple(
         "questions_heldout3.toml",
         "questions_heldout4.toml",
         "questions_heldout6.toml",
+        "questions_heldout7.toml",
     )
 )
 

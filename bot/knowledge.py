@@ -146,7 +146,7 @@ STOP_WORDS: frozenset[str] = (
     koi pk pq pkoi pourkoi kel kelle ke ki c ds dc pr bcp tjrs tt ptet jpp
     right now after before never ever always still again anymore all every one other here yet since until
     while through whose like really very much many lot lots thing things something anything someone anyone
-    tell know make made put use used using go going try trying tried
+    tell know make made put use used using go going try trying tried but nothing up pick
     """.split()
     )
     | GENERIC_WORDS
@@ -155,7 +155,8 @@ STOP_WORDS: frozenset[str] = (
 #: Phrases that carry no meaning for the search ("pris en compte", "à cause de"…), dropped whole.
 # fmt: off
 STOP_PHRASES: tuple[str, ...] = (
-    "pris en compte", "prise en compte", "d un coup", "a cause de", "a cause du", "a cause des", "du coup",
+    "pris en compte", "prise en compte", "prises en compte", "d un coup", "a cause de", "a cause du", "a cause des",
+    "du coup",
     "est ce que", "est ce qu", "qu est ce que", "qu est ce qu", "y a t il", "il y a", "c est quoi", "ca veut dire",
     "veut dire", "en fait", "par contre", "s il vous plait", "s il te plait", "tout le temps", "au secours",
     "je sais pas", "je ne sais pas", "a quoi sert", "a quoi servent",
@@ -180,7 +181,10 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "sonar", "sonarqube", "sonarcloud", "quality gate", "qualitygate", "qualite", "quality", "porte qualite",
         "porte de qualite", "code smell", "code smells", "sonar scanner",
     ),
-    "depot": ("depot", "depots", "depo", "depos", "repo", "repos", "repository", "repositories", "referentiel", "repertoire git"),
+    "depot": (
+        "depot", "depots", "depo", "depos", "repo", "repos", "repository", "repositories", "referentiel",
+        "repertoire git",
+    ),
     "env": ("environnement", "environnements", "env", "envs", "environment", "environments"),
     "projet": ("projet", "projets", "project", "projects"),
     "membre": (
@@ -299,7 +303,11 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     ),
     "plateforme": ("plateforme", "plateformes", "platform", "platforms"),
     "push": ("push", "pushed", "pushes", "pousser", "pousse", "poussee", "pushe"),
-    "declencher": ("declencher", "declenche", "declenchee", "declenchement", "starts", "started", "kick off"),
+    "declencher": (
+        "declencher", "declenche", "declenchee", "declenchement", "starts", "started", "kick off", "part pas",
+        "partent pas",
+    ),
+    "contact": ("contact", "contacts", "contacter", "s adresser", "interlocuteur", "interlocuteurs"),
     "prerequis": ("prerequis", "prerequisite", "prerequisites", "requirement", "requirements", "exigence", "exigences"),
     "horaire": ("horaire", "horaires", "hours", "opening hours"),
 }
@@ -352,6 +360,15 @@ def _build_synonyms() -> tuple[dict[tuple[str, ...], tuple[str, ...]], dict[str,
                 stemmed = stem(parts[0])
                 if len(stemmed) >= 3:  # "ns" stems to "n": a short stem would catch unrelated words
                     single.setdefault(stemmed, canonical)
+    # A variant's English forms (sync → synced, redeploy → redeployed), unless a form is a word already
+    # (mi → "mis", a stop word): short variants are skipped, their forms are too often French words.
+    for canonical, variants in SYNONYMS.items():
+        for variant in (canonical, *variants):
+            if " " in variant or len(variant) < 4:
+                continue
+            for form in inflections(variant):
+                if form not in single and form not in STOP_WORDS and stem(form) not in single:
+                    single[form] = canonical
     for phrase in STOP_PHRASES:
         phrases[tuple(words(phrase))] = ()
     longest = max((len(p) for p in phrases), default=1)

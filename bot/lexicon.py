@@ -25,7 +25,7 @@ ENGLISH: dict[str, str] = {
     "access": "acces", "activate": "activer", "allow": "autoriser", "apply": "appliquer", "approve": "valider",
     "ask": "demander", "assign": "attribuer", "backup": "sauvegarde", "back up": "sauvegarde", "block": "bloquer",
     "check": "verifier", "choose": "choisir", "clean": "nettoyer", "compile": "compiler", "configure": "configurer",
-    "connect": "connecter", "contact": "contacter", "copy": "copier", "customize": "personnaliser",
+    "connect": "connecter", "copy": "copier", "customize": "personnaliser",
     "customise": "personnaliser", "debug": "diagnostiquer", "declare": "declarer", "define": "definir",
     "disable": "desactiver", "download": "telecharger", "edit": "modifier", "enable": "activer",
     "encrypt": "chiffrer", "exceed": "depasser", "expose": "exposer", "fix": "corriger", "force": "forcer",

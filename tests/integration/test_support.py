@@ -309,7 +309,7 @@ def test_a_direct_message_is_answered_in_its_thread(shared: World) -> None:
 def test_a_mention_in_a_channel_is_answered_in_its_thread_and_only_the_asker_may_press(shared: World) -> None:
     bob = User(shared, "bob")
     question = bob.say("@cpn-bot comment ajouter un dépôt privé ?")
-    card = reply_in(shared, question["id"], "📘 Ajouter un dépôt au projet")
+    card = reply_in(shared, question["id"], "📘 Ajouter un dépôt Git au projet")
     assert card["channel_id"] == shared.channels["equipe-alpha"] and card["root_id"] == question["id"]
     assert "réservé à la personne" in press(shared, User(shared, "carol"), card, "Ça m'a aidé")
     assert press(shared, bob, card, "Ça m'a aidé") == "Merci pour votre retour !"

@@ -70,7 +70,7 @@ def test_commands_events_and_posts_go_through_the_two_processes(
 
     def answered() -> bool:
         replies = [p for p in channel_posts(world, "equipe-alpha") if p["root_id"] == question["id"]]
-        return any("Ajouter un dépôt au projet" in json.dumps(p, ensure_ascii=False) for p in replies)
+        return any("Ajouter un dépôt Git au projet" in json.dumps(p, ensure_ascii=False) for p in replies)
 
     wait_for(answered, timeout=20, what="the answer to the mention")
 
