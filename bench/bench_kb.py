@@ -155,6 +155,7 @@ QUESTION_SETS = tuple(
         "questions_heldout4.toml",
         "questions_heldout6.toml",
         "questions_heldout7.toml",
+        "questions_heldout8.toml",
     )
 )
 

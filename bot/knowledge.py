@@ -189,7 +189,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "projet": ("projet", "projets", "project", "projects"),
     "membre": (
         "membre", "membres", "member", "members", "collegue", "collegues", "coequipier", "equipier", "teammate",
-        "nouvel arrivant",
+        "nouvel arrivant", "stagiaire", "stagiaires", "alternant", "alternants", "recrue", "recrues",
     ),
     "jeton": ("jeton", "jetons", "token", "tokens", "pat", "access token"),
     "identifiant": (
@@ -296,7 +296,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     # English words for what the French articles say (one-word French variants only: a French phrase
     # would take its words away from the articles' other terms).
     "rollback": ("rollback", "roll back", "rolled back", "revert"),
-    "delai": ("delai", "delais"),
+    "delai": ("delai", "delais", "combien de temps", "how long"),
     "sla": (
         "sla", "engagement de service", "engagements de service", "response time", "response times",
         "temps de reponse", "delai de reponse", "delais de reponse", "service level",
@@ -307,6 +307,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "declencher", "declenche", "declenchee", "declenchement", "starts", "started", "kick off", "part pas",
         "partent pas",
     ),
+    "nettoyer": ("nettoyer", "nettoyage", "nettoie", "menage", "faire le menage"),
     "contact": ("contact", "contacts", "contacter", "s adresser", "interlocuteur", "interlocuteurs"),
     "prerequis": ("prerequis", "prerequisite", "prerequisites", "requirement", "requirements", "exigence", "exigences"),
     "horaire": ("horaire", "horaires", "hours", "opening hours"),
