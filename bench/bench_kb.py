@@ -156,6 +156,7 @@ QUESTION_SETS = tuple(
         "questions_heldout6.toml",
         "questions_heldout7.toml",
         "questions_heldout8.toml",
+        "questions_heldout9.toml",
     )
 )
 

@@ -27,7 +27,10 @@ How a question is answered:
    :data:`SPECIFIC_FACTOR` times its idf, since it, not "pipeline" or "échoue", says what the question
    is about; a term found only
    in an article's body counts :data:`BODY_ONLY_FACTOR`, a corrected one :data:`CORRECTED_FACTOR`.
-   Under :data:`CONFIDENCE_THRESHOLD` the bot says it does not know and offers a ticket.
+   Under :data:`CONFIDENCE_THRESHOLD` the bot says it does not know and offers a ticket, unless the
+   best article covers :data:`COVERED_TERMS` of the question's known terms with at least
+   :data:`LOW_CONFIDENCE_THRESHOLD`: a long question in the asker's own words carries many words no
+   article uses, while a question of another subject rarely shares three words with one article.
 
 The weights and thresholds were tuned with ``bench/bench_kb.py`` over ``tests/kb/questions.toml``;
 the figures are flat around the chosen values (±0.1 on a factor moves top-1 accuracy by a point or
@@ -67,6 +70,9 @@ from bot.lexicon import ENGLISH, GENERIC_WORDS, inflections
 COLUMN_WEIGHTS: tuple[float, float, float, float] = (6.0, 4.0, 2.0, 1.0)
 #: Under this confidence the answer is "I don't know" (and a ticket is offered).
 CONFIDENCE_THRESHOLD = 0.45
+#: …or this one, when the article covers this many of the question's known terms (long questions).
+LOW_CONFIDENCE_THRESHOLD = 0.35
+COVERED_TERMS = 3
 #: A hit shown as "see also" must reach this confidence too.
 RELATED_THRESHOLD = 0.6
 #: Weight of a question term that no article uses (a word the corpus has never seen).
@@ -146,7 +152,7 @@ STOP_WORDS: frozenset[str] = (
     koi pk pq pkoi pourkoi kel kelle ke ki c ds dc pr bcp tjrs tt ptet jpp
     right now after before never ever always still again anymore all every one other here yet since until
     while through whose like really very much many lot lots thing things something anything someone anyone
-    tell know make made put use used using go going try trying tried but nothing up pick
+    tell know make made put use used using go going try trying tried but nothing up pick happen happens happened
     """.split()
     )
     | GENERIC_WORDS
@@ -159,7 +165,7 @@ STOP_PHRASES: tuple[str, ...] = (
     "du coup",
     "est ce que", "est ce qu", "qu est ce que", "qu est ce qu", "y a t il", "il y a", "c est quoi", "ca veut dire",
     "veut dire", "en fait", "par contre", "s il vous plait", "s il te plait", "tout le temps", "au secours",
-    "je sais pas", "je ne sais pas", "a quoi sert", "a quoi servent",
+    "je sais pas", "je ne sais pas", "a quoi sert", "a quoi servent", "marche a suivre", "de base",
 )
 # fmt: on
 
@@ -189,7 +195,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "projet": ("projet", "projets", "project", "projects"),
     "membre": (
         "membre", "membres", "member", "members", "collegue", "collegues", "coequipier", "equipier", "teammate",
-        "nouvel arrivant", "stagiaire", "stagiaires", "alternant", "alternants", "recrue", "recrues",
+        "nouvel arrivant", "inviter", "invitation", "stagiaire", "stagiaires", "alternant", "alternants", "recrue",
+        "recrues",
     ),
     "jeton": ("jeton", "jetons", "token", "tokens", "pat", "access token"),
     "identifiant": (
@@ -226,7 +233,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "retirer", "virer", "enlever",
     ),
     "creer": ("creer", "creation", "create", "nouveau", "nouvelle", "cree", "creee"),
-    "ajouter": ("ajouter", "ajout", "add", "rajouter", "inviter", "invitation"),
+    "ajouter": ("ajouter", "ajout", "add", "rajouter"),
     "echec": (
         "echec", "echecs", "echoue", "echouee", "echouees", "echouer", "fail", "failed", "failure", "failing", "ko",
         "plante", "planter", "crash", "casse", "rouge", "marche pas", "marche plus", "fonctionne pas",
@@ -1023,11 +1030,20 @@ class KnowledgeBase:
             return []
         return self._ranked(self.query(question), self.pasted_error(question))[:limit]
 
+    def _confident(self, query: Query, hit: Hit) -> bool:
+        """Whether ``hit`` answers: its confidence, or enough of the question's known terms covered."""
+        if hit.confidence >= CONFIDENCE_THRESHOLD:
+            return True
+        corpus = self._load()
+        every = corpus.fields[hit.article.id][1]
+        covered = sum(1 for t in query.terms if t in every and corpus.frequency.get(t, 0) > 0)
+        return hit.confidence >= LOW_CONFIDENCE_THRESHOLD and covered >= COVERED_TERMS
+
     def answer(self, question: str) -> Answer:
         """The best article when confident enough, with up to two related ones; else ``known=False``."""
         query = self.query(question)
         hits = self._ranked(query, self.pasted_error(question))
-        if not hits or hits[0].confidence < CONFIDENCE_THRESHOLD:
+        if not hits or not self._confident(query, hits[0]):
             return Answer(question, False, None, (), query.terms, hits[0] if hits else None)
         related = tuple(h for h in hits[1:] if h.confidence >= RELATED_THRESHOLD)[:2]
         return Answer(question, True, hits[0], related, query.terms)
