@@ -157,6 +157,7 @@ QUESTION_SETS = tuple(
         "questions_heldout7.toml",
         "questions_heldout8.toml",
         "questions_heldout9.toml",
+        "questions_heldout10.toml",
     )
 )
 

@@ -82,10 +82,12 @@ ADDRESS_WORDS = frozenset({"adresse", "adresses", "url", "urls", "lien", "liens"
 #: Folded, "où" is "ou" ("or"): the plain word counts only with the accent or in these phrases.
 WHERE_WORDS = frozenset({"where", "find"})
 WHERE_PHRASES = (("ou", "est"), ("ou", "sont"), ("ou", "se"), ("ou", "trouver"))
-#: An address that changed, or a variable holding one, is the knowledge base's question.
+#: An address that changed (or broke: FAILURE_WORDS), or a variable holding one, is the knowledge
+#: base's question.
 ADDRESS_EXCLUDED = frozenset({
     "change", "changee", "changees", "changed", "v9", "ancien", "ancienne", "anciennes", "organisation",
-    "disparu", "variable", "variables", "var",
+    "disparu", "variable", "variables", "var", "migration", "migre", "migree", "maj", "update", "updated",
+    "upgrade",
 })
 #: ``SONAR_HOST_URL``, ``REGISTRY_HOST``: a CI variable's name, asked about, not a service's address.
 _VARIABLE_NAME = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b")
@@ -133,17 +135,19 @@ def classify(question: str) -> Intent | None:
     if not tokens:
         return None
     service = _service(tokens)
-    if service and not _any(tokens, ADDRESS_EXCLUDED) and not _VARIABLE_NAME.search(question):
+    failure = _any(tokens, FAILURE_WORDS) or any(_has_phrase(tokens, p) for p in FAILURE_PHRASES)
+    if service and not failure and not _any(tokens, ADDRESS_EXCLUDED) and not _VARIABLE_NAME.search(question):
         where = (
             "où" in question.lower() or _any(tokens, WHERE_WORDS) or any(_has_phrase(tokens, p) for p in WHERE_PHRASES)
         )
-        if _any(tokens, ADDRESS_WORDS) or (where and not _any(tokens, FAILURE_WORDS)):
+        if _any(tokens, ADDRESS_WORDS) or where:
             return Intent(ADDRESS, service)
+    if service and failure and _any(tokens, ADDRESS_WORDS):
+        return None  # "le lien vers argocd est cassé": a link that broke, not the deployment
     howto = _any(tokens, HOWTO_WORDS)
     if _any(tokens, PROJECT_WORDS) and not _any(tokens, STATUS_EXCLUDED) and not _any(tokens, FAILURE_WORDS):
         if _any(tokens, STATUS_WORDS) or any(_has_phrase(tokens, p) for p in STATUS_PHRASES):
             return Intent(PROJECT_STATUS)
-    failure = _any(tokens, FAILURE_WORDS) or any(_has_phrase(tokens, p) for p in FAILURE_PHRASES)
     # "est cassé", "is broken": the state of the asker's pipeline or deployment now, said as a fact.
     stated = any(a in STATE_VERBS and _matches(b, FAILURE_WORDS) for a, b in itertools.pairwise(tokens))
     failing = failure and (stated or _any(tokens, CAUSE_WORDS)) and not howto

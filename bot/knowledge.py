@@ -302,7 +302,15 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "maj": ("maj", "mise a jour", "mises a jour", "mettre a jour", "update", "upgrade"),
     # English words for what the French articles say (one-word French variants only: a French phrase
     # would take its words away from the articles' other terms).
-    "rollback": ("rollback", "roll back", "rolled back", "revert"),
+    "rollback": (
+        "rollback", "roll back", "rolled back", "revert", "annuler le deploiement", "annuler le dernier deploiement",
+        "annuler la mise en prod", "annuler la mep",
+    ),
+    "rafraichir": ("rafraichir", "refresh", "relire", "recharger", "actualiser"),
+    "crashloopbackoff": (
+        "crashloopbackoff", "crash loop", "keeps crashing", "keep crashing", "restart loop", "redemarre en boucle",
+        "redemarrage en boucle", "plante en boucle", "crashe en boucle",
+    ),
     "delai": ("delai", "delais", "combien de temps", "how long"),
     "sla": (
         "sla", "engagement de service", "engagements de service", "response time", "response times",

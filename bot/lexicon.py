@@ -35,7 +35,7 @@ ENGLISH: dict[str, str] = {
     "login": "identifiant", "sign in": "connexion", "migrate": "migration", "modify": "modifier", "mount": "monter",
     "move": "deplacer", "open": "ouvrir", "override": "surcharger", "pass": "passer", "promote": "promouvoir",
     "protect": "proteger", "provide": "fournir", "provision": "provisionner", "publish": "publier",
-    "rebuild": "reconstruire", "receive": "recevoir", "refresh": "rafraichir", "refuse": "refuser",
+    "rebuild": "reconstruire", "receive": "recevoir", "refuse": "refuser",
     "reject": "refuser", "deny": "refuser", "release": "version", "renew": "renouveler", "repair": "reparer",
     "replace": "remplacer", "report": "signaler", "request": "demander", "restart": "redemarrer",
     "restore": "restaurer", "retry": "relancer", "revoke": "revoquer", "rotate": "renouveler", "run": "lancer",

@@ -11,7 +11,8 @@ from bench.bench_kb import Question, load_questions
 from bot.intents import ADDRESS, DEPLOY_FAILURE, PIPELINE_FAILURE, PROJECT_STATUS, Intent, classify
 
 HERE = Path(__file__).parent
-HELDOUT_SETS = ("questions_heldout.toml", "questions_heldout2.toml", "questions_heldout3.toml")
+# Every development set; questions_heldout5.toml, the test set, is left out.
+HELDOUT_SETS = tuple(f"questions_heldout{n}.toml" for n in ("", 2, 3, 4, 6, 7, 8, 9, 10))
 HELDOUT = [q for name in HELDOUT_SETS for q in load_questions(HERE / name) if q.intent]
 KB_QUESTIONS = [q.text for q in load_questions(HERE / "questions.toml")] + [
     q.text for name in HELDOUT_SETS for q in load_questions(HERE / name) if not q.intent
@@ -49,6 +50,8 @@ def test_contextual_questions_are_recognised(question: str, intent: Intent) -> N
         "comment corriger un pipeline en échec ?",  # how to: the knowledge base
         "le projet est verrouillé",
         "les adresses ont changé depuis la v9",
+        "le lien vers sonarqube ne marche plus depuis la mise à jour",  # a broken link: the URLs article
+        "les liens vers argocd sont cassés depuis la migration",
         "la variable SONAR_HOST_URL est définie où ?",
         "refresh ou sync dans argocd ?",  # "ou" is "or"
         "",
