@@ -158,6 +158,7 @@ QUESTION_SETS = tuple(
         "questions_heldout8.toml",
         "questions_heldout9.toml",
         "questions_heldout10.toml",
+        "questions_heldout11.toml",
     )
 )
 

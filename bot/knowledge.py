@@ -153,6 +153,7 @@ STOP_WORDS: frozenset[str] = (
     right now after before never ever always still again anymore all every one other here yet since until
     while through whose like really very much many lot lots thing things something anything someone anyone
     tell know make made put use used using go going try trying tried but nothing up pick happen happens happened
+    chaque chacun chacune clic clics clique cliquer cliques cliquez click clicks clicked
     """.split()
     )
     | GENERIC_WORDS
@@ -165,7 +166,8 @@ STOP_PHRASES: tuple[str, ...] = (
     "du coup",
     "est ce que", "est ce qu", "qu est ce que", "qu est ce qu", "y a t il", "il y a", "c est quoi", "ca veut dire",
     "veut dire", "en fait", "par contre", "s il vous plait", "s il te plait", "tout le temps", "au secours",
-    "je sais pas", "je ne sais pas", "a quoi sert", "a quoi servent", "marche a suivre", "de base",
+    "je sais pas", "je ne sais pas", "a quoi sert", "a quoi servent", "marche a suivre", "de base", "par erreur",
+    "par megarde",
 )
 # fmt: on
 
@@ -266,7 +268,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "secret": ("secret", "secrets", "coffre", "coffre fort", "sops"),
     "vault": ("vault", "hashicorp vault"),
     "gitlab": ("gitlab", "gitlab ci", "gitlab-ci"),
-    "github": ("github", "github actions", "gh actions"),
+    "github": ("github", "github actions", "github action", "gh actions"),
     "compte": ("compte", "comptes", "account", "accounts", "inscription", "inscrire", "keycloak"),
     "nom": (
         "nom", "noms", "nommage", "name", "naming", "renommer", "rename", "slug", "s appelle", "nomme", "nommer",
@@ -279,7 +281,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "aide": ("aide", "aider", "help", "aidez"),
     "fuite": ("fuite", "fuiter", "leak", "leaked", "expose", "exposer", "compromis", "compromise"),
     "expiration": (
-        "expiration", "expire", "expirer", "expiree", "expiry", "valable", "validite", "perime", "peremption",
+        "expiration", "expire", "expirer", "expiree", "expirent", "expirera", "expires", "expiry", "valable",
+        "validite", "perime", "peremption",
     ),
     "panne": (
         "panne", "pannes", "down", "indisponible", "indisponibles", "indisponibilite", "inaccessible", "hors service",
@@ -320,9 +323,12 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "push": ("push", "pushed", "pushes", "pousser", "pousse", "poussee", "pushe"),
     "declencher": (
         "declencher", "declenche", "declenchee", "declenchement", "starts", "started", "kick off", "part pas",
+        "lancer", "lance", "lancee", "lancement",
         "partent pas",
     ),
     "nettoyer": ("nettoyer", "nettoyage", "nettoie", "menage", "faire le menage"),
+    "manuel": ("manuel", "manuelle", "manuellement", "a la main", "manual", "manually", "by hand"),
+    "dossier": ("dossier", "dossiers", "repertoire", "repertoires", "directory", "directories", "folder", "folders"),
     "contact": ("contact", "contacts", "contacter", "s adresser", "interlocuteur", "interlocuteurs"),
     "prerequis": ("prerequis", "prerequisite", "prerequisites", "requirement", "requirements", "exigence", "exigences"),
     "horaire": ("horaire", "horaires", "hours", "opening hours"),

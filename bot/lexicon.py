@@ -50,7 +50,7 @@ ENGLISH: dict[str, str] = {
     "authentication": "authentification", "base image": "image de base", "binary": "binaire", "branch": "branche",
     "certificate": "certificat", "cert": "certificat", "config": "configuration", "contractor": "prestataire",
     "cost": "cout", "database": "base de donnees", "data": "donnees", "default": "defaut",
-    "dependency": "dependance", "directory": "dossier", "folder": "dossier", "disk": "disque", "email": "mail",
+    "dependency": "dependance", "disk": "disque", "email": "mail",
     "e mail": "mail", "error": "erreur", "external": "externe", "outside": "exterieur", "file": "fichier",
     "filesystem": "systeme de fichiers", "file system": "systeme de fichiers", "graph": "tableau de bord",
     "group": "groupe", "guide": "tutoriel", "health": "sante", "history": "historique", "hosting": "hebergement",
@@ -85,7 +85,7 @@ ENGLISH: dict[str, str] = {
     "required": "obligatoire", "mandatory": "obligatoire", "refused": "refuse", "rejected": "refuse",
     "denied": "refuse", "forbidden": "interdit", "expired": "expire", "slow": "lent", "stuck": "bloque",
     "down": "panne", "unavailable": "indisponible", "unreachable": "injoignable", "reachable": "joignable",
-    "reach": "joindre", "same": "identique", "manual": "manuel", "manually": "manuellement", "daily": "quotidien",
+    "reach": "joindre", "same": "identique", "daily": "quotidien",
     "weekly": "planifier", "every night": "toutes les nuits", "secure": "securite", "safe": "securite",
     "permanent": "definitif", "permanently": "definitivement", "undo": "annuler", "roll back": "rollback",
 }
