@@ -159,6 +159,7 @@ QUESTION_SETS = tuple(
         "questions_heldout9.toml",
         "questions_heldout10.toml",
         "questions_heldout11.toml",
+        "questions_heldout12.toml",
     )
 )
 

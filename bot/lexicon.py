@@ -79,7 +79,7 @@ ENGLISH: dict[str, str] = {
     "supplier": "prestataire", "output": "sortie", "standard output": "sortie", "snapshot": "sauvegarde",
     "delete": "supprimer", "deletion": "suppression", "removal": "suppression", "onboard": "onboarding",
     "sandbox": "bac a sable", "coverage": "couverture", "insufficient": "insuffisant", "call": "appeler",
-    "ministry": "ministere", "securely": "securite",
+    "ministry": "ministere", "securely": "securite", "kept": "conserver",
     # how things go
     "blocked": "bloque", "broken": "casse", "bad": "mauvais", "wrong": "mauvais", "missing": "manquant",
     "required": "obligatoire", "mandatory": "obligatoire", "refused": "refuse", "rejected": "refuse",
