@@ -954,6 +954,8 @@ class KnowledgeBase:
         corrected: set[str] = set()
         for word, term in analyse(truncate(question)):
             if term not in corpus.frequency and " " not in word and term not in _CANONICAL:
+                term = _base_form(word, corpus.frequency) or term
+            if term not in corpus.frequency and " " not in word and term not in _CANONICAL:
                 guess = corpus.speller.correct(word)
                 if guess == "":  # a mistyped stop word
                     continue
@@ -1061,6 +1063,31 @@ class KnowledgeBase:
             return Answer(question, False, None, (), query.terms, hits[0] if hits else None)
         related = tuple(h for h in hits[1:] if h.confidence >= RELATED_THRESHOLD)[:2]
         return Answer(question, True, hits[0], related, query.terms)
+
+
+def _base_forms(word: str) -> list[str]:
+    """What an inflected ``word`` may come from, most likely first: the French stemmer leaves the
+    third person plural alone (``echouent``, ``plantent``), English forms have no stemmer here
+    (``committed``, ``crashing``)."""
+    forms: list[str] = []
+    if len(word) > 5 and word.endswith("ent") and not word.endswith("ment"):
+        forms += [word[:-3] + "er", word[:-2]]  # échouent → échouer, plantent → plante
+    if len(word) > 4 and word.endswith("ed"):
+        forms += [word[:-2], word[:-1]] + ([word[:-3]] if word[-3] == word[-4] else [])  # committed → commit
+    if len(word) > 5 and word.endswith("ing"):
+        forms += [word[:-3], word[:-3] + "e"] + ([word[:-4]] if word[-4] == word[-5] else [])
+    if len(word) > 4 and word.endswith("s"):
+        forms += [word[:-1]] + ([word[:-2]] if word.endswith("es") else [])
+    return forms
+
+
+def _base_form(word: str, known: dict[str, int]) -> str | None:
+    """The term of the first of ``word``'s :func:`_base_forms` that the corpus knows, if any."""
+    for form in _base_forms(word):
+        for _, terms in _analyse_words([form]):
+            if terms and (terms[0] in known or terms[0] in _CANONICAL):
+                return terms[0]
+    return None
 
 
 def _in_order(signature: tuple[str, ...], said: list[str], gap: int = ERROR_GAP) -> bool:

@@ -578,3 +578,30 @@ def test_accuracy_floor(base: KnowledgeBase) -> None:
     assert results.top1_rate >= TOP1_FLOOR, results.misses
     assert results.top3_rate >= TOP3_FLOOR, results.misses
     assert results.refusal_rate >= OFFTOPIC_FLOOR, results.misses
+
+
+@pytest.mark.parametrize(
+    ("inflected", "plain"),
+    [
+        ("les builds plantent", "le build plante"),  # the French stemmer leaves -ent alone
+        ("les pipelines synchronisent plus", "le pipeline synchronise plus"),
+        ("I committed to main", "I commit to main"),  # English forms have no stemmer
+        ("the jobs are crashing", "the job crash"),
+    ],
+)
+def test_an_inflected_word_the_articles_do_not_use_is_read_as_its_base_form(
+    base: KnowledgeBase, inflected: str, plain: str
+) -> None:
+    assert base.terms(inflected) == base.terms(plain)
+
+
+def test_a_long_question_is_answered_when_an_article_covers_three_of_its_terms(base: KnowledgeBase) -> None:
+    question = "l'image officielle de postgres ne démarre pas, erreur de droits sur openshift"
+    answer = base.answer(question)
+    assert answer.known and answer.best is not None
+    assert answer.best.article.id == "contraintes-openshift"
+    assert answer.confidence < 0.45  # under the usual threshold: the three terms decided
+
+
+def test_a_question_of_another_subject_sharing_a_word_with_an_article_stays_unknown(base: KnowledgeBase) -> None:
+    assert not base.answer("quel est le code wifi du bâtiment").known
