@@ -149,7 +149,7 @@ STOP_WORDS: frozenset[str] = (
     arriver arrivent hier rien jai cest jsp get cpin cloud native pi cloudpinative com fr www http https org io
     i me our your their them they he she at on from by or if has have had been being am did done got should
     would will shall must need needs want wants whether so then than also just only about into out way
-    koi pk pq pkoi pourkoi kel kelle ke ki c ds dc pr bcp tjrs tt ptet jpp
+    koi pk pq pkoi pourkoi kel kelle ke ki c ds dc pr bcp tjrs tt ptet jpp cmt cmnt comt slt bjr dsl
     right now after before never ever always still again anymore all every one other here yet since until
     while through whose like really very much many lot lots thing things something anything someone anyone
     tell know make made put use used using go going try trying tried but nothing up pick happen happens happened
@@ -285,7 +285,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "validite", "perime", "peremption",
     ),
     "panne": (
-        "panne", "pannes", "down", "indisponible", "indisponibles", "indisponibilite", "inaccessible", "hors service",
+        "panne", "pannes", "hs", "down", "indisponible", "indisponibles", "indisponibilite", "inaccessible",
+        "hors service",
     ),
     "bloque": ("bloque", "bloquer", "bloquee", "bloques", "blocage", "blocages", "bloquant", "bloquante"),
     "max": ("max", "maximum", "maximal", "maximale", "maximaux", "maxi", "limite de taille"),
@@ -328,6 +329,10 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     ),
     "nettoyer": ("nettoyer", "nettoyage", "nettoie", "menage", "faire le menage"),
     "manuel": ("manuel", "manuelle", "manuellement", "a la main", "manual", "manually", "by hand"),
+    "difference": (
+        "difference", "differences", "different", "differente", "differents", "differentes", "vs", "versus",
+        "comparer", "comparaison",
+    ),
     "dossier": ("dossier", "dossiers", "repertoire", "repertoires", "directory", "directories", "folder", "folders"),
     "contact": ("contact", "contacts", "contacter", "s adresser", "interlocuteur", "interlocuteurs"),
     "prerequis": ("prerequis", "prerequisite", "prerequisites", "requirement", "requirements", "exigence", "exigences"),
