@@ -61,7 +61,7 @@ HOWTO_WORDS = frozenset({
     "vulnerabilite", "vulnerabilites", "imagepullbackoff", "errimagepull", "quota", "declenche", "declencher",
     "trigger", "triggered", "lance", "rollback", "revenir", "precedente", "signature", "cosign", "secret",
     "vault", "namespace", "logs", "oomkilled", "readonly", "read", "kaniko", "dockerfile", "gate", "variable",
-    "variables", "mirror", "miroir", "synchro", "synchronisation", "sync", "resync",
+    "variables", "mirror", "miroir", "synchro", "synchronisation", "sync", "resync", "scan", "scanner", "securite",
 })
 PROJECT_WORDS = frozenset({"projet", "project"})
 STATE_VERBS = frozenset({"est", "sont", "is", "are"})

@@ -179,7 +179,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "synchro": (
         "synchro", "synchros", "synchronisation", "synchroniser", "synchronise", "sync", "syncro", "synchronization",
         "synchronize", "mirror", "miroir", "mirroring", "mirrorer", "mirroir", "resynchroniser", "resync",
-        "resynchro",
+        "resynchro", "copie", "copies", "recopie", "recopier", "recopiee",
     ),
     "deploy": (
         "deploiement", "deployer", "deploye", "deploy", "deployment", "deployed", "livraison", "livrer",
@@ -190,7 +190,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "porte de qualite", "code smell", "code smells", "sonar scanner",
     ),
     "depot": (
-        "depot", "depots", "depo", "depos", "repo", "repos", "repository", "repositories", "referentiel",
+        "depot", "depots", "code source", "depo", "depos", "repo", "repos", "repository", "repositories", "referentiel",
         "repertoire git",
     ),
     "env": ("environnement", "environnements", "env", "envs", "environment", "environments"),
@@ -212,7 +212,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "dashboard": ("dashboard", "dashboards", "tableau de bord", "tableaux de bord"),
     "alerte": ("alerte", "alertes", "alert", "alerts", "alerting", "alertmanager"),
     "registry": ("registry", "registre", "registres", "harbor", "quay", "docker registry"),
-    "argocd": ("argocd", "argo", "argo cd"),
+    "argocd": ("argocd", "argo", "argo cd", "outil de deploiement"),
     "namespace": ("namespace", "namespaces", "espace de nom", "espace de noms", "espaces de noms", "ns"),
     "kubernetes": ("kubernetes", "k8s", "kube", "kubectl"),
     "openshift": ("openshift", "ocp", "okd"),
@@ -226,7 +226,10 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "signature": ("signature", "signer", "signe", "signed", "sign", "cosign", "sigstore"),
     "sauvegarde": ("sauvegarde", "sauvegardes", "sauvegarder", "backup", "backups", "dump", "pg dump"),
     "postgres": ("postgres", "postgresql", "pg", "psql", "pgsql"),
-    "bdd": ("bdd", "base de donnees", "bases de donnees", "database", "databases", "db", "sgbd", "base", "bases", "bd"),
+    "bdd": (
+        "bdd", "base de donnees", "base relationnelle", "sql", "bases de donnees", "database", "databases", "db",
+        "sgbd", "base", "bases", "bd",
+    ),
     "bouchon": ("bouchon", "bouchons", "mock", "mocks", "bouchonner", "simuler", "simulation", "stub", "stubs"),
     "prod": ("prod", "production", "prd"),
     "horsprod": ("hors prod", "hors production", "hprod", "hors-prod", "non prod", "nonprod"),
@@ -241,7 +244,9 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "plante", "planter", "crash", "casse", "rouge", "marche pas", "marche plus", "fonctionne pas",
         "fonctionne plus", "not working", "doesn t work", "does not work", "broken",
     ),
-    "verrou": ("verrou", "verrouille", "verrouiller", "verouille", "lock", "locked", "deverrouiller"),
+    "verrou": (
+        "verrou", "verrouille", "verrouiller", "verouille", "lock", "locked", "deverrouiller", "fige", "figee",
+    ),
     "reprovision": (
         "reprovisionner", "reprovisionnement", "provisionnement", "provisionner", "replay", "rejouer", "reprovision",
         "reprovisioning",
@@ -252,7 +257,10 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     ),
     "ticket": ("ticket", "tickets", "incident", "incidents", "demande de support", "signaler"),
     "support": ("support", "assistance", "serviceteam", "service team", "equipe support", "hotline"),
-    "url": ("url", "urls", "lien", "liens", "adresse", "link", "links"),
+    "url": (
+        "url", "urls", "lien", "liens", "adresse", "link", "links", "favori", "favoris", "marque page", "marque pages",
+        "bookmark", "bookmarks",
+    ),
     "variable": ("variable", "variables", "var", "vars"),
     "quota": ("quota", "quotas", "ressource", "ressources", "resource", "resources"),
     "application": (
@@ -276,7 +284,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "commande": ("commande", "commandes", "command", "commands", "slash"),
     "bot": ("bot", "chatbot", "robot conversationnel"),
     "lenteur": ("lenteur", "lenteurs", "lent", "lente", "lents", "ralenti", "ralentissement", "rame", "latence"),
-    "readonly": ("readonly", "read only", "lecture seule"),
+    "readonly": ("readonly", "read only", "lecture seule", "sans rien modifier", "en consultation"),
     "disponible": ("disponible", "disponibles", "dispo", "dispos", "disponibilite", "available"),
     "aide": ("aide", "aider", "help", "aidez"),
     "fuite": ("fuite", "fuiter", "leak", "leaked", "expose", "exposer", "compromis", "compromise"),
@@ -332,6 +340,10 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "difference": (
         "difference", "differences", "different", "differente", "differents", "differentes", "vs", "versus",
         "comparer", "comparaison",
+    ),
+    "artefact": (
+        "artefact", "artefacts", "artifact", "artifacts", "bibliotheque", "bibliotheques", "librairie", "librairies",
+        "library", "libraries", "paquet", "paquets", "package", "packages",
     ),
     "dossier": ("dossier", "dossiers", "repertoire", "repertoires", "directory", "directories", "folder", "folders"),
     "contact": ("contact", "contacts", "contacter", "s adresser", "interlocuteur", "interlocuteurs"),

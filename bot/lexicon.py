@@ -46,7 +46,7 @@ ENGLISH: dict[str, str] = {
     "ship": "livrer", "go live": "production", "unlock": "deverrouiller", "unblock": "debloquer",
     "mock": "bouchonner", "fake": "bouchonner", "rename": "renommer", "retain": "conserver",
     # what things are
-    "account": "compte", "address": "adresse", "alert": "alerte", "allowed": "autorise", "artifact": "artefact",
+    "account": "compte", "address": "adresse", "alert": "alerte", "allowed": "autorise",
     "authentication": "authentification", "base image": "image de base", "binary": "binaire", "branch": "branche",
     "certificate": "certificat", "cert": "certificat", "config": "configuration", "contractor": "prestataire",
     "cost": "cout", "database": "base de donnees", "data": "donnees", "default": "defaut",
@@ -56,7 +56,7 @@ ENGLISH: dict[str, str] = {
     "group": "groupe", "guide": "tutoriel", "health": "sante", "history": "historique", "hosting": "hebergement",
     "identifier": "identifiant", "internal": "interne", "issue": "probleme", "key": "cle", "limit": "limite",
     "memory": "memoire", "merge request": "mr", "merge": "mr", "mistake": "erreur", "name": "nom",
-    "network": "reseau", "number": "numero", "package": "paquet", "parameter": "parametre", "path": "chemin",
+    "network": "reseau", "number": "numero", "parameter": "parametre", "path": "chemin",
     "private": "prive", "quality": "qualite", "gate": "quality gate", "repo": "depot", "requirement": "prerequis",
     "result": "resultat", "rule": "regle", "security": "securite", "server": "serveur", "setting": "parametre",
     "size": "taille", "stage": "etape", "step": "etape", "state": "etat", "status": "etat", "storage": "stockage",
