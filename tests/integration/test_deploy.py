@@ -377,7 +377,7 @@ def test_argocd_states_are_shown_in_the_readers_words(
         a
         for p in channel_posts(world, "equipe-alpha")
         for a in (p.get("props") or {}).get("attachments") or []
-        if "7.0.0" in a.get("title", "")
+        if "7.0.0" in a.get("title", "") and "alpha / dev" in a.get("title", "")  # not the image's scan card
     )
     status = text_of(User(world, "carol").run("/cpn status alpha"))
     assert on_card in card["text"] and on_status in status
