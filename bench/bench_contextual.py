@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_kb import load_questions
 from bench.common import BenchError, heading, machine_line, table, verdict
 from bot.intents import DEPLOY_FAILURE, PIPELINE_FAILURE, PROJECT_STATUS
+from services.emulators.gitlab_pipelines import FAKE_TOKEN
 
 if TYPE_CHECKING:
     from bot.sandbox.world import World
@@ -49,7 +50,7 @@ TARGET = 0.90
 PROJECT, REPO, INFRA, ENV = "alpha", "api", "deploy", "dev"
 APP = f"{PROJECT}-{ENV}-{INFRA}"
 #: A secret the failing job prints: the answer must show it masked (GitLab's emulated runner logs it).
-UNMASKED = "glpat-XXXXXXXXXXXXXXXXXXXX"
+UNMASKED = FAKE_TOKEN
 
 
 @dataclass(frozen=True)

@@ -289,8 +289,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "aide": ("aide", "aider", "help", "aidez"),
     "fuite": ("fuite", "fuiter", "leak", "leaked", "expose", "exposer", "compromis", "compromise"),
     "expiration": (
-        "expiration", "expire", "expirer", "expiree", "expirent", "expirera", "expires", "expiry", "valable",
-        "validite", "perime", "peremption",
+        "expiration", "expire", "expirer", "expiree", "expirera", "expiry", "valable", "validite", "perime",
+        "peremption",
     ),
     "panne": (
         "panne", "pannes", "hs", "down", "indisponible", "indisponibles", "indisponibilite", "inaccessible",
@@ -332,8 +332,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "push": ("push", "pushed", "pushes", "pousser", "pousse", "poussee", "pushe"),
     "declencher": (
         "declencher", "declenche", "declenchee", "declenchement", "starts", "started", "kick off", "part pas",
-        "lancer", "lance", "lancee", "lancement",
-        "partent pas",
+        "partent pas", "lancer", "lance", "lancee", "lancement",
     ),
     "nettoyer": ("nettoyer", "nettoyage", "nettoie", "menage", "faire le menage"),
     "manuel": ("manuel", "manuelle", "manuellement", "a la main", "manual", "manually", "by hand"),
@@ -970,9 +969,10 @@ class KnowledgeBase:
         terms: list[str] = []
         corrected: set[str] = set()
         for word, term in analyse(truncate(question)):
-            if term not in corpus.frequency and " " not in word and term not in _CANONICAL:
-                term = _base_form(word, corpus.frequency) or term
-            if term not in corpus.frequency and " " not in word and term not in _CANONICAL:
+            unknown = term not in corpus.frequency and " " not in word and term not in _CANONICAL
+            if unknown and (base := _base_form(word, corpus.frequency)) is not None:
+                term, unknown = base, False
+            if unknown:
                 guess = corpus.speller.correct(word)
                 if guess == "":  # a mistyped stop word
                     continue
@@ -1069,7 +1069,7 @@ class KnowledgeBase:
             return True
         corpus = self._load()
         every = corpus.fields[hit.article.id][1]
-        covered = sum(1 for t in query.terms if t in every and corpus.frequency.get(t, 0) > 0)
+        covered = sum(1 for t in query.terms if t in every)  # an article's terms are known ones
         return hit.confidence >= LOW_CONFIDENCE_THRESHOLD and covered >= COVERED_TERMS
 
     def answer(self, question: str) -> Answer:

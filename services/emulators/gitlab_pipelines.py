@@ -61,8 +61,9 @@ router = Router()
 MIRROR_JOBS = [("sync", "sync")]
 BUILD_JOBS = [("test", "test"), ("sonar", "sonar"), ("build", "build"), ("trivy", "trivy"), ("push", "push")]
 ACTIVE = ("created", "pending", "running")
-# A token-shaped line the bot must mask when it relays a failed job's log (built so it is not a literal).
-FAKE_TOKEN_LINE = "Using token " + "glpat-" + "X" * 20
+# A token-shaped value the bot must mask when it relays a failed job's log (built so it is not a literal).
+FAKE_TOKEN = "glpat-" + "X" * 20
+FAKE_TOKEN_LINE = "Using token " + FAKE_TOKEN
 # When the shared fixtures are absent: a clean image report as Trivy writes it, `Results` left out
 # (omitempty in aquasecurity/trivy:pkg/types/report.go), never an empty list.
 MINIMAL_TRIVY_REPORT = {

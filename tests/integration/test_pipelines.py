@@ -19,6 +19,7 @@ import pytest
 from bot.sandbox.world import Timings, World
 from bot.workflows.naming import derive
 from services.emulators.fixtures import fixtures_dir
+from services.emulators.gitlab_pipelines import FAKE_TOKEN
 from tests.conftest import wait_for
 from tests.integration.test_results import send_sonar
 from tests.support.mattermost import User, channel_posts
@@ -381,7 +382,7 @@ def test_a_failed_build_gets_a_reply_with_the_end_of_its_log_masked(synced: Worl
     assert len(replies) == 1
     reply = replies[0]["message"]
     assert "[job #" in reply and "/-/jobs/" in reply
-    assert "glpat-XXXXXXXXXXXXXXXXXXXX" not in reply and "glpat-***" in reply
+    assert FAKE_TOKEN not in reply and "glpat-***" in reply
     assert reply.count("\n") <= 40 + 4
     failed_card = next(
         p
